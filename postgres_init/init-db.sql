@@ -1,0 +1,80 @@
+-- foodflow schema and seed menu. Idempotent: safe to run on every start (the Postgres
+-- container runs it once from /docker-entrypoint-initdb.d; `foodflow infra up` runs it always).
+
+CREATE TABLE IF NOT EXISTS inventory_items (
+    item_id     TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    price       NUMERIC(10, 2) NOT NULL CHECK (price >= 0),
+    stock       INTEGER NOT NULL CHECK (stock >= 0),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- One row per order that asked for stock: the idempotency key of reserve/commit/release.
+CREATE TABLE IF NOT EXISTS stock_reservations (
+    order_id    UUID PRIMARY KEY,
+    state       TEXT NOT NULL CHECK (state IN ('RESERVED', 'COMMITTED', 'RELEASED', 'REJECTED')),
+    items       JSONB NOT NULL,
+    detail      JSONB NOT NULL DEFAULT '{}'::jsonb,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Final state of each order, written by order_writer from `db_write_order_status`.
+CREATE TABLE IF NOT EXISTS orders (
+    order_id        UUID PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    reason          TEXT,
+    detail          TEXT,
+    version         INTEGER NOT NULL,
+    subtotal        NUMERIC(12, 2),
+    discount        NUMERIC(12, 2),
+    delivery_fee    NUMERIC(12, 2),
+    small_order_fee NUMERIC(12, 2),
+    tax             NUMERIC(12, 2),
+    total           NUMERIC(12, 2),
+    currency        TEXT,
+    promo_code      TEXT,
+    price_breakdown JSONB,
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_user_created ON orders (user_id, created_at DESC);
+
+CREATE TABLE IF NOT EXISTS order_items (
+    order_id    UUID NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
+    item_id     TEXT NOT NULL,
+    quantity    INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price  NUMERIC(10, 2) NOT NULL,
+    line_total  NUMERIC(12, 2) NOT NULL,
+    PRIMARY KEY (order_id, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS order_status_history (
+    order_id    UUID NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
+    version     INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT,
+    at          TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (order_id, version)
+);
+
+-- The seed menu. ON CONFLICT DO NOTHING keeps stock that orders have already used.
+INSERT INTO inventory_items (item_id, name, price, stock) VALUES
+    ('sushi-set',       'Sushi set (12 pieces)',       25.50, 1000),
+    ('pho-bo',          'Pho bo (beef noodle soup)',    9.00, 1000),
+    ('pad-thai',        'Pad thai',                    11.50, 1000),
+    ('banh-mi',         'Banh mi',                      7.50, 1000),
+    ('margherita',      'Pizza margherita',            10.00, 1000),
+    ('pepperoni',       'Pizza pepperoni',             12.50, 1000),
+    ('cheeseburger',    'Cheeseburger',                 9.90, 1000),
+    ('veggie-burger',   'Veggie burger',                9.50, 1000),
+    ('caesar-salad',    'Caesar salad',                 8.75, 1000),
+    ('ramen',           'Tonkotsu ramen',              13.00, 1000),
+    ('falafel-wrap',    'Falafel wrap',                 7.90, 1000),
+    ('chicken-tikka',   'Chicken tikka masala',        12.90, 1000),
+    ('gyoza',           'Gyoza (6 pieces)',             5.50, 1000),
+    ('spring-rolls',    'Spring rolls (4 pieces)',      4.50, 1000),
+    ('mango-lassi',     'Mango lassi',                  3.90, 1000),
+    ('green-tea',       'Green tea',                    2.50, 1000)
+ON CONFLICT (item_id) DO NOTHING;

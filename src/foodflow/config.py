@@ -1,0 +1,93 @@
+"""One validated settings object for every foodflow process.
+
+Values come from (highest first) environment variables, a `.env` file in the working
+directory, then the defaults below. Read it once with `get_settings()`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- infrastructure -------------------------------------------------------------------
+    state_dir: Path = Field(PROJECT_ROOT / ".state", alias="FOODFLOW_STATE_DIR")
+    kafka_host: str = Field("127.0.0.1", alias="KAFKA_HOST")
+    kafka_port: int = Field(9092, alias="KAFKA_PORT", ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT", ge=1, le=65535)
+    kafka_heap: str = Field("768m", alias="KAFKA_HEAP", pattern=r"^\d+[mg]$")
+    kafka_version: str = Field("4.1.1", alias="KAFKA_VERSION")
+    topic_partitions: int = Field(3, alias="FOODFLOW_TOPIC_PARTITIONS", ge=1, le=256)
+
+    postgres_host: str = Field("127.0.0.1", alias="POSTGRES_HOST")
+    postgres_port: int = Field(5432, alias="POSTGRES_PORT", ge=1, le=65535)
+    postgres_user: str = Field("user", alias="POSTGRES_USER", min_length=1)
+    postgres_password: str = Field("password", alias="POSTGRES_PASSWORD")
+    postgres_db: str = Field("food_delivery_db", alias="POSTGRES_DB", min_length=1)
+
+    redis_host: str = Field("127.0.0.1", alias="REDIS_HOST")
+    redis_port: int = Field(6379, alias="REDIS_PORT", ge=1, le=65535)
+
+    # --- services ---------------------------------------------------------------------------
+    service_host: str = Field("127.0.0.1", alias="FOODFLOW_SERVICE_HOST")
+    inventory_port: int = Field(8001, alias="INVENTORY_PORT")
+    pricing_port: int = Field(8002, alias="PRICING_PORT")
+    order_manager_port: int = Field(8005, alias="ORDER_MANAGER_PORT")
+    order_writer_port: int = Field(8006, alias="ORDER_WRITER_PORT")
+
+    payment_delay_seconds: float = Field(1.0, alias="PAYMENT_DELAY_SECONDS", ge=0, le=60)
+    order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
+    max_in_flight_orders: int = Field(500, alias="MAX_IN_FLIGHT_ORDERS", ge=1)
+    consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
+    http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
+    http_retries: int = Field(3, alias="HTTP_RETRIES", ge=0, le=10)
+    pricing_rules_file: Path = Field(
+        PROJECT_ROOT / "config" / "pricing_rules.json", alias="PRICING_RULES_FILE"
+    )
+    price_tolerance: Decimal = Field(Decimal("0.00"), alias="PRICE_TOLERANCE", ge=0)
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def postgres_dsn(self) -> str:
+        return (
+            f"postgresql://{self.postgres_user}:{self.postgres_password}"
+            f"@{self.postgres_host}:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.redis_host}:{self.redis_port}/0"
+
+    def service_url(self, port: int) -> str:
+        return f"http://{self.service_host}:{port}"
+
+    @property
+    def inventory_url(self) -> str:
+        return self.service_url(self.inventory_port)
+
+    @property
+    def pricing_url(self) -> str:
+        return self.service_url(self.pricing_port)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,56 @@
+"""Bodies of the inventory service's endpoints."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class StockLine(BaseModel):
+    item_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=100)
+
+
+class CheckInventoryRequest(BaseModel):
+    items: list[StockLine] = Field(min_length=1, max_length=50)
+
+
+class ItemAvailability(BaseModel):
+    item_id: str
+    requested: int
+    in_stock: int
+    available: bool
+    known: bool
+
+
+class CheckInventoryResponse(BaseModel):
+    available: bool
+    items: list[ItemAvailability]
+
+
+class ReserveRequest(BaseModel):
+    order_id: UUID
+    items: list[StockLine] = Field(min_length=1, max_length=50)
+
+
+class ReservationState(BaseModel):
+    """Outcome of reserve/commit/release; the same request twice gives the same answer."""
+
+    order_id: UUID
+    state: str  # RESERVED | COMMITTED | RELEASED | REJECTED
+    reserved: bool
+    unknown_items: list[str] = Field(default_factory=list)
+    short_items: list[str] = Field(default_factory=list)
+
+
+class OrderRef(BaseModel):
+    order_id: UUID
+
+
+class MenuItem(BaseModel):
+    item_id: str
+    name: str
+    price: Decimal
+    stock: int

@@ -1,0 +1,131 @@
+"""Order messages: what arrives on `validated_orders` and what the saga announces."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from foodflow.contracts.pricing import PriceBreakdown
+
+MAX_ITEMS_PER_ORDER = 50
+MAX_QUANTITY = 100
+ItemId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+UserId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OrderStatus(StrEnum):
+    RECEIVED = "RECEIVED"
+    PROCESSING = "PROCESSING"
+    CONFIRMED = "CONFIRMED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class FailureReason(StrEnum):
+    INVALID_ORDER = "INVALID_ORDER"
+    UNKNOWN_ITEM = "UNKNOWN_ITEM"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    INVENTORY_UNAVAILABLE = "INVENTORY_UNAVAILABLE"
+    PRICING_UNAVAILABLE = "PRICING_UNAVAILABLE"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+class OrderItemIn(BaseModel):
+    """One line of an incoming order. `price` is what the client believes; the catalogue decides."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    item_id: ItemId
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
+    price: Decimal | None = Field(default=None, ge=0, le=Decimal("100000"), allow_inf_nan=False)
+
+
+class ValidatedOrder(BaseModel):
+    """A message on `validated_orders`. `order_id` is optional: the order manager assigns one."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    order_id: UUID | None = None
+    user_id: UserId
+    items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
+    promo_code: str | None = Field(default=None, max_length=32)
+
+    @field_validator("items")
+    @classmethod
+    def _distinct_items(cls, items: list[OrderItemIn]) -> list[OrderItemIn]:
+        ids = [item.item_id for item in items]
+        if len(ids) != len(set(ids)):
+            raise ValueError("each item_id may appear only once per order")
+        return items
+
+
+class PricedItem(BaseModel):
+    item_id: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+
+
+class StatusChange(BaseModel):
+    status: OrderStatus
+    version: int
+    at: datetime
+    reason: FailureReason | None = None
+
+
+class OrderStatusUpdate(BaseModel):
+    """One transition of one order: a message on `order_status_updates`, keyed by order id.
+
+    The same JSON is the order's current state in Redis under `order_status:<order_id>`.
+    """
+
+    order_id: UUID
+    user_id: str
+    status: OrderStatus
+    version: int = Field(ge=1)
+    reason: FailureReason | None = None
+    detail: str | None = None
+    price: PriceBreakdown | None = None
+    created_at: datetime
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class OrderFinalEvent(OrderStatusUpdate):
+    """The enriched event on `db_write_order_status` once an order reaches a final state."""
+
+    items: list[PricedItem]
+    history: list[StatusChange]
+
+
+class DeadLetter(BaseModel):
+    """A message that could not be handled, with why, where it came from and when."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    error: str
+    payload: str
+    payload_base64: str | None = None
+    order_id: UUID | None = None
+    failed_at: datetime = Field(default_factory=utcnow)
+
+
+FINAL_STATUSES = frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED})
+
+
+def order_status_key(order_id: UUID | str) -> str:
+    return f"order_status:{order_id}"

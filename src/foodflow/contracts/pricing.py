@@ -1,0 +1,47 @@
+"""Bodies of the pricing service's `/calculate_price`."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+
+class PriceLineIn(BaseModel):
+    item_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1, le=100)
+    price: Decimal | None = Field(default=None, ge=0, le=Decimal("100000"), allow_inf_nan=False)
+
+
+class PriceRequest(BaseModel):
+    items: list[PriceLineIn] = Field(min_length=1, max_length=50)
+    promo_code: str | None = Field(default=None, max_length=32)
+    order_id: str | None = Field(default=None, max_length=64)
+
+
+class PriceLine(BaseModel):
+    item_id: str
+    quantity: int
+    unit_price: Decimal
+    line_total: Decimal
+    client_price: Decimal | None = None
+    price_mismatch: bool = False
+
+
+class PriceBreakdown(BaseModel):
+    """All amounts in `currency`, Decimal rounded half-up to cents."""
+
+    subtotal: Decimal
+    discount: Decimal
+    delivery_fee: Decimal
+    small_order_fee: Decimal
+    tax: Decimal
+    total: Decimal
+    currency: str = "EUR"
+    promo_code: str | None = None
+    price_mismatches: list[str] = Field(default_factory=list)
+
+
+class PriceResponse(BaseModel):
+    lines: list[PriceLine]
+    breakdown: PriceBreakdown
