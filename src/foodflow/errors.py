@@ -1,0 +1,25 @@
+"""One exception hierarchy for foodflow."""
+
+from __future__ import annotations
+
+
+class FoodflowError(Exception):
+    """Base of every error foodflow raises on purpose."""
+
+
+class InfraError(FoodflowError):
+    """A local server (Kafka, PostgreSQL, Redis) failed to start, answer or stop."""
+
+    def __init__(self, server: str, message: str, log_tail: str = "") -> None:
+        super().__init__(f"{server}: {message}")
+        self.server = server
+        self.message = message
+        self.log_tail = log_tail
+
+
+class PublishError(FoodflowError):
+    """A Kafka message was not acknowledged by the broker."""
+
+
+class ServiceUnavailable(FoodflowError):
+    """A service this one depends on did not answer in time."""
