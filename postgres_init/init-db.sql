@@ -45,8 +45,8 @@ CREATE TABLE IF NOT EXISTS order_items (
     order_id    UUID NOT NULL REFERENCES orders (order_id) ON DELETE CASCADE,
     item_id     TEXT NOT NULL,
     quantity    INTEGER NOT NULL CHECK (quantity > 0),
-    unit_price  NUMERIC(10, 2) NOT NULL,
-    line_total  NUMERIC(12, 2) NOT NULL,
+    unit_price  NUMERIC(10, 2),          -- NULL when the order failed before pricing
+    line_total  NUMERIC(12, 2),
     PRIMARY KEY (order_id, item_id)
 );
 

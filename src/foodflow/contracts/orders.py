@@ -70,10 +70,12 @@ class ValidatedOrder(BaseModel):
 
 
 class PricedItem(BaseModel):
+    """An order line as charged; prices are None when the order failed before it was priced."""
+
     item_id: str
     quantity: int
-    unit_price: Decimal
-    line_total: Decimal
+    unit_price: Decimal | None = None
+    line_total: Decimal | None = None
 
 
 class StatusChange(BaseModel):
