@@ -1,0 +1,49 @@
+# The two set-up commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+.PHONY: run test install infra-up down lint format clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip sync -q -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: start Kafka, PostgreSQL, Redis and every service, then send a demo order through it
+run: install
+	$(BIN)/foodflow up
+
+## test: install, start the infrastructure, run the whole test suite
+test: install
+	$(BIN)/foodflow infra up
+	$(BIN)/pytest
+
+infra-up: install
+	$(BIN)/foodflow infra up
+
+## down: stop the services and the infrastructure (data kept)
+down: install
+	$(BIN)/foodflow down
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: install
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+## lock: re-resolve requirements.lock after changing pyproject.toml
+lock: install
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
