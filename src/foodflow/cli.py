@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
+
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from foodflow import services, tracking
 from foodflow.config import get_settings
-from foodflow.errors import InfraError
+from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
+from foodflow.errors import FoodflowError, InfraError
 from foodflow.infra import manager
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
 app.add_typer(infra_app, name="infra")
+order_app = typer.Typer(help="Send orders and follow them.")
+app.add_typer(order_app, name="order")
 
 console = Console(soft_wrap=True)
 
@@ -27,7 +35,9 @@ def fail(exc: InfraError) -> typer.Exit:
 def _print_state(state: manager.ServerState) -> None:
     if state.running:
         verb = "started" if state.changed else "already running"
-        console.print(f"[green]✔[/] {state.name:<9} {verb:<16} {state.address:<16} log: {state.log}")
+        console.print(
+            f"[green]✔[/] {state.name:<9} {verb:<16} {state.address:<16} log: {state.log}"
+        )
     else:
         verb = "stopped" if state.changed else "was not running"
         console.print(f"[yellow]■[/] {state.name:<9} {verb}")
@@ -41,7 +51,9 @@ def infra_up() -> None:
         manager.up(settings, report=_print_state)
     except InfraError as exc:
         raise fail(exc) from None
-    console.print(f"topics ready ({settings.topic_partitions} partitions each); state in {settings.state_dir}")
+    console.print(
+        f"topics ready ({settings.topic_partitions} partitions each); state in {settings.state_dir}"
+    )
 
 
 @infra_app.command("status")
@@ -50,7 +62,9 @@ def infra_status() -> None:
     table = Table("server", "state", "address", "log")
     states = manager.status(get_settings())
     for s in states:
-        table.add_row(s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log))
+        table.add_row(
+            s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log)
+        )
     console.print(table)
     if not all(s.running for s in states):
         raise typer.Exit(3)
@@ -67,6 +81,170 @@ def infra_down(
         raise fail(exc) from None
     if wipe:
         console.print("data wiped")
+
+
+def _print_service(state: services.ServiceState) -> None:
+    if state.running:
+        verb = "started" if state.changed else "already running"
+        console.print(f"[green]✔[/] {state.name:<18} {verb:<16} {state.url:<22} log: {state.log}")
+    else:
+        verb = "stopped" if state.changed else "was not running"
+        console.print(f"[yellow]■[/] {state.name:<18} {verb}")
+
+
+def _print_update(update: OrderStatusUpdate) -> None:
+    line = (
+        f"  v{update.version} {update.updated_at:%H:%M:%S.%f}"[:-3] + f"  [bold]{update.status}[/]"
+    )
+    if update.reason:
+        line += f"  reason={update.reason} ({update.detail})"
+    if update.price is not None:
+        line += f"  total={tracking.money(update.price.total, update.price.currency)}"
+    console.print(line)
+
+
+@app.command("up")
+def up(
+    demo: bool = typer.Option(True, help="Send the seed's demo order and show its journey."),
+) -> None:
+    """Start the infrastructure and every service, then send the seed's demo order through."""
+    settings = get_settings()
+    try:
+        manager.up(settings, report=_print_state)
+        services.up(settings, report=_print_service)
+    except InfraError as exc:
+        raise fail(exc) from None
+    if not demo:
+        return
+    console.print("\nSending the seed's demo order to validated_orders:")
+    console.print(f"  {tracking.SEED_ORDER_LINE}", markup=False, highlight=False)
+    since = int(time.time() * 1000) - 1000
+    order_id = tracking.send_seed_line(settings)
+    console.print(f"order id (assigned by order_manager): [bold]{order_id}[/]")
+    _watch(order_id, since)
+    console.print(
+        "\nLook further:\n"
+        f"  foodflow order status {order_id}\n"
+        "  foodflow order send --user user-001 --item sushi-set:1 --item pho-bo:2\n"
+        f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
+        "  foodflow down    (stops everything; data kept)"
+    )
+
+
+@app.command("down")
+def down(
+    wipe: bool = typer.Option(
+        False, "--wipe", help="Also delete Kafka, PostgreSQL and Redis data."
+    ),
+) -> None:
+    """Stop every service, then the infrastructure."""
+    settings = get_settings()
+    try:
+        services.down(settings, report=_print_service)
+        manager.down(settings, wipe=wipe, report=_print_state)
+    except InfraError as exc:
+        raise fail(exc) from None
+
+
+@app.command("status")
+def status() -> None:
+    """Show the infrastructure and every service, up or down."""
+    settings = get_settings()
+    table = Table("component", "state", "address", "log")
+    for s in manager.status(settings):
+        table.add_row(
+            s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log)
+        )
+    for svc in services.status(settings):
+        table.add_row(
+            svc.name, "[green]up[/]" if svc.running else "[red]down[/]", svc.url, str(svc.log)
+        )
+    console.print(table)
+
+
+def _parse_item(text: str) -> OrderItemIn:
+    item_id, _, quantity = text.partition(":")
+    try:
+        return OrderItemIn(item_id=item_id, quantity=int(quantity or "1"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r}: expected ITEM_ID[:QUANTITY] ({exc})") from None
+
+
+def _watch(order_id: uuid.UUID, since_ms: int, timeout: float = 30.0) -> None:
+    settings = get_settings()
+    try:
+        for update in tracking.follow(settings, order_id, since_ms, timeout=timeout):
+            _print_update(update)
+    except FoodflowError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    for _ in range(50):
+        row = asyncio.run(tracking.stored_order(settings, order_id))
+        if row is not None:
+            console.print(
+                f"  persisted in PostgreSQL: orders.status={row['status']} total={row['total']}"
+            )
+            return
+        time.sleep(0.1)
+    console.print("  [yellow]not yet in PostgreSQL (is order_writer running?)[/]")
+
+
+@order_app.command("send")
+def order_send(
+    user: str = typer.Option("user-001", help="The customer's id."),
+    item: list[str] = typer.Option(..., help="ITEM_ID[:QUANTITY], repeatable."),
+    promo: str | None = typer.Option(None, help="A promo code, e.g. WELCOME5."),
+    watch: bool = typer.Option(True, help="Follow the order to its final state."),
+) -> None:
+    """Publish an order on validated_orders (and follow it)."""
+    settings = get_settings()
+    try:
+        order = ValidatedOrder(user_id=user, items=[_parse_item(i) for i in item], promo_code=promo)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    since = int(time.time() * 1000) - 1000
+    order_id = tracking.send_order(settings, order)
+    console.print(f"sent order [bold]{order_id}[/]")
+    if watch:
+        _watch(order_id, since)
+
+
+@order_app.command("status")
+def order_status(order_id: uuid.UUID) -> None:
+    """Current status from Redis; from PostgreSQL once the Redis key has expired."""
+    settings = get_settings()
+    update = tracking.redis_status(settings, order_id)
+    if update is not None:
+        console.print(f"[dim]from Redis[/]  order {order_id}  user {update.user_id}")
+        _print_update(update)
+        if update.price is not None:
+            console.print_json(update.price.model_dump_json())
+        return
+    row = asyncio.run(tracking.stored_order(settings, order_id))
+    if row is None:
+        console.print(f"[red]no order {order_id} in Redis or PostgreSQL[/]")
+        raise typer.Exit(1)
+    console.print(f"[dim]from PostgreSQL[/]  order {order_id}  user {row['user_id']}")
+    console.print(
+        f"  [bold]{row['status']}[/] v{row['version']} reason={row['reason']} total={row['total']}"
+    )
+    for h in row["history"]:  # type: ignore[attr-defined]
+        console.print(f"  v{h['version']} {h['at']:%H:%M:%S.%f} {h['status']} {h['reason'] or ''}")
+
+
+@order_app.command("watch")
+def order_watch(
+    order_id: uuid.UUID,
+    timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
+) -> None:
+    """Follow an order's status events live until it is final."""
+    current = tracking.redis_status(get_settings(), order_id)
+    since = (
+        int(current.created_at.timestamp() * 1000) - 1000
+        if current
+        else int(time.time() * 1000) - 60000
+    )
+    _watch(order_id, since, timeout)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""Composition root of the order manager: builds the real adapters, runs the consumer loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from foodflow.config import Settings
+from foodflow.contracts import topics
+from foodflow.kafka.consumer import BatchConsumer
+from foodflow.kafka.producer import EventProducer
+from foodflow.order_manager.clients import InventoryClient, PricingClient
+from foodflow.order_manager.saga import OrderSaga
+from foodflow.order_manager.service import KafkaAnnouncer, OrderIntake
+from foodflow.order_manager.status_store import RedisStatusStore
+
+log = logging.getLogger(__name__)
+CONSUMER_GROUP = "order_manager"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis_client = aioredis.from_url(settings.redis_url, socket_timeout=5)
+        inventory = InventoryClient(settings)
+        pricing = PricingClient(settings)
+        producer = EventProducer(settings)
+        await producer.start()
+        store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
+        announce = KafkaAnnouncer(producer)
+        saga = OrderSaga(
+            inventory=inventory,
+            pricing=pricing,
+            store=store,
+            announce=announce,
+            payment_delay=settings.payment_delay_seconds,
+        )
+        intake = OrderIntake(saga, producer, store, announce, settings.max_in_flight_orders)
+        consumer = BatchConsumer(
+            settings,
+            [topics.VALIDATED_ORDERS],
+            CONSUMER_GROUP,
+            intake.handle_batch,
+            batch_size=settings.consume_batch_size,
+        )
+        await consumer.start()
+        loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
+        app.state.consumer = consumer
+        app.state.consumer_task = loop_task
+        app.state.redis = redis_client
+        log.info("order_manager consuming %s as group %s", topics.VALIDATED_ORDERS, CONSUMER_GROUP)
+        try:
+            yield
+        finally:
+            # Graceful shutdown: finish the batch in hand, commit it, then close the clients.
+            await consumer.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(loop_task, timeout=30)
+            await producer.stop()
+            await inventory.aclose()
+            await pricing.aclose()
+            await redis_client.aclose()
+
+    app = FastAPI(title="foodflow order_manager", lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        """Readiness: the consumer loop runs and Redis answers."""
+        checks = {"consumer": not app.state.consumer_task.done()}
+        try:
+            checks["redis"] = bool(await app.state.redis.ping())
+        except Exception:
+            checks["redis"] = False
+        ok = all(checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,113 @@
+"""HTTP adapters for the services the saga calls: pooled keep-alive clients with retries."""
+
+from __future__ import annotations
+
+import logging
+from typing import TypeVar
+from uuid import UUID
+
+import httpx
+from pydantic import BaseModel
+
+from foodflow.config import Settings
+from foodflow.contracts.inventory import OrderRef, ReservationState, ReserveRequest, StockLine
+from foodflow.contracts.orders import ValidatedOrder
+from foodflow.contracts.pricing import PriceLineIn, PriceRequest, PriceResponse
+from foodflow.errors import FoodflowError, ServiceUnavailable
+from foodflow.retry import retry_async
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+class RequestRefused(FoodflowError):
+    """The service answered 4xx: retrying will not help."""
+
+    def __init__(self, service: str, status: int, message: str) -> None:
+        super().__init__(f"{service} refused the request ({status}): {message}")
+        self.status = status
+        self.message = message
+
+
+class ServiceClient:
+    """One pooled client per downstream service; every call idempotent and retried."""
+
+    def __init__(self, name: str, base_url: str, settings: Settings) -> None:
+        self.name = name
+        self.settings = settings
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(settings.http_timeout_seconds, connect=1.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def post(self, path: str, body: BaseModel, answer: type[M]) -> M:
+        async def attempt() -> M:
+            try:
+                response = await self._http.post(
+                    path,
+                    content=body.model_dump_json(),
+                    headers={"content-type": "application/json"},
+                )
+            except httpx.HTTPError as exc:
+                raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
+            if response.status_code >= 500:
+                raise ServiceUnavailable(f"{self.name} {path}: HTTP {response.status_code}")
+            if response.status_code >= 400:
+                raise RequestRefused(self.name, response.status_code, _detail(response))
+            return answer.model_validate_json(response.content)
+
+        return await retry_async(
+            attempt,
+            retry_on=(ServiceUnavailable,),
+            attempts=self.settings.http_retries + 1,
+            what=f"{self.name} {path}",
+        )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text[:500]
+
+
+class InventoryClient(ServiceClient):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("inventory", settings.inventory_url, settings)
+
+    async def reserve(self, order_id: UUID, order: ValidatedOrder) -> ReservationState:
+        lines = [StockLine(item_id=i.item_id, quantity=i.quantity) for i in order.items]
+        return await self.post(
+            "/reserve", ReserveRequest(order_id=order_id, items=lines), ReservationState
+        )
+
+    async def commit(self, order_id: UUID) -> ReservationState:
+        return await self.post("/commit", OrderRef(order_id=order_id), ReservationState)
+
+    async def release(self, order_id: UUID) -> ReservationState | None:
+        try:
+            return await self.post("/release", OrderRef(order_id=order_id), ReservationState)
+        except RequestRefused as exc:
+            if exc.status == 404:  # nothing was reserved: nothing to give back
+                return None
+            raise
+
+
+class PricingClient(ServiceClient):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("pricing", settings.pricing_url, settings)
+
+    async def calculate_price(self, order_id: UUID, order: ValidatedOrder) -> PriceResponse:
+        request = PriceRequest(
+            order_id=str(order_id),
+            promo_code=order.promo_code,
+            items=[
+                PriceLineIn(item_id=i.item_id, quantity=i.quantity, price=i.price)
+                for i in order.items
+            ],
+        )
+        return await self.post("/calculate_price", request, PriceResponse)

@@ -1,0 +1,132 @@
+"""The order state machine. Pure: standard library and contracts only, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from foodflow.contracts.orders import (
+    FINAL_STATUSES,
+    FailureReason,
+    OrderFinalEvent,
+    OrderStatus,
+    OrderStatusUpdate,
+    PricedItem,
+    StatusChange,
+    ValidatedOrder,
+    utcnow,
+)
+from foodflow.contracts.pricing import PriceBreakdown, PriceLine
+
+ALLOWED_TRANSITIONS: dict[OrderStatus | None, frozenset[OrderStatus]] = {
+    None: frozenset({OrderStatus.RECEIVED}),
+    OrderStatus.RECEIVED: frozenset(
+        {OrderStatus.PROCESSING, OrderStatus.FAILED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.PROCESSING: frozenset(
+        {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.CONFIRMED: frozenset(),
+    OrderStatus.FAILED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
+
+# Ids for orders that arrive without one are derived from where the message sits in the log,
+# so a redelivered message gets the same id again.
+ORDER_ID_NAMESPACE = uuid.UUID("6f1f5b8e-3c1a-4d0e-9a51-0f00df10f10a")
+
+
+def derive_order_id(topic: str, partition: int, offset: int) -> uuid.UUID:
+    return uuid.uuid5(ORDER_ID_NAMESPACE, f"{topic}/{partition}/{offset}")
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, current: OrderStatus | None, target: OrderStatus) -> None:
+        super().__init__(f"an order cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+@dataclass
+class Order:
+    """One order as the saga sees it. Every transition bumps `version` and is recorded."""
+
+    order_id: uuid.UUID
+    request: ValidatedOrder
+    created_at: datetime = field(default_factory=utcnow)
+    status: OrderStatus | None = None
+    version: int = 0
+    reason: FailureReason | None = None
+    detail: str | None = None
+    price: PriceBreakdown | None = None
+    lines: list[PriceLine] = field(default_factory=list)
+    history: list[StatusChange] = field(default_factory=list)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def transition(
+        self,
+        target: OrderStatus,
+        *,
+        reason: FailureReason | None = None,
+        detail: str | None = None,
+        at: datetime | None = None,
+    ) -> OrderStatusUpdate:
+        if target not in ALLOWED_TRANSITIONS[self.status]:
+            raise IllegalTransition(self.status, target)
+        self.status = target
+        self.version += 1
+        self.reason = reason
+        self.detail = detail
+        change = StatusChange(status=target, version=self.version, at=at or utcnow(), reason=reason)
+        self.history.append(change)
+        return self.snapshot()
+
+    def receive(self) -> OrderStatusUpdate:
+        return self.transition(OrderStatus.RECEIVED)
+
+    def start_processing(self, lines: list[PriceLine], price: PriceBreakdown) -> OrderStatusUpdate:
+        self.lines = lines
+        self.price = price
+        return self.transition(OrderStatus.PROCESSING)
+
+    def confirm(self) -> OrderStatusUpdate:
+        return self.transition(OrderStatus.CONFIRMED)
+
+    def fail(self, reason: FailureReason, detail: str | None = None) -> OrderStatusUpdate:
+        return self.transition(OrderStatus.FAILED, reason=reason, detail=detail)
+
+    def snapshot(self) -> OrderStatusUpdate:
+        assert self.status is not None, "an order has no state before it is received"
+        return OrderStatusUpdate(
+            order_id=self.order_id,
+            user_id=self.request.user_id,
+            status=self.status,
+            version=self.version,
+            reason=self.reason,
+            detail=self.detail,
+            price=self.price,
+            created_at=self.created_at,
+            updated_at=self.history[-1].at,
+        )
+
+    def final_event(self) -> OrderFinalEvent:
+        """The enriched event for `db_write_order_status`: items, unit prices, timeline."""
+        if not self.is_final:
+            raise IllegalTransition(self.status, OrderStatus.CONFIRMED)
+        priced = {line.item_id: line for line in self.lines}
+        items = [
+            PricedItem(
+                item_id=item.item_id,
+                quantity=item.quantity,
+                unit_price=priced[item.item_id].unit_price if item.item_id in priced else None,
+                line_total=priced[item.item_id].line_total if item.item_id in priced else None,
+            )
+            for item in self.request.items
+        ]
+        return OrderFinalEvent(
+            **self.snapshot().model_dump(), items=items, history=list(self.history)
+        )

@@ -1,0 +1,98 @@
+"""Turns raw `validated_orders` messages into orders, or into precise reasons for refusal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+import orjson
+from pydantic import ValidationError
+
+from foodflow.contracts.orders import (
+    FailureReason,
+    OrderFinalEvent,
+    OrderStatus,
+    StatusChange,
+    ValidatedOrder,
+    utcnow,
+)
+from foodflow.order_manager.domain import derive_order_id
+
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Accepted:
+    order_id: UUID
+    order: ValidatedOrder
+    id_assigned: bool
+
+
+@dataclass(frozen=True)
+class Rejected:
+    error: str
+    order_id: UUID | None
+    user_id: str | None
+
+
+def read_order(value: bytes | None, topic: str, partition: int, offset: int) -> Accepted | Rejected:
+    """Parse one message. Never raises: bad input becomes a `Rejected` with the reason."""
+    if not value:
+        return Rejected("empty message", None, None)
+    if len(value) > MAX_MESSAGE_BYTES:
+        return Rejected(f"message of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES}", None, None)
+    try:
+        order = ValidatedOrder.model_validate_json(value)
+    except ValidationError as exc:
+        order_id, user_id = _salvage_ids(value)
+        return Rejected(_summarise(exc), order_id, user_id)
+    if order.order_id is not None:
+        return Accepted(order.order_id, order, id_assigned=False)
+    return Accepted(derive_order_id(topic, partition, offset), order, id_assigned=True)
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "message"
+        parts.append(f"{where}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "invalid order: " + "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _salvage_ids(value: bytes) -> tuple[UUID | None, str | None]:
+    """The order id and user of a malformed order, when they can be read at all."""
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    try:
+        order_id = UUID(str(data.get("order_id")))
+    except ValueError:
+        return None, None
+    user = data.get("user_id")
+    return order_id, (user[:64] if isinstance(user, str) and user else None)
+
+
+def rejected_order_event(rejected: Rejected) -> OrderFinalEvent:
+    """FAILED/INVALID_ORDER as the one and only transition of an order that could not be read."""
+    assert rejected.order_id is not None
+    now = utcnow()
+    return OrderFinalEvent(
+        order_id=rejected.order_id,
+        user_id=rejected.user_id or "unknown",
+        status=OrderStatus.FAILED,
+        version=1,
+        reason=FailureReason.INVALID_ORDER,
+        detail=rejected.error[:1000],
+        created_at=now,
+        updated_at=now,
+        items=[],
+        history=[
+            StatusChange(
+                status=OrderStatus.FAILED, version=1, at=now, reason=FailureReason.INVALID_ORDER
+            )
+        ],
+    )

@@ -1,0 +1,106 @@
+"""The consumer side of the order manager: a batch of messages in, many orders in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from confluent_kafka import Message
+from prometheus_client import Counter, Gauge, Histogram
+
+from foodflow.contracts import topics
+from foodflow.contracts.orders import OrderFinalEvent, OrderStatusUpdate
+from foodflow.kafka.dlq import send_to_dead_letter
+from foodflow.kafka.producer import EventProducer
+from foodflow.order_manager.intake import Accepted, Rejected, read_order, rejected_order_event
+from foodflow.order_manager.saga import OrderSaga, StatusStore
+
+log = logging.getLogger(__name__)
+
+ORDERS_FINISHED = Counter(
+    "foodflow_orders_finished_total", "Orders that reached a final state", ["status", "reason"]
+)
+ORDERS_IN_FLIGHT = Gauge("foodflow_orders_in_flight", "Orders the saga is driving right now")
+ORDER_SECONDS = Histogram(
+    "foodflow_order_seconds",
+    "Time from receipt to a final state",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
+)
+DEAD_LETTERS = Counter("foodflow_dead_letters_total", "Messages sent to the dead-letter topic")
+
+
+class KafkaAnnouncer:
+    """Announces transitions: all on `order_status_updates`, finals on `db_write_order_status`."""
+
+    def __init__(self, producer: EventProducer) -> None:
+        self.producer = producer
+
+    async def __call__(self, update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
+        key = str(update.order_id)
+        sends = [self.producer.publish(topics.ORDER_STATUS_UPDATES, update, key=key)]
+        if final is not None:
+            sends.append(self.producer.publish(topics.DB_WRITE_ORDER_STATUS, final, key=key))
+            ORDERS_FINISHED.labels(final.status.value, final.reason or "").inc()
+        await asyncio.gather(*sends)
+
+
+class OrderIntake:
+    """Handles one batch from `validated_orders`; returns when every order in it is final."""
+
+    def __init__(
+        self,
+        saga: OrderSaga,
+        producer: EventProducer,
+        store: StatusStore,
+        announce: KafkaAnnouncer,
+        max_in_flight: int,
+    ) -> None:
+        self.saga = saga
+        self.producer = producer
+        self.store = store
+        self.announce = announce
+        self._slots = asyncio.Semaphore(max_in_flight)
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        seen: set[UUID] = set()
+        work = []
+        for msg in messages:
+            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+            parsed = read_order(msg.value(), topic, partition, offset)
+            if isinstance(parsed, Rejected):
+                work.append(self._reject(msg, parsed))
+                continue
+            if parsed.order_id in seen:
+                log.warning("Order %s appears twice in one batch; once is enough", parsed.order_id)
+                continue
+            seen.add(parsed.order_id)
+            work.append(self._drive(parsed))
+        await asyncio.gather(*work)
+
+    async def _drive(self, accepted: Accepted) -> None:
+        if accepted.id_assigned:
+            log.info("Assigned order id %s to an order without one", accepted.order_id)
+        async with self._slots:
+            ORDERS_IN_FLIGHT.inc()
+            try:
+                with ORDER_SECONDS.time():
+                    await self.saga.run(accepted.order_id, accepted.order)
+            finally:
+                ORDERS_IN_FLIGHT.dec()
+
+    async def _reject(self, msg: Message, rejected: Rejected) -> None:
+        log.warning(
+            "Rejected message %s/%s@%s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            rejected.error,
+        )
+        await send_to_dead_letter(self.producer, msg, rejected.error, rejected.order_id)
+        DEAD_LETTERS.inc()
+        if rejected.order_id is not None:
+            event = rejected_order_event(rejected)
+            update = OrderStatusUpdate(**event.model_dump(exclude={"items", "history"}))
+            if await self.store.save(update):
+                await self.announce(update, event)

@@ -1,0 +1,181 @@
+"""The seed's pipeline end to end, through the real Kafka, PostgreSQL, Redis and services."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import asyncpg
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from foodflow import services, tracking
+from foodflow.config import Settings
+from foodflow.contracts import topics
+from foodflow.contracts.orders import (
+    DeadLetter,
+    OrderFinalEvent,
+    OrderItemIn,
+    OrderStatusUpdate,
+    ValidatedOrder,
+)
+
+from .conftest import E2E_ENV, wait_final, wait_row
+
+pytestmark = pytest.mark.e2e
+
+
+def order_of(*items: tuple[str, int], user: str = "e2e-user") -> ValidatedOrder:
+    return ValidatedOrder(
+        order_id=uuid.uuid4(),
+        user_id=user,
+        items=[OrderItemIn(item_id=i, quantity=q) for i, q in items],
+    )
+
+
+async def stock_of(db: asyncpg.Connection, item_id: str) -> int:
+    return await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+
+
+async def test_seed_console_line_ends_confirmed_everywhere(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, tail
+) -> None:
+    statuses, finals = tail(topics.ORDER_STATUS_UPDATES), tail(topics.DB_WRITE_ORDER_STATUS)
+    sushi, pho = await stock_of(db, "sushi-set"), await stock_of(db, "pho-bo")
+
+    # Exactly what a user types into a console producer: no key, no order id.
+    order_id = await asyncio.to_thread(tracking.send_seed_line, system)
+
+    current = await wait_final(redis_client, order_id)
+    assert current.status == "CONFIRMED" and current.user_id == "user-001"
+    assert current.price is not None
+    # 43.50 subtotal, 10% over 40 → 4.35 off, 2.99 delivery, 7% tax on 42.14 → 2.95.
+    assert current.price.total == Decimal("45.09")
+    assert current.version == 3
+
+    row = await wait_row(db, order_id)
+    assert (row["status"], row["total"], row["user_id"]) == (
+        "CONFIRMED",
+        Decimal("45.09"),
+        "user-001",
+    )
+    items = await db.fetch(
+        "SELECT item_id, quantity, unit_price FROM order_items WHERE order_id=$1 ORDER BY item_id",
+        order_id,
+    )
+    assert [tuple(r) for r in items] == [
+        ("pho-bo", 2, Decimal("9.00")),
+        ("sushi-set", 1, Decimal("25.50")),
+    ]
+    history = await db.fetch(
+        "SELECT status FROM order_status_history WHERE order_id=$1 ORDER BY version", order_id
+    )
+    assert [r["status"] for r in history] == ["RECEIVED", "PROCESSING", "CONFIRMED"]
+
+    await statuses.until({str(order_id)}, 3)
+    seen = [OrderStatusUpdate.model_validate_json(v) for v in statuses.values(str(order_id))]
+    assert [(u.status, u.version) for u in seen] == [
+        ("RECEIVED", 1),
+        ("PROCESSING", 2),
+        ("CONFIRMED", 3),
+    ]
+    await finals.until({str(order_id)}, 1)
+    final = OrderFinalEvent.model_validate_json(finals.values(str(order_id))[0])
+    assert final.status == "CONFIRMED" and len(final.items) == 2 and len(final.history) == 3
+
+    # A CONFIRMED order really took the stock.
+    assert await stock_of(db, "sushi-set") == sushi - 1
+    assert await stock_of(db, "pho-bo") == pho - 2
+
+
+async def test_unknown_item_fails_with_unknown_item(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis
+) -> None:
+    order = order_of(("no-such-dish", 1), ("pho-bo", 1))
+    pho = await stock_of(db, "pho-bo")
+    await asyncio.to_thread(tracking.send_order, system, order)
+    final = await wait_final(redis_client, order.order_id)
+    assert (final.status, final.reason) == ("FAILED", "UNKNOWN_ITEM")
+    assert "no-such-dish" in (final.detail or "")
+    assert (await wait_row(db, order.order_id))["reason"] == "UNKNOWN_ITEM"
+    assert await stock_of(db, "pho-bo") == pho
+
+
+async def test_insufficient_stock_fails_and_leaves_stock_unchanged(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+) -> None:
+    item_id, _ = test_item
+    order = order_of((item_id, 11), ("pho-bo", 1))
+    pho = await stock_of(db, "pho-bo")
+    await asyncio.to_thread(tracking.send_order, system, order)
+    final = await wait_final(redis_client, order.order_id)
+    assert (final.status, final.reason) == ("FAILED", "OUT_OF_STOCK")
+    assert await stock_of(db, item_id) == 10
+    assert await stock_of(db, "pho-bo") == pho
+
+
+async def test_fifty_concurrent_orders_for_ten_in_stock(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+) -> None:
+    item_id, _ = test_item
+    orders = [order_of((item_id, 1), user=f"rush-{n}") for n in range(50)]
+    await asyncio.gather(*(asyncio.to_thread(tracking.send_order, system, o) for o in orders))
+    finals = await asyncio.gather(*(wait_final(redis_client, o.order_id) for o in orders))
+    outcomes = [(f.status, f.reason) for f in finals]
+    assert outcomes.count(("CONFIRMED", None)) == 10
+    assert outcomes.count(("FAILED", "OUT_OF_STOCK")) == 40
+    assert await stock_of(db, item_id) == 0
+    for o in orders:
+        await wait_row(db, o.order_id)
+
+
+async def test_pricing_down_fails_order_and_releases_stock(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+) -> None:
+    item_id, _ = test_item
+    pricing = services.ServiceProcess("pricing_service", system, E2E_ENV)
+    was_running = pricing.is_running()
+    await asyncio.to_thread(pricing.stop)
+    try:
+        order = order_of((item_id, 3))
+        await asyncio.to_thread(tracking.send_order, system, order)
+        final = await wait_final(redis_client, order.order_id)
+        assert (final.status, final.reason) == ("FAILED", "PRICING_UNAVAILABLE")
+        assert await stock_of(db, item_id) == 10
+        state = await db.fetchval(
+            "SELECT state FROM stock_reservations WHERE order_id=$1", order.order_id
+        )
+        assert state == "RELEASED"
+    finally:
+        if was_running:
+            await asyncio.to_thread(pricing.start)
+
+
+async def test_bad_messages_go_to_dead_letter_and_the_next_order_still_flows(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, tail
+) -> None:
+    dead = tail(topics.DEAD_LETTER)
+    bad_id = uuid.uuid4()
+    await asyncio.to_thread(tracking.publish_raw, system, b"this is not json", "garbage-key")
+    bad_order = orjson.dumps(
+        {"order_id": str(bad_id), "user_id": "u", "items": [{"item_id": "pho-bo", "quantity": -2}]}
+    )
+    await asyncio.to_thread(tracking.publish_raw, system, bad_order, str(bad_id))
+    good = order_of(("pho-bo", 1))
+    await asyncio.to_thread(tracking.send_order, system, good)
+
+    assert (await wait_final(redis_client, good.order_id)).status == "CONFIRMED"
+    failed = await wait_final(redis_client, bad_id)
+    assert (failed.status, failed.reason) == ("FAILED", "INVALID_ORDER")
+    assert "quantity" in (failed.detail or "")
+    assert (await wait_row(db, bad_id))["status"] == "FAILED"
+
+    await dead.until({str(bad_id)}, 1)
+    letters = [DeadLetter.model_validate_json(v) for vals in dead.by_key.values() for v in vals]
+    payloads = {letter.payload: letter for letter in letters}
+    assert "this is not json" in payloads
+    garbage = payloads["this is not json"]
+    assert garbage.source_topic == topics.VALIDATED_ORDERS and garbage.error
+    assert garbage.source_offset >= 0

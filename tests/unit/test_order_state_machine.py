@@ -1,0 +1,95 @@
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+
+from foodflow.contracts.orders import FailureReason, OrderStatus, ValidatedOrder
+from foodflow.contracts.pricing import PriceBreakdown, PriceLine
+from foodflow.order_manager.domain import IllegalTransition, Order, derive_order_id
+
+SEED = ValidatedOrder.model_validate(
+    {
+        "user_id": "user-001",
+        "items": [
+            {"item_id": "sushi-set", "quantity": 1, "price": 25.50},
+            {"item_id": "pho-bo", "quantity": 2, "price": 9.00},
+        ],
+    }
+)
+D = Decimal
+
+
+def _priced() -> tuple[list[PriceLine], PriceBreakdown]:
+    lines = [
+        PriceLine(item_id="sushi-set", quantity=1, unit_price=D("25.50"), line_total=D("25.50")),
+        PriceLine(item_id="pho-bo", quantity=2, unit_price=D("9.00"), line_total=D("18.00")),
+    ]
+    breakdown = PriceBreakdown(
+        subtotal=D("43.50"),
+        discount=D("4.35"),
+        delivery_fee=D("2.99"),
+        small_order_fee=D("0.00"),
+        tax=D("2.95"),
+        total=D("45.09"),
+    )
+    return lines, breakdown
+
+
+def test_happy_path_versions_increase_and_timeline_is_recorded() -> None:
+    order = Order(order_id=uuid4(), request=SEED)
+    updates = [order.receive(), order.start_processing(*_priced()), order.confirm()]
+    assert [u.status for u in updates] == [
+        OrderStatus.RECEIVED,
+        OrderStatus.PROCESSING,
+        OrderStatus.CONFIRMED,
+    ]
+    assert [u.version for u in updates] == [1, 2, 3]
+    final = order.final_event()
+    assert [h.version for h in final.history] == [1, 2, 3]
+    assert [(i.item_id, i.unit_price) for i in final.items] == [
+        ("sushi-set", D("25.50")),
+        ("pho-bo", D("9.00")),
+    ]
+    assert final.price is not None and final.price.total == D("45.09")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        [OrderStatus.PROCESSING],
+        [OrderStatus.RECEIVED, OrderStatus.CONFIRMED],
+        [OrderStatus.RECEIVED, OrderStatus.FAILED, OrderStatus.PROCESSING],
+        [OrderStatus.RECEIVED, OrderStatus.PROCESSING, OrderStatus.CONFIRMED, OrderStatus.FAILED],
+        [OrderStatus.RECEIVED, OrderStatus.RECEIVED],
+    ],
+)
+def test_illegal_transitions_are_refused_and_change_nothing(path: list[OrderStatus]) -> None:
+    order = Order(order_id=uuid4(), request=SEED)
+    *legal, illegal = path
+    for status in legal:
+        order.transition(status)
+    before = (order.status, order.version, len(order.history))
+    with pytest.raises(IllegalTransition):
+        order.transition(illegal)
+    assert (order.status, order.version, len(order.history)) == before
+
+
+def test_failed_order_carries_its_reason_and_unpriced_items() -> None:
+    order = Order(order_id=uuid4(), request=SEED)
+    order.receive()
+    update = order.fail(FailureReason.OUT_OF_STOCK, "not enough stock: pho-bo")
+    assert update.reason == FailureReason.OUT_OF_STOCK and update.is_final
+    final = order.final_event()
+    assert all(i.unit_price is None for i in final.items)
+
+
+def test_final_event_refused_before_a_final_state() -> None:
+    order = Order(order_id=uuid4(), request=SEED)
+    order.receive()
+    with pytest.raises(IllegalTransition):
+        order.final_event()
+
+
+def test_derived_order_ids_are_stable_per_log_position() -> None:
+    assert derive_order_id("validated_orders", 1, 42) == derive_order_id("validated_orders", 1, 42)
+    assert derive_order_id("validated_orders", 1, 42) != derive_order_id("validated_orders", 2, 42)
