@@ -52,7 +52,8 @@ async def test_item(db: asyncpg.Connection) -> AsyncIterator[tuple[str, Decimal]
     item_id = f"test-{uuid.uuid4().hex[:10]}"
     price = Decimal("4.20")
     await db.execute(
-        "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, 'test item', $2, 10)",
+        "INSERT INTO inventory_items (item_id, name, price, stock)"
+        " VALUES ($1, 'test item', $2, 10)",
         item_id,
         price,
     )
