@@ -1,0 +1,250 @@
+"""A consumer-group client that hands batches to a coroutine and commits after it returns.
+
+Every call on the underlying `confluent_kafka.Consumer` runs on one dedicated thread, so the
+event loop never blocks and librdkafka sees a single caller (rebalance callbacks included).
+Offsets are committed synchronously after `handle_batch` returns: at-least-once delivery, so
+handlers must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from foodflow.config import Settings
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[list[Message]], Awaitable[None]]
+T = TypeVar("T")
+
+# Backoff after a failed handle_batch, before the same messages are tried again.
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 30.0
+COMMIT_ATTEMPTS = 3
+
+
+class BatchConsumer:
+    """Consume `topics` as `group_id` in batches of up to `batch_size` messages.
+
+    `run()` loops until `stop()`: consume (at most `poll_timeout` seconds of waiting), drop
+    error events (partition EOF and the like, logged), `await handle_batch(messages)`, then
+    commit the batch's offsets. If `handle_batch` raises, nothing is committed: the consumer
+    seeks back to the batch's first offsets and retries it after a capped, jittered backoff.
+    `stop()` lets the current batch finish and commit, then leaves the group and closes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        group_id: str,
+        handle_batch: BatchHandler,
+        *,
+        batch_size: int | None = None,
+        poll_timeout: float = 1.0,
+        client_id: str | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.batch_size = batch_size or settings.consume_batch_size
+        self.poll_timeout = poll_timeout
+        self._handle_batch = handle_batch
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": group_id,
+            "client.id": client_id or f"foodflow-{group_id}-{os.getpid()}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+            "logger": logging.getLogger("foodflow.kafka.librdkafka"),
+        }
+        self._config.update(config or {})
+        self._consumer: Consumer | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._stopping = asyncio.Event()
+        self._run_finished: asyncio.Event | None = None
+        self._failures = 0
+        self.last_batch_at: float | None = None
+        """Wall-clock time (time.time()) the last batch was handled and committed."""
+        self.batches_handled = 0
+        self.messages_handled = 0
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while `run()` is looping."""
+        return self._run_finished is not None and not self._run_finished.is_set()
+
+    async def start(self) -> None:
+        """Create the client and subscribe; partitions are assigned on the first consume."""
+        if self._consumer is not None:
+            return
+        self._stopping.clear()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        self._consumer = Consumer(self._config)
+        await self._call(self._consumer.subscribe, self.topics)
+
+    async def stop(self) -> None:
+        """Finish and commit the batch in hand, leave the group, close. Safe to call twice."""
+        self._stopping.set()
+        if self._run_finished is not None:
+            await self._run_finished.wait()
+        consumer, self._consumer = self._consumer, None
+        executor, self._executor = self._executor, None
+        if consumer is not None and executor is not None:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(executor, consumer.close)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    async def run(self) -> None:
+        """Consume, handle and commit batches until `stop()` is called."""
+        await self.start()
+        if self.running:
+            raise RuntimeError("BatchConsumer.run() is already running")
+        finished = self._run_finished = asyncio.Event()
+        log.info("Consuming %s as group %s", ",".join(self.topics), self.group_id)
+        try:
+            while not self._stopping.is_set():
+                consumer = self._consumer
+                assert consumer is not None
+                polled = await self._call(consumer.consume, self.batch_size, self.poll_timeout)
+                batch = [msg for msg in polled if not _is_error(msg)]
+                if batch:
+                    await self._handle_and_commit(consumer, batch)
+        finally:
+            finished.set()
+
+    async def _handle_and_commit(self, consumer: Consumer, batch: list[Message]) -> None:
+        try:
+            await self._handle_batch(batch)
+        except Exception:
+            self._failures += 1
+            delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(self._failures, 16))
+            delay = random.uniform(delay / 2, delay)
+            log.exception(
+                "Handling a batch of %d message(s) failed (attempt %d); retrying in %.1fs",
+                len(batch),
+                self._failures,
+                delay,
+            )
+            await self._call(_seek_back, consumer, batch)
+            # Sleep, but wake at once on stop(): the batch stays uncommitted for the next owner.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+            return
+        self._failures = 0
+        await self._commit(consumer, batch)
+        self.last_batch_at = time.time()
+        self.batches_handled += 1
+        self.messages_handled += len(batch)
+
+    async def _commit(self, consumer: Consumer, batch: list[Message]) -> None:
+        offsets = next_offsets(batch)
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                await self._call(consumer.commit, offsets=offsets, asynchronous=False)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if attempt == COMMIT_ATTEMPTS or not error.retriable():
+                    # Lost the partitions (rebalance) or the broker: the next owner re-reads
+                    # this batch, which the idempotent handler absorbs.
+                    log.warning("Committing offsets failed: %s", error.str())
+                    return
+                await asyncio.sleep(0.2 * attempt)
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._executor is None:
+            raise RuntimeError("BatchConsumer is not started")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def assignment(self) -> list[TopicPartition]:
+        """The partitions currently assigned to this member."""
+        if self._consumer is None:
+            return []
+        consumer = self._consumer
+        return await self._call(consumer.assignment)
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Messages not yet consumed per assigned partition, from cached high watermarks."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+
+        def compute() -> dict[tuple[str, int], int]:
+            partitions = consumer.assignment()
+            if not partitions:
+                return {}
+            result = {}
+            for tp in consumer.position(partitions):
+                low, high = consumer.get_watermark_offsets(tp, cached=True)
+                position = tp.offset if tp.offset >= 0 else low
+                if high >= 0 and position >= 0:
+                    result[(tp.topic, tp.partition)] = max(0, high - position)
+            return result
+
+        return await self._call(compute)
+
+
+def next_offsets(batch: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit after `batch`: one past the highest offset per partition."""
+    highest: dict[tuple[str, int], int] = {}
+    for msg in batch:
+        key = (msg.topic() or "", msg.partition() or 0)
+        offset = msg.offset()
+        if offset is not None and offset >= highest.get(key, -1):
+            highest[key] = offset
+    return [TopicPartition(topic, part, offset + 1) for (topic, part), offset in highest.items()]
+
+
+def _seek_back(consumer: Consumer, batch: Sequence[Message]) -> None:
+    lowest: dict[tuple[str, int], int] = {}
+    for msg in batch:
+        key = (msg.topic() or "", msg.partition() or 0)
+        offset = msg.offset()
+        if offset is not None and offset < lowest.get(key, offset + 1):
+            lowest[key] = offset
+    for (topic, part), offset in lowest.items():
+        try:
+            consumer.seek(TopicPartition(topic, part, offset))
+        except KafkaException as exc:  # no longer assigned: the new owner starts from the commit
+            log.debug("Seek to %s[%d]@%d skipped: %s", topic, part, offset, exc)
+
+
+def _is_error(msg: Message) -> bool:
+    error = msg.error()
+    if error is None:
+        return False
+    if error.code() == KafkaError._PARTITION_EOF:
+        log.debug("Reached end of %s[%d]", msg.topic(), msg.partition())
+    elif error.fatal():
+        raise KafkaException(error)
+    else:
+        log.warning("Consumer error: %s", error.str())
+    return True
