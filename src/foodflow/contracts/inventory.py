@@ -15,6 +15,7 @@ class StockLine(BaseModel):
 
 class CheckInventoryRequest(BaseModel):
     items: list[StockLine] = Field(min_length=1, max_length=50)
+    order_id: str | None = Field(default=None, max_length=64)  # only for the log lines
 
 
 class ItemAvailability(BaseModel):

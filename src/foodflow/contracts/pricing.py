@@ -39,6 +39,7 @@ class PriceBreakdown(BaseModel):
     total: Decimal
     currency: str = "EUR"
     promo_code: str | None = None
+    promo_applied: bool = False  # False when the code is known but its min_subtotal is not met
     price_mismatches: list[str] = Field(default_factory=list)
 
 

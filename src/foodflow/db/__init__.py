@@ -1,0 +1,1 @@
+"""PostgreSQL access shared by every service: the connection pool."""

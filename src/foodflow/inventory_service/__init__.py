@@ -1,0 +1,1 @@
+"""The inventory service: catalogue, stock check, and reserve / commit / release of stock."""

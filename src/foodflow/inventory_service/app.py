@@ -1,0 +1,201 @@
+"""HTTP edge of the inventory service: request -> use case -> response."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from foodflow.config import Settings, get_settings
+from foodflow.contracts.inventory import (
+    CheckInventoryRequest,
+    CheckInventoryResponse,
+    ItemAvailability,
+    MenuItem,
+    OrderRef,
+    ReservationState,
+    ReserveRequest,
+)
+from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.inventory_service import services
+from foodflow.inventory_service.domain import (
+    InventoryError,
+    Reservation,
+    ReservationConflict,
+    ReservationNotFound,
+    ReservationStatus,
+    StockRequest,
+    check_availability,
+)
+from foodflow.inventory_service.repository import InventoryRepository
+
+log = logging.getLogger(__name__)
+
+# Most specific first: the first matching class decides the status code.
+ERROR_STATUS: tuple[tuple[type[InventoryError], int], ...] = (
+    (ReservationNotFound, status.HTTP_404_NOT_FOUND),
+    (ReservationConflict, status.HTTP_409_CONFLICT),
+    (InventoryError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+
+HOLDS_OR_HELD_STOCK = frozenset({ReservationStatus.RESERVED, ReservationStatus.COMMITTED})
+
+
+@dataclass(frozen=True)
+class InventoryContext:
+    """What the routes need, built once by the lifespan."""
+
+    pool: asyncpg.Pool
+    repository: InventoryRepository
+
+
+def get_context(request: Request) -> InventoryContext:
+    context: InventoryContext = request.app.state.inventory
+    return context
+
+
+Context = Annotated[InventoryContext, Depends(get_context)]
+
+router = APIRouter()
+
+
+def reservation_state(reservation: Reservation) -> ReservationState:
+    return ReservationState(
+        order_id=UUID(reservation.order_id),
+        state=reservation.status.value,
+        reserved=reservation.status in HOLDS_OR_HELD_STOCK,
+        unknown_items=list(reservation.unknown_items),
+        short_items=list(reservation.short_items),
+    )
+
+
+@router.post("/check_inventory", response_model=CheckInventoryResponse)
+async def check_inventory(body: CheckInventoryRequest, context: Context) -> CheckInventoryResponse:
+    """Whether each item is known and in stock now; reserves nothing."""
+    log.info("Checking inventory... order_id=%s", body.order_id)
+    request = StockRequest.from_lines((line.item_id, line.quantity) for line in body.items)
+    stock = await context.repository.stock_levels(request.quantities)
+    availability = check_availability(request, stock)
+    available = all(item.available for item in availability)
+    log.info("Available=%s order_id=%s", available, body.order_id)
+    return CheckInventoryResponse(
+        available=available,
+        items=[
+            ItemAvailability(
+                item_id=item.item_id,
+                requested=item.requested,
+                in_stock=item.in_stock,
+                available=item.available,
+                known=item.known,
+            )
+            for item in availability
+        ],
+    )
+
+
+@router.post("/reserve", response_model=ReservationState)
+async def reserve(body: ReserveRequest, context: Context) -> ReservationState:
+    """Take stock for every line of an order, or none; the same order twice gets one answer."""
+    order_id = str(body.order_id)
+    log.info("Checking inventory... order_id=%s", order_id)
+    request = StockRequest.from_lines((line.item_id, line.quantity) for line in body.items)
+    reservation = await services.reserve_stock(context.repository.unit_of_work(), order_id, request)
+    log.info(
+        "Available=%s order_id=%s state=%s",
+        reservation.status in HOLDS_OR_HELD_STOCK,
+        order_id,
+        reservation.status,
+    )
+    return reservation_state(reservation)
+
+
+@router.post("/commit", response_model=ReservationState)
+async def commit(body: OrderRef, context: Context) -> ReservationState:
+    """Make an order's reservation final; 404 without one, 409 once released."""
+    reservation = await services.commit_reservation(
+        context.repository.unit_of_work(), str(body.order_id)
+    )
+    log.info("Reservation of order %s is %s", body.order_id, reservation.status)
+    return reservation_state(reservation)
+
+
+@router.post("/release", response_model=ReservationState)
+async def release(body: OrderRef, context: Context) -> ReservationState:
+    """Give an order's reserved stock back; 404 without a reservation, 409 once committed."""
+    reservation = await services.release_reservation(
+        context.repository.unit_of_work(), str(body.order_id)
+    )
+    log.info("Reservation of order %s is %s", body.order_id, reservation.status)
+    return reservation_state(reservation)
+
+
+@router.get("/menu", response_model=list[MenuItem])
+async def menu(context: Context) -> list[MenuItem]:
+    """Every catalogue item with its price and current stock, by item id."""
+    return [
+        MenuItem(item_id=item.item_id, name=item.name, price=item.price, stock=item.stock)
+        for item in await context.repository.menu()
+    ]
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(context: Context, response: Response) -> dict[str, str]:
+    """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
+    if await database_ready(context.pool):
+        return {"status": "ready"}
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """The one place where domain and infrastructure errors become HTTP status codes."""
+
+    async def inventory_error(request: Request, exc: Exception) -> JSONResponse:
+        code = next(code for error, code in ERROR_STATUS if isinstance(exc, error))
+        return JSONResponse(
+            status_code=code, content={"detail": str(exc), "error": type(exc).__name__}
+        )
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("PostgreSQL unavailable during %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
+        )
+
+    app.add_exception_handler(InventoryError, inventory_error)
+    for error_type in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, database_unavailable)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the inventory service; its lifespan owns the database pool."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        try:
+            app.state.inventory = InventoryContext(pool=pool, repository=InventoryRepository(pool))
+            log.info("Inventory service ready")
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
+    app.include_router(router)
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,1 @@
+"""The pricing service: `/calculate_price` turns order lines into a price breakdown."""

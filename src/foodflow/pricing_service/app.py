@@ -1,0 +1,159 @@
+"""HTTP edge of the pricing service: request -> domain `price_order` -> response."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from foodflow.config import Settings, get_settings
+from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
+from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.pricing_service.catalogue import CataloguePrices
+from foodflow.pricing_service.domain import (
+    OrderLine,
+    PricingError,
+    PricingRules,
+    load_rules,
+    price_order,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PricingContext:
+    """What the routes need, built once by the lifespan."""
+
+    pool: asyncpg.Pool
+    rules: PricingRules
+    catalogue: CataloguePrices
+    price_tolerance: Decimal
+
+
+def get_context(request: Request) -> PricingContext:
+    context: PricingContext = request.app.state.pricing
+    return context
+
+
+Context = Annotated[PricingContext, Depends(get_context)]
+
+router = APIRouter()
+
+
+@router.post("/calculate_price", response_model=PriceResponse)
+async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse:
+    """Price an order at catalogue prices: subtotal, discounts, fees, tax and total."""
+    log.info("Calculating price... order_id=%s", body.order_id)
+    catalogue_prices = await context.catalogue.prices(line.item_id for line in body.items)
+    lines, breakdown = price_order(
+        [OrderLine(line.item_id, line.quantity, line.price) for line in body.items],
+        catalogue_prices,
+        context.rules,
+        body.promo_code,
+        price_tolerance=context.price_tolerance,
+    )
+    for line in lines:
+        if line.price_mismatch:
+            log.warning(
+                "Price mismatch for %s: client sent %s, catalogue price %s charged order_id=%s",
+                line.item_id,
+                line.client_price,
+                line.unit_price,
+                body.order_id,
+            )
+    log.info("Final Price=%s order_id=%s", breakdown.total, body.order_id)
+    return PriceResponse(
+        lines=[
+            PriceLine(
+                item_id=line.item_id,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+                client_price=line.client_price,
+                price_mismatch=line.price_mismatch,
+            )
+            for line in lines
+        ],
+        breakdown=PriceBreakdown(
+            subtotal=breakdown.subtotal,
+            discount=breakdown.discount,
+            delivery_fee=breakdown.delivery_fee,
+            small_order_fee=breakdown.small_order_fee,
+            tax=breakdown.tax,
+            total=breakdown.total,
+            currency=breakdown.currency,
+            promo_code=breakdown.promo_code,
+            promo_applied=breakdown.promo_applied,
+            price_mismatches=list(breakdown.price_mismatches),
+        ),
+    )
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(context: Context, response: Response) -> dict[str, str]:
+    """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
+    if await database_ready(context.pool):
+        return {"status": "ready"}
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """The one place where domain and infrastructure errors become HTTP status codes."""
+
+    async def pricing_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": str(exc), "error": type(exc).__name__},
+        )
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("PostgreSQL unavailable during %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
+        )
+
+    app.add_exception_handler(PricingError, pricing_error)
+    for error_type in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, database_unavailable)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the pricing service; its lifespan loads the rules and owns the database pool."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rules = load_rules(settings.pricing_rules_file)
+        pool = await create_pool(settings)
+        try:
+            app.state.pricing = PricingContext(
+                pool=pool,
+                rules=rules,
+                catalogue=CataloguePrices(pool),
+                price_tolerance=settings.price_tolerance,
+            )
+            log.info("Pricing service ready (rules from %s)", settings.pricing_rules_file)
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
+    app.include_router(router)
+    install_error_handlers(app)
+    return app
