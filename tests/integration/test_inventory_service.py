@@ -101,6 +101,20 @@ def reserve_body(*lines: tuple[str, int], order_id: str | None = None) -> dict[s
     }
 
 
+async def reserve_all(
+    client: httpx.AsyncClient, bodies: list[dict[str, Any]]
+) -> list[httpx.Response]:
+    """POST every body to /reserve at once and wait for all of them, even when one fails,
+    so that no request is still writing while the test cleans up."""
+    results = await asyncio.gather(
+        *(client.post("/reserve", json=body) for body in bodies), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if isinstance(result, httpx.Response)]
+
+
 async def reservation_state(pool: asyncpg.Pool, order_id: str) -> str | None:
     state: str | None = await pool.fetchval(
         "SELECT state FROM stock_reservations WHERE order_id = $1::uuid", order_id
@@ -324,9 +338,7 @@ async def test_fifty_concurrent_reserves_never_oversell(
 ) -> None:
     item = await test_items.create(stock=10)
 
-    responses = await asyncio.gather(
-        *(inventory_client.post("/reserve", json=reserve_body((item, 1))) for _ in range(50))
-    )
+    responses = await reserve_all(inventory_client, [reserve_body((item, 1)) for _ in range(50)])
 
     assert all(response.status_code == 200 for response in responses)
     states = [response.json()["state"] for response in responses]
@@ -346,9 +358,7 @@ async def test_concurrent_reserves_of_one_order_take_stock_once(
     item = await test_items.create(stock=10)
     body = reserve_body((item, 3))
 
-    responses = await asyncio.gather(
-        *(inventory_client.post("/reserve", json=body) for _ in range(10))
-    )
+    responses = await reserve_all(inventory_client, [body] * 10)
 
     assert {response.json()["state"] for response in responses} == {"RESERVED"}
     assert await test_items.stock(item) == 7
@@ -364,9 +374,7 @@ async def test_concurrent_crossing_orders_do_not_deadlock(
         reserve_body((a, 1), (b, 1)) if i % 2 else reserve_body((b, 1), (a, 1)) for i in range(40)
     ]
 
-    responses = await asyncio.gather(
-        *(inventory_client.post("/reserve", json=body) for body in bodies)
-    )
+    responses = await reserve_all(inventory_client, bodies)
 
     assert {response.json()["state"] for response in responses} == {"RESERVED"}
     assert await test_items.stock(a) == 60

@@ -1,0 +1,40 @@
+"""The shared asyncpg pool against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import socket
+from decimal import Decimal
+
+import pytest
+
+from foodflow.config import Settings
+from foodflow.db.pool import create_pool, database_ready
+
+pytestmark = pytest.mark.integration
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_pool_reads_numeric_as_decimal_and_is_ready(settings: Settings) -> None:
+    pool = await create_pool(settings, max_size=2)
+    try:
+        price = await pool.fetchval(
+            "SELECT price FROM inventory_items WHERE item_id = $1", "sushi-set"
+        )
+        assert price == Decimal("25.50")
+        assert isinstance(price, Decimal)
+        assert await database_ready(pool)
+    finally:
+        await pool.close()
+    assert not await database_ready(pool)
+
+
+async def test_connect_retry_is_bounded(settings: Settings) -> None:
+    unreachable = settings.model_copy(update={"postgres_port": closed_port()})
+    with pytest.raises(OSError):
+        await create_pool(unreachable, attempts=2)
