@@ -123,12 +123,12 @@ class BatchConsumer:
 
     async def run(self) -> None:
         """Consume, handle and commit batches until `stop()` is called."""
-        await self.start()
         if self.running:
             raise RuntimeError("BatchConsumer.run() is already running")
         finished = self._run_finished = asyncio.Event()
-        log.info("Consuming %s as group %s", ",".join(self.topics), self.group_id)
         try:
+            await self.start()
+            log.info("Consuming %s as group %s", ",".join(self.topics), self.group_id)
             while not self._stopping.is_set():
                 consumer = self._consumer
                 assert consumer is not None

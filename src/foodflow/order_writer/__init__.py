@@ -1,0 +1,1 @@
+"""The PostgreSQL writer: consumes `db_write_order_status`, keeps `orders` and its children."""

@@ -1,0 +1,128 @@
+"""The order writer's process: a FastAPI app whose lifespan owns the pool, producer and consumer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from foodflow.config import Settings
+from foodflow.contracts import topics
+from foodflow.kafka.consumer import BatchConsumer
+from foodflow.kafka.producer import EventProducer
+from foodflow.order_writer.handler import PersistFinalOrders
+from foodflow.order_writer.metrics import WriterMetrics
+from foodflow.order_writer.writer import PostgresOrderStore
+
+log = logging.getLogger(__name__)
+
+GROUP_ID = "order_writer"
+
+
+@dataclass
+class WriterRuntime:
+    pool: asyncpg.Pool
+    store: PostgresOrderStore
+    producer: EventProducer
+    consumer: BatchConsumer
+    task: asyncio.Task[None]
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    # min_size=0: the writer starts (and reports not-ready) while PostgreSQL is still down.
+    # TODO(db): use foodflow.db.pool.create_pool once that module lands.
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=0, max_size=4)
+    assert pool is not None
+    return pool
+
+
+def create_app(
+    settings: Settings,
+    *,
+    topic: str = topics.DB_WRITE_ORDER_STATUS,
+    group_id: str = GROUP_ID,
+    dead_letter_topic: str = topics.DEAD_LETTER,
+    batch_size: int | None = None,
+) -> FastAPI:
+    """The order writer app; its lifespan consumes `topic` into PostgreSQL until shutdown."""
+    metrics = WriterMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        store = PostgresOrderStore(pool)
+        producer = EventProducer(settings, client_id=f"{group_id}-dlq")
+        await producer.start()
+        handler = PersistFinalOrders(store, producer, metrics, dead_letter_topic=dead_letter_topic)
+        consumer = BatchConsumer(
+            settings, [topic], group_id, handler, batch_size=batch_size, poll_timeout=0.5
+        )
+        task = asyncio.create_task(consumer.run(), name="order-writer-consumer")
+        task.add_done_callback(_log_crash)
+        app.state.writer = WriterRuntime(pool, store, producer, consumer, task)
+        try:
+            yield
+        finally:
+            # Order matters: stop retrying PostgreSQL so the batch in hand ends (uncommitted if
+            # unwritten), let the consumer commit and leave, then drain dead letters.
+            store.abort_retries()
+            await consumer.stop()
+            with contextlib.suppress(Exception):
+                await task
+            await producer.stop()
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5.0)
+            except TimeoutError:
+                pool.terminate()
+
+    app = FastAPI(title="foodflow order writer", lifespan=lifespan)
+    app.state.metrics = metrics
+
+    @app.get("/health")
+    async def health(request: Request) -> dict[str, object]:
+        """Liveness, with when the last batch was written."""
+        runtime: WriterRuntime = request.app.state.writer
+        last = runtime.consumer.last_batch_at
+        return {
+            "status": "ok",
+            "consumer_running": runtime.consumer.running,
+            "batches": runtime.consumer.batches_handled,
+            "messages": runtime.consumer.messages_handled,
+            "last_batch_at": last,
+            "seconds_since_last_batch": None if last is None else round(time.time() - last, 3),
+        }
+
+    @app.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        """200 when PostgreSQL answers and the consumer loop runs, else 503."""
+        runtime: WriterRuntime = request.app.state.writer
+        postgres = await runtime.store.ping()
+        consumer = runtime.consumer.running
+        ok = postgres and consumer
+        return JSONResponse(
+            {"ready": ok, "postgres": postgres, "consumer": consumer},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        """Prometheus metrics: rows written, batches, dead letters, write latency, lag."""
+        runtime: WriterRuntime = request.app.state.writer
+        with contextlib.suppress(Exception):
+            metrics.consumer_lag.set(sum((await runtime.consumer.lag()).values()))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("The order writer's consumer loop stopped", exc_info=task.exception())
