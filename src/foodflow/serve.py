@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from foodflow.config import Settings, get_settings
 from foodflow.logs import configure_logging
+from foodflow.services import PORT_SETTING
 
 
 def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | None = None) -> None:
@@ -23,7 +24,7 @@ def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | N
     uvicorn.run(
         create_app(settings),
         host=settings.service_host,
-        port=port or getattr(settings, f"{service}_port"),
+        port=port or getattr(settings, PORT_SETTING[service]),
         loop=loop,
         log_config=None,
         access_log=False,

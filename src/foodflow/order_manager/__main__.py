@@ -1,4 +1,5 @@
 from foodflow.order_manager.app import create_app
 from foodflow.serve import serve
 
-serve("order_manager", create_app)
+if __name__ == "__main__":
+    serve("order_manager", create_app)

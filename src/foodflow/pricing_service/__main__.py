@@ -1,30 +1,5 @@
-"""`python -m foodflow.pricing_service`: serve the pricing service with uvicorn."""
-
-from __future__ import annotations
-
-import importlib.util
-import logging
-
-import uvicorn
-
-from foodflow.config import get_settings
 from foodflow.pricing_service.app import create_app
-
-
-def main() -> None:
-    settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.service_host,
-        port=settings.pricing_port,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        log_level=settings.log_level.lower(),
-    )
-
+from foodflow.serve import serve
 
 if __name__ == "__main__":
-    main()
+    serve("pricing_service", create_app)
