@@ -27,10 +27,12 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown
+from foodflow.errors import ServiceUnavailable
 from foodflow.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
 from foodflow.order_writer.app import WriterRuntime, create_app
+from foodflow.order_writer.writer import PostgresOrderStore
 
 pytestmark = pytest.mark.integration
 
@@ -398,3 +400,21 @@ async def test_health_and_ready_report_the_consumer(writers: WriterFactory) -> N
     health = (await writer.http.get("/health")).json()
     assert health["status"] == "ok"
     assert health["consumer_running"] is True
+
+
+async def test_writes_retry_while_postgres_is_unreachable_until_shutdown() -> None:
+    # Nothing listens on port 1: every attempt is a connection error, as when PostgreSQL is down.
+    pool = await asyncpg.create_pool("postgresql://user:password@127.0.0.1:1/x", min_size=0)
+    assert pool is not None
+    store = PostgresOrderStore(pool, base_backoff=0.01, max_backoff=0.05)
+    try:
+        write = asyncio.create_task(store.write([final_event(uuid4())]))
+        await asyncio.sleep(0.5)
+        assert not write.done()  # still retrying, not dropping the batch
+        assert store.retries >= 3
+        store.abort_retries()
+        with pytest.raises(ServiceUnavailable):
+            await write
+        assert not await store.ping()
+    finally:
+        await pool.close()

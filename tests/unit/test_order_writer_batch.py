@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -18,6 +19,7 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown
+from foodflow.kafka._logging import RepeatThrottle
 from foodflow.kafka.consumer import next_offsets
 from foodflow.kafka.dlq import dead_letter_for
 from foodflow.order_writer.writer import (
@@ -178,3 +180,17 @@ def test_dead_letter_keeps_the_exact_bytes_and_the_origin() -> None:
     assert letter.payload_base64 == "/29vcHM="
     assert letter.order_id == order_id
     assert letter.error == "invalid"
+
+
+def test_librdkafka_reconnect_noise_is_throttled() -> None:
+    throttle = RepeatThrottle(interval=60)
+
+    def record(text: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            "x", logging.ERROR, "", 0, "%s [%s] %s", ("FAIL", "rdkafka#producer-1", text), None
+        )
+
+    assert throttle.filter(record("Connect failed (after 0ms)"))
+    assert not throttle.filter(record("Connect failed (after 1ms)"))
+    other = logging.LogRecord("x", logging.ERROR, "", 0, "%s [%s] %s", ("FAIL", "c-2", "x"), None)
+    assert throttle.filter(other)

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from foodflow.contracts.topics import ALL_TOPICS
 from foodflow.errors import InfraError
+from foodflow.kafka._logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def _admin(bootstrap: str) -> AdminClient:
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
-        "logger": logging.getLogger("foodflow.kafka.librdkafka"),
+        "logger": librdkafka_logger(),
     }
     return AdminClient(config)
 

@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from foodflow.config import Settings
+from foodflow.kafka._logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class BatchConsumer:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
-            "logger": logging.getLogger("foodflow.kafka.librdkafka"),
+            "logger": librdkafka_logger(),
         }
         self._config.update(config or {})
         self._consumer: Consumer | None = None

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from foodflow.config import Settings
 from foodflow.errors import PublishError
+from foodflow.kafka._logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class EventProducer:
             "compression.type": "lz4",
             # A bounded wait for the delivery report: long enough to ride out a broker restart.
             "delivery.timeout.ms": 120_000,
-            "logger": logging.getLogger("foodflow.kafka.librdkafka"),
+            "logger": librdkafka_logger(),
         }
         if transactional_id is not None:
             self._config["transactional.id"] = transactional_id

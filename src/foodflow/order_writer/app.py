@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from foodflow.config import Settings
 from foodflow.contracts import topics
+from foodflow.db.pool import create_pool
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
 from foodflow.order_writer.handler import PersistFinalOrders
@@ -36,14 +37,6 @@ class WriterRuntime:
     task: asyncio.Task[None]
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
-    # min_size=0: the writer starts (and reports not-ready) while PostgreSQL is still down.
-    # TODO(db): use foodflow.db.pool.create_pool once that module lands.
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=0, max_size=4)
-    assert pool is not None
-    return pool
-
-
 def create_app(
     settings: Settings,
     *,
@@ -57,7 +50,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings)
+        # min_size=0: the writer starts, and says it is not ready, while PostgreSQL is down.
+        pool = await create_pool(settings, min_size=0, max_size=4)
         store = PostgresOrderStore(pool)
         producer = EventProducer(settings, client_id=f"{group_id}-dlq")
         await producer.start()
