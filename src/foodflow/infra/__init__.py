@@ -1,1 +1,1 @@
-"""Real Kafka, PostgreSQL and Redis as local processes, no Docker: `foodflow infra up|status|down`."""
+"""Real Kafka, PostgreSQL and Redis as local processes, no Docker: `foodflow infra ...`."""

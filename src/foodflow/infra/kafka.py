@@ -174,7 +174,9 @@ class KafkaServer:
         try:
             wait_for_kafka(self.settings.kafka_bootstrap, timeout=timeout)
         except Exception as exc:
-            raise InfraError(NAME, f"metadata request failed: {exc}", process.tail(self.log)) from exc
+            raise InfraError(
+                NAME, f"metadata request failed: {exc}", process.tail(self.log)
+            ) from exc
 
     def stop(self) -> bool:
         pid = process.read_pid(self.pidfile)

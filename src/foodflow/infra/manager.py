@@ -40,7 +40,9 @@ def servers(settings: Settings) -> list[Server]:
     return [PostgresServer(settings), RedisServer(settings), KafkaServer(settings)]
 
 
-def up(settings: Settings, report: Callable[[ServerState], None] = lambda s: None) -> list[ServerState]:
+def up(
+    settings: Settings, report: Callable[[ServerState], None] = lambda s: None
+) -> list[ServerState]:
     """Start whatever is not running, wait until each answers, create the topics."""
     states = []
     for server in servers(settings):
@@ -62,7 +64,10 @@ def status(settings: Settings) -> list[ServerState]:
 
 
 def down(
-    settings: Settings, *, wipe: bool = False, report: Callable[[ServerState], None] = lambda s: None
+    settings: Settings,
+    *,
+    wipe: bool = False,
+    report: Callable[[ServerState], None] = lambda s: None,
 ) -> None:
     """Stop in reverse order (Kafka first); with `wipe`, delete their data too."""
     for server in reversed(servers(settings)):

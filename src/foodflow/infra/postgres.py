@@ -154,10 +154,14 @@ class PostgresServer:
             password=s.postgres_password, database="postgres", timeout=10,
         )  # fmt: skip
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", s.postgres_db)
+            exists = await conn.fetchval(
+                "SELECT 1 FROM pg_database WHERE datname = $1", s.postgres_db
+            )
             if not exists:
                 # Identifiers cannot be parameters; quote_ident-equivalent via format('%I').
-                stmt = await conn.fetchval("SELECT format('CREATE DATABASE %I', $1::text)", s.postgres_db)
+                stmt = await conn.fetchval(
+                    "SELECT format('CREATE DATABASE %I', $1::text)", s.postgres_db
+                )
                 await conn.execute(stmt)
         finally:
             await conn.close()
