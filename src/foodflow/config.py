@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     pricing_port: int = Field(8002, alias="PRICING_PORT")
     order_manager_port: int = Field(8005, alias="ORDER_MANAGER_PORT")
     order_writer_port: int = Field(8006, alias="ORDER_WRITER_PORT")
+    # Full base URLs of the called services, for when they are not all on FOODFLOW_SERVICE_HOST
+    # (Docker Compose: one host per service). Unset: service_url(port).
+    inventory_url_override: str | None = Field(None, alias="INVENTORY_URL")
+    pricing_url_override: str | None = Field(None, alias="PRICING_URL")
 
     payment_delay_seconds: float = Field(1.0, alias="PAYMENT_DELAY_SECONDS", ge=0, le=60)
     order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
@@ -81,11 +85,11 @@ class Settings(BaseSettings):
 
     @property
     def inventory_url(self) -> str:
-        return self.service_url(self.inventory_port)
+        return self.inventory_url_override or self.service_url(self.inventory_port)
 
     @property
     def pricing_url(self) -> str:
-        return self.service_url(self.pricing_port)
+        return self.pricing_url_override or self.service_url(self.pricing_port)
 
 
 @lru_cache

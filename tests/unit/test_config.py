@@ -43,3 +43,24 @@ def test_invalid_values_are_refused_with_the_field_named(monkeypatch: pytest.Mon
     monkeypatch.setenv("FOODFLOW_TOPIC_PARTITIONS", "0")
     with pytest.raises(ValueError, match="FOODFLOW_TOPIC_PARTITIONS"):
         Settings()
+
+
+def test_service_urls_default_to_the_service_host_and_can_be_overridden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for var in ("INVENTORY_URL", "PRICING_URL", "FOODFLOW_SERVICE_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("INVENTORY_PORT", "8001")
+    monkeypatch.setenv("PRICING_PORT", "8002")
+    s = Settings()
+    assert s.inventory_url == "http://127.0.0.1:8001"
+    assert s.pricing_url == "http://127.0.0.1:8002"
+
+    monkeypatch.setenv("FOODFLOW_SERVICE_HOST", "0.0.0.0")
+    monkeypatch.setenv("INVENTORY_URL", "http://inventory_service:8001")
+    monkeypatch.setenv("PRICING_URL", "http://pricing_service:8002")
+    s = Settings()
+    assert s.inventory_url == "http://inventory_service:8001"
+    assert s.pricing_url == "http://pricing_service:8002"
+    assert s.service_host == "0.0.0.0"
