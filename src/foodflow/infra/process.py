@@ -163,6 +163,7 @@ def ensure_tool(tool: str, *, server: str, find: Callable[[], str | None] | None
             f"'{tool}' is not installed",
             f"Install it first, e.g.: sudo apt-get install -y {package}",
         )
+    print(f"{server}: '{tool}' is missing; installing Debian's {package} with apt-get…", flush=True)
     apt_install([package], server=server)
     found = locate()
     if not found:
