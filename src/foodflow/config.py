@@ -9,6 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,7 @@ class Settings(BaseSettings):
     pricing_port: int = Field(8002, alias="PRICING_PORT")
     order_manager_port: int = Field(8005, alias="ORDER_MANAGER_PORT")
     order_writer_port: int = Field(8006, alias="ORDER_WRITER_PORT")
+    gateway_port: int = Field(8000, alias="GATEWAY_PORT")
     # Full base URLs of the called services, for when they are not all on FOODFLOW_SERVICE_HOST
     # (Docker Compose: one host per service). Unset: service_url(port).
     inventory_url_override: str | None = Field(None, alias="INVENTORY_URL")
@@ -53,6 +55,12 @@ class Settings(BaseSettings):
     payment_delay_seconds: float = Field(1.0, alias="PAYMENT_DELAY_SECONDS", ge=0, le=60)
     order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
     max_in_flight_orders: int = Field(500, alias="MAX_IN_FLIGHT_ORDERS", ge=1)
+    order_timeout_seconds: float = Field(30.0, alias="ORDER_TIMEOUT_SECONDS", gt=0)
+    # Orders still not final this long after they arrived are re-driven by the sweeper.
+    stuck_order_after_seconds: float = Field(90.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
+    sweep_interval_seconds: float = Field(10.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
+    # A reservation neither committed nor released this long is given back by inventory.
+    reservation_ttl_seconds: float = Field(120.0, alias="RESERVATION_TTL_SECONDS", gt=0)
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     http_retries: int = Field(3, alias="HTTP_RETRIES", ge=0, le=10)
@@ -61,6 +69,8 @@ class Settings(BaseSettings):
     )
     price_tolerance: Decimal = Field(Decimal("0.00"), alias="PRICE_TOLERANCE", ge=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    # json: one JSON object per line (services started by `foodflow up`); console: for people.
+    log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -13,6 +13,7 @@ from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceResponse
 from foodflow.errors import ServiceUnavailable
 from foodflow.order_manager.clients import RequestRefused
 from foodflow.order_manager.saga import OrderSaga
+from foodflow.order_manager.status_store import SaveOutcome
 
 ORDER = ValidatedOrder.model_validate(
     {"user_id": "u-1", "items": [{"item_id": "pho-bo", "quantity": 2}]}
@@ -73,15 +74,35 @@ class FakePricing:
 
 
 class FakeStore:
+    """The version guard of the Redis store, in a dict."""
+
     def __init__(self) -> None:
         self.saved: dict[UUID, OrderStatusUpdate] = {}
+        self.finals: dict[UUID, OrderFinalEvent] = {}
 
-    async def save(self, update: OrderStatusUpdate) -> bool:
+    async def save(
+        self,
+        update: OrderStatusUpdate,
+        final: OrderFinalEvent | None = None,
+        request: ValidatedOrder | None = None,
+    ) -> SaveOutcome:
+        stored = self.saved.get(update.order_id)
+        if stored is not None and stored.version > update.version:
+            return SaveOutcome.ALREADY_THERE
+        if stored is not None and stored.version == update.version:
+            if stored.status == update.status:
+                return SaveOutcome.ALREADY_THERE
+            return SaveOutcome.CONFLICT
         self.saved[update.order_id] = update
-        return True
+        if final is not None:
+            self.finals[update.order_id] = final
+        return SaveOutcome.WRITTEN
 
     async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None:
         return self.saved.get(UUID(str(order_id)))
+
+    async def load_final(self, order_id: UUID | str) -> OrderFinalEvent | None:
+        return self.finals.get(UUID(str(order_id)))
 
 
 class Recorder:
@@ -99,8 +120,10 @@ async def no_sleep(_: float) -> None:
     return None
 
 
-def saga(inventory: FakeInventory, pricing: FakePricing) -> tuple[OrderSaga, Recorder, FakeStore]:
-    recorder, store = Recorder(), FakeStore()
+def saga(
+    inventory: FakeInventory, pricing: FakePricing, sleep=no_sleep, store: FakeStore | None = None
+) -> tuple[OrderSaga, Recorder, FakeStore]:
+    recorder, store = Recorder(), store or FakeStore()
     return (
         OrderSaga(
             inventory=inventory,
@@ -108,7 +131,8 @@ def saga(inventory: FakeInventory, pricing: FakePricing) -> tuple[OrderSaga, Rec
             store=store,
             announce=recorder,
             payment_delay=1.0,
-            sleep=no_sleep,
+            order_timeout=0.5,
+            sleep=sleep,
         ),
         recorder,
         store,
@@ -148,11 +172,64 @@ async def test_failures_end_failed_with_reason_and_give_stock_back(
     assert len(recorder.finals) == 1
 
 
-async def test_an_order_already_final_is_not_driven_again() -> None:
+async def test_a_redelivered_final_order_is_announced_again_not_driven_again() -> None:
     inventory = FakeInventory()
     s, recorder, _ = saga(inventory, FakePricing())
     order_id = uuid4()
     await s.run(order_id, ORDER)
     await s.run(order_id, ORDER)
-    assert len(recorder.finals) == 1
     assert inventory.calls == ["reserve", "commit"]
+    # The same final event twice (a crash may have come between Redis and Kafka): same version.
+    assert [(f.status, f.version) for f in recorder.finals] == [("CONFIRMED", 3), ("CONFIRMED", 3)]
+    assert recorder.finals[0] == recorder.finals[1]
+
+
+async def test_an_interrupted_order_replays_with_the_same_versions() -> None:
+    store = FakeStore()
+    first, _, _ = saga(FakeInventory(), FakePricing(), store=store)
+    order_id = uuid4()
+    order = await first.run(order_id, ORDER)
+    assert order is not None
+    # Forget the final state, as if the process died after PROCESSING was stored.
+    store.finals.clear()
+    store.saved[order_id] = store.saved[order_id].model_copy(
+        update={"status": "PROCESSING", "version": 2}
+    )
+    inventory = FakeInventory()
+    second, recorder, _ = saga(inventory, FakePricing(), store=store)
+    await second.run(order_id, ORDER)
+    assert [(u.status, u.version) for u in recorder.updates] == [
+        ("RECEIVED", 1),
+        ("PROCESSING", 2),
+        ("CONFIRMED", 3),
+    ]
+    assert store.saved[order_id].status == "CONFIRMED"
+
+
+async def test_a_hanging_step_times_out_releases_stock_and_fails_the_order() -> None:
+    import asyncio
+
+    async def hang(_: float) -> None:
+        await asyncio.sleep(10)
+
+    inventory = FakeInventory()
+    s, recorder, _ = saga(inventory, FakePricing(), sleep=hang)
+    await s.run(uuid4(), ORDER)
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
+    assert recorder.updates[-1].reason == "TIMED_OUT"
+    assert inventory.calls == ["reserve", "release"]
+
+
+async def test_a_saga_stops_when_another_holds_the_order() -> None:
+    store = FakeStore()
+    order_id = uuid4()
+    s, recorder, _ = saga(FakeInventory(), FakePricing(), store=store)
+    # A sweeper already failed this order at version 2.
+    await store.save(
+        OrderStatusUpdate(
+            order_id=order_id, user_id="u-1", status="FAILED", version=2,
+            reason="TIMED_OUT", created_at="2026-01-01T00:00:00Z",
+        )
+    )  # fmt: skip
+    assert await s.run(order_id, ORDER) is None
+    assert [u.status for u in recorder.updates] == ["RECEIVED"]

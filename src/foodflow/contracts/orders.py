@@ -112,6 +112,10 @@ class OrderFinalEvent(OrderStatusUpdate):
     items: list[PricedItem]
     history: list[StatusChange]
 
+    def status_update(self) -> OrderStatusUpdate:
+        """The plain status event of this final state."""
+        return OrderStatusUpdate.model_validate(self.model_dump(exclude={"items", "history"}))
+
 
 class DeadLetter(BaseModel):
     """A message that could not be handled, with why, where it came from and when."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,6 +36,7 @@ from foodflow.inventory_service.domain import (
     check_availability,
 )
 from foodflow.inventory_service.repository import InventoryRepository
+from foodflow.inventory_service.sweeper import ReservationSweeper
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +190,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
+        repository = InventoryRepository(pool)
+        sweeper = ReservationSweeper(
+            repository,
+            ttl=settings.reservation_ttl_seconds,
+            interval=settings.sweep_interval_seconds,
+        )
+        sweep_task = asyncio.create_task(sweeper.run(), name="reservation sweeper")
         try:
-            app.state.inventory = InventoryContext(pool=pool, repository=InventoryRepository(pool))
+            app.state.inventory = InventoryContext(pool=pool, repository=repository)
             log.info("Inventory service ready")
             yield
         finally:
+            sweeper.stop()
+            await sweep_task
             await pool.close()
 
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)

@@ -172,6 +172,16 @@ class InventoryRepository:
         )
         return {row["item_id"]: row["stock"] for row in rows}
 
+    async def expired_reservations(self, older_than_seconds: float, limit: int = 200) -> list[str]:
+        """Orders whose stock has been RESERVED longer than any live saga takes."""
+        rows = await self._pool.fetch(
+            "SELECT order_id FROM stock_reservations WHERE state = 'RESERVED'"
+            " AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
+            older_than_seconds,
+            limit,
+        )
+        return [str(row["order_id"]) for row in rows]
+
     async def menu(self) -> list[CatalogueItem]:
         rows = await self._pool.fetch(
             "SELECT item_id, name, price, stock FROM inventory_items ORDER BY item_id"

@@ -20,6 +20,7 @@ from foodflow.order_manager.clients import InventoryClient, PricingClient
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.order_manager.service import KafkaAnnouncer, OrderIntake
 from foodflow.order_manager.status_store import RedisStatusStore
+from foodflow.order_manager.sweeper import StuckOrderSweeper
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "order_manager"
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
             store=store,
             announce=announce,
             payment_delay=settings.payment_delay_seconds,
+            order_timeout=settings.order_timeout_seconds,
         )
         intake = OrderIntake(saga, producer, store, announce, settings.max_in_flight_orders)
         consumer = BatchConsumer(
@@ -50,8 +52,15 @@ def create_app(settings: Settings) -> FastAPI:
             intake.handle_batch,
             batch_size=settings.consume_batch_size,
         )
+        sweeper = StuckOrderSweeper(
+            saga,
+            store,
+            interval=settings.sweep_interval_seconds,
+            stuck_after=settings.stuck_order_after_seconds,
+        )
         await consumer.start()
         loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
+        sweep_task = asyncio.create_task(sweeper.run(), name="stuck order sweeper")
         app.state.consumer = consumer
         app.state.consumer_task = loop_task
         app.state.redis = redis_client
@@ -60,9 +69,10 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             # Graceful shutdown: finish the batch in hand, commit it, then close the clients.
+            sweeper.stop()
             await consumer.stop()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(loop_task, timeout=30)
+                await asyncio.wait_for(asyncio.gather(loop_task, sweep_task), timeout=30)
             await producer.stop()
             await inventory.aclose()
             await pricing.aclose()

@@ -44,7 +44,9 @@ class ServiceClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def post(self, path: str, body: BaseModel, answer: type[M]) -> M:
+    async def post(
+        self, path: str, body: BaseModel, answer: type[M], *, attempts: int | None = None
+    ) -> M:
         async def attempt() -> M:
             try:
                 response = await self._http.post(
@@ -63,7 +65,7 @@ class ServiceClient:
         return await retry_async(
             attempt,
             retry_on=(ServiceUnavailable,),
-            attempts=self.settings.http_retries + 1,
+            attempts=attempts or self.settings.http_retries + 1,
             what=f"{self.name} {path}",
         )
 
@@ -73,6 +75,10 @@ def _detail(response: httpx.Response) -> str:
         return str(response.json().get("detail", response.text))
     except ValueError:
         return response.text[:500]
+
+
+# Giving stock back or making it final must outlast a restart of the inventory service.
+COMPENSATION_ATTEMPTS = 10
 
 
 class InventoryClient(ServiceClient):
@@ -86,11 +92,18 @@ class InventoryClient(ServiceClient):
         )
 
     async def commit(self, order_id: UUID) -> ReservationState:
-        return await self.post("/commit", OrderRef(order_id=order_id), ReservationState)
+        return await self.post(
+            "/commit", OrderRef(order_id=order_id), ReservationState, attempts=COMPENSATION_ATTEMPTS
+        )
 
     async def release(self, order_id: UUID) -> ReservationState | None:
         try:
-            return await self.post("/release", OrderRef(order_id=order_id), ReservationState)
+            return await self.post(
+                "/release",
+                OrderRef(order_id=order_id),
+                ReservationState,
+                attempts=COMPENSATION_ATTEMPTS,
+            )
         except RequestRefused as exc:
             if exc.status == 404:  # nothing was reserved: nothing to give back
                 return None

@@ -19,6 +19,7 @@ from foodflow.contracts.pricing import PriceResponse
 from foodflow.errors import ServiceUnavailable
 from foodflow.order_manager.clients import RequestRefused
 from foodflow.order_manager.domain import Order
+from foodflow.order_manager.status_store import SaveOutcome
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,18 @@ class Pricing(Protocol):
 
 
 class StatusStore(Protocol):
-    async def save(self, update: OrderStatusUpdate) -> bool: ...
+    async def save(
+        self,
+        update: OrderStatusUpdate,
+        final: OrderFinalEvent | None = None,
+        request: ValidatedOrder | None = None,
+    ) -> SaveOutcome: ...
     async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None: ...
+    async def load_final(self, order_id: UUID | str) -> OrderFinalEvent | None: ...
+
+
+class OrderTakenOver(Exception):
+    """Another saga (a sweeper, another instance) stored a different status at this version."""
 
 
 class Announcer(Protocol):
@@ -53,6 +64,7 @@ class OrderSaga:
         store: StatusStore,
         announce: Announcer,
         payment_delay: float,
+        order_timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.inventory = inventory
@@ -60,11 +72,18 @@ class OrderSaga:
         self.store = store
         self.announce = announce
         self.payment_delay = payment_delay
+        self.order_timeout = order_timeout
         self.sleep = sleep
 
     async def _record(self, order: Order, update: OrderStatusUpdate) -> None:
-        await self.store.save(update)
-        await self.announce(update, order.final_event() if order.is_final else None)
+        """Redis first, then Kafka. A crash in between is repaired on redelivery: the stored
+        state is announced again (same versions, so consumers see no new event)."""
+        final = order.final_event() if order.is_final else None
+        first = update.version == 1
+        outcome = await self.store.save(update, final, order.request if first else None)
+        if outcome is SaveOutcome.CONFLICT:
+            raise OrderTakenOver(f"order {order.order_id} v{update.version} is held by another")
+        await self.announce(update, final)
 
     async def _fail(self, order: Order, reason: FailureReason, detail: str) -> Order:
         log.warning("Order %s FAILED reason=%s: %s", order.order_id, reason, detail)
@@ -79,12 +98,39 @@ class OrderSaga:
             log.error("Order %s: releasing stock failed: %s", order.order_id, exc)
 
     async def run(self, order_id: UUID, request: ValidatedOrder) -> Order | None:
-        """Take one order to a final state. A redelivered, already final order is left alone."""
-        existing = await self.store.load(order_id)
-        if existing is not None and existing.is_final:
-            log.info("Order %s is already %s; redelivery ignored", order_id, existing.status)
+        """Take one order to a final state, within `order_timeout` seconds.
+
+        Every step is idempotent and every version deterministic, so running an order again
+        (a redelivery, a sweep after a crash) replays what was done and finishes the rest.
+        An order already final is announced again, not driven again.
+        """
+        done = await self.store.load_final(order_id)
+        if done is not None:
+            log.info("Order %s is already %s; announcing it again", order_id, done.status)
+            await self.announce(done.status_update(), done)
             return None
         order = Order(order_id=order_id, request=request)
+        try:
+            async with asyncio.timeout(self.order_timeout):
+                return await self._drive(order)
+        except OrderTakenOver as exc:
+            log.warning("Order %s: %s; this saga stops", order_id, exc)
+            return None
+        except TimeoutError:
+            if order.is_final:  # timed out while announcing: the final state stands
+                await self._record_again(order)
+                return order
+            await self._release(order)
+            detail = f"not final within {self.order_timeout:.0f}s"
+            return await self._fail(order, FailureReason.TIMED_OUT, detail)
+
+    async def _record_again(self, order: Order) -> None:
+        update, final = order.snapshot(), order.final_event()
+        await self.store.save(update, final)
+        await self.announce(update, final)
+
+    async def _drive(self, order: Order) -> Order:
+        order_id, request = order.order_id, order.request
         log.info("Received validated order %s from %s", order_id, request.user_id)
         await self._record(order, order.receive())
 
@@ -101,8 +147,12 @@ class OrderSaga:
             if reservation.unknown_items:
                 detail = "unknown items: " + ", ".join(reservation.unknown_items)
                 return await self._fail(order, FailureReason.UNKNOWN_ITEM, detail)
-            detail = "not enough stock: " + ", ".join(reservation.short_items)
-            return await self._fail(order, FailureReason.OUT_OF_STOCK, detail)
+            if reservation.short_items:
+                detail = "not enough stock: " + ", ".join(reservation.short_items)
+                return await self._fail(order, FailureReason.OUT_OF_STOCK, detail)
+            # A replay finding its reservation already given back (a timeout or sweep did it).
+            detail = f"stock reservation is {reservation.state}"
+            return await self._fail(order, FailureReason.TIMED_OUT, detail)
 
         log.info("Calculating price... order %s", order_id)
         try:

@@ -15,6 +15,7 @@ from foodflow.kafka.dlq import send_to_dead_letter
 from foodflow.kafka.producer import EventProducer
 from foodflow.order_manager.intake import Accepted, Rejected, read_order, rejected_order_event
 from foodflow.order_manager.saga import OrderSaga, StatusStore
+from foodflow.order_manager.status_store import SaveOutcome
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,12 @@ class OrderIntake:
                 continue
             seen.add(parsed.order_id)
             work.append(self._drive(parsed))
-        await asyncio.gather(*work)
+        # Every order of the batch runs to its end before any failure is raised: the batch is
+        # then handed back whole (offsets uncommitted) and its orders replay idempotently.
+        outcomes = await asyncio.gather(*work, return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
 
     async def _drive(self, accepted: Accepted) -> None:
         if accepted.id_assigned:
@@ -101,6 +107,13 @@ class OrderIntake:
         DEAD_LETTERS.inc()
         if rejected.order_id is not None:
             event = rejected_order_event(rejected)
-            update = OrderStatusUpdate(**event.model_dump(exclude={"items", "history"}))
-            if await self.store.save(update):
+            update = event.status_update()
+            # Announced when stored now, or again when an earlier delivery of this very message
+            # stored it; never over an order of the same id that a valid message drives.
+            outcome = await self.store.save(update, event)
+            if outcome is SaveOutcome.ALREADY_THERE:
+                stored = await self.store.load_final(update.order_id)
+                if stored is not None and stored.version == 1 and stored.reason == event.reason:
+                    await self.announce(stored.status_update(), stored)
+            elif outcome is SaveOutcome.WRITTEN:
                 await self.announce(update, event)

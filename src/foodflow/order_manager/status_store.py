@@ -1,26 +1,66 @@
-"""The current status of each order in Redis, under `order_status:<order_id>`, with a TTL."""
+"""The current status of each order in Redis, under `order_status:<order_id>`, with a TTL.
+
+Beside it, for orders not yet final: the original request (`order_request:<order_id>`) and a
+sorted set of their ids by age (`orders_in_flight`), so a sweeper can find and finish orders
+whose saga died with its process.
+"""
 
 from __future__ import annotations
 
+import time
+from enum import IntEnum
 from uuid import UUID
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from foodflow.contracts.orders import OrderStatusUpdate, order_status_key
+from foodflow.contracts.orders import (
+    OrderFinalEvent,
+    OrderStatusUpdate,
+    ValidatedOrder,
+    order_status_key,
+)
 from foodflow.retry import retry_async
 
-# Write only if the stored version is older: a replayed or late update never rolls a status back.
-_SET_IF_NEWER = """
+IN_FLIGHT_KEY = "orders_in_flight"
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+
+
+def order_request_key(order_id: UUID | str) -> str:
+    return f"order_request:{order_id}"
+
+
+class SaveOutcome(IntEnum):
+    CONFLICT = -1  # another status holds this version: someone else drives the order
+    ALREADY_THERE = 0  # this very transition (or a later one) is stored: a replay
+    WRITTEN = 1
+
+
+# One round trip per transition: the version guard, the status, the in-flight index and (on
+# RECEIVED) the request, all or nothing.
+_SAVE = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
-  if ok and tonumber(decoded['version']) and tonumber(decoded['version']) >= tonumber(ARGV[2]) then
-    return 0
+  if ok and tonumber(decoded['version']) then
+    local stored = tonumber(decoded['version'])
+    local incoming = tonumber(ARGV[2])
+    if stored > incoming then return 0 end
+    if stored == incoming then
+      if decoded['status'] == ARGV[4] then return 0 end
+      return -1
+    end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[6])
+  redis.call('DEL', KEYS[3])
+else
+  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
+  if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8], 'EX', ARGV[3]) end
+end
 return 1
 """
 
@@ -29,25 +69,72 @@ class RedisStatusStore:
     def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl = ttl_seconds
-        self._set_if_newer = client.register_script(_SET_IF_NEWER)
+        self._save = client.register_script(_SAVE)
 
-    async def save(self, update: OrderStatusUpdate) -> bool:
-        """Store `update` unless a same-or-newer version is there; True when written."""
+    async def save(
+        self,
+        update: OrderStatusUpdate,
+        final: OrderFinalEvent | None = None,
+        request: ValidatedOrder | None = None,
+    ) -> SaveOutcome:
+        """Store a transition unless that version is there already.
 
-        async def attempt() -> bool:
-            written = await self._set_if_newer(
-                keys=[order_status_key(update.order_id)],
-                args=[update.model_dump_json(), update.version, self._ttl],
+        For a final state the stored JSON is the enriched final event (a superset of the status),
+        so a redelivered order can announce it again without recomputing anything.
+        """
+        body = (final or update).model_dump_json()
+        order_id = str(update.order_id)
+
+        async def attempt() -> SaveOutcome:
+            outcome = await self._save(
+                keys=[order_status_key(order_id), IN_FLIGHT_KEY, order_request_key(order_id)],
+                args=[
+                    body,
+                    update.version,
+                    self._ttl,
+                    update.status.value,
+                    "1" if update.is_final else "0",
+                    order_id,
+                    update.created_at.timestamp(),
+                    request.model_dump_json() if request is not None else "",
+                ],
             )
-            return bool(written)
+            return SaveOutcome(int(outcome))
 
         return await retry_async(
-            attempt,
-            retry_on=(RedisConnectionError, RedisTimeoutError),
-            attempts=5,
-            what="redis status write",
+            attempt, retry_on=REDIS_ERRORS, attempts=8, max_delay=2.0, what="redis status write"
         )
 
     async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None:
         raw = await self._redis.get(order_status_key(order_id))
         return OrderStatusUpdate.model_validate_json(raw) if raw else None
+
+    async def load_final(self, order_id: UUID | str) -> OrderFinalEvent | None:
+        """The stored final event, when the order is final and was stored with its details."""
+        raw = await self._redis.get(order_status_key(order_id))
+        if not raw:
+            return None
+        update = OrderStatusUpdate.model_validate_json(raw)
+        if not update.is_final:
+            return None
+        try:
+            return OrderFinalEvent.model_validate_json(raw)
+        except ValueError:
+            return None
+
+    async def load_request(self, order_id: UUID | str) -> ValidatedOrder | None:
+        raw = await self._redis.get(order_request_key(order_id))
+        return ValidatedOrder.model_validate_json(raw) if raw else None
+
+    async def stale_in_flight(self, older_than_seconds: float, limit: int = 100) -> list[str]:
+        """Ids of orders that entered the saga long ago and are still not final."""
+        cutoff = time.time() - older_than_seconds
+        ids = await self._redis.zrangebyscore(IN_FLIGHT_KEY, "-inf", cutoff, start=0, num=limit)
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    async def forget_in_flight(self, order_id: UUID | str) -> None:
+        await self._redis.zrem(IN_FLIGHT_KEY, str(order_id))
+
+    async def claim(self, order_id: UUID | str, seconds: int) -> bool:
+        """A short lease so that one sweeper (of several instances) takes an order."""
+        return bool(await self._redis.set(f"sweep_lock:{order_id}", "1", nx=True, ex=seconds))
