@@ -17,8 +17,15 @@ from foodflow import services
 from foodflow.config import Settings
 from foodflow.contracts.orders import OrderStatusUpdate, order_status_key
 
-# A short payment step keeps the suite fast and still exercises the delay.
-E2E_ENV = {"PAYMENT_DELAY_SECONDS": "0.2"}
+# A short payment step keeps the suite fast and still exercises the delay; short sweeps let the
+# chaos test see stuck orders and orphaned reservations recovered within the run.
+E2E_ENV = {
+    "PAYMENT_DELAY_SECONDS": "0.2",
+    "ORDER_TIMEOUT_SECONDS": "20",
+    "RESERVATION_TTL_SECONDS": "15",
+    "STUCK_ORDER_AFTER_SECONDS": "30",
+    "SWEEP_INTERVAL_SECONDS": "2",
+}
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,13 @@ from uuid import UUID, uuid4
 import pytest
 
 from foodflow.contracts.inventory import ReservationState
-from foodflow.contracts.orders import OrderFinalEvent, OrderStatusUpdate, ValidatedOrder
+from foodflow.contracts.orders import (
+    OrderFinalEvent,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+    ValidatedOrder,
+)
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceResponse
 from foodflow.errors import ServiceUnavailable
 from foodflow.order_manager.clients import RequestRefused
@@ -33,6 +39,8 @@ class FakeInventory:
             return ReservationState(
                 order_id=order_id, state="REJECTED", reserved=False, unknown_items=["pho-bo"]
             )
+        if self.outcome == "released":
+            return ReservationState(order_id=order_id, state="RELEASED", reserved=False)
         if self.outcome == "short":
             return ReservationState(
                 order_id=order_id, state="REJECTED", reserved=False, short_items=["pho-bo"]
@@ -77,14 +85,10 @@ class FakeStore:
     """The version guard of the Redis store, in a dict."""
 
     def __init__(self) -> None:
-        self.saved: dict[UUID, OrderStatusUpdate] = {}
-        self.finals: dict[UUID, OrderFinalEvent] = {}
+        self.saved: dict[UUID, OrderSnapshot] = {}
 
     async def save(
-        self,
-        update: OrderStatusUpdate,
-        final: OrderFinalEvent | None = None,
-        request: ValidatedOrder | None = None,
+        self, update: OrderSnapshot, request: ValidatedOrder | None = None
     ) -> SaveOutcome:
         stored = self.saved.get(update.order_id)
         if stored is not None and stored.version > update.version:
@@ -94,15 +98,10 @@ class FakeStore:
                 return SaveOutcome.ALREADY_THERE
             return SaveOutcome.CONFLICT
         self.saved[update.order_id] = update
-        if final is not None:
-            self.finals[update.order_id] = final
         return SaveOutcome.WRITTEN
 
-    async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None:
+    async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
         return self.saved.get(UUID(str(order_id)))
-
-    async def load_final(self, order_id: UUID | str) -> OrderFinalEvent | None:
-        return self.finals.get(UUID(str(order_id)))
 
 
 class Recorder:
@@ -184,26 +183,51 @@ async def test_a_redelivered_final_order_is_announced_again_not_driven_again() -
     assert recorder.finals[0] == recorder.finals[1]
 
 
-async def test_an_interrupted_order_replays_with_the_same_versions() -> None:
+async def test_an_interrupted_order_resumes_from_its_snapshot() -> None:
     store = FakeStore()
-    first, _, _ = saga(FakeInventory(), FakePricing(), store=store)
     order_id = uuid4()
+    first, _, _ = saga(FakeInventory(), FakePricing(), store=store)
     order = await first.run(order_id, ORDER)
     assert order is not None
-    # Forget the final state, as if the process died after PROCESSING was stored.
-    store.finals.clear()
-    store.saved[order_id] = store.saved[order_id].model_copy(
-        update={"status": "PROCESSING", "version": 2}
+    # Roll the store back to the PROCESSING snapshot, as if the process died right after it.
+    history = order.history[:2]
+    store.saved[order_id] = order.full_snapshot().model_copy(
+        update={"status": OrderStatus.PROCESSING, "version": 2, "history": history}
     )
     inventory = FakeInventory()
     second, recorder, _ = saga(inventory, FakePricing(), store=store)
     await second.run(order_id, ORDER)
+    # PROCESSING announced again (same version), then only the remaining step runs.
     assert [(u.status, u.version) for u in recorder.updates] == [
-        ("RECEIVED", 1),
         ("PROCESSING", 2),
         ("CONFIRMED", 3),
     ]
-    assert store.saved[order_id].status == "CONFIRMED"
+    assert inventory.calls == ["commit"]
+    final = recorder.finals[-1]
+    assert [h.version for h in final.history] == [1, 2, 3]
+    assert final.items[0].unit_price == Decimal("9.00")
+
+
+async def test_a_resumed_order_whose_reservation_expired_fails_cleanly() -> None:
+    store = FakeStore()
+    order_id = uuid4()
+    first, _, _ = saga(FakeInventory(), FakePricing(), store=store)
+    order = await first.run(order_id, ORDER)
+    assert order is not None
+    store.saved[order_id] = order.full_snapshot().model_copy(
+        update={
+            "status": OrderStatus.RECEIVED,
+            "version": 1,
+            "history": order.history[:1],
+            "price": None,
+        }
+    )
+    second, recorder, _ = saga(FakeInventory("released"), FakePricing(), store=store)
+    await second.run(order_id, ORDER)
+    assert [(u.status, u.version, u.reason) for u in recorder.updates] == [
+        ("RECEIVED", 1, None),
+        ("FAILED", 2, "TIMED_OUT"),
+    ]
 
 
 async def test_a_hanging_step_times_out_releases_stock_and_fails_the_order() -> None:
@@ -223,13 +247,22 @@ async def test_a_hanging_step_times_out_releases_stock_and_fails_the_order() -> 
 async def test_a_saga_stops_when_another_holds_the_order() -> None:
     store = FakeStore()
     order_id = uuid4()
-    s, recorder, _ = saga(FakeInventory(), FakePricing(), store=store)
-    # A sweeper already failed this order at version 2.
-    await store.save(
-        OrderStatusUpdate(
-            order_id=order_id, user_id="u-1", status="FAILED", version=2,
-            reason="TIMED_OUT", created_at="2026-01-01T00:00:00Z",
-        )
+    # Between this saga's read and its write, another one moved the order to PROCESSING v2;
+    # this one then tries FAILED at v2 (say, out of stock) and must stand down.
+    received = OrderSnapshot(
+        order_id=order_id, user_id="u-1", status="RECEIVED", version=1,
+        created_at="2026-01-01T00:00:00Z", items=[], history=[],
     )  # fmt: skip
+    await store.save(received)
+
+    class Racing(FakeInventory):
+        async def reserve(self, order_id: UUID, order: ValidatedOrder) -> ReservationState:
+            store.saved[order_id] = received.model_copy(
+                update={"status": "PROCESSING", "version": 2}
+            )
+            return await super().reserve(order_id, order)
+
+    s, recorder, _ = saga(Racing("short"), FakePricing(), store=store)
     assert await s.run(order_id, ORDER) is None
     assert [u.status for u in recorder.updates] == ["RECEIVED"]
+    assert store.saved[order_id].status == "PROCESSING"

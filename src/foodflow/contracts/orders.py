@@ -106,15 +106,20 @@ class OrderStatusUpdate(BaseModel):
         return self.status in FINAL_STATUSES
 
 
-class OrderFinalEvent(OrderStatusUpdate):
-    """The enriched event on `db_write_order_status` once an order reaches a final state."""
+class OrderSnapshot(OrderStatusUpdate):
+    """An order's status with its lines and timeline so far: what Redis keeps, so a saga that
+    died can be resumed from where it was (and a final state announced again)."""
 
     items: list[PricedItem]
     history: list[StatusChange]
 
     def status_update(self) -> OrderStatusUpdate:
-        """The plain status event of this final state."""
+        """The plain status event of this state."""
         return OrderStatusUpdate.model_validate(self.model_dump(exclude={"items", "history"}))
+
+
+class OrderFinalEvent(OrderSnapshot):
+    """The enriched event on `db_write_order_status` once an order reaches a final state."""
 
 
 class DeadLetter(BaseModel):

@@ -29,7 +29,12 @@ CONSUMER_GROUP = "order_manager"
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis_client = aioredis.from_url(settings.redis_url, socket_timeout=5)
+        # Blocking pool: with hundreds of orders in flight, wait for a connection, don't fail.
+        redis_client = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=64, timeout=10, socket_timeout=5
+            )
+        )
         inventory = InventoryClient(settings)
         pricing = PricingClient(settings)
         producer = EventProducer(settings)

@@ -10,6 +10,7 @@ from foodflow.contracts.orders import (
     FINAL_STATUSES,
     FailureReason,
     OrderFinalEvent,
+    OrderSnapshot,
     OrderStatus,
     OrderStatusUpdate,
     PricedItem,
@@ -113,10 +114,34 @@ class Order:
             updated_at=self.history[-1].at,
         )
 
-    def final_event(self) -> OrderFinalEvent:
-        """The enriched event for `db_write_order_status`: items, unit prices, timeline."""
-        if not self.is_final:
-            raise IllegalTransition(self.status, OrderStatus.CONFIRMED)
+    @classmethod
+    def resume(cls, request: ValidatedOrder, snapshot: OrderSnapshot) -> Order:
+        """The order as a stored snapshot left it, to carry on from there."""
+        lines = [
+            PriceLine(
+                item_id=i.item_id,
+                quantity=i.quantity,
+                unit_price=i.unit_price,
+                line_total=i.line_total,
+            )
+            for i in snapshot.items
+            if i.unit_price is not None and i.line_total is not None
+        ]
+        return cls(
+            order_id=snapshot.order_id,
+            request=request,
+            created_at=snapshot.created_at,
+            status=snapshot.status,
+            version=snapshot.version,
+            reason=snapshot.reason,
+            detail=snapshot.detail,
+            price=snapshot.price,
+            lines=lines,
+            history=list(snapshot.history),
+        )
+
+    def full_snapshot(self) -> OrderSnapshot:
+        """Status, items with their prices (once priced) and the timeline so far."""
         priced = {line.item_id: line for line in self.lines}
         items = [
             PricedItem(
@@ -127,6 +152,12 @@ class Order:
             )
             for item in self.request.items
         ]
-        return OrderFinalEvent(
+        return OrderSnapshot(
             **self.snapshot().model_dump(), items=items, history=list(self.history)
         )
+
+    def final_event(self) -> OrderFinalEvent:
+        """The enriched event for `db_write_order_status`: items, unit prices, timeline."""
+        if not self.is_final:
+            raise IllegalTransition(self.status, OrderStatus.CONFIRMED)
+        return OrderFinalEvent.model_validate(self.full_snapshot().model_dump())

@@ -12,6 +12,8 @@ from foodflow.contracts.inventory import ReservationState
 from foodflow.contracts.orders import (
     FailureReason,
     OrderFinalEvent,
+    OrderSnapshot,
+    OrderStatus,
     OrderStatusUpdate,
     ValidatedOrder,
 )
@@ -36,13 +38,9 @@ class Pricing(Protocol):
 
 class StatusStore(Protocol):
     async def save(
-        self,
-        update: OrderStatusUpdate,
-        final: OrderFinalEvent | None = None,
-        request: ValidatedOrder | None = None,
+        self, update: OrderSnapshot, request: ValidatedOrder | None = None
     ) -> SaveOutcome: ...
-    async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None: ...
-    async def load_final(self, order_id: UUID | str) -> OrderFinalEvent | None: ...
+    async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None: ...
 
 
 class OrderTakenOver(Exception):
@@ -76,14 +74,13 @@ class OrderSaga:
         self.sleep = sleep
 
     async def _record(self, order: Order, update: OrderStatusUpdate) -> None:
-        """Redis first, then Kafka. A crash in between is repaired on redelivery: the stored
-        state is announced again (same versions, so consumers see no new event)."""
-        final = order.final_event() if order.is_final else None
+        """Redis first, then Kafka. A crash in between is repaired when the order is resumed:
+        the stored state is announced again (same version, so consumers see no new event)."""
         first = update.version == 1
-        outcome = await self.store.save(update, final, order.request if first else None)
+        outcome = await self.store.save(order.full_snapshot(), order.request if first else None)
         if outcome is SaveOutcome.CONFLICT:
             raise OrderTakenOver(f"order {order.order_id} v{update.version} is held by another")
-        await self.announce(update, final)
+        await self.announce(update, order.final_event() if order.is_final else None)
 
     async def _fail(self, order: Order, reason: FailureReason, detail: str) -> Order:
         log.warning("Order %s FAILED reason=%s: %s", order.order_id, reason, detail)
@@ -94,22 +91,30 @@ class OrderSaga:
         try:
             await self.inventory.release(order.order_id)
         except (ServiceUnavailable, RequestRefused) as exc:
-            # The reservation stays held; the sweeper of stuck reservations gives it back.
+            # The reservation stays held; the inventory's sweeper gives it back after its TTL.
             log.error("Order %s: releasing stock failed: %s", order.order_id, exc)
 
     async def run(self, order_id: UUID, request: ValidatedOrder) -> Order | None:
         """Take one order to a final state, within `order_timeout` seconds.
 
-        Every step is idempotent and every version deterministic, so running an order again
-        (a redelivery, a sweep after a crash) replays what was done and finishes the rest.
-        An order already final is announced again, not driven again.
+        A redelivered or swept order resumes from the snapshot Redis holds: its last stored
+        transition is announced again, and the saga carries on with the next step. Every step
+        is idempotent (reserve, commit and release are keyed by the order id), so a step done
+        before the crash is harmlessly done again. An order already final is only announced.
         """
-        done = await self.store.load_final(order_id)
-        if done is not None:
-            log.info("Order %s is already %s; announcing it again", order_id, done.status)
-            await self.announce(done.status_update(), done)
-            return None
-        order = Order(order_id=order_id, request=request)
+        stored = await self.store.load_snapshot(order_id)
+        if stored is not None:
+            await self.announce(
+                stored.status_update(),
+                OrderFinalEvent.model_validate(stored.model_dump()) if stored.is_final else None,
+            )
+            if stored.is_final:
+                log.info("Order %s is already %s; announced it again", order_id, stored.status)
+                return None
+            log.warning("Resuming order %s from %s v%d", order_id, stored.status, stored.version)
+            order = Order.resume(request, stored)
+        else:
+            order = Order(order_id=order_id, request=request)
         try:
             async with asyncio.timeout(self.order_timeout):
                 return await self._drive(order)
@@ -125,63 +130,73 @@ class OrderSaga:
             return await self._fail(order, FailureReason.TIMED_OUT, detail)
 
     async def _record_again(self, order: Order) -> None:
-        update, final = order.snapshot(), order.final_event()
-        await self.store.save(update, final)
-        await self.announce(update, final)
+        await self.store.save(order.full_snapshot())
+        await self.announce(order.snapshot(), order.final_event())
 
     async def _drive(self, order: Order) -> Order:
-        order_id, request = order.order_id, order.request
-        log.info("Received validated order %s from %s", order_id, request.user_id)
-        await self._record(order, order.receive())
+        """Run the steps that remain from the order's current status."""
+        if order.status is None:
+            log.info("Received validated order %s from %s", order.order_id, order.request.user_id)
+            await self._record(order, order.receive())
+        if order.status is OrderStatus.RECEIVED:
+            await self._reserve_and_price(order)
+        if order.status is OrderStatus.PROCESSING:
+            await self._pay_and_confirm(order)
+        return order
 
+    async def _reserve_and_price(self, order: Order) -> None:
+        """RECEIVED → PROCESSING (stock reserved, priced), or FAILED with stock given back."""
+        order_id, request = order.order_id, order.request
         log.info("Checking inventory... order %s", order_id)
         try:
             reservation = await self.inventory.reserve(order_id, request)
         except RequestRefused as exc:
-            return await self._fail(order, FailureReason.INVALID_ORDER, exc.message)
+            await self._fail(order, FailureReason.INVALID_ORDER, exc.message)
+            return
         except ServiceUnavailable as exc:
             await self._release(order)
-            return await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
+            await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
+            return
         log.info("Available=%s order %s", reservation.reserved, order_id)
         if not reservation.reserved:
             if reservation.unknown_items:
                 detail = "unknown items: " + ", ".join(reservation.unknown_items)
-                return await self._fail(order, FailureReason.UNKNOWN_ITEM, detail)
-            if reservation.short_items:
+                await self._fail(order, FailureReason.UNKNOWN_ITEM, detail)
+            elif reservation.short_items:
                 detail = "not enough stock: " + ", ".join(reservation.short_items)
-                return await self._fail(order, FailureReason.OUT_OF_STOCK, detail)
-            # A replay finding its reservation already given back (a timeout or sweep did it).
-            detail = f"stock reservation is {reservation.state}"
-            return await self._fail(order, FailureReason.TIMED_OUT, detail)
+                await self._fail(order, FailureReason.OUT_OF_STOCK, detail)
+            else:  # resumed after its reservation was given back (timeout, sweep)
+                detail = f"stock reservation is {reservation.state}"
+                await self._fail(order, FailureReason.TIMED_OUT, detail)
+            return
 
         log.info("Calculating price... order %s", order_id)
         try:
             priced = await self.pricing.calculate_price(order_id, request)
         except RequestRefused as exc:
             await self._release(order)
-            return await self._fail(order, FailureReason.INVALID_ORDER, exc.message)
+            await self._fail(order, FailureReason.INVALID_ORDER, exc.message)
+            return
         except ServiceUnavailable as exc:
             await self._release(order)
-            return await self._fail(order, FailureReason.PRICING_UNAVAILABLE, str(exc))
-        log.info(
-            "Final Price=%s %s order %s",
-            priced.breakdown.total,
-            priced.breakdown.currency,
-            order_id,
-        )
-
+            await self._fail(order, FailureReason.PRICING_UNAVAILABLE, str(exc))
+            return
+        total = priced.breakdown.total
+        log.info("Final Price=%s %s order %s", total, priced.breakdown.currency, order_id)
         log.info("Processing order %s", order_id)
         await self._record(order, order.start_processing(priced.lines, priced.breakdown))
-        await self.sleep(self.payment_delay)
 
+    async def _pay_and_confirm(self, order: Order) -> None:
+        """PROCESSING → CONFIRMED (stock taken for good), or FAILED with stock given back."""
+        order_id = order.order_id
+        await self.sleep(self.payment_delay)
         log.info("Confirming order %s", order_id)
         try:
             await self.inventory.commit(order_id)
         except (ServiceUnavailable, RequestRefused) as exc:
             await self._release(order)
-            return await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
+            await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
+            return
         await self._record(order, order.confirm())
-        log.info(
-            "Finished processing order %s: CONFIRMED, total %s", order_id, priced.breakdown.total
-        )
-        return order
+        total = order.price.total if order.price else None
+        log.info("Finished processing order %s: CONFIRMED, total %s", order_id, total)

@@ -110,10 +110,11 @@ class OrderIntake:
             update = event.status_update()
             # Announced when stored now, or again when an earlier delivery of this very message
             # stored it; never over an order of the same id that a valid message drives.
-            outcome = await self.store.save(update, event)
+            outcome = await self.store.save(event)
             if outcome is SaveOutcome.ALREADY_THERE:
-                stored = await self.store.load_final(update.order_id)
+                stored = await self.store.load_snapshot(update.order_id)
                 if stored is not None and stored.version == 1 and stored.reason == event.reason:
-                    await self.announce(stored.status_update(), stored)
+                    again = OrderFinalEvent.model_validate(stored.model_dump())
+                    await self.announce(again.status_update(), again)
             elif outcome is SaveOutcome.WRITTEN:
                 await self.announce(update, event)

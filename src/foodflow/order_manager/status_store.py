@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts.orders import (
-    OrderFinalEvent,
+    OrderSnapshot,
     OrderStatusUpdate,
     ValidatedOrder,
     order_status_key,
@@ -72,17 +72,14 @@ class RedisStatusStore:
         self._save = client.register_script(_SAVE)
 
     async def save(
-        self,
-        update: OrderStatusUpdate,
-        final: OrderFinalEvent | None = None,
-        request: ValidatedOrder | None = None,
+        self, update: OrderSnapshot, request: ValidatedOrder | None = None
     ) -> SaveOutcome:
         """Store a transition unless that version is there already.
 
-        For a final state the stored JSON is the enriched final event (a superset of the status),
-        so a redelivered order can announce it again without recomputing anything.
+        The stored JSON is the whole snapshot (a superset of the status event), so a saga can be
+        resumed from it and a final state announced again without recomputing anything.
         """
-        body = (final or update).model_dump_json()
+        body = update.model_dump_json()
         order_id = str(update.order_id)
 
         async def attempt() -> SaveOutcome:
@@ -109,18 +106,9 @@ class RedisStatusStore:
         raw = await self._redis.get(order_status_key(order_id))
         return OrderStatusUpdate.model_validate_json(raw) if raw else None
 
-    async def load_final(self, order_id: UUID | str) -> OrderFinalEvent | None:
-        """The stored final event, when the order is final and was stored with its details."""
+    async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
         raw = await self._redis.get(order_status_key(order_id))
-        if not raw:
-            return None
-        update = OrderStatusUpdate.model_validate_json(raw)
-        if not update.is_final:
-            return None
-        try:
-            return OrderFinalEvent.model_validate_json(raw)
-        except ValueError:
-            return None
+        return OrderSnapshot.model_validate_json(raw) if raw else None
 
     async def load_request(self, order_id: UUID | str) -> ValidatedOrder | None:
         raw = await self._redis.get(order_request_key(order_id))

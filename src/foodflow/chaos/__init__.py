@@ -1,0 +1,1 @@
+"""`foodflow chaos`: drive orders while killing and restarting everything, then check invariants."""

@@ -1,0 +1,47 @@
+"""A small chaos run in the suite: every service SIGKILLed once, Kafka, Redis and PostgreSQL
+restarted once, while orders flow; then the five invariants must hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from foodflow.chaos.runner import ChaosConfig, ChaosRun
+from foodflow.config import Settings
+
+from .conftest import E2E_ENV
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_invariants_hold_through_kills_and_restarts(system: Settings) -> None:
+    stages: dict[str, tuple[int, int]] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        stages[stage] = (done, total)
+
+    cfg = ChaosConfig(
+        orders=400,
+        rate=20.0,
+        kills_per_service=1,
+        restart_infra=True,
+        recover_timeout=180.0,
+        seed=7,
+        service_env=E2E_ENV,
+    )
+    report = await ChaosRun(system, cfg, progress).run()
+
+    assert len(report.faults) >= 4 + 3, report.faults
+    assert report.lost == [], report
+    assert report.duplicated == []
+    assert report.stuck == []
+    assert report.inconsistent == []
+    assert report.invalid_not_failed == []
+    assert report.stock_drift == {}
+    assert report.recover_seconds is not None
+    assert report.dead_letters >= report.invalid_sent
+    assert sum(report.outcomes.values()) == len(report.lost) + sum(
+        n for status, n in report.outcomes.items() if status != "MISSING"
+    )
+    assert report.outcomes.get("CONFIRMED", 0) > 0
+    assert report.passed
+    assert stages["sending"] == (400, 400)
