@@ -108,10 +108,11 @@ class OrderStatusUpdate(BaseModel):
 
 class OrderSnapshot(OrderStatusUpdate):
     """An order's status with its lines and timeline so far: what Redis keeps, so a saga that
-    died can be resumed from where it was (and a final state announced again)."""
+    died can be resumed from where it was (and a final state announced again). A bare status
+    (as stored before snapshots existed) reads as a snapshot with no lines and no timeline."""
 
-    items: list[PricedItem]
-    history: list[StatusChange]
+    items: list[PricedItem] = Field(default_factory=list)
+    history: list[StatusChange] = Field(default_factory=list)
 
     def status_update(self) -> OrderStatusUpdate:
         """The plain status event of this state."""
