@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+# Catalogue ids are plain slugs; anything else (NUL, control characters, emoji) is refused
+# at the edge instead of reaching PostgreSQL.
+ItemId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+
 
 class StockLine(BaseModel):
-    item_id: str = Field(min_length=1, max_length=64)
+    item_id: ItemId
     quantity: int = Field(ge=1, le=100)
 
 

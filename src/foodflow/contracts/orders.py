@@ -10,11 +10,11 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from foodflow.contracts.inventory import ItemId
 from foodflow.contracts.pricing import PriceBreakdown
 
 MAX_ITEMS_PER_ORDER = 50
 MAX_QUANTITY = 100
-ItemId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 UserId = Annotated[str, Field(min_length=1, max_length=64)]
 
 

@@ -6,9 +6,11 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from foodflow.contracts.inventory import ItemId
+
 
 class PriceLineIn(BaseModel):
-    item_id: str = Field(min_length=1, max_length=64)
+    item_id: ItemId
     quantity: int = Field(ge=1, le=100)
     price: Decimal | None = Field(default=None, ge=0, le=Decimal("100000"), allow_inf_nan=False)
 

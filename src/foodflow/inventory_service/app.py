@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from foodflow.config import Settings, get_settings
+from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.inventory import (
     CheckInventoryRequest,
     CheckInventoryResponse,
@@ -65,7 +66,7 @@ def get_context(request: Request) -> InventoryContext:
 
 Context = Annotated[InventoryContext, Depends(get_context)]
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def reservation_state(reservation: Reservation) -> ReservationState:

@@ -106,7 +106,7 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics: rows written, batches, dead letters, write latency, lag."""
         runtime: WriterRuntime = request.app.state.writer

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from foodflow.config import Settings, get_settings
+from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
 from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
 from foodflow.pricing_service.catalogue import CataloguePrices
@@ -45,7 +46,7 @@ def get_context(request: Request) -> PricingContext:
 
 Context = Annotated[PricingContext, Depends(get_context)]
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 @router.post("/calculate_price", response_model=PriceResponse)
