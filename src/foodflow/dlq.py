@@ -21,12 +21,13 @@ console = Console(soft_wrap=True)
 
 def _letters(since_hours: float) -> list[tuple[int, int, DeadLetter]]:
     since_ms = int((time.time() - since_hours * 3600) * 1000)
-    out = []
+    out: list[tuple[int, int, DeadLetter]] = []
     for msg in read_since(get_settings(), topics.DEAD_LETTER, since_ms):
         try:
-            out.append((msg.partition(), msg.offset(), DeadLetter.model_validate_json(msg.value())))
+            letter = DeadLetter.model_validate_json(msg.value() or b"")
         except ValueError:
             continue  # not ours to read; a dead-letter topic must not need one of its own
+        out.append((msg.partition() or 0, msg.offset() or 0, letter))
     return sorted(out, key=lambda row: row[2].failed_at)
 
 

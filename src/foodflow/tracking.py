@@ -85,7 +85,7 @@ def follow(
             msg = consumer.poll(0.2)
             if msg is None or msg.error() is not None or msg.key() != key:
                 continue
-            update = OrderStatusUpdate.model_validate_json(msg.value())
+            update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             yield update
             if update.is_final:
                 return

@@ -9,10 +9,7 @@ from dataclasses import dataclass
 
 from foodflow import services
 from foodflow.config import Settings
-from foodflow.infra import process
-from foodflow.infra.kafka import KafkaServer
-from foodflow.infra.postgres import PostgresServer
-from foodflow.infra.redis import RedisServer
+from foodflow.infra import manager, process
 
 
 @dataclass(frozen=True)
@@ -40,9 +37,7 @@ def kill_service(settings: Settings, name: str, env: dict[str, str] | None) -> N
 
 def restart_server(settings: Settings, name: str) -> None:
     """A clean stop and start of one infrastructure server."""
-    server = {"kafka": KafkaServer, "redis": RedisServer, "postgres": PostgresServer}[name](
-        settings
-    )
+    server = next(s for s in manager.servers(settings) if s.name == name)
     server.stop()
     server.start()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import random
 import time
 import uuid
@@ -24,6 +26,10 @@ from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_s
 from foodflow.order_manager.domain import derive_order_id
 
 ITEMS_PER_RUN = 8
+# librdkafka reports every refused reconnect while a broker restarts; chaos causes those on
+# purpose and reports delivery failures itself, so its clients' own logs stay quiet.
+QUIET_KAFKA_LOG = logging.getLogger("foodflow.chaos.librdkafka")
+QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 INFRA = ("kafka", "redis", "postgres")
 
 
@@ -121,12 +127,12 @@ class ChaosRun:
                 return b"{not json at all " + str(n).encode(), f"chaos-bad-{self.tag}-{n}", None
             order_id = str(uuid.uuid4())
             self.expected_invalid.add(order_id)
-            body = {
+            malformed = {
                 "order_id": order_id,
                 "user_id": "chaos",
                 "items": [{"item_id": "x", "quantity": 0}],
             }
-            return orjson.dumps(body), order_id, None
+            return orjson.dumps(malformed), order_id, None
         chosen = self.rng.sample(self.items, self.rng.randint(1, 2))
         items = {item: self.rng.randint(1, 3) for item in chosen}
         body: dict[str, object] = {
@@ -148,16 +154,21 @@ class ChaosRun:
                 "linger.ms": 5,
                 # Outlive a broker restart: keep retrying rather than dropping an order.
                 "message.timeout.ms": 600_000,
+                "logger": QUIET_KAFKA_LOG,
             }
         )
 
-        def delivered(err: KafkaError | None, msg: Message, items: dict[str, int] | None) -> None:
+        def delivered(
+            err: KafkaError | None, msg: Message, *, items: dict[str, int] | None
+        ) -> None:
             if err is not None:
                 self.delivery_errors.append(str(err))
                 return
             self.delivered += 1
             if items is not None and msg.key() is None:
-                order_id = derive_order_id(msg.topic(), msg.partition(), msg.offset())
+                order_id = derive_order_id(
+                    msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+                )
                 self.expected[str(order_id)] = items
 
         for n in range(self.cfg.orders):
@@ -170,7 +181,7 @@ class ChaosRun:
                 topics.VALIDATED_ORDERS,
                 value=value,
                 key=key,
-                on_delivery=lambda err, msg, items=items: delivered(err, msg, items),
+                on_delivery=functools.partial(delivered, items=items),
             )
             producer.poll(0)
             if n % 50 == 0:
@@ -232,10 +243,11 @@ class ChaosRun:
                 if topic == topics.DEAD_LETTER:
                     dead += 1
                     continue
-                if msg.key() not in wanted:
+                key, value = msg.key(), msg.value()
+                if key not in wanted or key is None or value is None:
                     continue
-                event = orjson.loads(msg.value())
-                oid = msg.key().decode()
+                event = orjson.loads(value)
+                oid = key.decode()
                 if topic == topics.ORDER_STATUS_UPDATES:
                     o.events.setdefault(oid, []).append(
                         (event["version"], event["status"], event.get("reason"))
@@ -330,6 +342,7 @@ def read_since(settings: Settings, topic: str, since_ms: int) -> list[Message]:
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": f"chaos-audit-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
+            "logger": QUIET_KAFKA_LOG,
         }
     )
     try:
@@ -346,8 +359,9 @@ def read_since(settings: Settings, topic: str, since_ms: int) -> list[Message]:
                 if msg.error() is not None:
                     continue
                 out.append(msg)
-                if msg.offset() + 1 >= ends[msg.partition()]:
-                    todo.discard(msg.partition())
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset + 1 >= ends[partition]:
+                    todo.discard(partition)
         return out
     finally:
         consumer.close()
