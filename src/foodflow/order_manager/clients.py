@@ -37,7 +37,11 @@ class ServiceClient:
         self.settings = settings
         self._http = httpx.AsyncClient(
             base_url=base_url,
-            timeout=httpx.Timeout(settings.http_timeout_seconds, connect=1.0),
+            # Waiting for a free pooled connection is our own queueing, not the service failing:
+            # it gets the order's whole time budget rather than the per-request timeout.
+            timeout=httpx.Timeout(
+                settings.http_timeout_seconds, connect=1.0, pool=settings.order_timeout_seconds
+            ),
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
         )
 
