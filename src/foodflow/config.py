@@ -47,12 +47,24 @@ class Settings(BaseSettings):
     order_manager_port: int = Field(8005, alias="ORDER_MANAGER_PORT")
     order_writer_port: int = Field(8006, alias="ORDER_WRITER_PORT")
     gateway_port: int = Field(8000, alias="GATEWAY_PORT")
+    payment_port: int = Field(8003, alias="PAYMENT_PORT")
+    delivery_port: int = Field(8004, alias="DELIVERY_PORT")
     # Full base URLs of the called services, for when they are not all on FOODFLOW_SERVICE_HOST
     # (Docker Compose: one host per service). Unset: service_url(port).
     inventory_url_override: str | None = Field(None, alias="INVENTORY_URL")
     pricing_url_override: str | None = Field(None, alias="PRICING_URL")
+    payment_url_override: str | None = Field(None, alias="PAYMENT_URL")
+    delivery_url_override: str | None = Field(None, alias="DELIVERY_URL")
 
+    # Simulated latency of the payment provider on every authorisation.
     payment_delay_seconds: float = Field(1.0, alias="PAYMENT_DELAY_SECONDS", ge=0, le=60)
+    # How long the `tok_timeout` test card keeps the caller waiting (beyond its timeout).
+    payment_slow_seconds: float = Field(10.0, alias="PAYMENT_SLOW_SECONDS", ge=0, le=300)
+    # Delivery: how long a confirmed order may wait for a free courier before it is cancelled
+    # and refunded; average courier speed for the ETA; how often waiting orders are retried.
+    courier_wait_limit_seconds: float = Field(600.0, alias="COURIER_WAIT_LIMIT_SECONDS", gt=0)
+    courier_speed_kmh: float = Field(20.0, alias="COURIER_SPEED_KMH", gt=0)
+    dispatch_interval_seconds: float = Field(0.5, alias="DISPATCH_INTERVAL_SECONDS", gt=0)
     order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
     max_in_flight_orders: int = Field(500, alias="MAX_IN_FLIGHT_ORDERS", ge=1)
     order_timeout_seconds: float = Field(30.0, alias="ORDER_TIMEOUT_SECONDS", gt=0)
@@ -100,6 +112,14 @@ class Settings(BaseSettings):
     @property
     def pricing_url(self) -> str:
         return self.pricing_url_override or self.service_url(self.pricing_port)
+
+    @property
+    def payment_url(self) -> str:
+        return self.payment_url_override or self.service_url(self.payment_port)
+
+    @property
+    def delivery_url(self) -> str:
+        return self.delivery_url_override or self.service_url(self.delivery_port)
 
 
 @lru_cache

@@ -14,10 +14,17 @@ from foodflow.errors import InfraError
 from foodflow.infra import process
 
 # Start order: what the order manager calls comes up before it.
-SERVICES = ("inventory_service", "pricing_service", "order_writer", "order_manager")
+SERVICES = (
+    "inventory_service",
+    "pricing_service",
+    "payment_service",
+    "order_writer",
+    "order_manager",
+)
 PORT_SETTING = {
     "inventory_service": "inventory_port",
     "pricing_service": "pricing_port",
+    "payment_service": "payment_port",
     "order_writer": "order_writer_port",
     "order_manager": "order_manager_port",
 }

@@ -1,0 +1,1 @@
+"""The payment service: a simulated card provider with a ledger in PostgreSQL."""

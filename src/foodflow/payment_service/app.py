@@ -1,0 +1,198 @@
+"""HTTP edge of the payment service: authorise, capture, void, refund, each idempotent by key."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from foodflow.config import Settings, get_settings
+from foodflow.contracts.payment import (
+    AuthoriseRequest,
+    PaymentOperation,
+    PaymentRequest,
+    PaymentResult,
+)
+from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.payment_service.domain import (
+    Payment,
+    PaymentConflict,
+    PaymentError,
+    PaymentNotFound,
+    decide_authorisation,
+)
+from foodflow.payment_service.ledger import PostgresLedger
+
+log = logging.getLogger(__name__)
+
+ERROR_STATUS: tuple[tuple[type[PaymentError], int], ...] = (
+    (PaymentNotFound, status.HTTP_404_NOT_FOUND),
+    (PaymentConflict, status.HTTP_409_CONFLICT),
+    (PaymentError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+)
+
+
+@dataclass(frozen=True)
+class PaymentContext:
+    ledger: PostgresLedger
+    latency_seconds: float  # simulated provider latency of every authorisation
+    slow_seconds: float  # how long `tok_timeout` makes the caller wait
+
+
+def get_context(request: Request) -> PaymentContext:
+    context: PaymentContext = request.app.state.payment
+    return context
+
+
+Context = Annotated[PaymentContext, Depends(get_context)]
+router = APIRouter()
+
+
+def _existing(order_id: UUID) -> Any:
+    def need(current: Payment | None) -> Payment:
+        if current is None:
+            raise PaymentNotFound(order_id)
+        return current
+
+    return need
+
+
+@router.post("/authorise", response_model=PaymentResult)
+async def authorise(body: AuthoriseRequest, context: Context) -> PaymentResult:
+    """Hold `amount_cents` on the card; a decline is a 200 answer with approved=false."""
+    replayed = await context.ledger.replay(body.idempotency_key)
+    if replayed is not None:
+        return replayed
+    decision = decide_authorisation(body.card_token)
+    await asyncio.sleep(context.slow_seconds if decision.slow else context.latency_seconds)
+
+    def authorise_once(current: Payment | None) -> Payment:
+        # A payment already there (another key, or a void that came first) is the answer.
+        return current if current is not None else Payment.authorised(body, decision)
+
+    result = await context.ledger.apply(
+        body.idempotency_key, PaymentOperation.AUTHORISE, body.order_id, authorise_once
+    )
+    log.info(
+        "Authorise order %s %d cents: %s %s",
+        body.order_id,
+        body.amount_cents,
+        result.state,
+        result.decline_code or "",
+    )
+    return result
+
+
+@router.post("/capture", response_model=PaymentResult)
+async def capture(body: PaymentRequest, context: Context) -> PaymentResult:
+    """Take the authorised money (all of it unless `amount_cents` says less)."""
+    need = _existing(body.order_id)
+    return await context.ledger.apply(
+        body.idempotency_key,
+        PaymentOperation.CAPTURE,
+        body.order_id,
+        lambda current: need(current).capture(body.amount_cents),
+    )
+
+
+@router.post("/void", response_model=PaymentResult)
+async def void(body: PaymentRequest, context: Context) -> PaymentResult:
+    """Cancel an authorisation; before any authorisation it blocks a late one."""
+    return await context.ledger.apply(
+        body.idempotency_key,
+        PaymentOperation.VOID,
+        body.order_id,
+        lambda current: (
+            Payment.void_tombstone(body.order_id) if current is None else current.void()
+        ),
+    )
+
+
+@router.post("/refund", response_model=PaymentResult)
+async def refund(body: PaymentRequest, context: Context) -> PaymentResult:
+    """Give captured money back (all that is left unless `amount_cents` says less)."""
+    need = _existing(body.order_id)
+    return await context.ledger.apply(
+        body.idempotency_key,
+        PaymentOperation.REFUND,
+        body.order_id,
+        lambda current: need(current).refund(body.amount_cents),
+    )
+
+
+@router.get("/payments/{order_id}")
+async def payment_of(order_id: UUID, context: Context) -> dict[str, Any]:
+    """An order's payment and its ledger entries, oldest first."""
+    payment = await context.ledger.get(order_id)
+    if payment is None:
+        raise PaymentNotFound(order_id)
+    return {
+        "payment": payment.result(PaymentOperation.AUTHORISE).model_dump(mode="json"),
+        "ledger": await context.ledger.entries(order_id),
+    }
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process is up and serving HTTP."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request, response: Response) -> dict[str, str]:
+    """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
+    if await database_ready(request.app.state.pool):
+        return {"status": "ready"}
+    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def payment_error(request: Request, exc: Exception) -> JSONResponse:
+        code = next(code for error, code in ERROR_STATUS if isinstance(exc, error))
+        return JSONResponse(
+            status_code=code, content={"detail": str(exc), "error": type(exc).__name__}
+        )
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("PostgreSQL unavailable during %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
+        )
+
+    app.add_exception_handler(PaymentError, payment_error)
+    for error_type in DATABASE_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, database_unavailable)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the payment service; its lifespan owns the database pool."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(settings)
+        try:
+            app.state.pool = pool
+            app.state.payment = PaymentContext(
+                ledger=PostgresLedger(pool),
+                latency_seconds=settings.payment_delay_seconds,
+                slow_seconds=settings.payment_slow_seconds,
+            )
+            log.info("Payment service ready")
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="foodflow payment service", lifespan=lifespan)
+    app.include_router(router)
+    install_error_handlers(app)
+    return app

@@ -1,0 +1,26 @@
+"""The order manager's side of the payment service: `PaymentProvider` over HTTP."""
+
+from __future__ import annotations
+
+from foodflow.config import Settings
+from foodflow.contracts.payment import AuthoriseRequest, PaymentRequest, PaymentResult
+from foodflow.order_manager.clients import ServiceClient
+
+
+class PaymentClient(ServiceClient):
+    """Every call carries the caller's idempotency key, so retries are safe."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("payment", settings.payment_url, settings)
+
+    async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
+        return await self.post("/authorise", request, PaymentResult)
+
+    async def capture(self, request: PaymentRequest) -> PaymentResult:
+        return await self.post("/capture", request, PaymentResult)
+
+    async def void(self, request: PaymentRequest) -> PaymentResult:
+        return await self.post("/void", request, PaymentResult)
+
+    async def refund(self, request: PaymentRequest) -> PaymentResult:
+        return await self.post("/refund", request, PaymentResult)

@@ -1,0 +1,122 @@
+"""The payment service over HTTP (in-process ASGI) against the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+import httpx
+import pytest
+
+from foodflow.config import Settings
+from foodflow.payment_service.app import create_app
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def payments(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    fast = settings.model_copy(update={"payment_delay_seconds": 0.0, "payment_slow_seconds": 0.3})
+    app = create_app(fast)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pay") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def pg(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    yield conn
+    await conn.close()
+
+
+def authorise_body(order_id: UUID, token: str | None = "tok_visa", cents: int = 4509) -> dict:
+    return {
+        "order_id": str(order_id),
+        "amount_cents": cents,
+        "card_token": token,
+        "idempotency_key": f"{order_id}:authorise",
+    }
+
+
+def op(order_id: UUID, name: str, **extra: Any) -> dict:
+    return {"order_id": str(order_id), "idempotency_key": f"{order_id}:{name}", **extra}
+
+
+async def test_authorise_capture_refund_with_ledger(
+    payments: httpx.AsyncClient, pg: asyncpg.Connection
+) -> None:
+    order_id = uuid4()
+    auth = (await payments.post("/authorise", json=authorise_body(order_id))).json()
+    assert (auth["approved"], auth["state"], auth["amount_cents"]) == (True, "AUTHORISED", 4509)
+    capture = (await payments.post("/capture", json=op(order_id, "capture"))).json()
+    assert (capture["state"], capture["captured_cents"]) == ("CAPTURED", 4509)
+    refund = (await payments.post("/refund", json=op(order_id, "refund"))).json()
+    assert (refund["state"], refund["refunded_cents"]) == ("REFUNDED", 4509)
+    rows = await pg.fetch(
+        "SELECT operation, amount_cents FROM payment_ledger WHERE order_id=$1 ORDER BY created_at",
+        order_id,
+    )
+    assert [tuple(r) for r in rows] == [("AUTHORISE", 4509), ("CAPTURE", 4509), ("REFUND", 4509)]
+    assert (await payments.get(f"/payments/{order_id}")).json()["payment"]["state"] == "REFUNDED"
+
+
+async def test_the_same_key_concurrently_is_one_operation(
+    payments: httpx.AsyncClient, pg: asyncpg.Connection
+) -> None:
+    order_id = uuid4()
+    await payments.post("/authorise", json=authorise_body(order_id))
+    await payments.post("/capture", json=op(order_id, "capture"))
+    answers = await asyncio.gather(
+        *(payments.post("/refund", json=op(order_id, "refund", amount_cents=500)) for _ in range(8))
+    )
+    assert {a.json()["refunded_cents"] for a in answers} == {500}
+    count = await pg.fetchval(
+        "SELECT count(*) FROM payment_ledger WHERE order_id=$1 AND operation='REFUND'", order_id
+    )
+    assert count == 1
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [("tok_declined", "CARD_DECLINED"), ("tok_insufficient_funds", "INSUFFICIENT_FUNDS")],
+)
+async def test_declines_are_answers_and_cannot_be_captured(
+    payments: httpx.AsyncClient, token: str, code: str
+) -> None:
+    order_id = uuid4()
+    answer = await payments.post("/authorise", json=authorise_body(order_id, token))
+    assert answer.status_code == 200
+    assert (answer.json()["approved"], answer.json()["decline_code"]) == (False, code)
+    refused = await payments.post("/capture", json=op(order_id, "capture"))
+    assert refused.status_code == 409 and "DECLINED" in refused.json()["detail"]
+
+
+async def test_void_before_a_slow_authorisation_wins(payments: httpx.AsyncClient) -> None:
+    order_id = uuid4()
+    slow = asyncio.create_task(
+        payments.post("/authorise", json=authorise_body(order_id, "tok_timeout"))
+    )
+    await asyncio.sleep(0.05)
+    voided = (await payments.post("/void", json=op(order_id, "void"))).json()
+    assert voided["state"] == "VOIDED"
+    late = (await slow).json()
+    assert (late["approved"], late["decline_code"]) == (False, "VOIDED")
+
+
+async def test_clear_errors(payments: httpx.AsyncClient) -> None:
+    missing = await payments.post("/capture", json=op(uuid4(), "capture"))
+    assert missing.status_code == 404 and "no payment" in missing.json()["detail"]
+    negative = await payments.post("/authorise", json=authorise_body(uuid4(), cents=-1))
+    assert negative.status_code == 422
+    order_id = uuid4()
+    await payments.post("/authorise", json=authorise_body(order_id))
+    reused = await payments.post(
+        "/void", json={"order_id": str(order_id), "idempotency_key": f"{order_id}:authorise"}
+    )
+    assert reused.status_code == 409 and "idempotency key" in reused.json()["detail"]
