@@ -3,9 +3,9 @@ from uuid import uuid4
 
 import pytest
 
-from foodflow.contracts.orders import FailureReason, OrderStatus, ValidatedOrder
+from foodflow.contracts.orders import FailureReason, OrderSnapshot, OrderStatus, ValidatedOrder
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine
-from foodflow.order_manager.domain import IllegalTransition, Order, derive_order_id
+from foodflow.order_manager.domain import IllegalTransition, Order, advance, derive_order_id
 
 SEED = ValidatedOrder.model_validate(
     {
@@ -93,3 +93,47 @@ def test_final_event_refused_before_a_final_state() -> None:
 def test_derived_order_ids_are_stable_per_log_position() -> None:
     assert derive_order_id("validated_orders", 1, 42) == derive_order_id("validated_orders", 1, 42)
     assert derive_order_id("validated_orders", 1, 42) != derive_order_id("validated_orders", 2, 42)
+
+
+def _confirmed_snapshot() -> OrderSnapshot:
+    order = Order(order_id=uuid4(), request=SEED)
+    order.receive()
+    order.start_processing(*_priced())
+    order.confirm()
+    return order.full_snapshot()
+
+
+def test_delivery_steps_follow_confirmation_with_the_next_versions() -> None:
+    snapshot = _confirmed_snapshot()
+    for status in (OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+        snapshot = advance(snapshot, status)
+    assert snapshot.version == 6 and snapshot.is_terminal
+    assert [h.status for h in snapshot.history][-3:] == [
+        "COURIER_ASSIGNED",
+        "PICKED_UP",
+        "DELIVERED",
+    ]
+    assert len(snapshot.items) == 2 and snapshot.price is not None
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ([OrderStatus.CANCELLED], True),
+        ([OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED], True),
+        ([OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.CANCELLED], False),
+        ([OrderStatus.PICKED_UP], False),
+        ([OrderStatus.DELIVERED], False),
+        ([OrderStatus.CANCELLED, OrderStatus.COURIER_ASSIGNED], False),
+    ],
+)
+def test_cancel_only_before_pickup(path: list[OrderStatus], allowed: bool) -> None:
+    snapshot = _confirmed_snapshot()
+    *legal, last = path
+    for status in legal:
+        snapshot = advance(snapshot, status)
+    if allowed:
+        assert advance(snapshot, last).status == last
+    else:
+        with pytest.raises(IllegalTransition):
+            advance(snapshot, last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -15,11 +16,19 @@ from foodflow.contracts.orders import (
     OrderStatusUpdate,
     ValidatedOrder,
 )
+from foodflow.contracts.payment import (
+    AuthoriseRequest,
+    PaymentOperation,
+    PaymentRequest,
+    PaymentResult,
+    PaymentState,
+)
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceResponse
 from foodflow.errors import ServiceUnavailable
 from foodflow.order_manager.clients import RequestRefused
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.order_manager.status_store import SaveOutcome
+from foodflow.payment_service.domain import Payment, decide_authorisation
 
 ORDER = ValidatedOrder.model_validate(
     {"user_id": "u-1", "items": [{"item_id": "pho-bo", "quantity": 2}]}
@@ -115,12 +124,55 @@ class Recorder:
             self.finals.append(final)
 
 
-async def no_sleep(_: float) -> None:
-    return None
+class FakePayment:
+    """Test cards decide, as in the simulated provider; 'hang' never answers, 'down' raises."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.captured = False
+
+    async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
+        self.calls.append("authorise")
+        if request.card_token == "hang":
+            await asyncio.sleep(10)
+        if request.card_token == "down":
+            raise ServiceUnavailable("payment down")
+        decision = decide_authorisation(request.card_token)
+        return Payment.authorised(request, decision).result(PaymentOperation.AUTHORISE)
+
+    async def capture(self, request: PaymentRequest) -> PaymentResult:
+        self.calls.append("capture")
+        self.captured = True
+        return self._result(PaymentOperation.CAPTURE, PaymentState.CAPTURED, request)
+
+    async def void(self, request: PaymentRequest) -> PaymentResult:
+        self.calls.append("void")
+        if self.captured:
+            raise RequestRefused("payment", 409, "captured; refund it")
+        return self._result(PaymentOperation.VOID, PaymentState.VOIDED, request)
+
+    async def refund(self, request: PaymentRequest) -> PaymentResult:
+        self.calls.append("refund")
+        return self._result(PaymentOperation.REFUND, PaymentState.REFUNDED, request)
+
+    @staticmethod
+    def _result(
+        operation: PaymentOperation, state: PaymentState, request: PaymentRequest
+    ) -> PaymentResult:
+        return PaymentResult(
+            order_id=request.order_id,
+            operation=operation,
+            approved=True,
+            state=state,
+            amount_cents=2246,
+        )
 
 
 def saga(
-    inventory: FakeInventory, pricing: FakePricing, sleep=no_sleep, store: FakeStore | None = None
+    inventory: FakeInventory,
+    pricing: FakePricing,
+    payment: FakePayment | None = None,
+    store: FakeStore | None = None,
 ) -> tuple[OrderSaga, Recorder, FakeStore]:
     recorder, store = Recorder(), store or FakeStore()
     return (
@@ -129,9 +181,8 @@ def saga(
             pricing=pricing,
             store=store,
             announce=recorder,
-            payment_delay=1.0,
+            payment=payment or FakePayment(),
             order_timeout=0.5,
-            sleep=sleep,
         ),
         recorder,
         store,
@@ -231,17 +282,42 @@ async def test_a_resumed_order_whose_reservation_expired_fails_cleanly() -> None
 
 
 async def test_a_hanging_step_times_out_releases_stock_and_fails_the_order() -> None:
-    import asyncio
-
-    async def hang(_: float) -> None:
-        await asyncio.sleep(10)
-
-    inventory = FakeInventory()
-    s, recorder, _ = saga(inventory, FakePricing(), sleep=hang)
-    await s.run(uuid4(), ORDER)
+    inventory, payment = FakeInventory(), FakePayment()
+    s, recorder, _ = saga(inventory, FakePricing(), payment)
+    await s.run(uuid4(), ORDER.model_copy(update={"payment_token": "hang"}))
     assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
     assert recorder.updates[-1].reason == "TIMED_OUT"
     assert inventory.calls == ["reserve", "release"]
+    assert payment.calls == ["authorise", "void"]  # a late authorisation is blocked
+
+
+@pytest.mark.parametrize(
+    ("token", "reason", "payment_calls"),
+    [
+        ("tok_declined", "PAYMENT_DECLINED", ["authorise"]),
+        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise"]),
+        ("down", "PAYMENT_UNAVAILABLE", ["authorise", "void"]),
+    ],
+)
+async def test_a_payment_that_fails_fails_the_order_and_gives_stock_back(
+    token: str, reason: str, payment_calls: list[str]
+) -> None:
+    inventory, payment = FakeInventory(), FakePayment()
+    s, recorder, _ = saga(inventory, FakePricing(), payment)
+    await s.run(uuid4(), ORDER.model_copy(update={"payment_token": token}))
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
+    assert recorder.updates[-1].reason == reason
+    assert inventory.calls == ["reserve", "release"]
+    assert payment.calls == payment_calls
+
+
+async def test_confirmed_orders_are_charged_before_stock_is_committed() -> None:
+    inventory, payment = FakeInventory(), FakePayment()
+    s, recorder, _ = saga(inventory, FakePricing(), payment)
+    await s.run(uuid4(), ORDER)
+    assert recorder.updates[-1].status == "CONFIRMED"
+    assert payment.calls == ["authorise", "capture"]
+    assert inventory.calls == ["reserve", "commit"]
 
 
 async def test_a_saga_stops_when_another_holds_the_order() -> None:

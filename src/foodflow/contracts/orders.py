@@ -26,6 +26,9 @@ class OrderStatus(StrEnum):
     RECEIVED = "RECEIVED"
     PROCESSING = "PROCESSING"
     CONFIRMED = "CONFIRMED"
+    COURIER_ASSIGNED = "COURIER_ASSIGNED"
+    PICKED_UP = "PICKED_UP"
+    DELIVERED = "DELIVERED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
 
@@ -37,7 +40,11 @@ class FailureReason(StrEnum):
     INVENTORY_UNAVAILABLE = "INVENTORY_UNAVAILABLE"
     PRICING_UNAVAILABLE = "PRICING_UNAVAILABLE"
     PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    PAYMENT_UNAVAILABLE = "PAYMENT_UNAVAILABLE"
     TIMED_OUT = "TIMED_OUT"
+    # Reasons of CANCELLED: the customer asked, or no courier became free in time.
+    CUSTOMER_CANCELLED = "CUSTOMER_CANCELLED"
+    NO_COURIER = "NO_COURIER"
 
 
 class OrderItemIn(BaseModel):
@@ -50,6 +57,14 @@ class OrderItemIn(BaseModel):
     price: Decimal | None = Field(default=None, ge=0, le=Decimal("100000"), allow_inf_nan=False)
 
 
+class DeliveryAddress(BaseModel):
+    """Where the order goes: a postal address and its point on the map (degrees)."""
+
+    address: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
 class ValidatedOrder(BaseModel):
     """A message on `validated_orders`. `order_id` is optional: the order manager assigns one."""
 
@@ -59,6 +74,10 @@ class ValidatedOrder(BaseModel):
     user_id: UserId
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
     promo_code: str | None = Field(default=None, max_length=32)
+    # Test card token for the payment provider; None pays with the default (approving) card.
+    payment_token: str | None = Field(default=None, max_length=64)
+    # Orders with an address are delivered by a courier; the seed's orders (none) end CONFIRMED.
+    delivery_address: DeliveryAddress | None = None
 
     @field_validator("items")
     @classmethod
@@ -100,10 +119,15 @@ class OrderStatusUpdate(BaseModel):
     price: PriceBreakdown | None = None
     created_at: datetime
     updated_at: datetime = Field(default_factory=utcnow)
+    delivery_address: DeliveryAddress | None = None
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
 
 
 class OrderSnapshot(OrderStatusUpdate):
@@ -136,7 +160,21 @@ class DeadLetter(BaseModel):
     failed_at: datetime = Field(default_factory=utcnow)
 
 
-FINAL_STATUSES = frozenset({OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED})
+# Final for the order saga: the order left it (CONFIRMED onwards, or FAILED/CANCELLED). The
+# saga's final states go to `db_write_order_status`; delivery then moves CONFIRMED orders on.
+FINAL_STATUSES = frozenset(
+    {
+        OrderStatus.CONFIRMED,
+        OrderStatus.COURIER_ASSIGNED,
+        OrderStatus.PICKED_UP,
+        OrderStatus.DELIVERED,
+        OrderStatus.FAILED,
+        OrderStatus.CANCELLED,
+    }
+)
+# Nothing follows these; they are persisted by the writer, like CONFIRMED.
+TERMINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELLED})
+PERSISTED_STATUSES = TERMINAL_STATUSES | {OrderStatus.CONFIRMED}
 
 
 def order_status_key(order_id: UUID | str) -> str:

@@ -21,6 +21,7 @@ from foodflow.order_manager.saga import OrderSaga
 from foodflow.order_manager.service import KafkaAnnouncer, OrderIntake
 from foodflow.order_manager.status_store import RedisStatusStore
 from foodflow.order_manager.sweeper import StuckOrderSweeper
+from foodflow.payment_service.client import PaymentClient
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "order_manager"
@@ -37,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         inventory = InventoryClient(settings)
         pricing = PricingClient(settings)
+        payment = PaymentClient(settings)
         producer = EventProducer(settings)
         await producer.start()
         store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
@@ -46,7 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
             pricing=pricing,
             store=store,
             announce=announce,
-            payment_delay=settings.payment_delay_seconds,
+            payment=payment,
             order_timeout=settings.order_timeout_seconds,
         )
         intake = OrderIntake(saga, producer, store, announce, settings.max_in_flight_orders)
@@ -81,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
             await producer.stop()
             await inventory.aclose()
             await pricing.aclose()
+            await payment.aclose()
             await redis_client.aclose()
 
     app = FastAPI(title="foodflow order_manager", lifespan=lifespan)

@@ -28,7 +28,11 @@ ALLOWED_TRANSITIONS: dict[OrderStatus | None, frozenset[OrderStatus]] = {
     OrderStatus.PROCESSING: frozenset(
         {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED}
     ),
-    OrderStatus.CONFIRMED: frozenset(),
+    # From CONFIRMED on, the delivery service moves the order (see `advance`).
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED}),
+    OrderStatus.COURIER_ASSIGNED: frozenset({OrderStatus.PICKED_UP, OrderStatus.CANCELLED}),
+    OrderStatus.PICKED_UP: frozenset({OrderStatus.DELIVERED}),
+    OrderStatus.DELIVERED: frozenset(),
     OrderStatus.FAILED: frozenset(),
     OrderStatus.CANCELLED: frozenset(),
 }
@@ -112,6 +116,7 @@ class Order:
             price=self.price,
             created_at=self.created_at,
             updated_at=self.history[-1].at,
+            delivery_address=self.request.delivery_address,
         )
 
     @classmethod
@@ -161,3 +166,33 @@ class Order:
         if not self.is_final:
             raise IllegalTransition(self.status, OrderStatus.CONFIRMED)
         return OrderFinalEvent.model_validate(self.full_snapshot().model_dump())
+
+
+def advance(
+    snapshot: OrderSnapshot,
+    target: OrderStatus,
+    *,
+    reason: FailureReason | None = None,
+    detail: str | None = None,
+    at: datetime | None = None,
+) -> OrderSnapshot:
+    """The next state of an order that left the saga: version + 1, one more timeline entry.
+
+    Used by whoever owns the order after CONFIRMED (the delivery service); the snapshot read
+    from Redis is the starting point, and the version-guarded save decides who wins a race.
+    """
+    if target not in ALLOWED_TRANSITIONS[snapshot.status]:
+        raise IllegalTransition(snapshot.status, target)
+    when = at or utcnow()
+    version = snapshot.version + 1
+    change = StatusChange(status=target, version=version, at=when, reason=reason)
+    return snapshot.model_copy(
+        update={
+            "status": target,
+            "version": version,
+            "reason": reason,
+            "detail": detail,
+            "updated_at": when,
+            "history": [*snapshot.history, change],
+        }
+    )

@@ -1,10 +1,13 @@
-"""Drives one order: reserve stock → price → PROCESSING → payment → CONFIRMED, or FAILED."""
+"""Drives one order: reserve stock → price → PROCESSING → payment → CONFIRMED, or FAILED.
+
+Payment is authorised and captured at confirmation: the kitchen starts on a CONFIRMED order,
+so the customer is charged then, and a later cancellation is a refund.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import UUID
 
@@ -17,11 +20,13 @@ from foodflow.contracts.orders import (
     OrderStatusUpdate,
     ValidatedOrder,
 )
+from foodflow.contracts.payment import AuthoriseRequest, PaymentRequest
 from foodflow.contracts.pricing import PriceResponse
 from foodflow.errors import ServiceUnavailable
 from foodflow.order_manager.clients import RequestRefused
 from foodflow.order_manager.domain import Order
 from foodflow.order_manager.status_store import SaveOutcome
+from foodflow.payment_service.domain import PaymentProvider, to_cents
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +66,15 @@ class OrderSaga:
         pricing: Pricing,
         store: StatusStore,
         announce: Announcer,
-        payment_delay: float,
+        payment: PaymentProvider,
         order_timeout: float = 30.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.inventory = inventory
         self.pricing = pricing
         self.store = store
         self.announce = announce
-        self.payment_delay = payment_delay
+        self.payment = payment
         self.order_timeout = order_timeout
-        self.sleep = sleep
 
     async def _record(self, order: Order, update: OrderStatusUpdate) -> None:
         """Redis first, then Kafka. A crash in between is repaired when the order is resumed:
@@ -125,6 +128,7 @@ class OrderSaga:
             if order.is_final:  # timed out while announcing: the final state stands
                 await self._record_again(order)
                 return order
+            await self._undo_payment(order)
             await self._release(order)
             detail = f"not final within {self.order_timeout:.0f}s"
             return await self._fail(order, FailureReason.TIMED_OUT, detail)
@@ -186,14 +190,67 @@ class OrderSaga:
         log.info("Processing order %s", order_id)
         await self._record(order, order.start_processing(priced.lines, priced.breakdown))
 
-    async def _pay_and_confirm(self, order: Order) -> None:
-        """PROCESSING → CONFIRMED (stock taken for good), or FAILED with stock given back."""
+    async def _undo_payment(self, order: Order) -> None:
+        """Void the authorisation (or block a late one); refund once captured. Idempotent."""
         order_id = order.order_id
-        await self.sleep(self.payment_delay)
+        try:
+            await self.payment.void(
+                PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:void")
+            )
+        except RequestRefused as exc:
+            if exc.status != 409:  # 409: captured already, so it is a refund
+                log.error("Order %s: voiding the payment failed: %s", order_id, exc)
+                return
+            try:
+                await self.payment.refund(
+                    PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:refund")
+                )
+            except (ServiceUnavailable, RequestRefused) as refund_exc:
+                log.error("Order %s: refunding the payment failed: %s", order_id, refund_exc)
+        except ServiceUnavailable as exc:
+            log.error("Order %s: voiding the payment failed: %s", order_id, exc)
+
+    async def _charge(self, order: Order) -> str | None:
+        """Authorise and capture the order's total; None when charged, else why not."""
+        order_id = order.order_id
+        assert order.price is not None, "an order is priced before it is paid"
+        log.info("Authorising payment... order %s", order_id)
+        authorisation = await self.payment.authorise(
+            AuthoriseRequest(
+                order_id=order_id,
+                amount_cents=to_cents(order.price.total),
+                currency=order.price.currency,
+                card_token=order.request.payment_token,
+                idempotency_key=f"{order_id}:authorise",
+            )
+        )
+        if not authorisation.approved:
+            return f"payment declined: {authorisation.decline_code}"
+        await self.payment.capture(
+            PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:capture")
+        )
+        return None
+
+    async def _pay_and_confirm(self, order: Order) -> None:
+        """PROCESSING → CONFIRMED (charged, stock taken for good), or FAILED with the payment
+        voided or refunded and the stock given back."""
+        order_id = order.order_id
+        try:
+            declined = await self._charge(order)
+        except (ServiceUnavailable, RequestRefused) as exc:
+            await self._undo_payment(order)
+            await self._release(order)
+            await self._fail(order, FailureReason.PAYMENT_UNAVAILABLE, str(exc))
+            return
+        if declined is not None:
+            await self._release(order)
+            await self._fail(order, FailureReason.PAYMENT_DECLINED, declined)
+            return
         log.info("Confirming order %s", order_id)
         try:
             await self.inventory.commit(order_id)
         except (ServiceUnavailable, RequestRefused) as exc:
+            await self._undo_payment(order)
             await self._release(order)
             await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
             return
