@@ -18,6 +18,7 @@ SERVICES = (
     "inventory_service",
     "pricing_service",
     "payment_service",
+    "delivery_service",
     "order_writer",
     "order_manager",
 )
@@ -25,6 +26,7 @@ PORT_SETTING = {
     "inventory_service": "inventory_port",
     "pricing_service": "pricing_port",
     "payment_service": "payment_port",
+    "delivery_service": "delivery_port",
     "order_writer": "order_writer_port",
     "order_manager": "order_manager_port",
 }

@@ -84,3 +84,13 @@ def test_release_transitions(start: ReservationStatus, released: ReservationStat
 def test_committed_cannot_be_released() -> None:
     with pytest.raises(ReservationConflict, match="COMMITTED"):
         reservation(ReservationStatus.COMMITTED).release()
+
+
+def test_cancel_gives_back_reserved_or_committed_stock_once() -> None:
+    from foodflow.inventory_service.domain import Reservation, ReservationStatus
+
+    reserved = Reservation("o-1", ReservationStatus.RESERVED, {"pho-bo": 2})
+    assert reserved.cancel().status is ReservationStatus.RELEASED
+    assert reserved.commit().cancel().status is ReservationStatus.RELEASED
+    released = reserved.release()
+    assert released.cancel() == released

@@ -139,6 +139,16 @@ async def release(body: OrderRef, context: Context) -> ReservationState:
     return reservation_state(reservation)
 
 
+@router.post("/cancel", response_model=ReservationState)
+async def cancel(body: OrderRef, context: Context) -> ReservationState:
+    """Give a cancelled order's stock back, reserved or committed; 404 without a reservation."""
+    reservation = await services.cancel_reservation(
+        context.repository.unit_of_work(), str(body.order_id)
+    )
+    log.info("Reservation of order %s is %s (cancelled)", body.order_id, reservation.status)
+    return reservation_state(reservation)
+
+
 @router.get("/menu", response_model=list[MenuItem])
 async def menu(context: Context) -> list[MenuItem]:
     """Every catalogue item with its price and current stock, by item id."""

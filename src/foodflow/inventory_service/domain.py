@@ -68,6 +68,13 @@ class Reservation:
             )
         return replace(self, status=ReservationStatus.COMMITTED)
 
+    def cancel(self) -> Reservation:
+        """RESERVED or COMMITTED -> RELEASED: a cancelled order gives its stock back, even
+        once the sale was final. RELEASED and REJECTED stay (nothing to give back)."""
+        if self.status in (ReservationStatus.RELEASED, ReservationStatus.REJECTED):
+            return self
+        return replace(self, status=ReservationStatus.RELEASED)
+
     def release(self) -> Reservation:
         """RESERVED -> RELEASED; RELEASED and REJECTED stay; COMMITTED cannot be released.
 

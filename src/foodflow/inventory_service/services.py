@@ -74,6 +74,23 @@ async def commit_reservation(uow: UnitOfWork, order_id: str) -> Reservation:
     return committed
 
 
+async def cancel_reservation(uow: UnitOfWork, order_id: str) -> Reservation:
+    """Give back the stock of a cancelled order, reserved or committed (-> RELEASED)."""
+    async with uow:
+        current = await uow.get_reservation(order_id)
+        if current is None:
+            raise ReservationNotFound(order_id)
+        cancelled = current.cancel()
+        if current.holds_stock or current.status is ReservationStatus.COMMITTED:
+            returned_ids = sorted(current.items)
+            await uow.lock_stock(returned_ids)
+            for item_id in returned_ids:
+                await uow.return_stock(item_id, current.items[item_id])
+            await uow.save_status(cancelled)
+            await uow.commit()
+    return cancelled
+
+
 async def release_reservation(uow: UnitOfWork, order_id: str) -> Reservation:
     """Give the stock of a RESERVED reservation back (RESERVED -> RELEASED)."""
     async with uow:

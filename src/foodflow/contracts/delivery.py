@@ -1,0 +1,43 @@
+"""Bodies of the delivery service's endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class CourierStep(BaseModel):
+    """A courier reporting a step; when given, it must be the courier assigned to the order."""
+
+    courier_id: str | None = Field(default=None, max_length=64)
+
+
+class CancelDelivery(BaseModel):
+    reason: str = Field("CUSTOMER_CANCELLED", max_length=64)
+
+
+class DeliveryView(BaseModel):
+    order_id: UUID
+    user_id: str
+    state: str
+    restaurant_id: str
+    address: str
+    courier_id: str | None = None
+    courier_name: str | None = None
+    distance_km: Decimal | None = None
+    eta_minutes: int | None = None
+    cancel_reason: str | None = None
+    waiting_since: datetime
+    updated_at: datetime
+
+
+class CourierView(BaseModel):
+    courier_id: str
+    name: str
+    lat: float
+    lon: float
+    available: bool
+    current_order: UUID | None = None
