@@ -1,16 +1,212 @@
-"""Log format shared by every foodflow process: one line per event, service name first."""
+"""Logging shared by every foodflow process: JSON lines (or a console format), order id on each.
+
+`configure_logging` routes the standard library's logging through structlog's
+`ProcessorFormatter`, so the existing `log.info("Checking inventory... order %s", order_id)`
+calls stay as they are and come out as one JSON object per line:
+
+    {"ts": "2026-11-28T03:40:00.123456Z", "level": "info", "service": "order_manager",
+     "logger": "foodflow.order_manager.saga", "message": "Checking inventory... order 5f…",
+     "order_id": "5f…"}
+
+`order_id` comes from `bind_order_id` (context variables, per asyncio task) or, failing that,
+from an order id written in the message itself ("order <uuid>", "order_id=<uuid>").
+`LOG_FORMAT=console` renders the same events as readable lines instead.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+LogFormat = Literal["json", "console"]
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# "order <id>", "Order <id>", "order id <id>", "order_id=<id>", "order_id: <id>"
+_ORDER_ID_IN_TEXT = re.compile(rf"\border(?:[ _]id)?[=: ]+({_UUID})", re.IGNORECASE)
+# The format this module wrote before JSON lines; `foodflow logs` still reads such files.
+_PLAIN_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) (\S+) (\S+): (.*)$")
+_FIELD_ORDER = ("ts", "level", "service", "logger", "message")
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format=f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s",
-        force=True,
+def bind_order_id(order_id: object | None) -> None:
+    """Put `order_id` on every log line of the current task (and the tasks it starts)."""
+    if order_id is not None:
+        structlog.contextvars.bind_contextvars(order_id=str(order_id))
+
+
+def order_id_in_text(text: str) -> str | None:
+    """The order id a message names ("order <uuid>", "order_id=<uuid>"), lower-cased, or None."""
+    found = _ORDER_ID_IN_TEXT.search(text)
+    return found.group(1).lower() if found else None
+
+
+def _add_order_id(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if "order_id" not in event_dict:
+        order_id = order_id_in_text(str(event_dict.get("event", "")))
+        if order_id is not None:
+            event_dict["order_id"] = order_id
+    return event_dict
+
+
+def _add_service(service: str) -> structlog.types.Processor:
+    def add(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add
+
+
+def render_console(event: MutableMapping[str, Any]) -> str:
+    """One readable line: time, level, service, logger, message, then the other fields."""
+    ts = str(event.get("ts", ""))
+    level = str(event.get("level", "")).upper()
+    message = str(event.get("message", event.get("event", "")))
+    line = f"{ts} {level:<7} {event.get('service', '-')} {event.get('logger', '-')}: {message}"
+    extras = {
+        k: v
+        for k, v in event.items()
+        if k not in {*_FIELD_ORDER, "event", "exception"}
+        and not (k == "order_id" and str(v) in message)
+    }
+    if extras:
+        line += "  " + " ".join(f"{k}={v}" for k, v in extras.items())
+    if event.get("exception"):
+        line += "\n" + str(event["exception"])
+    return line
+
+
+def _console_renderer(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> str:
+    return render_console(event_dict)
+
+
+def _processors(service: str) -> list[structlog.types.Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        _add_service(service),
+        _add_order_id,
+    ]
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json") -> None:
+    """Send every log record of this process to stderr as JSON lines or console lines."""
+    shared = _processors(service)
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if fmt == "json" else _console_renderer
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            _reorder,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # structlog's own loggers (structlog.get_logger()) go through the same handler.
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
     )
     # The access log of every health probe would drown the order lines.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _reorder(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # Fixed leading keys make the JSON lines easy to scan by eye as well as by machine.
+    ordered: dict[str, Any] = {k: event_dict[k] for k in _FIELD_ORDER if k in event_dict}
+    ordered.update((k, v) for k, v in event_dict.items() if k not in ordered)
+    return ordered
+
+
+# --- reading logs back: `foodflow logs <order_id>` ------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogLine:
+    at: datetime
+    service: str
+    event: dict[str, Any]
+
+    def render(self) -> str:
+        return render_console(self.event)
+
+
+def _parse(line: str, service: str) -> dict[str, Any] | None:
+    line = line.rstrip("\n")
+    if line.startswith("{"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return None
+        return event if isinstance(event, dict) else None
+    plain = _PLAIN_LINE.match(line)
+    if plain is None:
+        return None
+    stamp, level, svc, logger, message = plain.groups()
+    local = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").astimezone(UTC)
+    return {
+        "ts": local.isoformat().replace("+00:00", "Z"),
+        "level": level.lower(),
+        "service": svc or service,
+        "logger": logger,
+        "message": message,
+    }
+
+
+def _timestamp(event: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+
+
+def lines_for_order(order_id: str, log_files: Iterable[Path]) -> list[LogLine]:
+    """Every line about `order_id` in `log_files` (JSON lines or the older plain lines), by time."""
+    wanted = order_id.lower()
+    found: list[LogLine] = []
+    for path in log_files:
+        for event in _events(path):
+            text = json.dumps(event) if "order_id" not in event else ""
+            if str(event.get("order_id", "")).lower() != wanted and wanted not in text.lower():
+                continue
+            at = _timestamp(event)
+            if at is not None:
+                event.setdefault("service", path.stem)
+                found.append(LogLine(at, str(event["service"]), event))
+    found.sort(key=lambda line: line.at)
+    return found
+
+
+def _events(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                event = _parse(line, path.stem)
+                if event is not None:
+                    yield event
+    except FileNotFoundError:
+        return

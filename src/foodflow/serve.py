@@ -14,7 +14,7 @@ from foodflow.services import PORT_SETTING
 
 def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | None = None) -> None:
     settings = get_settings()
-    configure_logging(service, settings.log_level)
+    configure_logging(service, settings.log_level, settings.log_format)
     try:
         import uvloop  # noqa: F401
 

@@ -21,6 +21,7 @@ SERVICES = (
     "delivery_service",
     "order_writer",
     "order_manager",
+    "gateway",
 )
 PORT_SETTING = {
     "inventory_service": "inventory_port",
@@ -29,6 +30,7 @@ PORT_SETTING = {
     "delivery_service": "delivery_port",
     "order_writer": "order_writer_port",
     "order_manager": "order_manager_port",
+    "gateway": "gateway_port",
 }
 
 

@@ -36,8 +36,11 @@ from foodflow.inventory_service.domain import (
     StockRequest,
     check_availability,
 )
+from foodflow.inventory_service.metrics import collect_stock_levels
 from foodflow.inventory_service.repository import InventoryRepository
 from foodflow.inventory_service.sweeper import ReservationSweeper
+from foodflow.logs import bind_order_id
+from foodflow.metrics import install_metrics
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,7 @@ async def check_inventory(body: CheckInventoryRequest, context: Context) -> Chec
 async def reserve(body: ReserveRequest, context: Context) -> ReservationState:
     """Take stock for every line of an order, or none; the same order twice gets one answer."""
     order_id = str(body.order_id)
+    bind_order_id(order_id)
     log.info("Checking inventory... order_id=%s", order_id)
     request = StockRequest.from_lines((line.item_id, line.quantity) for line in body.items)
     reservation = await services.reserve_stock(context.repository.unit_of_work(), order_id, request)
@@ -122,6 +126,7 @@ async def reserve(body: ReserveRequest, context: Context) -> ReservationState:
 @router.post("/commit", response_model=ReservationState)
 async def commit(body: OrderRef, context: Context) -> ReservationState:
     """Make an order's reservation final; 404 without one, 409 once released."""
+    bind_order_id(body.order_id)
     reservation = await services.commit_reservation(
         context.repository.unit_of_work(), str(body.order_id)
     )
@@ -132,6 +137,7 @@ async def commit(body: OrderRef, context: Context) -> ReservationState:
 @router.post("/release", response_model=ReservationState)
 async def release(body: OrderRef, context: Context) -> ReservationState:
     """Give an order's reserved stock back; 404 without a reservation, 409 once committed."""
+    bind_order_id(body.order_id)
     reservation = await services.release_reservation(
         context.repository.unit_of_work(), str(body.order_id)
     )
@@ -218,6 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
+    install_metrics(app, "inventory_service", collect=collect_stock_levels)
     app.include_router(router)
     install_error_handlers(app)
     return app

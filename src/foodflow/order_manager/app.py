@@ -8,14 +8,14 @@ import logging
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
+from foodflow.metrics import install_metrics, record_consumer_lag
 from foodflow.order_manager.clients import InventoryClient, PricingClient
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.order_manager.service import KafkaAnnouncer, OrderIntake
@@ -104,9 +104,9 @@ def create_app(settings: Settings) -> FastAPI:
         ok = all(checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def collect(app: FastAPI) -> None:
+        await record_consumer_lag("order_manager", app.state.consumer)
+
+    install_metrics(app, "order_manager", collect=collect)
 
     return app

@@ -23,6 +23,7 @@ from foodflow.contracts.orders import (
 from foodflow.contracts.payment import AuthoriseRequest, PaymentRequest
 from foodflow.contracts.pricing import PriceResponse
 from foodflow.errors import ServiceUnavailable
+from foodflow.logs import bind_order_id
 from foodflow.order_manager.clients import RequestRefused
 from foodflow.order_manager.domain import Order
 from foodflow.order_manager.status_store import SaveOutcome
@@ -105,6 +106,7 @@ class OrderSaga:
         is idempotent (reserve, commit and release are keyed by the order id), so a step done
         before the crash is harmlessly done again. An order already final is only announced.
         """
+        bind_order_id(order_id)
         stored = await self.store.load_snapshot(order_id)
         if stored is not None:
             await self.announce(

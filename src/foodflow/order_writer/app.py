@@ -10,15 +10,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.db.pool import create_pool
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
+from foodflow.metrics import install_metrics, record_consumer_lag
 from foodflow.order_writer.handler import PersistFinalOrders
 from foodflow.order_writer.metrics import WriterMetrics
 from foodflow.order_writer.writer import PostgresOrderStore
@@ -106,13 +106,14 @@ def create_app(
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        """Prometheus metrics: rows written, batches, dead letters, write latency, lag."""
-        runtime: WriterRuntime = request.app.state.writer
-        with contextlib.suppress(Exception):
-            metrics.consumer_lag.set(sum((await runtime.consumer.lag()).values()))
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    async def collect(app: FastAPI) -> None:
+        """Rows written, batches, dead letters and write latency are counted as they happen."""
+        runtime: WriterRuntime = app.state.writer
+        lag = await runtime.consumer.lag()
+        metrics.consumer_lag.set(sum(lag.values()))
+        await record_consumer_lag("order_writer", runtime.consumer)
+
+    install_metrics(app, "order_writer", collect=collect, registries=[metrics.registry])
 
     return app
 

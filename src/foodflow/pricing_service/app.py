@@ -17,6 +17,8 @@ from foodflow.config import Settings, get_settings
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
 from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.logs import bind_order_id
+from foodflow.metrics import install_metrics
 from foodflow.pricing_service.catalogue import CataloguePrices
 from foodflow.pricing_service.domain import (
     OrderLine,
@@ -52,6 +54,7 @@ router = APIRouter(responses=ERROR_RESPONSES)
 @router.post("/calculate_price", response_model=PriceResponse)
 async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse:
     """Price an order at catalogue prices: subtotal, discounts, fees, tax and total."""
+    bind_order_id(body.order_id)
     log.info("Calculating price... order_id=%s", body.order_id)
     catalogue_prices = await context.catalogue.prices(line.item_id for line in body.items)
     lines, breakdown = price_order(
@@ -155,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
+    install_metrics(app, "pricing_service")
     app.include_router(router)
     install_error_handlers(app)
     return app

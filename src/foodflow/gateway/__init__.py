@@ -1,0 +1,1 @@
+"""The gateway: public HTTP edge of foodflow (menu, live dashboard, order API) on port 8000."""
