@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -15,6 +16,7 @@ from foodflow.config import get_settings
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
 from foodflow.errors import FoodflowError, InfraError
 from foodflow.infra import manager
+from foodflow.logs import lines_for_order
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
@@ -245,6 +247,23 @@ def order_watch(
         else int(time.time() * 1000) - 60000
     )
     _watch(order_id, since, timeout)
+
+
+@app.command("logs")
+def logs(
+    order_id: uuid.UUID,
+    log_dir: Path | None = typer.Option(
+        None, help="Folder of the services' logs (default: .state/services/logs)."
+    ),
+) -> None:
+    """One order's log lines from every service's log, in time order."""
+    folder = log_dir or get_settings().state_dir / "services" / "logs"
+    lines = lines_for_order(str(order_id), sorted(folder.glob("*.log")))
+    if not lines:
+        console.print(f"[yellow]no lines about order {order_id} in {folder}/*.log[/]")
+        raise typer.Exit(1)
+    for line in lines:
+        console.print(line.render(), markup=False, highlight=False)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+"""JSON-line logs with the order id, the console format, and reading one order's lines back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from foodflow.logs import bind_order_id, configure_logging, lines_for_order, order_id_in_text
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.contextvars.clear_contextvars()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_order_id_in_text() -> None:
+    oid = str(uuid.uuid4())
+    assert order_id_in_text(f"Checking inventory... order {oid}") == oid
+    assert order_id_in_text(f"Price mismatch order_id={oid.upper()}") == oid
+    assert order_id_in_text(f"Assigned order id {oid} to an order") == oid
+    assert order_id_in_text(f"consumer {oid} joined") is None
+
+
+def test_json_lines_carry_the_order_id(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("order_manager", "INFO", "json")
+    log = logging.getLogger("foodflow.test")
+    oid, bound = str(uuid.uuid4()), str(uuid.uuid4())
+    log.info("Checking inventory... order %s", oid)
+
+    async def handler() -> None:
+        bind_order_id(bound)
+        log.info("Available=%s", True)
+
+    asyncio.run(handler())
+    log.info("no order here")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert lines[0]["message"] == f"Checking inventory... order {oid}"
+    assert lines[0]["order_id"] == oid
+    assert lines[0]["service"] == "order_manager"
+    assert lines[0]["level"] == "info"
+    assert lines[0]["logger"] == "foodflow.test"
+    assert lines[0]["ts"].endswith("Z")
+    assert list(lines[0])[:5] == ["ts", "level", "service", "logger", "message"]
+    assert lines[1] == {**lines[1], "message": "Available=True", "order_id": bound}
+    assert "order_id" not in lines[2]  # the binding stayed inside its task
+
+
+def test_console_format_keeps_the_seed_lines_readable(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("inventory_service", "INFO", "console")
+    logging.getLogger("foodflow.test").info("Checking inventory...")
+    line = capsys.readouterr().err.strip()
+    assert line.endswith("INFO    inventory_service foodflow.test: Checking inventory...")
+
+
+def test_lines_for_order_merges_services_in_time_order(tmp_path: Path) -> None:
+    oid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    manager = tmp_path / "order_manager.log"
+    inventory = tmp_path / "inventory_service.log"
+
+    def line(ts: str, message: str, order_id: str | None, service: str) -> str:
+        event = {"ts": ts, "level": "info", "service": service, "logger": "x", "message": message}
+        if order_id:
+            event["order_id"] = order_id
+        return json.dumps(event)
+
+    manager.write_text(
+        "\n".join(
+            [
+                line(
+                    "2026-11-28T10:00:00.100000Z", "Received validated order", oid, "order_manager"
+                ),
+                line(
+                    "2026-11-28T10:00:00.150000Z",
+                    "Received validated order",
+                    other,
+                    "order_manager",
+                ),
+                line("2026-11-28T10:00:00.400000Z", "Confirming order", oid, "order_manager"),
+                "not a log line",
+            ]
+        )
+    )
+    inventory.write_text(
+        line("2026-11-28T10:00:00.200000Z", "Checking inventory...", oid, "inventory_service")
+        + "\n"
+    )
+    found = lines_for_order(oid, [manager, inventory, tmp_path / "missing.log"])
+    assert [(x.service, x.event["message"]) for x in found] == [
+        ("order_manager", "Received validated order"),
+        ("inventory_service", "Checking inventory..."),
+        ("order_manager", "Confirming order"),
+    ]
+    assert oid in found[0].render() or "Received validated order" in found[0].render()
