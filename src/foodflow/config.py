@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, computed_field
+from pydantic import Field, SecretStr, computed_field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEV_JWT_SECRET = "development-only-secret-do-not-use-in-production"
 
 
 class Settings(BaseSettings):
@@ -83,6 +84,26 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # json: one JSON object per line (services started by `foodflow up`); console: for people.
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
+
+    # --- users and tokens (gateway) --------------------------------------------------------
+    environment: Literal["development", "test", "production"] = Field(
+        "development", alias="ENVIRONMENT"
+    )
+    # The default secret is accepted in development only (see `_no_default_secret`).
+    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="JWT_SECRET")
+    access_token_ttl_seconds: int = Field(3600, alias="ACCESS_TOKEN_TTL_SECONDS", ge=60)
+    login_attempts_per_minute: int = Field(5, alias="LOGIN_ATTEMPTS_PER_MINUTE", ge=1)
+
+    @model_validator(mode="after")
+    def _no_default_secret(self) -> Settings:
+        if self.environment != "development" and (
+            self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+            or len(self.jwt_secret.get_secret_value()) < 32
+        ):
+            raise ValueError(
+                f"JWT_SECRET must be set (32+ characters) when ENVIRONMENT={self.environment}"
+            )
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property

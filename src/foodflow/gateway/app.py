@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.db.pool import create_pool, database_ready
-from foodflow.gateway import dashboard, menu
+from foodflow.gateway import auth, dashboard, menu, orders
 from foodflow.gateway.board import Board
 from foodflow.gateway.deps import GatewayRuntime
 from foodflow.gateway.feed import Broadcaster, StatusFeed
@@ -156,4 +156,6 @@ def create_app(settings: Settings) -> FastAPI:
     # One router per resource. The order API (orders, users, auth) is included here too.
     app.include_router(menu.router)
     app.include_router(dashboard.router)
+    app.include_router(auth.router)
+    app.include_router(orders.router)
     return app

@@ -1,0 +1,74 @@
+"""Passwords (argon2id) and bearer tokens (JWT, HS256, with expiry). No I/O."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from foodflow.config import Settings
+
+_hasher = PasswordHasher()
+ALGORITHM = "HS256"
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    COURIER = "courier"
+    ADMIN = "admin"
+
+
+class InvalidToken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: UUID
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_token(principal: Principal, settings: Settings, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": str(principal.user_id),
+        "role": principal.role.value,
+        "iat": issued,
+        "exp": issued + settings.access_token_ttl_seconds,
+    }
+    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+
+
+def read_token(token: str, settings: Settings) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub", "role"]},
+        )
+        return Principal(UUID(claims["sub"]), Role(claims["role"]))
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("the token has expired; log in again") from exc
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise InvalidToken("the token is not valid") from exc

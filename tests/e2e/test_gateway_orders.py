@@ -1,0 +1,238 @@
+"""The public order API end to end: users, payment, delivery and cancellation, through the
+gateway with every real service running."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from foodflow.config import Settings
+from foodflow.gateway.security import hash_password
+
+from .conftest import wait_row
+
+pytestmark = pytest.mark.e2e
+
+ADDRESS = {"address": "Torstrasse 1, Berlin", "lat": 52.529, "lon": 13.401}
+Headers = dict[str, str]
+
+
+@pytest.fixture
+async def api(system: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    base = system.service_url(system.gateway_port)
+    async with httpx.AsyncClient(base_url=base, timeout=20.0) as client:
+        yield client
+
+
+async def sign_up(api: httpx.AsyncClient) -> Headers:
+    email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
+    created = await api.post(
+        "/users", json={"email": email, "name": "E2E", "password": "correct horse"}
+    )
+    assert created.status_code == 201, created.text
+    return await log_in(api, email, "correct horse")
+
+
+async def log_in(api: httpx.AsyncClient, email: str, password: str) -> Headers:
+    answer = await api.post("/auth/login", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def staff(api: httpx.AsyncClient, db: asyncpg.Connection, role: str) -> Headers:
+    email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+    await db.execute(
+        "INSERT INTO users (user_id, email, name, password_hash, role) VALUES ($1, $2, $3, $4, $5)",
+        uuid.uuid4(),
+        email,
+        role,
+        hash_password("staff password"),
+        role,
+    )
+    return await log_in(api, email, "staff password")
+
+
+def order_body(item_id: str, quantity: int = 2, **extra: Any) -> dict[str, Any]:
+    return {
+        "items": [{"item_id": item_id, "quantity": quantity}],
+        "delivery_address": ADDRESS,
+        **extra,
+    }
+
+
+async def place(api: httpx.AsyncClient, headers: Headers, body: dict[str, Any]) -> str:
+    answer = await api.post("/orders", json=body, headers=headers)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status_url"] == f"/orders/{answer.json()['order_id']}"
+    return str(answer.json()["order_id"])
+
+
+async def wait_status(
+    api: httpx.AsyncClient, headers: Headers, order_id: str, *statuses: str, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        last = (await api.get(f"/orders/{order_id}", headers=headers)).json()
+        if last.get("status") in statuses:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {order_id} not {statuses} after {timeout}s: {last}")
+
+
+async def stock_of(db: asyncpg.Connection, item_id: str) -> int:
+    return await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+
+
+async def test_order_is_delivered_and_persisted_with_its_timeline(
+    api: httpx.AsyncClient, db: asyncpg.Connection, test_item: tuple[str, Decimal]
+) -> None:
+    item_id, price = test_item
+    customer, courier = await sign_up(api), await staff(api, db, "courier")
+    body = order_body(item_id, 2)
+    body["items"][0]["price"] = "0.01"  # the client's price is ignored
+    order_id = await place(api, customer, body)
+
+    assigned = await wait_status(api, customer, order_id, "COURIER_ASSIGNED")
+    assert "courier" in assigned["detail"] and "ETA" in assigned["detail"]
+    assert assigned["items"][0]["unit_price"] == str(price)
+    assert Decimal(assigned["price"]["subtotal"]) == 2 * price
+
+    refused = await api.post(f"/deliveries/{order_id}/pickup", headers=customer)
+    assert refused.status_code == 403
+    picked = await api.post(f"/deliveries/{order_id}/pickup", headers=courier)
+    assert picked.status_code == 200 and picked.json()["status"] == "PICKED_UP"
+    too_late = await api.post(f"/orders/{order_id}/cancel", headers=customer)
+    assert too_late.status_code == 409 and "no longer be cancelled" in too_late.json()["detail"]
+    done = await api.post(f"/deliveries/{order_id}/deliver", headers=courier)
+    assert done.status_code == 200 and done.json()["status"] == "DELIVERED"
+
+    final = await wait_status(api, customer, order_id, "DELIVERED")
+    assert [t["status"] for t in final["timeline"]] == [
+        "RECEIVED",
+        "PROCESSING",
+        "CONFIRMED",
+        "COURIER_ASSIGNED",
+        "PICKED_UP",
+        "DELIVERED",
+    ]
+    assert await stock_of(db, item_id) == 8
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        row = await wait_row(db, uuid.UUID(order_id))
+        if row["status"] == "DELIVERED":
+            break
+        await asyncio.sleep(0.1)
+    assert (row["status"], row["version"], row["subtotal"]) == ("DELIVERED", 6, 2 * price)
+    history = await db.fetch(
+        "SELECT status FROM order_status_history WHERE order_id = $1 ORDER BY version",
+        uuid.UUID(order_id),
+    )
+    assert [h["status"] for h in history] == [t["status"] for t in final["timeline"]]
+
+
+async def test_declined_card_fails_the_order_and_gives_stock_back(
+    api: httpx.AsyncClient, db: asyncpg.Connection, test_item: tuple[str, Decimal]
+) -> None:
+    item_id, _ = test_item
+    customer = await sign_up(api)
+    order_id = await place(api, customer, order_body(item_id, 3, payment_token="tok_declined"))
+    final = await wait_status(api, customer, order_id, "FAILED", "CONFIRMED", "COURIER_ASSIGNED")
+    assert (final["status"], final["reason"]) == ("FAILED", "PAYMENT_DECLINED")
+    assert await stock_of(db, item_id) == 10
+
+
+async def test_cancel_after_confirmation_refunds_and_gives_stock_back(
+    api: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    test_item: tuple[str, Decimal],
+    system: Settings,
+) -> None:
+    item_id, _ = test_item
+    customer = await sign_up(api)
+    order_id = await place(api, customer, order_body(item_id, 4))
+    await wait_status(api, customer, order_id, "CONFIRMED", "COURIER_ASSIGNED")
+    assert await stock_of(db, item_id) == 6
+    cancelled = await api.post(f"/orders/{order_id}/cancel", headers=customer)
+    assert cancelled.status_code == 200, cancelled.text
+    assert (cancelled.json()["status"], cancelled.json()["reason"]) == (
+        "CANCELLED",
+        "CUSTOMER_CANCELLED",
+    )
+    assert await stock_of(db, item_id) == 10
+    async with httpx.AsyncClient() as plain:
+        payment = (await plain.get(f"{system.payment_url}/payments/{order_id}")).json()["payment"]
+    assert payment["state"] == "REFUNDED" and payment["refunded_cents"] > 0
+    courier_busy = await db.fetchval(
+        "SELECT count(*) FROM couriers WHERE current_order = $1", uuid.UUID(order_id)
+    )
+    assert courier_busy == 0
+    again = await api.post(f"/orders/{order_id}/cancel", headers=customer)
+    assert again.status_code == 409 and "cancelled already" in again.json()["detail"]
+    assert (await wait_row(db, uuid.UUID(order_id)))["status"] in ("CONFIRMED", "CANCELLED")
+
+
+async def test_other_customers_orders_are_not_found_but_admins_see_them(
+    api: httpx.AsyncClient, db: asyncpg.Connection, test_item: tuple[str, Decimal]
+) -> None:
+    item_id, _ = test_item
+    owner, stranger, admin = await sign_up(api), await sign_up(api), await staff(api, db, "admin")
+    order_id = await place(api, owner, order_body(item_id, 1))
+    for call in (
+        api.get(f"/orders/{order_id}", headers=stranger),
+        api.post(f"/orders/{order_id}/cancel", headers=stranger),
+    ):
+        answer = await call
+        assert answer.status_code == 404 and "no order" in answer.json()["detail"]
+    assert (await api.get(f"/orders/{order_id}", headers=admin)).status_code == 200
+    mine = (await api.get("/orders", headers=owner)).json()
+    assert mine["total"] == 1 and mine["items"][0]["order_id"] == order_id
+    assert (await api.get("/orders", headers=stranger)).json()["total"] == 0
+    await wait_status(api, owner, order_id, "COURIER_ASSIGNED", "CONFIRMED")
+    await api.post(f"/orders/{order_id}/cancel", headers=owner)  # frees the courier
+
+
+async def test_the_same_idempotency_key_places_one_order(
+    api: httpx.AsyncClient, db: asyncpg.Connection, test_item: tuple[str, Decimal]
+) -> None:
+    item_id, _ = test_item
+    customer = await sign_up(api)
+    headers = {**customer, "Idempotency-Key": uuid.uuid4().hex}
+    first, second = await asyncio.gather(
+        place(api, headers, order_body(item_id, 1)), place(api, headers, order_body(item_id, 1))
+    )
+    assert first == second
+    listed = (await api.get("/orders", headers=customer)).json()
+    assert listed["total"] == 1
+    other = await api.post("/orders", json=order_body(item_id, 2), headers=headers)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
+    await wait_status(api, customer, first, "COURIER_ASSIGNED", "CONFIRMED")
+    assert await stock_of(db, item_id) == 9  # taken once
+    await api.post(f"/orders/{first}/cancel", headers=customer)
+
+
+async def test_bad_requests_get_clear_errors(api: httpx.AsyncClient) -> None:
+    customer = await sign_up(api)
+    unknown = await api.post("/orders", json=order_body("no-such-dish"), headers=customer)
+    assert unknown.status_code == 422 and "no-such-dish" in unknown.json()["detail"]
+    anonymous = await api.post("/orders", json=order_body("pho-bo"))
+    assert anonymous.status_code == 401
+    forged = await api.get("/orders", headers={"Authorization": "Bearer not.a.token"})
+    assert forged.status_code == 401
+    email = f"rate-{uuid.uuid4().hex[:8]}@example.com"
+    await api.post("/users", json={"email": email, "name": "R", "password": "12345678"})
+    dup = await api.post("/users", json={"email": email, "name": "R", "password": "12345678"})
+    assert dup.status_code == 409
+    codes = [
+        (await api.post("/auth/login", json={"email": email, "password": "wrong"})).status_code
+        for _ in range(7)
+    ]
+    assert codes[:5] == [401] * 5 and codes[-1] == 429
