@@ -25,6 +25,7 @@ from foodflow.delivery_service.dispatch import Dispatcher, OrderMover, StockClie
 from foodflow.delivery_service.domain import DeliveryConflict, DeliveryError, DeliveryNotFound
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
+from foodflow.metrics import install_metrics
 from foodflow.order_manager.service import KafkaAnnouncer
 from foodflow.order_manager.status_store import RedisStatusStore
 from foodflow.payment_service.client import PaymentClient
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="foodflow delivery service", lifespan=lifespan)
+    install_metrics(app, "delivery_service")
     app.include_router(router)
     install_error_handlers(app)
     return app

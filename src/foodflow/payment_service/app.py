@@ -21,6 +21,7 @@ from foodflow.contracts.payment import (
     PaymentResult,
 )
 from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.metrics import install_metrics
 from foodflow.payment_service.domain import (
     Payment,
     PaymentConflict,
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="foodflow payment service", lifespan=lifespan)
+    install_metrics(app, "payment_service")
     app.include_router(router)
     install_error_handlers(app)
     return app

@@ -1,0 +1,174 @@
+"""The gateway's dashboard end to end: SSE stream, /metrics everywhere, and a real browser.
+
+The browser is Debian's Chromium (installed with apt when missing), driven by Playwright; a
+screenshot of the board lands in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from foodflow import services, tracking
+from foodflow.config import PROJECT_ROOT, Settings
+from foodflow.contracts.orders import OrderItemIn, ValidatedOrder
+from foodflow.infra.browser import CHROMIUM_ARGS, ensure_chromium
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+FINAL = ("CONFIRMED", "FAILED", "CANCELLED", "COURIER_ASSIGNED", "PICKED_UP", "DELIVERED")
+# Once delivery runs, a confirmed order moves on quickly; any of these means it was confirmed.
+CONFIRMED_OR_LATER = re.compile("^(CONFIRMED|COURIER_ASSIGNED|PICKED_UP|DELIVERED)$")
+
+
+@pytest.fixture
+def gateway(system: Settings) -> str:
+    return system.service_url(system.gateway_port)
+
+
+def send(settings: Settings, item_id: str, quantity: int = 1) -> uuid.UUID:
+    order = ValidatedOrder(
+        user_id="dashboard-e2e", items=[OrderItemIn(item_id=item_id, quantity=quantity)]
+    )
+    return tracking.send_order(settings, order)
+
+
+async def test_sse_stream_shows_an_order_until_its_final_status(
+    system: Settings, gateway: str, test_item: tuple[str, Decimal]
+) -> None:
+    seen: list[str] = []
+    async with (
+        httpx.AsyncClient(base_url=gateway, timeout=20) as client,
+        client.stream("GET", "/dashboard/events") as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.aiter_lines()
+        order_id: uuid.UUID | None = None
+        event = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = await asyncio.wait_for(anext(lines), timeout=15)
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: ") and event == "snapshot":
+                snapshot = json.loads(line.removeprefix("data: "))
+                assert {"orders", "stats"} <= snapshot.keys()
+                order_id = await asyncio.to_thread(send, system, test_item[0])
+            elif line.startswith("data: ") and event == "order":
+                card = json.loads(line.removeprefix("data: "))
+                if card["order_id"] == str(order_id):
+                    seen.append(card["status"])
+                    if card["status"] in FINAL:
+                        break
+    assert seen and seen[0] == "RECEIVED" and CONFIRMED_OR_LATER.match(seen[-1]), seen
+
+
+async def test_metrics_on_every_service(system: Settings) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for name in services.SERVICES:
+            port = getattr(system, services.PORT_SETTING[name])
+            response = await client.get(system.service_url(port) + "/metrics")
+            assert response.status_code == 200, name
+            assert f'service="{name}"' in response.text, name
+            assert "foodflow_http_requests_total" in response.text, name
+            if name == "inventory_service":
+                assert 'foodflow_stock_level{item_id="sushi-set"}' in response.text
+            if name in ("order_manager", "gateway"):
+                assert "foodflow_consumer_lag{" in response.text, name
+
+
+async def test_timeline_endpoint_404_for_an_unknown_order(gateway: str) -> None:
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        response = await client.get(f"/dashboard/orders/{uuid.uuid4()}")
+        assert response.status_code == 404
+        bad = await client.post("/dashboard/test-order", json={"items": []})
+        assert bad.status_code == 422
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+async def browser(infra: Settings) -> AsyncIterator[Browser]:
+    executable = ensure_chromium()
+    with tempfile.TemporaryDirectory(prefix="foodflow-chromium-") as profile:
+        async with async_playwright() as pw:
+            context = await pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=executable,
+                headless=True,
+                args=list(CHROMIUM_ARGS),
+                viewport={"width": 1400, "height": 1000},
+            )
+            yield context  # type: ignore[misc]
+            await context.close()
+
+
+@pytest.fixture
+async def page(
+    browser: Browser, gateway: str, test_item: tuple[str, Decimal]
+) -> AsyncIterator[Page]:
+    # test_item first: the page reads the menu once, when it loads.
+    page = await browser.new_page()
+    await page.goto(gateway + "/")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    yield page
+    await page.close()
+
+
+async def test_board_shows_an_order_sent_through_kafka(
+    page: Page, system: Settings, test_item: tuple[str, Decimal]
+) -> None:
+    seen = page.locator("#orders-seen")
+    before = int(await seen.inner_text())
+    order_id = await asyncio.to_thread(send, system, test_item[0])
+
+    row = page.locator(f'tr[data-order-id="{order_id}"]')
+    await expect(row).to_have_attribute("data-status", CONFIRMED_OR_LATER, timeout=15_000)
+    await expect(row.locator("td.total")).to_contain_text("EUR")
+    # the counters move (stats arrive every 2 s)
+    await expect(seen).not_to_have_text(str(before), timeout=5_000)
+    assert int(await page.locator("#count-CONFIRMED .n").inner_text()) >= 1
+    # stock shows the test item, the couriers panel says what it can
+    await expect(page.locator(f'#stock-list li[data-item-id="{test_item[0]}"]')).to_be_visible()
+    await expect(page.locator("#couriers")).not_to_have_text("Loading…")
+
+    await row.get_by_role("button").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator("ol.timeline")).to_contain_text("v3 CONFIRMED")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.keyboard.press("Escape")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+async def test_placing_an_order_from_the_form(page: Page, test_item: tuple[str, Decimal]) -> None:
+    item_id = test_item[0]
+    await page.get_by_label("User id").fill("form-user")
+    await page.locator(f"#qty-{item_id}").fill("2")
+    await page.get_by_role("button", name="Place order").click()
+    result = page.locator("#order-result")
+    await expect(result).to_have_attribute("data-ok", "true")
+    order_id = await result.get_attribute("data-order-id")
+    assert order_id is not None
+    row = page.locator(f'tr[data-order-id="{order_id}"]')
+    await expect(row).to_have_attribute("data-status", CONFIRMED_OR_LATER, timeout=15_000)
+    await expect(row.locator("td.user")).to_have_text("form-user")
+
+
+def test_screenshot_folder_is_ignored_by_git() -> None:
+    assert "test-artifacts" in Path(PROJECT_ROOT / ".gitignore").read_text()
