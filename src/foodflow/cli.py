@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from foodflow import services, tracking
+from foodflow.bench.command import bench
 from foodflow.config import get_settings
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
 from foodflow.errors import FoodflowError, InfraError
@@ -23,6 +24,7 @@ infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no
 app.add_typer(infra_app, name="infra")
 order_app = typer.Typer(help="Send orders and follow them.")
 app.add_typer(order_app, name="order")
+app.command("bench")(bench)
 
 console = Console(soft_wrap=True)
 
@@ -108,12 +110,19 @@ def _print_update(update: OrderStatusUpdate) -> None:
 @app.command("up")
 def up(
     demo: bool = typer.Option(True, help="Send the seed's demo order and show its journey."),
+    scale: list[str] = typer.Option(
+        [], help="SERVICE=N: run N instances of order_manager or order_writer (repeatable)."
+    ),
 ) -> None:
     """Start the infrastructure and every service, then send the seed's demo order through."""
     settings = get_settings()
     try:
+        instances = services.parse_scale(scale)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scale") from None
+    try:
         manager.up(settings, report=_print_state)
-        services.up(settings, report=_print_service)
+        services.up(settings, report=_print_service, scale=instances)
     except InfraError as exc:
         raise fail(exc) from None
     if not demo:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,10 @@ PORT_SETTING = {
     "order_manager": "order_manager_port",
     "gateway": "gateway_port",
 }
+# Services that may run as several instances (`foodflow up --scale order_manager=2`): Kafka
+# consumers in one group, which share the partitions. Instance i > 0 listens on base port + 100*i.
+SCALABLE = ("order_manager", "order_writer")
+INSTANCE_PORT_STEP = 100
 
 
 @dataclass(frozen=True)
@@ -44,14 +49,25 @@ class ServiceState:
 
 
 class ServiceProcess:
-    def __init__(self, name: str, settings: Settings, env: dict[str, str] | None = None) -> None:
-        self.name = name
+    def __init__(
+        self,
+        service: str,
+        settings: Settings,
+        env: dict[str, str] | None = None,
+        instance: int = 0,
+    ) -> None:
+        self.service = service
+        self.instance = instance
+        self.name = service if instance == 0 else f"{service}-{instance}"
         self.settings = settings
-        self.env = env or {}
-        self.port: int = getattr(settings, PORT_SETTING[name])
+        self.port: int = getattr(settings, PORT_SETTING[service]) + INSTANCE_PORT_STEP * instance
+        self.env = dict(env or {})
+        if instance:
+            # The extra instance reads its own port from the same setting the service uses.
+            self.env[Settings.model_fields[PORT_SETTING[service]].alias or ""] = str(self.port)
         home = settings.state_dir / "services"
-        self.pidfile = home / f"{name}.pid"
-        self.log = home / "logs" / f"{name}.log"
+        self.pidfile = home / f"{self.name}.pid"
+        self.log = home / "logs" / f"{self.name}.log"
 
     @property
     def url(self) -> str:
@@ -75,7 +91,7 @@ class ServiceProcess:
             )
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         pid = process.spawn(
-            [sys.executable, "-m", f"foodflow.{self.name}"],
+            [sys.executable, "-m", f"foodflow.{self.service}"],
             log=self.log,
             pidfile=self.pidfile,
             env={**self.env, "PYTHONUNBUFFERED": "1"},
@@ -100,17 +116,59 @@ class ServiceProcess:
         return True
 
 
-def all_services(settings: Settings, env: dict[str, str] | None = None) -> list[ServiceProcess]:
-    return [ServiceProcess(name, settings, env) for name in SERVICES]
+def parse_scale(specs: list[str]) -> dict[str, int]:
+    """`["order_manager=2"]` → `{"order_manager": 2}`; only SCALABLE services, 1 to 8 each."""
+    scale = {}
+    for spec in specs:
+        name, _, count = spec.partition("=")
+        if name not in SCALABLE or not count.isdigit() or not 1 <= int(count) <= 8:
+            raise ValueError(f"{spec!r}: expected SERVICE=N, SERVICE one of {SCALABLE}, N 1..8")
+        scale[name] = int(count)
+    return scale
+
+
+def _extra_instances_on_disk(settings: Settings, service: str) -> set[int]:
+    """Instance numbers > 0 that have a pidfile: what an earlier `--scale` started."""
+    pattern = re.compile(rf"^{re.escape(service)}-(\d+)\.pid$")
+    home = settings.state_dir / "services"
+    found = (pattern.match(p.name) for p in home.glob(f"{service}-*.pid"))
+    return {int(m.group(1)) for m in found if m}
+
+
+def all_services(
+    settings: Settings,
+    env: dict[str, str] | None = None,
+    scale: Mapping[str, int] | None = None,
+) -> list[ServiceProcess]:
+    """Every service instance: `scale` instances of a scaled service, else one (plus any extra
+    instance still recorded on disk, so that `down` and `status` see it)."""
+    result = []
+    for name in SERVICES:
+        count = (scale or {}).get(name, 1)
+        instances = set(range(count)) | _extra_instances_on_disk(settings, name)
+        result += [ServiceProcess(name, settings, env, i) for i in sorted(instances)]
+    return result
 
 
 def up(
     settings: Settings,
     report: Callable[[ServiceState], None] = lambda s: None,
     env: dict[str, str] | None = None,
+    scale: Mapping[str, int] | None = None,
 ) -> list[ServiceState]:
+    """Start every service; `scale` sets the instances of a SCALABLE service and stops extra
+    ones. A service `scale` does not name keeps any extra instance as it is."""
+    scale = scale or {}
     states = []
-    for svc in all_services(settings, env):
+    for svc in all_services(settings, env, scale):
+        if svc.instance >= scale.get(svc.service, 1):
+            if svc.service in scale:
+                svc.stop()
+                report(ServiceState(svc.name, svc.url, False, svc.log, changed=True))
+            elif svc.is_running():
+                states.append(ServiceState(svc.name, svc.url, True, svc.log))
+                report(states[-1])
+            continue
         started = svc.start()
         state = ServiceState(svc.name, svc.url, True, svc.log, changed=started)
         report(state)
