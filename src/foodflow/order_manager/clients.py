@@ -1,13 +1,19 @@
-"""HTTP adapters for the services the saga calls: pooled keep-alive clients with retries."""
+"""HTTP adapters for the services the saga calls: pooled keep-alive clients with retries.
+
+aiohttp, not httpx: profiling the order manager under load (py-spy) put 64 % of its CPU inside
+httpx/httpcore/anyio (plus a failed `import sniffio` per request); aiohttp does the same
+keep-alive POST for a fraction of it (docs/benchmarks.md has the measurements).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import TypeVar
 from uuid import UUID
 
-import httpx
+import aiohttp
 from pydantic import BaseModel
 
 from foodflow.config import Settings
@@ -37,43 +43,47 @@ class ServiceClient:
     def __init__(self, name: str, base_url: str, settings: Settings) -> None:
         self.name = name
         self.settings = settings
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            # Waiting for a free pooled connection is our own queueing, not the service failing:
-            # it gets the order's whole time budget rather than the per-request timeout.
-            timeout=httpx.Timeout(
-                settings.http_timeout_seconds, connect=1.0, pool=settings.order_timeout_seconds
-            ),
-            limits=httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
-            ),
-        )
-        # httpcore matches every queued request against every connection each time one frees
-        # up; with hundreds of orders in flight that is quadratic CPU (seen at 85 % with the
-        # service it calls idle). Queue here instead, so its queue stays short.
+        self._base_url = base_url.rstrip("/")
+        # The per-request timeout starts once a connection slot is ours: waiting for a slot is
+        # our own queueing (bounded by the order's time budget), not the service failing.
+        self._timeout = aiohttp.ClientTimeout(total=settings.http_timeout_seconds, sock_connect=1.0)
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use: the session binds to the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ttl_dns_cache=None),
+                timeout=self._timeout,
+                headers={"content-type": "application/json"},
+            )
+        return self._session
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def post(
         self, path: str, body: BaseModel, answer: type[M], *, attempts: int | None = None
     ) -> M:
         async def attempt() -> M:
             try:
-                async with self._slots:
-                    response = await self._http.post(
-                        path,
-                        content=body.model_dump_json(),
-                        headers={"content-type": "application/json"},
-                    )
-            except httpx.HTTPError as exc:
+                async with (
+                    self._slots,
+                    self._http().post(
+                        self._base_url + path, data=body.model_dump_json().encode()
+                    ) as response,
+                ):
+                    status, content = response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
-            if response.status_code >= 500:
-                raise ServiceUnavailable(f"{self.name} {path}: HTTP {response.status_code}")
-            if response.status_code >= 400:
-                raise RequestRefused(self.name, response.status_code, _detail(response))
-            return answer.model_validate_json(response.content)
+            if status >= 500:
+                raise ServiceUnavailable(f"{self.name} {path}: HTTP {status}")
+            if status >= 400:
+                raise RequestRefused(self.name, status, _detail(content))
+            return answer.model_validate_json(content)
 
         return await retry_async(
             attempt,
@@ -83,11 +93,12 @@ class ServiceClient:
         )
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(content: bytes) -> str:
+    text = content.decode(errors="replace")
     try:
-        return str(response.json().get("detail", response.text))
-    except ValueError:
-        return response.text[:500]
+        return str(json.loads(text).get("detail", text))
+    except (ValueError, AttributeError):
+        return text[:500]
 
 
 # Giving stock back or making it final must outlast a restart of the inventory service.
