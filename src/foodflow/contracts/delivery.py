@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -16,7 +17,7 @@ class CourierStep(BaseModel):
 
 
 class CancelDelivery(BaseModel):
-    reason: str = Field("CUSTOMER_CANCELLED", max_length=64)
+    reason: Literal["CUSTOMER_CANCELLED", "NO_COURIER"] = "CUSTOMER_CANCELLED"
 
 
 class DeliveryView(BaseModel):

@@ -60,7 +60,7 @@ class OrderItemIn(BaseModel):
 class DeliveryAddress(BaseModel):
     """Where the order goes: a postal address and its point on the map (degrees)."""
 
-    address: str = Field(min_length=1, max_length=200)
+    address: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
@@ -75,7 +75,7 @@ class ValidatedOrder(BaseModel):
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
     promo_code: str | None = Field(default=None, max_length=32)
     # Test card token for the payment provider; None pays with the default (approving) card.
-    payment_token: str | None = Field(default=None, max_length=64)
+    payment_token: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
     # Orders with an address are delivered by a courier; the seed's orders (none) end CONFIRMED.
     delivery_address: DeliveryAddress | None = None
 

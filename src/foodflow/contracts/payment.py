@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 MAX_AMOUNT_CENTS = 10_000_000  # 100 000.00: far above any order, far below overflow
-IdempotencyKey = str
+# Printable ASCII without spaces: keys and tokens are identifiers, and PostgreSQL refuses NUL.
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")]
+CardToken = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_]+$")]
 
 
 class PaymentState(StrEnum):
@@ -36,16 +39,16 @@ class DeclineCode(StrEnum):
 class AuthoriseRequest(BaseModel):
     order_id: UUID
     amount_cents: int = Field(ge=0, le=MAX_AMOUNT_CENTS)
-    currency: str = Field("EUR", min_length=3, max_length=3)
-    card_token: str | None = Field(default=None, max_length=64)
-    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=128)
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
+    card_token: CardToken | None = None
+    idempotency_key: IdempotencyKey
 
 
 class PaymentRequest(BaseModel):
     """Capture, void or refund of an order's payment. Refund without an amount: all captured."""
 
     order_id: UUID
-    idempotency_key: IdempotencyKey = Field(min_length=1, max_length=128)
+    idempotency_key: IdempotencyKey
     amount_cents: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_CENTS)
 
 

@@ -36,7 +36,7 @@ CONSUMER_GROUP = "delivery_service"
 ERROR_STATUS: tuple[tuple[type[DeliveryError], int], ...] = (
     (DeliveryNotFound, status.HTTP_404_NOT_FOUND),
     (DeliveryConflict, status.HTTP_409_CONFLICT),
-    (DeliveryError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (DeliveryError, status.HTTP_400_BAD_REQUEST),
 )
 
 
@@ -70,11 +70,7 @@ async def deliver(order_id: UUID, body: CourierStep, dispatcher: DispatcherDep) 
 @router.post("/deliveries/{order_id}/cancel", response_model=DeliveryView)
 async def cancel(order_id: UUID, body: CancelDelivery, dispatcher: DispatcherDep) -> DeliveryView:
     """Cancel before pickup: refund, stock back, courier freed, CANCELLED; 409 after pickup."""
-    try:
-        reason = FailureReason(body.reason)
-    except ValueError:
-        raise DeliveryError(f"unknown cancel reason {body.reason!r}") from None
-    return await dispatcher.cancel(order_id, reason)
+    return await dispatcher.cancel(order_id, FailureReason(body.reason))
 
 
 @router.get("/couriers", response_model=list[CourierView])

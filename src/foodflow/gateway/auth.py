@@ -27,12 +27,14 @@ router = APIRouter(tags=["users"])
 _bearer = HTTPBearer(auto_error=False)
 
 
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Email = Annotated[
+    str, Field(pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", max_length=254)
+]
 
 
 class UserCreate(BaseModel):
     email: Email
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
     password: str = Field(min_length=8, max_length=200)
 
 

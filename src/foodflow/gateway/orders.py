@@ -58,7 +58,10 @@ class OrderCreate(BaseModel):
     delivery_address: DeliveryAddress
     promo_code: str | None = Field(default=None, max_length=32)
     payment_token: str | None = Field(
-        default=None, max_length=64, description="Test card: tok_visa, tok_declined, …"
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Test card: tok_visa, tok_declined, tok_insufficient_funds, tok_timeout",
     )
 
 
