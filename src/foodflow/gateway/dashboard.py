@@ -11,11 +11,13 @@ from decimal import Decimal
 from importlib.resources import files
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from foodflow.contracts import topics
+from foodflow.contracts.delivery import CourierView
 from foodflow.contracts.orders import (
     MAX_QUANTITY,
     ItemId,
@@ -28,7 +30,7 @@ from foodflow.contracts.orders import (
     order_status_key,
 )
 from foodflow.gateway.board import BoardStats, OrderCard
-from foodflow.gateway.deps import DbPool, OrderBoard, Producer, RedisClient, Runtime
+from foodflow.gateway.deps import AppSettings, DbPool, OrderBoard, Producer, RedisClient, Runtime
 from foodflow.gateway.feed import Broadcaster
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ STATIC = files("foodflow.gateway") / "static"
 LOW_STOCK_THRESHOLD = 20
 BOARD_SIZE = 100
 KEEPALIVE_SECONDS = 15.0
+COURIER_TIMEOUT_SECONDS = 2.0
 # Tells EventSource how soon to reconnect after a dropped stream.
 RETRY_MILLISECONDS = 1000
 
@@ -56,11 +59,11 @@ class StockReport(BaseModel):
 
 
 class CourierBoard(BaseModel):
-    """Couriers and their assignments; empty until a delivery service exists."""
+    """Couriers and their assignments, as the delivery service reports them."""
 
     delivery_service: bool
     message: str
-    couriers: list[dict[str, Any]] = Field(default_factory=list)
+    couriers: list[CourierView] = Field(default_factory=list)
 
 
 class BoardSnapshot(BaseModel):
@@ -219,9 +222,22 @@ async def dashboard_stock(pool: DbPool) -> StockReport:
 
 
 @router.get("/dashboard/couriers", response_model=CourierBoard)
-async def dashboard_couriers() -> CourierBoard:
-    """Couriers and their assignments (none until the delivery service exists)."""
-    return CourierBoard(delivery_service=False, message="no delivery service yet")
+async def dashboard_couriers(settings: AppSettings) -> CourierBoard:
+    """Couriers, free or with the order they carry, from the delivery service's `/couriers`."""
+    try:
+        async with httpx.AsyncClient(timeout=COURIER_TIMEOUT_SECONDS) as client:
+            response = await client.get(settings.delivery_url + "/couriers")
+            response.raise_for_status()
+        couriers = TypeAdapter(list[CourierView]).validate_python(response.json())
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("Couriers unavailable: %s", exc)
+        return CourierBoard(delivery_service=False, message="delivery service not reachable")
+    busy = sum(1 for c in couriers if c.current_order is not None)
+    return CourierBoard(
+        delivery_service=True,
+        message=f"{len(couriers)} couriers, {busy} on a delivery",
+        couriers=couriers,
+    )
 
 
 @router.post(

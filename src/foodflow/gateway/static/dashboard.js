@@ -3,7 +3,7 @@
 
 const BOARD_LIMIT = 100;
 const STOCK_POLL_MS = 3000;
-const COURIER_POLL_MS = 30000;
+const COURIER_POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const orders = new Map(); // order_id -> card, insertion order = last change order
@@ -210,9 +210,12 @@ async function pollCouriers() {
       box.replaceChildren(el("p", { class: "empty" }, board.message));
       return;
     }
-    const list = el("ul");
-    for (const c of board.couriers) list.append(el("li", {}, `${c.name || c.courier_id}: ${c.status || ""}`));
-    box.replaceChildren(list);
+    const list = el("ul", { class: "courier-list" });
+    for (const c of board.couriers) {
+      const doing = c.current_order ? `delivering ${c.current_order.slice(0, 8)}` : c.available ? "free" : "off";
+      list.append(el("li", { "data-courier-id": c.courier_id }, `${c.name}: ${doing}`));
+    }
+    box.replaceChildren(el("p", {}, board.message), list);
   } catch (err) {
     console.warn("courier poll failed", err);
   }
