@@ -137,6 +137,8 @@ def up(
         "\nLook further:\n"
         f"  foodflow order status {order_id}\n"
         "  foodflow order send --user user-001 --item sushi-set:1 --item pho-bo:2\n"
+        f"  dashboard: {settings.service_url(settings.gateway_port)}/\n"
+        f"  foodflow logs {order_id}    (its lines from every service)\n"
         f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
         "  foodflow down    (stops everything; data kept)"
     )
