@@ -143,7 +143,8 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Cancel orders that waited too long, finish interrupted cancellations, then assign
-        free couriers to waiting orders, oldest first. Returns how many were assigned."""
+        free couriers to waiting orders, oldest first. Returns how many waiting orders it
+        handled (assigned, or dropped because the order moved on)."""
         await self._expire_waiting()
         await self._resume_cancelling()
         assigned = 0
@@ -185,6 +186,19 @@ class Dispatcher:
             )
             if waiting is None:
                 return False
+            order_id = waiting["order_id"]
+            current = await self.mover.store.load_snapshot(order_id)
+            if current is None or current.status is not OrderStatus.CONFIRMED:
+                # Moved on without us (or expired): drop it, so it cannot block the queue.
+                gone = current.status.value if current is not None else "EXPIRED"
+                log.warning("Delivery of order %s dropped: the order is %s", order_id, gone)
+                await conn.execute(
+                    "UPDATE deliveries SET state = 'CANCELLED', cancel_reason = $2,"
+                    " updated_at = now() WHERE order_id = $1",
+                    order_id,
+                    f"ORDER_{gone}",
+                )
+                return True
             rows = await conn.fetch(
                 "SELECT courier_id, name, lat, lon FROM couriers WHERE available"
                 " ORDER BY courier_id FOR UPDATE SKIP LOCKED"
@@ -201,7 +215,6 @@ class Dispatcher:
                 Point(waiting["lat"], waiting["lon"]),
                 self.settings.courier_speed_kmh,
             )
-            order_id = waiting["order_id"]
             await conn.execute(
                 "UPDATE couriers SET available = false, current_order = $2, updated_at = now()"
                 " WHERE courier_id = $1",
@@ -338,7 +351,7 @@ class Dispatcher:
                 PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:refund")
             )
         except RequestRefused as exc:
-            if exc.status != 409:  # 409: not captured, so it is a void
+            if exc.status not in (404, 409):  # not captured (or never paid): a void instead
                 raise
             await self.payment.void(
                 PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:void")
