@@ -14,6 +14,7 @@ from rich.table import Table
 from foodflow import services, tracking
 from foodflow.bench.command import bench
 from foodflow.config import get_settings
+from foodflow.customer import customer_app
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
 from foodflow.errors import FoodflowError, InfraError
 from foodflow.infra import manager
@@ -24,6 +25,7 @@ infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no
 app.add_typer(infra_app, name="infra")
 order_app = typer.Typer(help="Send orders and follow them.")
 app.add_typer(order_app, name="order")
+app.add_typer(customer_app, name="customer")
 app.command("bench")(bench)
 
 console = Console(soft_wrap=True)
