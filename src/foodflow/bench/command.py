@@ -19,7 +19,13 @@ from rich.table import Table
 
 from foodflow import services
 from foodflow.bench.ceilings import kafka_ceiling, postgres_ceiling, sample_final_event
-from foodflow.bench.load import LoadResult, LoadRun, prepare_catalogue
+from foodflow.bench.load import (
+    LoadResult,
+    LoadRun,
+    order_manager_backlog,
+    prepare_catalogue,
+    wait_for_backlog,
+)
 from foodflow.bench.procstats import ProcessSampler
 from foodflow.bench.report import plot, summarize, write_json
 from foodflow.config import PROJECT_ROOT, Settings, get_settings
@@ -32,7 +38,9 @@ BENCH_ENV = {"PAYMENT_DELAY_SECONDS": "0"}
 SEQUENTIAL_ENV = {"MAX_IN_FLIGHT_ORDERS": "1", "CONSUME_BATCH_SIZE": "1"}
 # Kafka messages one order causes: validated_orders, 3 status updates, 1 db_write.
 MESSAGES_PER_ORDER = 5
-ORDER_PATH = frozenset({"inventory_service", "pricing_service", "order_writer", "order_manager"})
+ORDER_PATH = frozenset(
+    {"inventory_service", "pricing_service", "payment_service", "order_writer", "order_manager"}
+)
 
 
 def bench(
@@ -135,6 +143,12 @@ def bench(
     write_json(json_path, out)
     plot(png_path, res, f"foodflow bench, {mode}, {started_at:%Y-%m-%d %H:%M} UTC")
     console.print(f"\nresults: {json_path}\n         {png_path}")
+    if restart:
+        console.print(
+            "[dim]The services keep running as the bench started them (payment delay 0"
+            + (f", {scale}" if scale else "")
+            + "); restart them to restore your own settings.[/]"
+        )
 
 
 def _measure(
@@ -145,6 +159,11 @@ def _measure(
     window: int,
     drain_timeout: float,
 ) -> tuple[LoadResult, dict[str, dict[str, float | int | str]]]:
+    backlog = order_manager_backlog(settings)
+    if backlog:
+        console.print(f"waiting for {backlog:,} earlier orders to clear validated_orders")
+        if (left := wait_for_backlog(settings)) > 0:
+            console.print(f"[yellow]{left:,} earlier orders still queued: figures include them[/]")
     run = LoadRun(
         settings,
         rate=rate,

@@ -30,6 +30,8 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.config import Settings
 from foodflow.contracts import topics
@@ -77,6 +79,34 @@ async def prepare_catalogue(settings: Settings) -> None:
         )
     finally:
         await conn.close()
+
+
+def order_manager_backlog(settings: Settings) -> int:
+    """Messages on `validated_orders` the order_manager group has not committed yet."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "order_manager"}
+    )
+    try:
+        meta = consumer.list_topics(topics.VALIDATED_ORDERS, timeout=10)
+        parts = [
+            TopicPartition(topics.VALIDATED_ORDERS, p)
+            for p in meta.topics[topics.VALIDATED_ORDERS].partitions
+        ]
+        backlog = 0
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            backlog += high - (tp.offset if tp.offset >= 0 else low)
+        return backlog
+    finally:
+        consumer.close()
+
+
+def wait_for_backlog(settings: Settings, timeout: float = 120.0) -> int:
+    """Wait until an earlier run's orders are through, so they do not queue ahead of ours."""
+    deadline = time.monotonic() + timeout
+    while (backlog := order_manager_backlog(settings)) > 0 and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return backlog
 
 
 def order_body(order_id: uuid.UUID, rng: random.Random) -> bytes:
@@ -227,7 +257,24 @@ class LoadRun:
 
     # --- asyncio observers -----------------------------------------------------------------
 
-    async def _watch_postgres(self, conn: asyncpg.Connection) -> None:
+    async def _watch_postgres(self) -> None:
+        """Polls, reconnecting if PostgreSQL restarts under the run (shared servers do)."""
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                try:
+                    conn = conn or await asyncpg.connect(self.settings.postgres_dsn)
+                    await self._poll_postgres(conn)
+                    return
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                    log.warning("PostgreSQL poll failed (%s); reconnecting", exc)
+                    conn = None
+                    await asyncio.sleep(0.5)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _poll_postgres(self, conn: asyncpg.Connection) -> None:
         res = self.res
         next_unpersisted = 0  # every order before this index is persisted
         while True:
@@ -260,7 +307,12 @@ class LoadRun:
             checked_upto = sent
             ready = [i for i in unchecked if res.confirmed_at[i] is not None]
             if ready:
-                values = await client.mget([order_status_key(self.ids[i]) for i in ready])
+                try:
+                    values = await client.mget([order_status_key(self.ids[i]) for i in ready])
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    log.warning("Redis check failed (%s); retrying", exc)
+                    await asyncio.sleep(0.5)
+                    continue
                 for i, raw in zip(ready, values, strict=True):
                     if raw and orjson.loads(raw).get("status") == res.status[i]:
                         res.redis_ok[i] = True
@@ -274,13 +326,12 @@ class LoadRun:
         consumer_thread = threading.Thread(target=self._consume, name="bench-status", daemon=True)
         consumer_thread.start()
         await asyncio.to_thread(self._consumer_ready.wait, 30)
-        conn = await asyncpg.connect(self.settings.postgres_dsn)
         client = aioredis.from_url(self.settings.redis_url)
         try:
             self.res.started = time.monotonic()
             sender = threading.Thread(target=self._send, name="bench-send", daemon=True)
             sender.start()
-            watchers = asyncio.gather(self._watch_postgres(conn), self._watch_redis(client))
+            watchers = asyncio.gather(self._watch_postgres(), self._watch_redis(client))
             drain_deadline: float | None = None
             while not watchers.done():
                 if progress is not None:
@@ -299,7 +350,6 @@ class LoadRun:
         finally:
             self._stop_consumer.set()
             await asyncio.to_thread(consumer_thread.join, 5)
-            await conn.close()
             await client.aclose()
         self.res.finished = time.monotonic()
         return self.res
