@@ -7,8 +7,9 @@ from foodflow.config import Settings
 
 def test_defaults_are_the_seed_design(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    for var in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "KAFKA_PORT"):
-        monkeypatch.delenv(var, raising=False)
+    for field in Settings.model_fields.values():
+        if field.alias:
+            monkeypatch.delenv(field.alias, raising=False)
     s = Settings()
     assert (s.postgres_user, s.postgres_password, s.postgres_db) == (
         "user",
