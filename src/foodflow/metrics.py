@@ -128,4 +128,5 @@ def install_metrics(
         body = b"".join(generate_latest(r) for r in (REGISTRY, *registries))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=True)
+    # Prometheus text, not JSON: an operator endpoint, kept out of the API schema.
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
