@@ -53,6 +53,9 @@ def bench(
         True, help="Restart the services with PAYMENT_DELAY_SECONDS=0 first (else use as they run)."
     ),
     scale: list[str] = typer.Option([], help="SERVICE=N instances for the run (with --restart)."),
+    env: list[str] = typer.Option(
+        [], help="KEY=VALUE setting for the restarted services, e.g. CONSUME_BATCH_SIZE=50."
+    ),
     compare_sequential: bool = typer.Option(
         False, help="Also run with the order_manager at one order in flight; print the ratio."
     ),
@@ -69,13 +72,16 @@ def bench(
         instances = services.parse_scale(scale)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scale") from None
+    if any("=" not in item for item in env):
+        raise typer.BadParameter("expected KEY=VALUE", param_hint="--env")
+    service_env = {**BENCH_ENV, **dict(item.split("=", 1) for item in env)}
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING)
     mode = f"open loop at {rate:g}/s" if rate is not None else f"closed loop (window {window})"
 
     if restart:
         console.print("Restarting the services with PAYMENT_DELAY_SECONDS=0 for the measurement")
-        _restart(settings, BENCH_ENV, instances)
+        _restart(settings, service_env, instances)
     else:
         console.print("[yellow]Using the services as they run (their payment delay counts)[/]")
     asyncio.run(prepare_catalogue(settings))
@@ -91,6 +97,7 @@ def bench(
         "mode": mode,
         "payment_delay_zero": restart,
         "scale": instances,
+        "service_env": service_env if restart else None,
         "duration_s": duration,
         "warmup_s": warmup,
         "result": summary,
@@ -126,11 +133,11 @@ def bench(
             " CONSUME_BATCH_SIZE=1; same duration, closed loop (an open loop above its capacity"
             " would only queue)"
         )
-        _restart_order_manager(settings, {**BENCH_ENV, **SEQUENTIAL_ENV})
+        _restart_order_manager(settings, {**service_env, **SEQUENTIAL_ENV})
         try:
             seq_res, seq_procs = _measure(settings, None, duration, warmup, 50, drain_timeout)
         finally:
-            _restart_order_manager(settings, BENCH_ENV if restart else {})
+            _restart_order_manager(settings, service_env if restart else {})
         seq = summarize(seq_res, duration)
         _print_result("sequential", seq, seq_procs)
         ratio = summary["throughput_persisted_per_s"] / max(1e-9, seq["throughput_persisted_per_s"])

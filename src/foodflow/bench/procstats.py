@@ -81,5 +81,7 @@ class ProcessSampler:
                         rss = proc.memory_info().rss / 2**20
                 except psutil.Error:
                     continue
+                if rss == 0:  # a zombie: the process ended (restarted by someone) mid-run
+                    continue
                 self.series[name].cpu_percent.append(cpu)
                 self.series[name].rss_mb.append(rss)

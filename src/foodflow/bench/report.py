@@ -36,8 +36,11 @@ def summarize(res: LoadResult, duration: float) -> dict[str, Any]:
     t0 = res.started
     window_start, window_end = t0 + res.warmup, t0 + duration
     measured = [i for i, due in enumerate(res.due) if window_start <= due < window_end]
-    confirmed_lat = [c - res.due[i] for i in measured if (c := res.confirmed_at[i]) is not None]
-    persisted_lat = [p - res.due[i] for i in measured if (p := res.persisted_at[i]) is not None]
+    # Latency is the customer's wait for a confirmation: FAILED orders (counted as errors) are
+    # left out, so a fast failure cannot flatter the figures.
+    confirmed = [i for i in measured if res.status[i] == "CONFIRMED"]
+    confirmed_lat = [c - res.due[i] for i in confirmed if (c := res.confirmed_at[i]) is not None]
+    persisted_lat = [p - res.due[i] for i in confirmed if (p := res.persisted_at[i]) is not None]
     span = window_end - window_start
     # Sustained: orders that completed inside the window, whenever they were sent.
     confirmed_in_window = sum(
