@@ -1,0 +1,45 @@
+"""`foodflow up --scale`: instance names, ports, pidfiles and logs; what --scale accepts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from foodflow import services
+from foodflow.config import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(FOODFLOW_STATE_DIR=tmp_path)
+
+
+def test_parse_scale_accepts_scalable_services_only() -> None:
+    assert services.parse_scale(["order_manager=2", "order_writer=3"]) == {
+        "order_manager": 2,
+        "order_writer": 3,
+    }
+    for bad in ("inventory_service=2", "order_manager=0", "order_manager=9", "order_manager"):
+        with pytest.raises(ValueError):
+            services.parse_scale([bad])
+
+
+def test_extra_instance_has_its_own_port_pidfile_and_log(settings: Settings) -> None:
+    first = services.ServiceProcess("order_manager", settings)
+    second = services.ServiceProcess("order_manager", settings, {"A": "1"}, instance=1)
+    assert (first.name, first.port) == ("order_manager", settings.order_manager_port)
+    assert (second.name, second.port) == ("order_manager-1", settings.order_manager_port + 100)
+    assert second.pidfile.name == "order_manager-1.pid"
+    assert second.log.name == "order_manager-1.log"
+    # The instance learns its port through the setting the service reads.
+    assert second.env == {"A": "1", "ORDER_MANAGER_PORT": str(second.port)}
+
+
+def test_all_services_lists_requested_and_recorded_instances(settings: Settings) -> None:
+    home = settings.state_dir / "services"
+    home.mkdir(parents=True)
+    (home / "order_writer-2.pid").write_text("999999")
+    names = [s.name for s in services.all_services(settings, scale={"order_manager": 2})]
+    assert {"order_manager", "order_manager-1", "order_writer", "order_writer-2"} <= set(names)
+    assert names.index("order_manager") < names.index("order_manager-1")
