@@ -13,9 +13,11 @@ from rich.table import Table
 
 from foodflow import services, tracking
 from foodflow.bench.command import bench
+from foodflow.chaos.command import chaos
 from foodflow.config import get_settings
-from foodflow.customer import customer_app
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
+from foodflow.customer import customer_app
+from foodflow.dlq import dlq_app
 from foodflow.errors import FoodflowError, InfraError
 from foodflow.infra import manager
 from foodflow.logs import lines_for_order
@@ -26,6 +28,8 @@ app.add_typer(infra_app, name="infra")
 order_app = typer.Typer(help="Send orders and follow them.")
 app.add_typer(order_app, name="order")
 app.add_typer(customer_app, name="customer")
+app.add_typer(dlq_app, name="dlq")
+app.command("chaos")(chaos)
 app.command("bench")(bench)
 
 console = Console(soft_wrap=True)
