@@ -17,6 +17,7 @@ from foodflow.chaos.command import chaos
 from foodflow.config import get_settings
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
 from foodflow.customer import customer_app
+from foodflow.customer import order as customer_order
 from foodflow.dlq import dlq_app
 from foodflow.errors import FoodflowError, InfraError
 from foodflow.infra import manager
@@ -139,10 +140,23 @@ def up(
     order_id = tracking.send_seed_line(settings)
     console.print(f"order id (assigned by order_manager): [bold]{order_id}[/]")
     _watch(order_id, since)
+    console.print("\nAnd as a customer's app would, through the gateway's public API:")
+    customer_order(
+        item=["sushi-set:1", "pho-bo:2"],
+        address="Torstrasse 1, Berlin",
+        lat=52.529,
+        lon=13.401,
+        card="tok_visa",
+        promo=None,
+        email="demo@foodflow.example",
+        password="demo password",
+        timeout=30.0,
+    )
     console.print(
         "\nLook further:\n"
         f"  foodflow order status {order_id}\n"
         "  foodflow order send --user user-001 --item sushi-set:1 --item pho-bo:2\n"
+        "  foodflow customer order --item ramen:1 --card tok_declined\n"
         f"  dashboard: {settings.service_url(settings.gateway_port)}/\n"
         f"  foodflow logs {order_id}    (its lines from every service)\n"
         f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
