@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # A reservation neither committed nor released this long is given back by inventory.
     reservation_ttl_seconds: float = Field(120.0, alias="RESERVATION_TTL_SECONDS", gt=0)
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
+    # Batches the order manager reads ahead while earlier ones are still in hand (offsets are
+    # committed in order all the same); 1 is the seed's one-batch-at-a-time model.
+    consume_batches_in_flight: int = Field(4, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=64)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     http_retries: int = Field(3, alias="HTTP_RETRIES", ge=0, le=10)
     pricing_rules_file: Path = Field(

@@ -219,3 +219,49 @@ async def test_ensure_topics_is_idempotent(kafka: str) -> None:
         assert await asyncio.to_thread(ensure_topics, kafka, 2, [name]) == []
     finally:
         await asyncio.to_thread(delete_topics, kafka, [name])
+
+
+async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_batches_are_read_ahead_but_committed_in_order(
+    settings: Settings, producer: EventProducer, new_topic: TopicFactory
+) -> None:
+    topic = await new_topic(partitions=1)
+    group = f"g-{uuid4().hex[:8]}"
+    for i in range(6):  # one message per batch: six batches
+        await producer.publish(topic, Ping(n=i))
+    release_first = asyncio.Event()
+    handled: list[int] = []
+
+    async def handle(batch: list[Message]) -> None:
+        n = Ping.model_validate_json(batch[0].value() or b"").n
+        if n == 0:
+            await release_first.wait()  # the oldest batch is slow
+        handled.append(n)
+
+    consumer = BatchConsumer(
+        settings, [topic], group, handle, batch_size=1, poll_timeout=0.2, max_batches_in_flight=3
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        await until(lambda: len(handled) >= 2)  # batches 1 and 2 run while 0 is in hand
+        assert handled[:2] == [1, 2] and 3 not in handled  # at most three batches in hand
+        assert consumer.batches_handled == 0  # nothing committed past the slow batch
+        release_first.set()
+        await until(lambda: consumer.batches_handled == 6)
+    finally:
+        release_first.set()
+        await consumer.stop()
+        await task
+    assert sorted(handled) == list(range(6))
+
+    await producer.publish(topic, Ping(n=99))
+    again = Collector()
+    await consume_until(settings, topic, group, again, 1, linger=1.0)
+    assert again.values() == [99]  # all six were committed

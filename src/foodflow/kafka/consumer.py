@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -55,6 +56,7 @@ class BatchConsumer:
         *,
         batch_size: int | None = None,
         poll_timeout: float = 1.0,
+        max_batches_in_flight: int = 1,
         client_id: str | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -62,6 +64,7 @@ class BatchConsumer:
         self.group_id = group_id
         self.batch_size = batch_size or settings.consume_batch_size
         self.poll_timeout = poll_timeout
+        self.max_batches_in_flight = max(1, max_batches_in_flight)
         self._handle_batch = handle_batch
         self._config: dict[str, Any] = {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -123,46 +126,86 @@ class BatchConsumer:
             executor.shutdown(wait=False)
 
     async def run(self) -> None:
-        """Consume, handle and commit batches until `stop()` is called."""
+        """Consume, handle and commit batches until `stop()` is called.
+
+        Up to `max_batches_in_flight` batches are handled at once: the next batch is read while
+        earlier ones are still in hand, so one slow message does not hold the next batch back.
+        Offsets are still committed in order: a batch's offsets only once it and every batch
+        read before it are done.
+        """
         if self.running:
             raise RuntimeError("BatchConsumer.run() is already running")
         finished = self._run_finished = asyncio.Event()
+        in_flight: deque[tuple[list[Message], asyncio.Task[None]]] = deque()
         try:
             await self.start()
             log.info("Consuming %s as group %s", ",".join(self.topics), self.group_id)
             while not self._stopping.is_set():
                 consumer = self._consumer
                 assert consumer is not None
-                polled = await self._call(consumer.consume, self.batch_size, self.poll_timeout)
+                full = len(in_flight) >= self.max_batches_in_flight
+                if not await self._settle(consumer, in_flight, wait_for_head=full):
+                    continue  # a batch failed: everything in hand was handed back
+                if len(in_flight) >= self.max_batches_in_flight:
+                    continue
+                # While batches are in hand, poll briefly so finished ones commit promptly.
+                timeout = min(self.poll_timeout, 0.05) if in_flight else self.poll_timeout
+                polled = await self._call(consumer.consume, self.batch_size, timeout)
                 batch = [msg for msg in polled if not _is_error(msg)]
                 if batch:
-                    await self._handle_and_commit(consumer, batch)
+                    in_flight.append((batch, asyncio.create_task(self._handle_batch(batch))))
+            if self._consumer is not None:
+                await self._settle(self._consumer, in_flight, drain=True)
         finally:
+            for _, task in in_flight:
+                task.cancel()
             finished.set()
 
-    async def _handle_and_commit(self, consumer: Consumer, batch: list[Message]) -> None:
-        try:
-            await self._handle_batch(batch)
-        except Exception:
-            self._failures += 1
-            delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(self._failures, 16))
-            delay = random.uniform(delay / 2, delay)
-            log.exception(
-                "Handling a batch of %d message(s) failed (attempt %d); retrying in %.1fs",
-                len(batch),
-                self._failures,
-                delay,
-            )
-            await self._call(_seek_back, consumer, batch)
-            # Sleep, but wake at once on stop(): the batch stays uncommitted for the next owner.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
-            return
-        self._failures = 0
-        await self._commit(consumer, batch)
-        self.last_batch_at = time.time()
-        self.batches_handled += 1
-        self.messages_handled += len(batch)
+    async def _settle(
+        self,
+        consumer: Consumer,
+        in_flight: deque[tuple[list[Message], asyncio.Task[None]]],
+        *,
+        wait_for_head: bool = False,
+        drain: bool = False,
+    ) -> bool:
+        """Commit finished batches from the oldest on; False when one failed and was handed back."""
+        while in_flight and (in_flight[0][1].done() or wait_for_head or drain):
+            batch, task = in_flight[0]
+            wait_for_head = False
+            try:
+                await task
+            except Exception:
+                await self._hand_back(consumer, in_flight)
+                return False
+            in_flight.popleft()
+            self._failures = 0
+            await self._commit(consumer, batch)
+            self.last_batch_at = time.time()
+            self.batches_handled += 1
+            self.messages_handled += len(batch)
+        return True
+
+    async def _hand_back(
+        self, consumer: Consumer, in_flight: deque[tuple[list[Message], asyncio.Task[None]]]
+    ) -> None:
+        """The oldest batch failed: let the others finish, then re-read all of them later."""
+        await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
+        messages = [msg for batch, _ in in_flight for msg in batch]
+        in_flight.clear()
+        self._failures += 1
+        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(self._failures, 16))
+        delay = random.uniform(delay / 2, delay)
+        log.exception(
+            "Handling %d message(s) failed (attempt %d); retrying in %.1fs",
+            len(messages),
+            self._failures,
+            delay,
+        )
+        await self._call(_seek_back, consumer, messages)
+        # Sleep, but wake at once on stop(): the messages stay uncommitted for the next owner.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def _commit(self, consumer: Consumer, batch: list[Message]) -> None:
         offsets = next_offsets(batch)

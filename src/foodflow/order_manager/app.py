@@ -58,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
             CONSUMER_GROUP,
             intake.handle_batch,
             batch_size=settings.consume_batch_size,
+            max_batches_in_flight=settings.consume_batches_in_flight,
         )
         sweeper = StuckOrderSweeper(
             saga,
