@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 from uuid import UUID
 
-import redis.asyncio as aioredis
 from confluent_kafka import Message
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
@@ -21,6 +20,7 @@ from foodflow.contracts import topics
 from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
 from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
 from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.db.redis import create_redis
 from foodflow.delivery_service.dispatch import Dispatcher, OrderMover, StockClient
 from foodflow.delivery_service.domain import DeliveryConflict, DeliveryError, DeliveryNotFound
 from foodflow.kafka.consumer import BatchConsumer
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
-        redis_client = aioredis.from_url(settings.redis_url, socket_timeout=5)
+        redis_client = create_redis(settings)
         producer = EventProducer(settings)
         await producer.start()
         store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from types import FrameType
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -24,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.db.pool import create_pool, database_ready
+from foodflow.db.redis import create_redis
 from foodflow.gateway import auth, dashboard, menu, orders
 from foodflow.gateway.board import Board
 from foodflow.gateway.deps import GatewayRuntime
@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         closing = app.state.closing = asyncio.Event()
         pool = await create_pool(settings, min_size=1, max_size=5)
-        redis_client = aioredis.from_url(settings.redis_url, socket_timeout=5)
+        redis_client = create_redis(settings)
         producer = EventProducer(settings, client_id="gateway")
         await producer.start()
         board, broadcaster = Board(), Broadcaster()

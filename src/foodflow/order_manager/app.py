@@ -7,12 +7,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from foodflow.config import Settings
 from foodflow.contracts import topics
+from foodflow.db.redis import create_redis
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
 from foodflow.metrics import install_metrics, record_consumer_lag
@@ -30,12 +30,7 @@ CONSUMER_GROUP = "order_manager"
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Blocking pool: with hundreds of orders in flight, wait for a connection, don't fail.
-        redis_client = aioredis.Redis(
-            connection_pool=aioredis.BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=64, timeout=10, socket_timeout=5
-            )
-        )
+        redis_client = create_redis(settings)
         inventory = InventoryClient(settings)
         pricing = PricingClient(settings)
         payment = PaymentClient(settings)
