@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
     # Batches the order manager reads ahead while earlier ones are still in hand (offsets are
     # committed in order all the same); 1 is the seed's one-batch-at-a-time model.
-    consume_batches_in_flight: int = Field(4, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=64)
+    consume_batches_in_flight: int = Field(64, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     http_retries: int = Field(3, alias="HTTP_RETRIES", ge=0, le=10)
     pricing_rules_file: Path = Field(
