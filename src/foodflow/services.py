@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ class ServiceProcess:
     def start(self, timeout: float = 60.0) -> bool:
         if self.is_running():
             return False
-        if process.port_open(self.settings.service_host, self.port):
+        if not self._port_frees(within=10.0):
             raise InfraError(
                 self.name, f"port {self.port} is taken by a process foodflow did not start", ""
             )
@@ -104,6 +105,16 @@ class ServiceProcess:
             log=self.log,
             alive=lambda: process.pid_alive(pid),
         )
+        return True
+
+    def _port_frees(self, within: float) -> bool:
+        """True once nothing listens on our port. A process just killed keeps its socket until
+        its last thread has exited, a moment after its main thread looks dead."""
+        deadline = time.monotonic() + within
+        while process.port_open(self.settings.service_host, self.port):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
         return True
 
     def stop(self, timeout: float = 30.0) -> bool:

@@ -12,17 +12,17 @@ from uuid import UUID
 
 from confluent_kafka import Message
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts import topics
 from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
 from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
-from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.db.pool import create_pool, database_ready
 from foodflow.db.redis import create_redis
 from foodflow.delivery_service.dispatch import Dispatcher, OrderMover, StockClient
 from foodflow.delivery_service.domain import DeliveryConflict, DeliveryError, DeliveryNotFound
+from foodflow.http_errors import install_error_handlers
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
 from foodflow.metrics import install_metrics
@@ -92,24 +92,6 @@ async def ready(request: Request, response: Response) -> dict[str, str]:
     if not ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return {"status": "ready" if ok else "unavailable"}
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    async def delivery_error(request: Request, exc: Exception) -> JSONResponse:
-        code = next(code for error, code in ERROR_STATUS if isinstance(exc, error))
-        return JSONResponse(
-            status_code=code, content={"detail": str(exc), "error": type(exc).__name__}
-        )
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
-        )
-
-    app.add_exception_handler(DeliveryError, delivery_error)
-    for error_type in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error_type, database_unavailable)
 
 
 class ConfirmedOrders:
@@ -192,5 +174,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow delivery service", lifespan=lifespan)
     install_metrics(app, "delivery_service")
     app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, ERROR_STATUS)
     return app

@@ -12,7 +12,6 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts.errors import ERROR_RESPONSES
@@ -25,7 +24,8 @@ from foodflow.contracts.inventory import (
     ReservationState,
     ReserveRequest,
 )
-from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.db.pool import create_pool, database_ready
+from foodflow.http_errors import install_error_handlers
 from foodflow.inventory_service import services
 from foodflow.inventory_service.domain import (
     InventoryError,
@@ -179,27 +179,6 @@ async def ready(context: Context, response: Response) -> dict[str, str]:
     return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """The one place where domain and infrastructure errors become HTTP status codes."""
-
-    async def inventory_error(request: Request, exc: Exception) -> JSONResponse:
-        code = next(code for error, code in ERROR_STATUS if isinstance(exc, error))
-        return JSONResponse(
-            status_code=code, content={"detail": str(exc), "error": type(exc).__name__}
-        )
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("PostgreSQL unavailable during %s: %s", request.url.path, exc)
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
-        )
-
-    app.add_exception_handler(InventoryError, inventory_error)
-    for error_type in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error_type, database_unavailable)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the inventory service; its lifespan owns the database pool."""
     settings = settings or get_settings()
@@ -226,5 +205,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
     install_metrics(app, "inventory_service", collect=collect_stock_levels)
     app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, ERROR_STATUS)
     return app

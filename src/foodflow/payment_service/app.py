@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts.payment import (
@@ -20,7 +19,8 @@ from foodflow.contracts.payment import (
     PaymentRequest,
     PaymentResult,
 )
-from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.db.pool import create_pool, database_ready
+from foodflow.http_errors import install_error_handlers
 from foodflow.metrics import install_metrics
 from foodflow.payment_service.domain import (
     Payment,
@@ -155,25 +155,6 @@ async def ready(request: Request, response: Response) -> dict[str, str]:
     return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    async def payment_error(request: Request, exc: Exception) -> JSONResponse:
-        code = next(code for error, code in ERROR_STATUS if isinstance(exc, error))
-        return JSONResponse(
-            status_code=code, content={"detail": str(exc), "error": type(exc).__name__}
-        )
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("PostgreSQL unavailable during %s: %s", request.url.path, exc)
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
-        )
-
-    app.add_exception_handler(PaymentError, payment_error)
-    for error_type in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error_type, database_unavailable)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the payment service; its lifespan owns the database pool."""
     settings = settings or get_settings()
@@ -196,5 +177,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow payment service", lifespan=lifespan)
     install_metrics(app, "payment_service")
     app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, ERROR_STATUS)
     return app

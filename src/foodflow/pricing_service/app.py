@@ -11,12 +11,12 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
-from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool, database_ready
+from foodflow.db.pool import create_pool, database_ready
+from foodflow.http_errors import install_error_handlers
 from foodflow.logs import bind_order_id
 from foodflow.metrics import install_metrics
 from foodflow.pricing_service.catalogue import CataloguePrices
@@ -116,27 +116,6 @@ async def ready(context: Context, response: Response) -> dict[str, str]:
     return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """The one place where domain and infrastructure errors become HTTP status codes."""
-
-    async def pricing_error(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": str(exc), "error": type(exc).__name__},
-        )
-
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("PostgreSQL unavailable during %s: %s", request.url.path, exc)
-        return JSONResponse(
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
-        )
-
-    app.add_exception_handler(PricingError, pricing_error)
-    for error_type in DATABASE_UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error_type, database_unavailable)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the pricing service; its lifespan loads the rules and owns the database pool."""
     settings = settings or get_settings()
@@ -160,5 +139,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
     install_metrics(app, "pricing_service")
     app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, ((PricingError, status.HTTP_422_UNPROCESSABLE_CONTENT),))
     return app
