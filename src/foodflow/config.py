@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     # committed in order all the same); 1 is the seed's one-batch-at-a-time model.
     consume_batches_in_flight: int = Field(64, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
-    http_retries: int = Field(3, alias="HTTP_RETRIES", ge=0, le=10)
+    # Enough retries (with backoff up to 2 s) to outlast a restart of the called service.
+    http_retries: int = Field(6, alias="HTTP_RETRIES", ge=0, le=10)
     pricing_rules_file: Path = Field(
         PROJECT_ROOT / "config" / "pricing_rules.json", alias="PRICING_RULES_FILE"
     )
