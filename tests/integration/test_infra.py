@@ -81,7 +81,9 @@ def test_kafka_produce_consume_commit_and_reread(infra: Settings) -> None:
 def test_seed_topics_exist_with_configured_partitions(infra: Settings) -> None:
     from confluent_kafka.admin import AdminClient
 
-    topics = AdminClient({"bootstrap.servers": infra.kafka_bootstrap}).list_topics(timeout=10).topics
+    topics = (
+        AdminClient({"bootstrap.servers": infra.kafka_bootstrap}).list_topics(timeout=10).topics
+    )
     for name in ALL_TOPICS:
         assert name in topics
         assert len(topics[name].partitions) == infra.topic_partitions
@@ -137,7 +139,10 @@ async def test_down_then_up_keeps_the_data(infra: Settings) -> None:
 
     conn = await asyncpg.connect(infra.postgres_dsn)
     try:
-        assert await conn.fetchval("SELECT name FROM inventory_items WHERE item_id=$1", marker) == "marker"
+        assert (
+            await conn.fetchval("SELECT name FROM inventory_items WHERE item_id=$1", marker)
+            == "marker"
+        )
         await conn.execute("DELETE FROM inventory_items WHERE item_id=$1", marker)
     finally:
         await conn.close()
