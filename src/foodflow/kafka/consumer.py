@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -28,7 +28,7 @@ from foodflow.kafka._logging import librdkafka_logger
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[list[Message]], Awaitable[None]]
+BatchHandler = Callable[[list[Message]], Coroutine[Any, Any, None]]
 T = TypeVar("T")
 
 # Backoff after a failed handle_batch, before the same messages are tried again.
