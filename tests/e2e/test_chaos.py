@@ -3,6 +3,7 @@ restarted once, while orders flow; then the five invariants must hold."""
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 
 from foodflow.chaos.runner import ChaosConfig, ChaosRun
@@ -28,7 +29,8 @@ async def test_invariants_hold_through_kills_and_restarts(system: Settings) -> N
         seed=7,
         service_env=E2E_ENV,
     )
-    report = await ChaosRun(system, cfg, progress).run()
+    run = ChaosRun(system, cfg, progress)
+    report = await run.run()
 
     assert len(report.faults) >= 4 + 3, report.faults
     assert report.lost == [], report
@@ -45,3 +47,11 @@ async def test_invariants_hold_through_kills_and_restarts(system: Settings) -> N
     assert report.outcomes.get("CONFIRMED", 0) > 0
     assert report.passed
     assert stages["sending"] == (400, 400)
+    conn = await asyncpg.connect(system.postgres_dsn)
+    try:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM inventory_items WHERE item_id = ANY($1::text[])", run.items
+        )
+    finally:
+        await conn.close()
+    assert left == 0  # the run's own menu items are taken off the menu after the audit

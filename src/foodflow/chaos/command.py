@@ -31,6 +31,9 @@ def chaos(
     infra: bool = typer.Option(True, help="Restart Kafka, Redis and PostgreSQL once each."),
     recover_timeout: float = typer.Option(600.0, help="Seconds to wait for recovery."),
     seed: int | None = typer.Option(None, help="Random seed, to repeat a run."),
+    keep_items: bool = typer.Option(
+        False, help="Leave the run's menu items (chaos-<run>-N) in place after the audit."
+    ),
 ) -> None:
     """Drive orders while killing services and restarting Kafka, Redis and PostgreSQL; then
     check that no order was lost, duplicated or stuck and that stock is conserved."""
@@ -49,6 +52,7 @@ def chaos(
         restart_infra=infra,
         recover_timeout=recover_timeout,
         seed=seed,
+        keep_items=keep_items,
     )
     with Progress(
         TextColumn("{task.description:<11}"),

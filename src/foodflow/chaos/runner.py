@@ -44,6 +44,7 @@ class ChaosConfig:
     recover_timeout: float = 600.0
     seed: int | None = None
     service_env: dict[str, str] | None = None
+    keep_items: bool = False  # leave the run's menu items in place, to inspect their stock
 
 
 @dataclass
@@ -117,6 +118,16 @@ class ChaosRun:
             [(i, f"chaos item {i}", Decimal("5.00"), per_item) for i in self.items],
         )
         return dict.fromkeys(self.items, per_item)
+
+    async def remove_items(self) -> None:
+        """Take the run's items off the menu once audited (orders keep their lines)."""
+        conn = await connect_retrying(self.settings.postgres_dsn)
+        try:
+            await conn.execute(
+                "DELETE FROM inventory_items WHERE item_id = ANY($1::text[])", self.items
+            )
+        finally:
+            await conn.close()
 
     # --- sending ------------------------------------------------------------------------------
     def _order_payload(self, n: int) -> tuple[bytes, str | None, dict[str, int] | None]:
@@ -278,6 +289,8 @@ class ChaosRun:
         )
         recovered_at = await self.wait_for_recovery(observed)
         dead = await asyncio.to_thread(self.read_topics, since_ms, observed)
+        if not self.cfg.keep_items:
+            await self.remove_items()
         total = len(observed.expected) + len(observed.expected_invalid)
         return ChaosReport(
             sent=self.cfg.orders,
