@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
+# uv trusts the operating system's certificate store (as pip and curl do), so installs work
+# behind a TLS-intercepting proxy whose CA is only installed system-wide.
+export UV_NATIVE_TLS := 1
 
 .PHONY: run test install infra-up down lint format clean
 
