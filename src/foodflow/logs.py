@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 LogFormat = Literal["json", "console"]
@@ -100,11 +101,18 @@ def _processors(service: str) -> list[structlog.types.Processor]:
     ]
 
 
+def _orjson_dumps(event: dict[str, Any], **kwargs: Any) -> str:
+    # orjson, not json: a JSON line per log record is a measurable share of a service's CPU.
+    return orjson.dumps(event, default=kwargs.get("default", str)).decode()
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json") -> None:
     """Send every log record of this process to stderr as JSON lines or console lines."""
     shared = _processors(service)
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else _console_renderer
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        if fmt == "json"
+        else _console_renderer
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
