@@ -11,7 +11,7 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts.errors import ERROR_RESPONSES
@@ -24,7 +24,8 @@ from foodflow.contracts.inventory import (
     ReservationState,
     ReserveRequest,
 )
-from foodflow.db.pool import create_pool, database_ready
+from foodflow.db.pool import create_pool
+from foodflow.health import database_health_router
 from foodflow.http_errors import install_error_handlers
 from foodflow.inventory_service import services
 from foodflow.inventory_service.domain import (
@@ -164,21 +165,6 @@ async def menu(context: Context) -> list[MenuItem]:
     ]
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process is up and serving HTTP."""
-    return {"status": "ok"}
-
-
-@router.get("/ready")
-async def ready(context: Context, response: Response) -> dict[str, str]:
-    """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
-    if await database_ready(context.pool):
-        return {"status": "ready"}
-    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the inventory service; its lifespan owns the database pool."""
     settings = settings or get_settings()
@@ -205,5 +191,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
     install_metrics(app, "inventory_service", collect=collect_stock_levels)
     app.include_router(router)
+    app.include_router(database_health_router(lambda request: get_context(request).pool))
     install_error_handlers(app, ERROR_STATUS)
     return app

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts.payment import (
@@ -19,7 +19,8 @@ from foodflow.contracts.payment import (
     PaymentRequest,
     PaymentResult,
 )
-from foodflow.db.pool import create_pool, database_ready
+from foodflow.db.pool import create_pool
+from foodflow.health import database_health_router
 from foodflow.http_errors import install_error_handlers
 from foodflow.metrics import install_metrics
 from foodflow.payment_service.domain import (
@@ -140,21 +141,6 @@ async def payment_of(order_id: UUID, context: Context) -> dict[str, Any]:
     }
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process is up and serving HTTP."""
-    return {"status": "ok"}
-
-
-@router.get("/ready")
-async def ready(request: Request, response: Response) -> dict[str, str]:
-    """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
-    if await database_ready(request.app.state.pool):
-        return {"status": "ready"}
-    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the payment service; its lifespan owns the database pool."""
     settings = settings or get_settings()
@@ -177,5 +163,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow payment service", lifespan=lifespan)
     install_metrics(app, "payment_service")
     app.include_router(router)
+    app.include_router(database_health_router(lambda request: request.app.state.pool))
     install_error_handlers(app, ERROR_STATUS)
     return app

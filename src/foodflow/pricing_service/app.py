@@ -10,12 +10,13 @@ from decimal import Decimal
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 
 from foodflow.config import Settings, get_settings
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
-from foodflow.db.pool import create_pool, database_ready
+from foodflow.db.pool import create_pool
+from foodflow.health import database_health_router
 from foodflow.http_errors import install_error_handlers
 from foodflow.logs import bind_order_id
 from foodflow.metrics import install_metrics
@@ -101,21 +102,6 @@ async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse
     )
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process is up and serving HTTP."""
-    return {"status": "ok"}
-
-
-@router.get("/ready")
-async def ready(context: Context, response: Response) -> dict[str, str]:
-    """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
-    if await database_ready(context.pool):
-        return {"status": "ready"}
-    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "unavailable", "detail": "PostgreSQL is not reachable"}
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the pricing service; its lifespan loads the rules and owns the database pool."""
     settings = settings or get_settings()
@@ -139,5 +125,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
     install_metrics(app, "pricing_service")
     app.include_router(router)
+    app.include_router(database_health_router(lambda request: get_context(request).pool))
     install_error_handlers(app, ((PricingError, status.HTTP_422_UNPROCESSABLE_CONTENT),))
     return app
