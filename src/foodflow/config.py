@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     # Enough retries (with backoff up to 2 s) to outlast a restart of the called service.
     http_retries: int = Field(6, alias="HTTP_RETRIES", ge=0, le=10)
+    # The order manager's calls to inventory, pricing and payment travel in batches
+    # (foodflow.batching): at most this many items a request, this many requests out at once
+    # per endpoint. 1 and 1 give the one-call-per-order model.
+    http_batch_max_items: int = Field(200, alias="HTTP_BATCH_MAX_ITEMS", ge=1, le=500)
+    http_batches_in_flight: int = Field(4, alias="HTTP_BATCHES_IN_FLIGHT", ge=1, le=64)
     pricing_rules_file: Path = Field(
         PROJECT_ROOT / "config" / "pricing_rules.json", alias="PRICING_RULES_FILE"
     )

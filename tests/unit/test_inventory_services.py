@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import TracebackType
 
 import pytest
@@ -47,30 +47,32 @@ class FakeUnitOfWork:
         self.reservations = dict(self._pending_reservations)
         self.commits += 1
 
-    async def lock_order(self, order_id: str) -> None:
+    async def lock_orders(self, order_ids: Collection[str]) -> None:
         return None
 
-    async def get_reservation(self, order_id: str) -> Reservation | None:
-        return self._pending_reservations.get(order_id)
+    async def get_reservations(self, order_ids: Collection[str]) -> dict[str, Reservation]:
+        return {
+            i: self._pending_reservations[i] for i in order_ids if i in self._pending_reservations
+        }
 
     async def lock_stock(self, item_ids: Iterable[str]) -> dict[str, int]:
         return {i: self._pending_stock[i] for i in item_ids if i in self._pending_stock}
 
-    async def take_stock(self, item_id: str, quantity: int) -> bool:
-        if self._pending_stock.get(item_id, 0) < quantity:
-            return False
-        self._pending_stock[item_id] -= quantity
-        return True
+    async def change_stock(self, deltas: Mapping[str, int]) -> set[str]:
+        changed = set()
+        for item_id, delta in deltas.items():
+            if item_id in self._pending_stock and self._pending_stock[item_id] + delta >= 0:
+                self._pending_stock[item_id] += delta
+                changed.add(item_id)
+        return changed
 
-    async def return_stock(self, item_id: str, quantity: int) -> bool:
-        self._pending_stock[item_id] += quantity
-        return True
+    async def add_reservations(self, reservations: Sequence[Reservation]) -> None:
+        for reservation in reservations:
+            self._pending_reservations[reservation.order_id] = reservation
 
-    async def add_reservation(self, reservation: Reservation) -> None:
-        self._pending_reservations[reservation.order_id] = reservation
-
-    async def save_status(self, reservation: Reservation) -> None:
-        self._pending_reservations[reservation.order_id] = reservation
+    async def save_statuses(self, reservations: Sequence[Reservation]) -> None:
+        for reservation in reservations:
+            self._pending_reservations[reservation.order_id] = reservation
 
 
 async def test_reserve_then_release_returns_stock() -> None:
@@ -117,3 +119,59 @@ async def test_missing_reservation_is_not_found() -> None:
     with pytest.raises(ReservationNotFound):
         await services.release_reservation(uow, ORDER)
     assert uow.reservations == {}
+
+
+def order_id(n: int) -> str:
+    return f"2d1f3c1e-0000-4000-8000-{n:012d}"
+
+
+async def test_a_batch_is_served_in_order_until_the_stock_runs_out() -> None:
+    uow = FakeUnitOfWork({"a": 3, "b": 10})
+    requests = [(order_id(n), StockRequest.from_lines([("a", 1), ("b", 1)])) for n in range(5)]
+
+    answers = await services.reserve_many(uow, requests)
+
+    assert [a.status for a in answers] == [ReservationStatus.RESERVED] * 3 + [
+        ReservationStatus.REJECTED
+    ] * 2
+    assert answers[3].short_items == ("a",)
+    assert uow.stock == {"a": 0, "b": 7}
+    assert uow.commits == 1  # the whole batch, one transaction
+
+
+async def test_an_order_twice_in_a_batch_and_a_replayed_order_take_stock_once() -> None:
+    uow = FakeUnitOfWork({"a": 5})
+    request = StockRequest.from_lines([("a", 2)])
+    await services.reserve_stock(uow, order_id(1), request)
+
+    answers = await services.reserve_many(
+        uow, [(order_id(1), request), (order_id(2), request), (order_id(2), request)]
+    )
+
+    assert [a.order_id for a in answers] == [order_id(1), order_id(2), order_id(2)]
+    assert all(a.status is ReservationStatus.RESERVED for a in answers)
+    assert uow.stock == {"a": 1}
+
+
+async def test_one_orders_error_in_a_batch_leaves_the_others_done() -> None:
+    uow = FakeUnitOfWork({"a": 5})
+    await services.reserve_many(
+        uow, [(order_id(n), StockRequest.from_lines([("a", 1)])) for n in (1, 2)]
+    )
+    await services.commit_many(uow, [order_id(1)])
+
+    answers = await services.release_many(uow, [order_id(1), order_id(2), order_id(3)])
+
+    assert isinstance(answers[0], ReservationConflict)  # committed: not released
+    assert isinstance(answers[1], Reservation) and answers[1].status is ReservationStatus.RELEASED
+    assert isinstance(answers[2], ReservationNotFound)
+    assert uow.stock == {"a": 4}  # only order 2's unit came back
+
+
+async def test_cancel_gives_back_committed_stock() -> None:
+    uow = FakeUnitOfWork({"a": 2})
+    await services.reserve_stock(uow, ORDER, StockRequest.from_lines([("a", 2)]))
+    await services.commit_reservation(uow, ORDER)
+    cancelled = await services.cancel_reservation(uow, ORDER)
+    assert cancelled.status is ReservationStatus.RELEASED
+    assert uow.stock == {"a": 2}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 
 from foodflow.config import Settings, get_settings
+from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.inventory import (
     CheckInventoryRequest,
@@ -26,7 +28,7 @@ from foodflow.contracts.inventory import (
 )
 from foodflow.db.pool import create_pool
 from foodflow.health import database_health_router
-from foodflow.http_errors import install_error_handlers
+from foodflow.http_errors import batch_response, install_error_handlers
 from foodflow.inventory_service import services
 from foodflow.inventory_service.domain import (
     InventoryError,
@@ -144,6 +146,48 @@ async def release(body: OrderRef, context: Context) -> ReservationState:
     )
     log.info("Reservation of order %s is %s", body.order_id, reservation.status)
     return reservation_state(reservation)
+
+
+@router.post("/reserve_batch", response_model=BatchResponse[ReservationState])
+async def reserve_batch(body: BatchRequest[ReserveRequest], context: Context) -> Response:
+    """`/reserve` for many orders in one transaction: one outcome per order, in order."""
+    requests = [
+        (
+            str(item.order_id),
+            StockRequest.from_lines((li.item_id, li.quantity) for li in item.items),
+        )
+        for item in body.items
+    ]
+    reservations = await services.reserve_many(context.repository.unit_of_work(), requests)
+    states = Counter(r.status.value for r in reservations)
+    log.info("Reserved stock for a batch of %d orders: %s", len(reservations), dict(states))
+    return batch_response(
+        ReservationState, [reservation_state(r) for r in reservations], ERROR_STATUS
+    )
+
+
+@router.post("/commit_batch", response_model=BatchResponse[ReservationState])
+async def commit_batch(body: BatchRequest[OrderRef], context: Context) -> Response:
+    """`/commit` for many orders in one transaction: one outcome per order, in order."""
+    answers = await services.commit_many(
+        context.repository.unit_of_work(), [str(item.order_id) for item in body.items]
+    )
+    log.info("Committed a batch of %d reservations", len(answers))
+    return batch_response(ReservationState, _states(answers), ERROR_STATUS)
+
+
+@router.post("/release_batch", response_model=BatchResponse[ReservationState])
+async def release_batch(body: BatchRequest[OrderRef], context: Context) -> Response:
+    """`/release` for many orders in one transaction: one outcome per order, in order."""
+    answers = await services.release_many(
+        context.repository.unit_of_work(), [str(item.order_id) for item in body.items]
+    )
+    log.info("Released a batch of %d reservations", len(answers))
+    return batch_response(ReservationState, _states(answers), ERROR_STATUS)
+
+
+def _states(answers: list[Reservation | InventoryError]) -> list[ReservationState | Exception]:
+    return [a if isinstance(a, InventoryError) else reservation_state(a) for a in answers]
 
 
 @router.post("/cancel", response_model=ReservationState)

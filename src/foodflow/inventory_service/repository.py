@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
@@ -76,33 +76,37 @@ class PostgresUnitOfWork:
             raise RuntimeError("the unit of work is not open; use `async with`")
         await self._transaction.commit()
 
-    async def lock_order(self, order_id: str) -> None:
-        """Serialise requests for the same order until this transaction ends.
+    async def lock_orders(self, order_ids: Collection[str]) -> None:
+        """Serialise requests for the same orders until this transaction ends.
 
-        The row lock of `get_reservation` cannot do it for a reservation that does not exist
-        yet; a transaction-scoped advisory lock keyed by the order id can.
+        Row locks cannot do it for reservations that do not exist yet; transaction-scoped
+        advisory locks keyed by the order ids can. Taken in sorted order: no lock cycles.
         """
         await self.connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))", order_id
+            "SELECT pg_advisory_xact_lock(hashtextextended(id, 0))"
+            " FROM (SELECT DISTINCT id FROM unnest($1::text[]) AS id ORDER BY id) AS ids",
+            list(order_ids),
         )
 
-    async def get_reservation(self, order_id: str) -> Reservation | None:
-        """The order's reservation, row-locked until this transaction ends."""
-        row = await self.connection.fetchrow(
-            "SELECT order_id, state, items, detail FROM stock_reservations "
-            "WHERE order_id = $1::uuid FOR UPDATE",
-            order_id,
+    async def get_reservations(self, order_ids: Collection[str]) -> dict[str, Reservation]:
+        """The orders' reservations (absent: none), row-locked until this transaction ends."""
+        rows = await self.connection.fetch(
+            "SELECT order_id, state, items, detail FROM stock_reservations"
+            " WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE",
+            list(order_ids),
         )
-        if row is None:
-            return None
-        detail = json.loads(row["detail"])
-        return Reservation(
-            order_id=str(row["order_id"]),
-            status=ReservationStatus(row["state"]),
-            items=json.loads(row["items"]),
-            unknown_items=tuple(detail.get("unknown_items", ())),
-            short_items=tuple(detail.get("short_items", ())),
-        )
+        reservations = {}
+        for row in rows:
+            detail = json.loads(row["detail"])
+            order_id = str(row["order_id"])
+            reservations[order_id] = Reservation(
+                order_id=order_id,
+                status=ReservationStatus(row["state"]),
+                items=json.loads(row["items"]),
+                unknown_items=tuple(detail.get("unknown_items", ())),
+                short_items=tuple(detail.get("short_items", ())),
+            )
+        return reservations
 
     async def lock_stock(self, item_ids: Iterable[str]) -> dict[str, int]:
         """Stock of each known item among `item_ids`, row-locked in item_id order."""
@@ -113,45 +117,39 @@ class PostgresUnitOfWork:
         )
         return {row["item_id"]: row["stock"] for row in rows}
 
-    async def take_stock(self, item_id: str, quantity: int) -> bool:
-        """Decrement stock; False (and no change) when the item lacks `quantity`."""
-        result = await self.connection.execute(
-            "UPDATE inventory_items SET stock = stock - $2, updated_at = now() "
-            "WHERE item_id = $1 AND stock >= $2",
-            item_id,
-            quantity,
+    async def change_stock(self, deltas: Mapping[str, int]) -> set[str]:
+        """Add each delta to its item's stock (never below zero); the items that changed."""
+        rows = await self.connection.fetch(
+            "UPDATE inventory_items AS i SET stock = i.stock + d.delta, updated_at = now()"
+            " FROM unnest($1::text[], $2::int[]) AS d(item_id, delta)"
+            " WHERE i.item_id = d.item_id AND i.stock + d.delta >= 0 RETURNING i.item_id",
+            list(deltas),
+            list(deltas.values()),
         )
-        return result == "UPDATE 1"
+        return {row["item_id"] for row in rows}
 
-    async def return_stock(self, item_id: str, quantity: int) -> bool:
-        result = await self.connection.execute(
-            "UPDATE inventory_items SET stock = stock + $2, updated_at = now() WHERE item_id = $1",
-            item_id,
-            quantity,
-        )
-        return result == "UPDATE 1"
-
-    async def add_reservation(self, reservation: Reservation) -> None:
+    async def add_reservations(self, reservations: Sequence[Reservation]) -> None:
         await self.connection.execute(
-            "INSERT INTO stock_reservations (order_id, state, items, detail) "
-            "VALUES ($1::uuid, $2, $3::jsonb, $4::jsonb)",
-            reservation.order_id,
-            reservation.status.value,
-            json.dumps(dict(reservation.items)),
-            json.dumps(
-                {
-                    "unknown_items": list(reservation.unknown_items),
-                    "short_items": list(reservation.short_items),
-                }
-            ),
+            "INSERT INTO stock_reservations (order_id, state, items, detail)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[])",
+            [r.order_id for r in reservations],
+            [r.status.value for r in reservations],
+            [json.dumps(dict(r.items)) for r in reservations],
+            [
+                json.dumps(
+                    {"unknown_items": list(r.unknown_items), "short_items": list(r.short_items)}
+                )
+                for r in reservations
+            ],
         )
 
-    async def save_status(self, reservation: Reservation) -> None:
+    async def save_statuses(self, reservations: Sequence[Reservation]) -> None:
         await self.connection.execute(
-            "UPDATE stock_reservations SET state = $2, updated_at = now() "
-            "WHERE order_id = $1::uuid",
-            reservation.order_id,
-            reservation.status.value,
+            "UPDATE stock_reservations AS r SET state = s.state, updated_at = now()"
+            " FROM unnest($1::uuid[], $2::text[]) AS s(order_id, state)"
+            " WHERE r.order_id = s.order_id",
+            [r.order_id for r in reservations],
+            [r.status.value for r in reservations],
         )
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 import aiohttp
 from pydantic import BaseModel
 
+from foodflow.batching import Coalescer
 from foodflow.config import Settings
+from foodflow.contracts.batch import BatchResponse, Outcome
 from foodflow.contracts.inventory import OrderRef, ReservationState, ReserveRequest, StockLine
 from foodflow.contracts.orders import ValidatedOrder
 from foodflow.contracts.pricing import PriceLineIn, PriceRequest, PriceResponse
@@ -25,6 +27,7 @@ from foodflow.retry import retry_async
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+B = TypeVar("B", bound=BaseModel)
 MAX_CONNECTIONS = 64
 
 
@@ -60,29 +63,24 @@ class ServiceClient:
             )
         return self._session
 
-    async def aclose(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+    async def _send(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """One POST; a network failure or a 5xx is `ServiceUnavailable`, a 4xx `RequestRefused`."""
+        try:
+            async with self._slots, self._http().post(self._base_url + path, data=body) as response:
+                status, content = response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
+        if status >= 500:
+            raise ServiceUnavailable(f"{self.name} {path}: HTTP {status}")
+        if status >= 400:
+            raise RequestRefused(self.name, status, _detail(content))
+        return status, content
 
     async def post(
         self, path: str, body: BaseModel, answer: type[M], *, attempts: int | None = None
     ) -> M:
         async def attempt() -> M:
-            try:
-                async with (
-                    self._slots,
-                    self._http().post(
-                        self._base_url + path, data=body.model_dump_json().encode()
-                    ) as response,
-                ):
-                    status, content = response.status, await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
-            if status >= 500:
-                raise ServiceUnavailable(f"{self.name} {path}: HTTP {status}")
-            if status >= 400:
-                raise RequestRefused(self.name, status, _detail(content))
+            _, content = await self._send(path, body.model_dump_json().encode())
             return answer.model_validate_json(content)
 
         return await retry_async(
@@ -91,6 +89,60 @@ class ServiceClient:
             attempts=attempts or self.settings.http_retries + 1,
             what=f"{self.name} {path}",
         )
+
+    async def post_batch(
+        self, path: str, items: list[B], answer: type[M]
+    ) -> list[M | FoodflowError]:
+        """One attempt at a batch endpoint: each item's answer, or the error its caller gets."""
+        body = b'{"items":[' + b",".join(i.model_dump_json().encode() for i in items) + b"]}"
+        _, content = await self._send(path, body)
+        outcomes = BatchResponse[answer].model_validate_json(content).outcomes  # type: ignore[valid-type]
+        return [_answer_of(self.name, path, outcome) for outcome in outcomes]
+
+    def batched(
+        self, path: str, request: type[B], answer: type[M], *, attempts: int | None = None
+    ) -> BatchedCall[B, M]:
+        """A per-item call to the batch endpoint `path`, coalesced and retried item by item."""
+        return BatchedCall(self, path, answer, attempts or self.settings.http_retries + 1)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class BatchedCall(Generic[B, M]):
+    """`await call(item)` answers one item; the items of many callers share the requests."""
+
+    def __init__(self, client: ServiceClient, path: str, answer: type[M], attempts: int) -> None:
+        self.what = f"{client.name} {path}"
+        self._attempts = attempts
+
+        async def send(items: list[B]) -> list[M | FoodflowError]:
+            return await client.post_batch(path, items, answer)
+
+        self._coalescer: Coalescer[B, M] = Coalescer(
+            send,
+            max_batch=client.settings.http_batch_max_items,
+            max_batches_in_flight=client.settings.http_batches_in_flight,
+            name=self.what,
+        )
+
+    async def __call__(self, item: B) -> M:
+        return await retry_async(
+            lambda: self._coalescer.submit(item),
+            retry_on=(ServiceUnavailable,),
+            attempts=self._attempts,
+            what=self.what,
+        )
+
+
+def _answer_of(service: str, path: str, outcome: Outcome[M]) -> M | FoodflowError:
+    if outcome.status == 200 and outcome.result is not None:
+        return outcome.result
+    if outcome.status >= 500 or outcome.status == 200:
+        return ServiceUnavailable(f"{service} {path}: item answered {outcome.status}")
+    return RequestRefused(service, outcome.status, outcome.detail or "")
 
 
 def _detail(content: bytes) -> str:
@@ -106,28 +158,28 @@ COMPENSATION_ATTEMPTS = 10
 
 
 class InventoryClient(ServiceClient):
+    """Reserve, commit and release travel through the batch endpoints (`/reserve_batch`...)."""
+
     def __init__(self, settings: Settings) -> None:
         super().__init__("inventory", settings.inventory_url, settings)
+        self._reserve = self.batched("/reserve_batch", ReserveRequest, ReservationState)
+        self._commit = self.batched(
+            "/commit_batch", OrderRef, ReservationState, attempts=COMPENSATION_ATTEMPTS
+        )
+        self._release = self.batched(
+            "/release_batch", OrderRef, ReservationState, attempts=COMPENSATION_ATTEMPTS
+        )
 
     async def reserve(self, order_id: UUID, order: ValidatedOrder) -> ReservationState:
         lines = [StockLine(item_id=i.item_id, quantity=i.quantity) for i in order.items]
-        return await self.post(
-            "/reserve", ReserveRequest(order_id=order_id, items=lines), ReservationState
-        )
+        return await self._reserve(ReserveRequest(order_id=order_id, items=lines))
 
     async def commit(self, order_id: UUID) -> ReservationState:
-        return await self.post(
-            "/commit", OrderRef(order_id=order_id), ReservationState, attempts=COMPENSATION_ATTEMPTS
-        )
+        return await self._commit(OrderRef(order_id=order_id))
 
     async def release(self, order_id: UUID) -> ReservationState | None:
         try:
-            return await self.post(
-                "/release",
-                OrderRef(order_id=order_id),
-                ReservationState,
-                attempts=COMPENSATION_ATTEMPTS,
-            )
+            return await self._release(OrderRef(order_id=order_id))
         except RequestRefused as exc:
             if exc.status == 404:  # nothing was reserved: nothing to give back
                 return None
@@ -137,6 +189,7 @@ class InventoryClient(ServiceClient):
 class PricingClient(ServiceClient):
     def __init__(self, settings: Settings) -> None:
         super().__init__("pricing", settings.pricing_url, settings)
+        self._price = self.batched("/calculate_price_batch", PriceRequest, PriceResponse)
 
     async def calculate_price(self, order_id: UUID, order: ValidatedOrder) -> PriceResponse:
         request = PriceRequest(
@@ -147,4 +200,4 @@ class PricingClient(ServiceClient):
                 for i in order.items
             ],
         )
-        return await self.post("/calculate_price", request, PriceResponse)
+        return await self._price(request)

@@ -8,16 +8,19 @@ from foodflow.order_manager.clients import ServiceClient
 
 
 class PaymentClient(ServiceClient):
-    """Every call carries the caller's idempotency key, so retries are safe."""
+    """Every call carries the caller's idempotency key, so retries are safe. Authorise and
+    capture, once per order, travel through the batch endpoints; void and refund are rare."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__("payment", settings.payment_url, settings)
+        self._authorise = self.batched("/authorise_batch", AuthoriseRequest, PaymentResult)
+        self._capture = self.batched("/capture_batch", PaymentRequest, PaymentResult)
 
     async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
-        return await self.post("/authorise", request, PaymentResult)
+        return await self._authorise(request)
 
     async def capture(self, request: PaymentRequest) -> PaymentResult:
-        return await self.post("/capture", request, PaymentResult)
+        return await self._capture(request)
 
     async def void(self, request: PaymentRequest) -> PaymentResult:
         return await self.post("/void", request, PaymentResult)
