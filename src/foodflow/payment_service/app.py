@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 
 from foodflow.config import Settings, get_settings
+from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.payment import (
     AuthoriseRequest,
     PaymentOperation,
@@ -21,20 +22,23 @@ from foodflow.contracts.payment import (
 )
 from foodflow.db.pool import create_pool
 from foodflow.health import database_health_router
-from foodflow.http_errors import install_error_handlers
+from foodflow.http_errors import batch_response, install_error_handlers
 from foodflow.metrics import install_metrics
 from foodflow.payment_service.domain import (
+    AuthorisationDecision,
     Payment,
     PaymentConflict,
     PaymentError,
     PaymentNotFound,
+    ProviderTimeout,
     decide_authorisation,
 )
-from foodflow.payment_service.ledger import PostgresLedger
+from foodflow.payment_service.ledger import LedgerOperation, PaymentChange, PostgresLedger
 
 log = logging.getLogger(__name__)
 
 ERROR_STATUS: tuple[tuple[type[PaymentError], int], ...] = (
+    (ProviderTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
     (PaymentNotFound, status.HTTP_404_NOT_FOUND),
     (PaymentConflict, status.HTTP_409_CONFLICT),
     (PaymentError, status.HTTP_422_UNPROCESSABLE_CONTENT),
@@ -46,6 +50,12 @@ class PaymentContext:
     ledger: PostgresLedger
     latency_seconds: float  # simulated provider latency of every authorisation
     slow_seconds: float  # how long `tok_timeout` makes the caller wait
+    late: set[asyncio.Task[None]] = field(default_factory=set)  # authorisations landing late
+
+    def start_late(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="late authorisation")
+        self.late.add(task)
+        task.add_done_callback(self.late.discard)
 
 
 def get_context(request: Request) -> PaymentContext:
@@ -74,14 +84,8 @@ async def authorise(body: AuthoriseRequest, context: Context) -> PaymentResult:
         return replayed
     decision = decide_authorisation(body.card_token)
     await asyncio.sleep(context.slow_seconds if decision.slow else context.latency_seconds)
-
-    def authorise_once(current: Payment | None) -> Payment:
-        # A payment already there (another key, or a void that came first) is the answer.
-        return current if current is not None else Payment.authorised(body, decision)
-
-    result = await context.ledger.apply(
-        body.idempotency_key, PaymentOperation.AUTHORISE, body.order_id, authorise_once
-    )
+    op = _authorisation(body, decision)
+    result = await context.ledger.apply(op.key, op.operation, op.order_id, op.change)
     log.info(
         "Authorise order %s %d cents: %s %s",
         body.order_id,
@@ -92,15 +96,82 @@ async def authorise(body: AuthoriseRequest, context: Context) -> PaymentResult:
     return result
 
 
+@router.post("/authorise_batch", response_model=BatchResponse[PaymentResult])
+async def authorise_batch(body: BatchRequest[AuthoriseRequest], context: Context) -> Response:
+    """`/authorise` for many orders: the provider is asked for all of them at once.
+
+    A card the provider answers too late for (`tok_timeout`) gets a 504 outcome at once, and
+    its authorisation lands later, as it would with a real provider; the rest of the batch
+    does not wait for it.
+    """
+    replayed = await context.ledger.replay_many([item.idempotency_key for item in body.items])
+    fresh: list[tuple[AuthoriseRequest, AuthorisationDecision]] = []
+    late: list[tuple[AuthoriseRequest, AuthorisationDecision]] = []
+    for item in body.items:
+        if item.idempotency_key in replayed:
+            continue
+        decision = decide_authorisation(item.card_token)
+        (late if decision.slow else fresh).append((item, decision))
+    if late:
+        context.start_late(_authorise_late(context, late))
+    if fresh:
+        await asyncio.sleep(context.latency_seconds)
+    applied = iter(await context.ledger.apply_many([_authorisation(i, d) for i, d in fresh]))
+    late_ids = {id(item) for item, _ in late}
+    answers: list[PaymentResult | Exception] = []
+    for item in body.items:
+        if item.idempotency_key in replayed:
+            answers.append(replayed[item.idempotency_key])
+        elif id(item) in late_ids:
+            answers.append(ProviderTimeout(item.order_id))
+        else:
+            answers.append(next(applied))
+    log.info("Authorised a batch of %d payments", len(answers))
+    return batch_response(PaymentResult, answers, ERROR_STATUS)
+
+
+async def _authorise_late(
+    context: PaymentContext, late: list[tuple[AuthoriseRequest, AuthorisationDecision]]
+) -> None:
+    await asyncio.sleep(context.slow_seconds)
+    await context.ledger.apply_many([_authorisation(i, d) for i, d in late])
+
+
+def _authorisation(body: AuthoriseRequest, decision: AuthorisationDecision) -> LedgerOperation:
+    def authorise_once(current: Payment | None) -> Payment:
+        # A payment already there (another key, or a void that came first) is the answer.
+        return current if current is not None else Payment.authorised(body, decision)
+
+    return LedgerOperation(
+        body.idempotency_key, PaymentOperation.AUTHORISE, body.order_id, authorise_once
+    )
+
+
+@router.post("/capture_batch", response_model=BatchResponse[PaymentResult])
+async def capture_batch(body: BatchRequest[PaymentRequest], context: Context) -> Response:
+    """`/capture` for many orders in one transaction: one outcome per order, in order."""
+    answers = await context.ledger.apply_many(
+        [
+            LedgerOperation(
+                item.idempotency_key, PaymentOperation.CAPTURE, item.order_id, _capture(item)
+            )
+            for item in body.items
+        ]
+    )
+    log.info("Captured a batch of %d payments", len(answers))
+    return batch_response(PaymentResult, list(answers), ERROR_STATUS)
+
+
+def _capture(body: PaymentRequest) -> PaymentChange:
+    need = _existing(body.order_id)
+    return lambda current: need(current).capture(body.amount_cents)
+
+
 @router.post("/capture", response_model=PaymentResult)
 async def capture(body: PaymentRequest, context: Context) -> PaymentResult:
     """Take the authorised money (all of it unless `amount_cents` says less)."""
-    need = _existing(body.order_id)
     return await context.ledger.apply(
-        body.idempotency_key,
-        PaymentOperation.CAPTURE,
-        body.order_id,
-        lambda current: need(current).capture(body.amount_cents),
+        body.idempotency_key, PaymentOperation.CAPTURE, body.order_id, _capture(body)
     )
 
 
@@ -158,6 +229,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("Payment service ready")
             yield
         finally:
+            for task in app.state.payment.late:
+                task.cancel()
             await pool.close()
 
     app = FastAPI(title="foodflow payment service", lifespan=lifespan)

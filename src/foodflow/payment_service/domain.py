@@ -44,6 +44,13 @@ class PaymentNotFound(PaymentError):
         super().__init__(f"no payment for order {order_id}")
 
 
+class ProviderTimeout(PaymentError):
+    """The provider did not answer in time; the operation may still land later. Retry it."""
+
+    def __init__(self, order_id: UUID) -> None:
+        super().__init__(f"the provider did not answer in time for order {order_id}")
+
+
 class PaymentConflict(PaymentError):
     """The payment is in a state the requested operation cannot leave from."""
 

@@ -3,15 +3,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 
 from foodflow.contracts.payment import DeclineCode, PaymentOperation, PaymentResult, PaymentState
-from foodflow.payment_service.domain import Payment, PaymentConflict
+from foodflow.payment_service.domain import Payment, PaymentConflict, PaymentError
 
 PaymentChange = Callable[[Payment | None], Payment]
+
+
+@dataclass(frozen=True)
+class LedgerOperation:
+    """One operation for `apply_many`: `change` maps the payment before to the payment after."""
+
+    key: str
+    operation: PaymentOperation
+    order_id: UUID
+    change: PaymentChange
 
 
 def _moved_cents(operation: PaymentOperation, before: Payment | None, after: Payment) -> int:
@@ -35,65 +46,129 @@ class PostgresLedger:
         )
         return PaymentResult.model_validate_json(raw) if raw else None
 
+    async def replay_many(self, keys: Sequence[str]) -> dict[str, PaymentResult]:
+        """The recorded answers to the operations with these idempotency keys, by key."""
+        rows = await self._pool.fetch(
+            "SELECT idempotency_key, response FROM payment_ledger"
+            " WHERE idempotency_key = ANY($1::text[])",
+            list(keys),
+        )
+        return {
+            row["idempotency_key"]: PaymentResult.model_validate_json(row["response"])
+            for row in rows
+        }
+
     async def apply(
         self, key: str, operation: PaymentOperation, order_id: UUID, change: PaymentChange
     ) -> PaymentResult:
         """Apply `change` to the order's payment once per `key`, recording it in the ledger.
 
-        Operations on one order are serialised by a transaction-scoped advisory lock; a key
-        seen before returns the recorded answer; a domain error rolls everything back.
+        A key seen before returns the recorded answer; a domain error is raised and nothing
+        is written.
         """
+        (answer,) = await self.apply_many([LedgerOperation(key, operation, order_id, change)])
+        if isinstance(answer, PaymentError):
+            raise answer
+        return answer
+
+    async def apply_many(
+        self, operations: Sequence[LedgerOperation]
+    ) -> list[PaymentResult | PaymentError]:
+        """`apply` for many operations in one transaction, one answer each, in order.
+
+        Orders are serialised by transaction-scoped advisory locks taken in sorted order (no
+        lock cycles between batches); operations on the same order apply in the batch's order.
+        An operation's domain error is its answer and writes nothing; the others still apply.
+        """
+        if not operations:
+            return []
+        order_ids = sorted({str(op.order_id) for op in operations})
+        keys = [op.key for op in operations]
+        answers: list[PaymentResult | PaymentError] = []
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))", str(order_id)
+                "SELECT pg_advisory_xact_lock(hashtextextended(id, 7))"
+                " FROM (SELECT id FROM unnest($1::text[]) AS id ORDER BY id) AS ids",
+                order_ids,
             )
-            seen = await conn.fetchrow(
-                "SELECT order_id, operation, response FROM payment_ledger"
-                " WHERE idempotency_key = $1",
-                key,
-            )
-            if seen is not None:
-                if seen["order_id"] != order_id or seen["operation"] != operation.value:
-                    raise PaymentConflict(
-                        f"idempotency key {key!r} was used for {seen['operation']}"
-                        f" of order {seen['order_id']}"
-                    )
-                return PaymentResult.model_validate_json(seen["response"])
-            before = await self._load(conn, order_id)
-            after = change(before)
-            result = after.result(operation)
-            await conn.execute(
-                """
-                INSERT INTO payments (order_id, state, amount_cents, captured_cents,
-                                      refunded_cents, currency, decline_code)
-                VALUES ($1, $2, $3, $4, $5, $6, $7)
-                ON CONFLICT (order_id) DO UPDATE SET
-                    state = EXCLUDED.state, captured_cents = EXCLUDED.captured_cents,
-                    refunded_cents = EXCLUDED.refunded_cents, updated_at = now()
-                """,
-                order_id,
-                after.state.value,
-                after.amount_cents,
-                after.captured_cents,
-                after.refunded_cents,
-                after.currency,
-                after.decline_code.value if after.decline_code else None,
-            )
-            await conn.execute(
-                """
-                INSERT INTO payment_ledger (idempotency_key, order_id, operation, amount_cents,
-                                            approved, state, response)
-                VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-                """,
-                key,
-                order_id,
-                operation.value,
-                _moved_cents(operation, before, after),
-                result.approved,
-                result.state.value,
-                result.model_dump_json(),
-            )
-            return result
+            seen = {
+                row["idempotency_key"]: row
+                for row in await conn.fetch(
+                    "SELECT idempotency_key, order_id, operation, response FROM payment_ledger"
+                    " WHERE idempotency_key = ANY($1::text[])",
+                    keys,
+                )
+            }
+            payments = await self._load_many(conn, [UUID(i) for i in order_ids])
+            changed: dict[UUID, Payment] = {}
+            entries: list[tuple[str, LedgerOperation, int, PaymentResult]] = []
+            done: dict[str, PaymentResult] = {}
+            for op in operations:
+                row = seen.get(op.key)
+                if row is not None:
+                    if row["order_id"] != op.order_id or row["operation"] != op.operation.value:
+                        answers.append(
+                            PaymentConflict(
+                                f"idempotency key {op.key!r} was used for {row['operation']}"
+                                f" of order {row['order_id']}"
+                            )
+                        )
+                    else:
+                        answers.append(PaymentResult.model_validate_json(row["response"]))
+                    continue
+                if op.key in done:  # the same operation twice in one batch
+                    answers.append(done[op.key])
+                    continue
+                before = payments.get(op.order_id)
+                try:
+                    after = op.change(before)
+                except PaymentError as exc:
+                    answers.append(exc)
+                    continue
+                result = after.result(op.operation)
+                payments[op.order_id] = changed[op.order_id] = after
+                entries.append((op.key, op, _moved_cents(op.operation, before, after), result))
+                done[op.key] = result
+                answers.append(result)
+            if changed:
+                await self._save_many(conn, list(changed.values()))
+                await conn.execute(
+                    """
+                    INSERT INTO payment_ledger (idempotency_key, order_id, operation,
+                                                amount_cents, approved, state, response)
+                    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[],
+                                         $5::boolean[], $6::text[], $7::jsonb[])
+                    """,
+                    [key for key, _, _, _ in entries],
+                    [op.order_id for _, op, _, _ in entries],
+                    [op.operation.value for _, op, _, _ in entries],
+                    [moved for _, _, moved, _ in entries],
+                    [result.approved for _, _, _, result in entries],
+                    [result.state.value for _, _, _, result in entries],
+                    [result.model_dump_json() for _, _, _, result in entries],
+                )
+        return answers
+
+    @staticmethod
+    async def _save_many(conn: asyncpg.Connection, payments: Sequence[Payment]) -> None:
+        await conn.execute(
+            """
+            INSERT INTO payments (order_id, state, amount_cents, captured_cents,
+                                  refunded_cents, currency, decline_code)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[],
+                                 $5::bigint[], $6::text[], $7::text[])
+            ON CONFLICT (order_id) DO UPDATE SET
+                state = EXCLUDED.state, captured_cents = EXCLUDED.captured_cents,
+                refunded_cents = EXCLUDED.refunded_cents, updated_at = now()
+            """,
+            [p.order_id for p in payments],
+            [p.state.value for p in payments],
+            [p.amount_cents for p in payments],
+            [p.captured_cents for p in payments],
+            [p.refunded_cents for p in payments],
+            [p.currency for p in payments],
+            [p.decline_code.value if p.decline_code else None for p in payments],
+        )
 
     async def get(self, order_id: UUID) -> Payment | None:
         async with self._pool.acquire() as conn:
@@ -108,6 +183,16 @@ class PostgresLedger:
         return [dict(r) for r in rows]
 
     @staticmethod
+    async def _load_many(conn: asyncpg.Connection, order_ids: list[UUID]) -> dict[UUID, Payment]:
+        rows = await conn.fetch(
+            "SELECT order_id, state, amount_cents, captured_cents, refunded_cents, currency,"
+            " decline_code FROM payments WHERE order_id = ANY($1::uuid[])"
+            " ORDER BY order_id FOR UPDATE",
+            order_ids,
+        )
+        return {row["order_id"]: _payment(row) for row in rows}
+
+    @staticmethod
     async def _load(
         conn: asyncpg.Connection, order_id: UUID, *, lock: bool = True
     ) -> Payment | None:
@@ -116,14 +201,16 @@ class PostgresLedger:
             " decline_code FROM payments WHERE order_id = $1" + (" FOR UPDATE" if lock else ""),
             order_id,
         )
-        if row is None:
-            return None
-        return Payment(
-            order_id=row["order_id"],
-            state=PaymentState(row["state"]),
-            amount_cents=row["amount_cents"],
-            currency=row["currency"],
-            captured_cents=row["captured_cents"],
-            refunded_cents=row["refunded_cents"],
-            decline_code=DeclineCode(row["decline_code"]) if row["decline_code"] else None,
-        )
+        return None if row is None else _payment(row)
+
+
+def _payment(row: asyncpg.Record) -> Payment:
+    return Payment(
+        order_id=row["order_id"],
+        state=PaymentState(row["state"]),
+        amount_cents=row["amount_cents"],
+        currency=row["currency"],
+        captured_cents=row["captured_cents"],
+        refunded_cents=row["refunded_cents"],
+        decline_code=DeclineCode(row["decline_code"]) if row["decline_code"] else None,
+    )

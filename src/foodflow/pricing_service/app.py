@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 
 from foodflow.config import Settings, get_settings
+from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
 from foodflow.db.pool import create_pool
 from foodflow.health import database_health_router
-from foodflow.http_errors import install_error_handlers
+from foodflow.http_errors import batch_response, install_error_handlers
 from foodflow.logs import bind_order_id
 from foodflow.metrics import install_metrics
 from foodflow.pricing_service.catalogue import CataloguePrices
@@ -50,14 +51,13 @@ def get_context(request: Request) -> PricingContext:
 Context = Annotated[PricingContext, Depends(get_context)]
 
 router = APIRouter(responses=ERROR_RESPONSES)
+ERROR_STATUS = ((PricingError, status.HTTP_422_UNPROCESSABLE_CONTENT),)
 
 
-@router.post("/calculate_price", response_model=PriceResponse)
-async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse:
-    """Price an order at catalogue prices: subtotal, discounts, fees, tax and total."""
-    bind_order_id(body.order_id)
-    log.info("Calculating price... order_id=%s", body.order_id)
-    catalogue_prices = await context.catalogue.prices(line.item_id for line in body.items)
+def price_request(
+    body: PriceRequest, catalogue_prices: Mapping[str, Decimal], context: PricingContext
+) -> PriceResponse:
+    """Price one order at the catalogue prices given: the lines and the breakdown."""
     lines, breakdown = price_order(
         [OrderLine(line.item_id, line.quantity, line.price) for line in body.items],
         catalogue_prices,
@@ -74,7 +74,6 @@ async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse
                 line.unit_price,
                 body.order_id,
             )
-    log.info("Final Price=%s order_id=%s", breakdown.total, body.order_id)
     return PriceResponse(
         lines=[
             PriceLine(
@@ -102,6 +101,33 @@ async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse
     )
 
 
+@router.post("/calculate_price", response_model=PriceResponse)
+async def calculate_price(body: PriceRequest, context: Context) -> PriceResponse:
+    """Price an order at catalogue prices: subtotal, discounts, fees, tax and total."""
+    bind_order_id(body.order_id)
+    log.info("Calculating price... order_id=%s", body.order_id)
+    catalogue_prices = await context.catalogue.prices(line.item_id for line in body.items)
+    priced = price_request(body, catalogue_prices, context)
+    log.info("Final Price=%s order_id=%s", priced.breakdown.total, body.order_id)
+    return priced
+
+
+@router.post("/calculate_price_batch", response_model=BatchResponse[PriceResponse])
+async def calculate_price_batch(body: BatchRequest[PriceRequest], context: Context) -> Response:
+    """`/calculate_price` for many orders at once: one outcome per order, in order."""
+    catalogue_prices = await context.catalogue.prices(
+        {line.item_id for order in body.items for line in order.items}
+    )
+    answers: list[PriceResponse | Exception] = []
+    for order in body.items:
+        try:
+            answers.append(price_request(order, catalogue_prices, context))
+        except PricingError as exc:
+            answers.append(exc)
+    log.info("Priced a batch of %d orders", len(answers))
+    return batch_response(PriceResponse, answers, ERROR_STATUS)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the pricing service; its lifespan loads the rules and owns the database pool."""
     settings = settings or get_settings()
@@ -126,5 +152,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app, "pricing_service")
     app.include_router(router)
     app.include_router(database_health_router(lambda request: get_context(request).pool))
-    install_error_handlers(app, ((PricingError, status.HTTP_422_UNPROCESSABLE_CONTENT),))
+    install_error_handlers(app, ERROR_STATUS)
     return app
