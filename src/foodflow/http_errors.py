@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from foodflow.contracts.batch import BatchResponse, Outcome
+from foodflow.contracts.batch import Outcome, batch_response_type
 from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def batch_response(
     whole batch answers 500 (and its transaction, if any, has rolled back already).
     The body is serialised here, once, rather than validated again by FastAPI.
     """
+    response_type, outcome_type = batch_response_type(model)
     outcomes: list[Outcome[M]] = []
     for answer in answers:
         if isinstance(answer, Exception):
@@ -67,9 +68,9 @@ def batch_response(
             if code is None:
                 raise answer
             outcomes.append(
-                Outcome[model](status=code, detail=str(answer), error=type(answer).__name__)  # type: ignore[valid-type]
+                outcome_type(status=code, detail=str(answer), error=type(answer).__name__)
             )
         else:
-            outcomes.append(Outcome[model](result=answer))  # type: ignore[valid-type]
-    body = BatchResponse[model](outcomes=outcomes)  # type: ignore[valid-type]
+            outcomes.append(outcome_type(result=answer))
+    body = response_type(outcomes=outcomes)
     return Response(content=body.model_dump_json(), media_type="application/json")

@@ -9,7 +9,8 @@ whole answers 5xx only when nothing in it was done (PostgreSQL down), so it may 
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from functools import cache
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -34,3 +35,10 @@ class Outcome(BaseModel, Generic[T]):
 
 class BatchResponse(BaseModel, Generic[T]):
     outcomes: list[Outcome[T]]
+
+
+@cache
+def batch_response_type(item: type[Any]) -> tuple[type[BatchResponse[Any]], type[Outcome[Any]]]:
+    """`BatchResponse[item]` and `Outcome[item]`, built once: pydantic makes a new class (a
+    costly step) for a parametrisation it no longer holds."""
+    return BatchResponse[item], Outcome[item]  # type: ignore[valid-type]

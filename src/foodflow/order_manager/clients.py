@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from foodflow.batching import Coalescer
 from foodflow.config import Settings
-from foodflow.contracts.batch import BatchResponse, Outcome
+from foodflow.contracts.batch import Outcome, batch_response_type
 from foodflow.contracts.inventory import OrderRef, ReservationState, ReserveRequest, StockLine
 from foodflow.contracts.orders import ValidatedOrder
 from foodflow.contracts.pricing import PriceLineIn, PriceRequest, PriceResponse
@@ -96,7 +96,8 @@ class ServiceClient:
         """One attempt at a batch endpoint: each item's answer, or the error its caller gets."""
         body = b'{"items":[' + b",".join(i.model_dump_json().encode() for i in items) + b"]}"
         _, content = await self._send(path, body)
-        outcomes = BatchResponse[answer].model_validate_json(content).outcomes  # type: ignore[valid-type]
+        response_type, _ = batch_response_type(answer)
+        outcomes = response_type.model_validate_json(content).outcomes
         return [_answer_of(self.name, path, outcome) for outcome in outcomes]
 
     def batched(

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from foodflow.batching import Coalescer
 from foodflow.contracts.orders import (
     OrderSnapshot,
     OrderStatusUpdate,
@@ -65,11 +66,23 @@ return 1
 """
 
 
+ScriptCall = tuple[list[str], list[str | int | float]]  # keys and arguments of one script run
+
+
 class RedisStatusStore:
+    """Writes and reads of many sagas at once share round trips: the saves made in one turn
+    of the event loop go as one pipeline of script calls, the snapshot reads as one MGET."""
+
     def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl = ttl_seconds
         self._save = client.register_script(_SAVE)
+        self._saves: Coalescer[ScriptCall, SaveOutcome] = Coalescer(
+            self._save_batch, max_batch=500, name="redis status writes"
+        )
+        self._reads: Coalescer[str, bytes | str | None] = Coalescer(
+            self._read_batch, max_batch=500, name="redis status reads"
+        )
 
     async def save(
         self, update: OrderSnapshot, request: ValidatedOrder | None = None
@@ -79,35 +92,51 @@ class RedisStatusStore:
         The stored JSON is the whole snapshot (a superset of the status event), so a saga can be
         resumed from it and a final state announced again without recomputing anything.
         """
-        body = update.model_dump_json()
         order_id = str(update.order_id)
-
-        async def attempt() -> SaveOutcome:
-            outcome = await self._save(
-                keys=[order_status_key(order_id), IN_FLIGHT_KEY, order_request_key(order_id)],
-                args=[
-                    body,
-                    update.version,
-                    self._ttl,
-                    update.status.value,
-                    "1" if update.is_final else "0",
-                    order_id,
-                    update.created_at.timestamp(),
-                    request.model_dump_json() if request is not None else "",
-                ],
-            )
-            return SaveOutcome(int(outcome))
-
-        return await retry_async(
-            attempt, retry_on=REDIS_ERRORS, attempts=8, max_delay=2.0, what="redis status write"
+        call: ScriptCall = (
+            [order_status_key(order_id), IN_FLIGHT_KEY, order_request_key(order_id)],
+            [
+                update.model_dump_json(),
+                update.version,
+                self._ttl,
+                update.status.value,
+                "1" if update.is_final else "0",
+                order_id,
+                update.created_at.timestamp(),
+                request.model_dump_json() if request is not None else "",
+            ],
         )
+        return await retry_async(
+            lambda: self._saves.submit(call),
+            retry_on=REDIS_ERRORS,
+            attempts=8,
+            max_delay=2.0,
+            what="redis status write",
+        )
+
+    async def _save_batch(self, calls: list[ScriptCall]) -> list[SaveOutcome | BaseException]:
+        pipe = self._redis.pipeline(transaction=False)
+        for keys, args in calls:
+            await self._save(keys=keys, args=args, client=pipe)
+        results = await pipe.execute(raise_on_error=False)
+        return [r if isinstance(r, BaseException) else SaveOutcome(int(r)) for r in results]
+
+    async def _read_batch(self, keys: list[str]) -> list[bytes | str | None]:
+        values: list[bytes | str | None] = await self._redis.mget(keys)
+        return values
 
     async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None:
         raw = await self._redis.get(order_status_key(order_id))
         return OrderStatusUpdate.model_validate_json(raw) if raw else None
 
     async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
-        raw = await self._redis.get(order_status_key(order_id))
+        raw = await retry_async(
+            lambda: self._reads.submit(order_status_key(order_id)),
+            retry_on=REDIS_ERRORS,
+            attempts=8,
+            max_delay=2.0,
+            what="redis status read",
+        )
         return OrderSnapshot.model_validate_json(raw) if raw else None
 
     async def load_request(self, order_id: UUID | str) -> ValidatedOrder | None:
