@@ -114,9 +114,9 @@ def test_latency_percentiles_over_the_window_and_orders_per_minute() -> None:
 
 
 def test_minute_series_has_one_point_per_minute_oldest_first() -> None:
-    received = [T0 - timedelta(minutes=2), T0, T0 + timedelta(seconds=30)]
-    finished = [(T0 + timedelta(seconds=10), 0.2), (T0 + timedelta(seconds=20), 0.4)]
-    series = minute_series(received, finished, T0 + timedelta(seconds=45), minutes=3)
+    orders = {T0 - timedelta(minutes=2): 1, T0: 2, T0 - timedelta(minutes=5): 7}
+    latencies = {T0: [0.4, 0.2], T0 - timedelta(minutes=9): [3.0]}
+    series = minute_series(orders, latencies, T0 + timedelta(seconds=45), minutes=3)
     assert [p.minute for p in series] == [T0 - timedelta(minutes=m) for m in (2, 1, 0)]
     assert [p.orders for p in series] == [1, 0, 2]
     assert series[-1].finished == 2

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
@@ -81,8 +81,11 @@ class Board:
         self.max_orders = max_orders
         self._cards: OrderedDict[UUID, OrderCard] = OrderedDict()
         self._counts: dict[str, int] = {status.value: 0 for status in OrderStatus}
-        self._received: deque[datetime] = deque()  # created_at of each new order
-        self._finished: deque[tuple[datetime, float]] = deque()  # (finished at, seconds)
+        # Kept as the events arrive, so that the figures of each second cost the same at any rate:
+        self._last_minute: deque[datetime] = deque()  # created_at of new orders, last minute
+        self._finished: deque[tuple[datetime, float]] = deque()  # (finished at, s), 5 minutes
+        self._orders_by_minute: dict[datetime, int] = {}
+        self._latency_by_minute: dict[datetime, list[float]] = {}
         self.orders_seen = 0
 
     def apply(self, update: OrderStatusUpdate) -> OrderCard | None:
@@ -95,7 +98,9 @@ class Board:
             return None
         if card is None:
             self.orders_seen += 1
-            self._received.append(update.created_at)
+            self._last_minute.append(update.created_at)
+            minute = minute_of(update.created_at)
+            self._orders_by_minute[minute] = self._orders_by_minute.get(minute, 0) + 1
             history = [_change(update)]
         else:
             self._counts[card.status.value] -= 1
@@ -119,6 +124,8 @@ class Board:
         if update.is_final and (card is None or card.status not in FINAL_STATUSES):
             latency = (update.updated_at - update.created_at).total_seconds()
             self._finished.append((update.updated_at, max(0.0, latency)))
+            finished_in = minute_of(update.updated_at)
+            self._latency_by_minute.setdefault(finished_in, []).append(max(0.0, latency))
         while len(self._cards) > self.max_orders:
             self._cards.popitem(last=False)
         return new
@@ -134,10 +141,9 @@ class Board:
 
     def stats(self, now: datetime) -> BoardStats:
         """Counts, orders/minute and latency percentiles as of `now`."""
-        self._forget_before(now - timedelta(minutes=SERIES_MINUTES))
-        window_start = now - LATENCY_WINDOW
-        recent_latency = [s for at, s in self._finished if at >= window_start]
-        last_minute = sum(1 for at in self._received if at >= now - timedelta(minutes=1))
+        self._forget_before(now)
+        recent_latency = [s for _, s in self._finished]
+        last_minute = sum(1 for at in self._last_minute if at <= now)
         return BoardStats(
             counts=dict(self._counts),
             orders_seen=self.orders_seen,
@@ -145,35 +151,31 @@ class Board:
             latency_p50_seconds=percentile(recent_latency, 50),
             latency_p99_seconds=percentile(recent_latency, 99),
             latency_window_seconds=int(LATENCY_WINDOW.total_seconds()),
-            series=minute_series(self._received, self._finished, now),
+            series=minute_series(self._orders_by_minute, self._latency_by_minute, now),
         )
 
-    def _forget_before(self, cutoff: datetime) -> None:
-        while self._received and self._received[0] < cutoff:
-            self._received.popleft()
-        while self._finished and self._finished[0][0] < cutoff:
+    def _forget_before(self, now: datetime) -> None:
+        """Drop what no figure as of `now` needs (events arrive roughly in time order)."""
+        while self._last_minute and self._last_minute[0] < now - timedelta(minutes=1):
+            self._last_minute.popleft()
+        while self._finished and self._finished[0][0] < now - LATENCY_WINDOW:
             self._finished.popleft()
+        oldest = minute_of(now) - timedelta(minutes=SERIES_MINUTES - 1)
+        for by_minute in (self._orders_by_minute, self._latency_by_minute):
+            for minute in [m for m in by_minute if m < oldest]:
+                del by_minute[minute]
 
 
 def minute_series(
-    received: Iterable[datetime],
-    finished: Iterable[tuple[datetime, float]],
+    orders: Mapping[datetime, int],
+    latencies: Mapping[datetime, Sequence[float]],
     now: datetime,
     minutes: int = SERIES_MINUTES,
 ) -> list[MinutePoint]:
-    """One point per minute for the last `minutes` minutes (oldest first, the current one last)."""
+    """One point per minute for the last `minutes` minutes (oldest first, the current one last),
+    from orders received per minute and the latencies of the orders finished in each minute."""
     last = minute_of(now)
     first = last - timedelta(minutes=minutes - 1)
-    orders: dict[datetime, int] = {}
-    for at in received:
-        minute = minute_of(at)
-        if first <= minute <= last:
-            orders[minute] = orders.get(minute, 0) + 1
-    latencies: dict[datetime, list[float]] = {}
-    for at, seconds in finished:
-        minute = minute_of(at)
-        if first <= minute <= last:
-            latencies.setdefault(minute, []).append(seconds)
     points = []
     for i in range(minutes):
         minute = first + timedelta(minutes=i)
