@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     # A reservation neither committed nor released this long is given back by inventory.
     reservation_ttl_seconds: float = Field(120.0, alias="RESERVATION_TTL_SECONDS", gt=0)
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
+    kafka_fetch_min_bytes: int = Field(65536, alias="KAFKA_FETCH_MIN_BYTES", ge=1)
+    kafka_fetch_wait_ms: int = Field(20, alias="KAFKA_FETCH_WAIT_MS", ge=0, le=5000)
     # Batches the order manager reads ahead while earlier ones are still in hand (offsets are
     # committed in order all the same); 1 is the seed's one-batch-at-a-time model.
     consume_batches_in_flight: int = Field(64, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)

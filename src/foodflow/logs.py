@@ -106,6 +106,38 @@ def _orjson_dumps(event: dict[str, Any], **kwargs: Any) -> str:
     return orjson.dumps(event, default=kwargs.get("default", str)).decode()
 
 
+class JsonLineFormatter(logging.Formatter):
+    """The JSON line of a standard-library record, built in one step: the same fields, in the
+    same order, as the structlog chain gives, at a fraction of its cost (the order manager
+    writes ~9 lines per order). Records from structlog's own loggers go to `fallback`."""
+
+    def __init__(self, service: str, fallback: logging.Formatter) -> None:
+        super().__init__()
+        self._service = service
+        self._fallback = fallback
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, dict):  # an event dict from a structlog logger
+            return self._fallback.format(record)
+        message = record.getMessage()
+        event: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "level": record.levelname.lower(),
+            "service": self._service,
+            "logger": record.name,
+            "message": message,
+        }
+        for key, value in structlog.contextvars.get_contextvars().items():
+            event.setdefault(key, value)
+        if "order_id" not in event:
+            order_id = order_id_in_text(message)
+            if order_id is not None:
+                event["order_id"] = order_id
+        if record.exc_info:
+            event["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(event, default=str).decode()
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json") -> None:
     """Send every log record of this process to stderr as JSON lines or console lines."""
     shared = _processors(service)
@@ -125,7 +157,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json"
         ],
     )
     handler = logging.StreamHandler()
-    handler.setFormatter(formatter)
+    handler.setFormatter(JsonLineFormatter(service, formatter) if fmt == "json" else formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

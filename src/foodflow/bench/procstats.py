@@ -1,11 +1,14 @@
-"""CPU and memory of each service process (and the bench itself), sampled with psutil."""
+"""CPU and memory of each service process, the infrastructure (Kafka, PostgreSQL with its
+backends, Redis) and the bench itself, sampled with psutil."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
@@ -36,14 +39,30 @@ class ProcessSeries:
 
 
 def service_pids(settings: Settings) -> dict[str, int]:
-    """Every live process with a pidfile under .state/services (all instances), by name."""
+    """Every live process with a pidfile under .state/services (all instances), by name, then
+    the infrastructure's servers this project started, then the bench."""
     found = {}
-    for pidfile in sorted((settings.state_dir / "services").glob("*.pid")):
-        pid = process.read_pid(pidfile)
+    state = settings.state_dir
+    pidfiles = [
+        *sorted((state / "services").glob("*.pid")),
+        state / "kafka" / "kafka.pid",
+        state / "postgres" / "data" / "postmaster.pid",  # its first line is the pid
+        state / "redis" / "redis.pid",
+    ]
+    for pidfile in pidfiles:
+        pid = process.read_pid(pidfile) if pidfile.exists() else None
         if pid and process.pid_alive(pid):
-            found[pidfile.stem] = pid
+            found[pidfile.stem if pidfile.parent.name == "services" else _infra(pidfile)] = pid
     found["bench"] = os.getpid()
     return found
+
+
+def _infra(pidfile: Path) -> str:
+    return "postgres" if pidfile.name == "postmaster.pid" else pidfile.stem
+
+
+# A server whose work is done by child processes: CPU and memory are summed over them all.
+WITH_CHILDREN = frozenset({"postgres"})
 
 
 class ProcessSampler:
@@ -53,10 +72,11 @@ class ProcessSampler:
         self.interval = interval
         self.series: dict[str, ProcessSeries] = {}
         self._procs: dict[str, psutil.Process] = {}
+        self._last: dict[str, tuple[float, float]] = {}  # name -> (wall time, CPU seconds)
         for name, pid in service_pids(settings).items():
             try:
                 proc = psutil.Process(pid)
-                proc.cpu_percent(None)  # primes the counter: the next call is since now
+                self._last[name] = (time.monotonic(), self._cpu_seconds(name, proc))
             except psutil.Error:
                 continue
             self._procs[name] = proc
@@ -72,16 +92,33 @@ class ProcessSampler:
         self._thread.join(5)
         return {name: s.summary() for name, s in self.series.items()}
 
+    @staticmethod
+    def _family(name: str, proc: psutil.Process) -> list[psutil.Process]:
+        return [proc, *proc.children(recursive=True)] if name in WITH_CHILDREN else [proc]
+
+    def _cpu_seconds(self, name: str, proc: psutil.Process) -> float:
+        total = 0.0
+        for member in self._family(name, proc):
+            try:
+                times = member.cpu_times()
+            except psutil.Error:  # a child that just ended
+                continue
+            total += times.user + times.system
+        return total
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             for name, proc in self._procs.items():
                 try:
-                    with proc.oneshot():
-                        cpu = proc.cpu_percent(None)
-                        rss = proc.memory_info().rss / 2**20
+                    now, cpu_seconds = time.monotonic(), self._cpu_seconds(name, proc)
+                    rss = sum(m.memory_info().rss for m in self._family(name, proc)) / 2**20
                 except psutil.Error:
                     continue
                 if rss == 0:  # a zombie: the process ended (restarted by someone) mid-run
                     continue
-                self.series[name].cpu_percent.append(cpu)
+                then, cpu_before = self._last[name]
+                self._last[name] = (now, cpu_seconds)
+                # A child that ended takes its CPU time with it: never below zero.
+                cpu = max(0.0, 100 * (cpu_seconds - cpu_before) / max(now - then, 1e-6))
+                self.series[name].cpu_percent.append(round(cpu, 1))
                 self.series[name].rss_mb.append(rss)

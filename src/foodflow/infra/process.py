@@ -67,9 +67,10 @@ def _not_zombie(pid: int) -> bool:
 
 
 def read_pid(pidfile: Path) -> int | None:
+    """The pid on the file's first line (PostgreSQL's postmaster.pid has more lines)."""
     try:
-        return int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        return int(pidfile.read_text().split("\n", 1)[0].strip())
+    except (OSError, ValueError):
         return None
 
 
