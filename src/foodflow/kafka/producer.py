@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -72,6 +73,9 @@ class EventProducer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
+        # Delivery reports from librdkafka's thread, settled on the loop in bursts.
+        self._delivered: deque[tuple[asyncio.Future[None], KafkaError | None, Message]] = deque()
+        self._wake_pending = False
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -121,6 +125,21 @@ class EventProducer:
             await asyncio.to_thread(self._poller.join)
             self._poller = None
 
+    def _wake_loop(self) -> None:
+        """One hop to the event loop per burst of delivery reports, not one per message."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
+                loop.call_soon_threadsafe(self._settle_delivered)
+
+    def _settle_delivered(self) -> None:
+        self._wake_pending = False  # before draining: a report appended from now on wakes again
+        while self._delivered:
+            _settle(*self._delivered.popleft())
+
     def _poll_forever(self) -> None:
         producer = self._producer
         assert producer is not None
@@ -146,9 +165,9 @@ class EventProducer:
         future: asyncio.Future[None] = loop.create_future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            # Runs on the poll thread (or whichever thread flushes): hop to the loop.
-            with contextlib.suppress(RuntimeError):  # loop closed: nobody is waiting any more
-                loop.call_soon_threadsafe(_settle, future, err, msg)
+            # Runs on the poll thread (or whichever thread flushes): hand over to the loop.
+            self._delivered.append((future, err, msg))
+            self._wake_loop()
 
         try:
             producer.produce(
