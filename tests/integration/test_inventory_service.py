@@ -379,3 +379,90 @@ async def test_concurrent_crossing_orders_do_not_deadlock(
     assert {response.json()["state"] for response in responses} == {"RESERVED"}
     assert await test_items.stock(a) == 60
     assert await test_items.stock(b) == 60
+
+
+async def post_batch(
+    client: httpx.AsyncClient, path: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    response = await client.post(path, json={"items": items})
+    assert response.status_code == 200, response.text
+    outcomes: list[dict[str, Any]] = response.json()["outcomes"]
+    assert len(outcomes) == len(items)
+    return outcomes
+
+
+async def test_reserve_batch_serves_orders_in_order_in_one_go(
+    inventory_client: httpx.AsyncClient, test_items: ItemRows
+) -> None:
+    item = await test_items.create(stock=3)
+    unknown = test_items.new_id()
+    bodies = [reserve_body((item, 1)) for _ in range(5)] + [reserve_body((unknown, 1))]
+
+    outcomes = await post_batch(inventory_client, "/reserve_batch", bodies)
+
+    assert [o["status"] for o in outcomes] == [200] * 6
+    states = [o["result"]["state"] for o in outcomes]
+    assert states == ["RESERVED"] * 3 + ["REJECTED"] * 3
+    assert outcomes[3]["result"]["short_items"] == [item]
+    assert outcomes[5]["result"]["unknown_items"] == [unknown]
+    assert [o["result"]["order_id"] for o in outcomes] == [b["order_id"] for b in bodies]
+    assert await test_items.stock(item) == 0
+    # The same batch again (a retry) changes nothing and gets the same answers.
+    again = await post_batch(inventory_client, "/reserve_batch", bodies)
+    assert [o["result"]["state"] for o in again] == states
+    assert await test_items.stock(item) == 0
+
+
+async def test_commit_and_release_batches_answer_each_order_on_its_own(
+    inventory_client: httpx.AsyncClient, test_items: ItemRows, inventory_db: asyncpg.Pool
+) -> None:
+    item = await test_items.create(stock=10)
+    held, committed = reserve_body((item, 2)), reserve_body((item, 3))
+    await post_batch(inventory_client, "/reserve_batch", [held, committed])
+    nobody = str(uuid4())
+
+    commits = await post_batch(
+        inventory_client, "/commit_batch", [{"order_id": committed["order_id"]}]
+    )
+    assert commits[0]["result"]["state"] == "COMMITTED"
+    releases = await post_batch(
+        inventory_client,
+        "/release_batch",
+        [{"order_id": oid} for oid in (held["order_id"], committed["order_id"], nobody)],
+    )
+
+    assert releases[0]["status"] == 200 and releases[0]["result"]["state"] == "RELEASED"
+    assert releases[1]["status"] == 409 and "COMMITTED" in releases[1]["detail"]
+    assert releases[2]["status"] == 404 and releases[2]["error"] == "ReservationNotFound"
+    assert await test_items.stock(item) == 7  # order 1's two units came back, order 2's did not
+    assert await reservation_state(inventory_db, committed["order_id"]) == "COMMITTED"
+
+
+async def test_concurrent_batches_of_crossing_orders_never_oversell_or_deadlock(
+    inventory_client: httpx.AsyncClient, test_items: ItemRows
+) -> None:
+    a = await test_items.create(stock=50)
+    b = await test_items.create(stock=50)
+    batches = [
+        [
+            reserve_body((a, 1), (b, 1)) if (i + j) % 2 else reserve_body((b, 1), (a, 1))
+            for j in range(20)
+        ]
+        for i in range(4)
+    ]
+
+    results = await asyncio.gather(
+        *(post_batch(inventory_client, "/reserve_batch", batch) for batch in batches)
+    )
+
+    states = [o["result"]["state"] for outcomes in results for o in outcomes]
+    assert states.count("RESERVED") == 50 and states.count("REJECTED") == 30
+    assert await test_items.stock(a) == 0
+    assert await test_items.stock(b) == 0
+
+
+async def test_an_empty_or_oversized_batch_is_422(inventory_client: httpx.AsyncClient) -> None:
+    empty = await inventory_client.post("/reserve_batch", json={"items": []})
+    assert empty.status_code == 422
+    big = [{"order_id": str(uuid4())} for _ in range(501)]
+    assert (await inventory_client.post("/commit_batch", json={"items": big})).status_code == 422

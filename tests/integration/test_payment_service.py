@@ -120,3 +120,60 @@ async def test_clear_errors(payments: httpx.AsyncClient) -> None:
         "/void", json={"order_id": str(order_id), "idempotency_key": f"{order_id}:authorise"}
     )
     assert reused.status_code == 409 and "idempotency key" in reused.json()["detail"]
+
+
+async def post_batch(
+    payments: httpx.AsyncClient, path: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    response = await payments.post(path, json={"items": items})
+    assert response.status_code == 200, response.text
+    outcomes: list[dict[str, Any]] = response.json()["outcomes"]
+    assert len(outcomes) == len(items)
+    return outcomes
+
+
+async def test_authorise_and_capture_batches_answer_each_payment(
+    payments: httpx.AsyncClient, pg: asyncpg.Connection
+) -> None:
+    ok, declined, missing = uuid4(), uuid4(), uuid4()
+    auths = await post_batch(
+        payments,
+        "/authorise_batch",
+        [authorise_body(ok), authorise_body(declined, "tok_declined"), authorise_body(ok)],
+    )
+    assert [a["result"]["state"] for a in auths] == ["AUTHORISED", "DECLINED", "AUTHORISED"]
+    assert auths[0]["result"] == auths[2]["result"]  # the same key twice: one operation
+
+    captures = await post_batch(
+        payments,
+        "/capture_batch",
+        [op(ok, "capture"), op(declined, "capture"), op(missing, "capture")],
+    )
+
+    assert captures[0]["status"] == 200 and captures[0]["result"]["captured_cents"] == 4509
+    assert captures[1]["status"] == 409 and "DECLINED" in captures[1]["detail"]
+    assert captures[2]["status"] == 404
+    rows = await pg.fetch(
+        "SELECT operation FROM payment_ledger WHERE order_id=$1 ORDER BY created_at", ok
+    )
+    assert [r["operation"] for r in rows] == ["AUTHORISE", "CAPTURE"]
+    again = await post_batch(payments, "/capture_batch", [op(ok, "capture")])
+    assert again[0]["result"] == captures[0]["result"]  # replayed from the ledger
+
+
+async def test_a_slow_card_does_not_hold_its_batch_back(payments: httpx.AsyncClient) -> None:
+    slow, fast = uuid4(), uuid4()
+    outcomes = await post_batch(
+        payments,
+        "/authorise_batch",
+        [authorise_body(slow, "tok_timeout"), authorise_body(fast)],
+    )
+    assert outcomes[0]["status"] == 504 and outcomes[0]["error"] == "ProviderTimeout"
+    assert outcomes[1]["result"]["state"] == "AUTHORISED"
+    # The slow authorisation lands later (payment_slow_seconds = 0.3 here), as with a provider.
+    for _ in range(50):
+        landed = await payments.get(f"/payments/{slow}")
+        if landed.status_code == 200:
+            break
+        await asyncio.sleep(0.05)
+    assert landed.json()["payment"]["state"] == "AUTHORISED"

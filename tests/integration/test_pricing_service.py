@@ -171,3 +171,26 @@ async def test_invalid_body_is_422(pricing_client: httpx.AsyncClient) -> None:
         "/calculate_price", json={"items": [{"item_id": "pho-bo", "quantity": 0}]}
     )
     assert response.status_code == 422
+
+
+async def test_a_batch_prices_each_order_as_alone_and_refuses_only_the_bad_one(
+    pricing_client: httpx.AsyncClient,
+) -> None:
+    alone = await pricing_client.post("/calculate_price", json={"items": SEED_ORDER})
+    batch = [
+        {"items": SEED_ORDER, "order_id": "batch-1"},
+        {"items": [{"item_id": "no-such-dish", "quantity": 1}], "order_id": "batch-2"},
+        {"items": SEED_ORDER, "promo_code": "NOPE", "order_id": "batch-3"},
+        {"items": SEED_ORDER[:1], "order_id": "batch-4"},
+    ]
+
+    response = await pricing_client.post("/calculate_price_batch", json={"items": batch})
+
+    assert response.status_code == 200
+    outcomes = response.json()["outcomes"]
+    assert [o["status"] for o in outcomes] == [200, 422, 422, 200]
+    assert outcomes[0]["result"] == alone.json()
+    assert outcomes[1]["detail"] == "unknown items: no-such-dish"
+    assert outcomes[1]["error"] == "UnknownItems"
+    assert outcomes[2]["detail"] == "unknown promo code: NOPE"
+    assert outcomes[3]["result"]["lines"][0]["item_id"] == SEED_ORDER[0]["item_id"]

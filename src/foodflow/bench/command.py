@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
 
 BENCH_ENV = {"PAYMENT_DELAY_SECONDS": "0"}
-# The seed's model: one order at a time, one message per consume.
+# The seed's model: one order at a time, one message per consume, one item per HTTP call.
 SEQUENTIAL_ENV = {
     "MAX_IN_FLIGHT_ORDERS": "1",
     "CONSUME_BATCH_SIZE": "1",
     "CONSUME_BATCHES_IN_FLIGHT": "1",
+    "HTTP_BATCH_MAX_ITEMS": "1",
 }
 # Kafka messages one order causes: validated_orders, 3 status updates, 1 db_write.
 MESSAGES_PER_ORDER = 5

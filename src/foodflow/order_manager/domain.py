@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from foodflow.contracts.orders import (
     FINAL_STATUSES,
@@ -104,20 +105,27 @@ class Order:
     def fail(self, reason: FailureReason, detail: str | None = None) -> OrderStatusUpdate:
         return self.transition(OrderStatus.FAILED, reason=reason, detail=detail)
 
-    def snapshot(self) -> OrderStatusUpdate:
+    def _fields(self) -> dict[str, Any]:
         assert self.status is not None, "an order has no state before it is received"
-        return OrderStatusUpdate(
-            order_id=self.order_id,
-            user_id=self.request.user_id,
-            status=self.status,
-            version=self.version,
-            reason=self.reason,
-            detail=self.detail,
-            price=self.price,
-            created_at=self.created_at,
-            updated_at=self.history[-1].at,
-            delivery_address=self.request.delivery_address,
-        )
+        return {
+            "order_id": self.order_id,
+            "user_id": self.request.user_id,
+            "status": self.status,
+            "version": self.version,
+            "reason": self.reason,
+            "detail": self.detail,
+            "price": self.price,
+            "created_at": self.created_at,
+            "updated_at": self.history[-1].at,
+            "delivery_address": self.request.delivery_address,
+        }
+
+    # The events below are built with `model_construct`: every part is a validated model or a
+    # value this class controls, and validating it all again on each of the ~6 events of an
+    # order was a tenth of the order manager's CPU.
+
+    def snapshot(self) -> OrderStatusUpdate:
+        return OrderStatusUpdate.model_construct(**self._fields())
 
     @classmethod
     def resume(cls, request: ValidatedOrder, snapshot: OrderSnapshot) -> Order:
@@ -147,9 +155,14 @@ class Order:
 
     def full_snapshot(self) -> OrderSnapshot:
         """Status, items with their prices (once priced) and the timeline so far."""
+        return OrderSnapshot.model_construct(
+            **self._fields(), items=self._priced_items(), history=list(self.history)
+        )
+
+    def _priced_items(self) -> list[PricedItem]:
         priced = {line.item_id: line for line in self.lines}
-        items = [
-            PricedItem(
+        return [
+            PricedItem.model_construct(
                 item_id=item.item_id,
                 quantity=item.quantity,
                 unit_price=priced[item.item_id].unit_price if item.item_id in priced else None,
@@ -157,15 +170,14 @@ class Order:
             )
             for item in self.request.items
         ]
-        return OrderSnapshot(
-            **self.snapshot().model_dump(), items=items, history=list(self.history)
-        )
 
     def final_event(self) -> OrderFinalEvent:
         """The enriched event for `db_write_order_status`: items, unit prices, timeline."""
         if not self.is_final:
             raise IllegalTransition(self.status, OrderStatus.CONFIRMED)
-        return OrderFinalEvent.model_validate(self.full_snapshot().model_dump())
+        return OrderFinalEvent.model_construct(
+            **self._fields(), items=self._priced_items(), history=list(self.history)
+        )
 
 
 def advance(

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from confluent_kafka import Message
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import BaseModel
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import OrderFinalEvent, OrderStatusUpdate
@@ -39,11 +40,11 @@ class KafkaAnnouncer:
 
     async def __call__(self, update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
         key = str(update.order_id)
-        sends = [self.producer.publish(topics.ORDER_STATUS_UPDATES, update, key=key)]
+        messages: list[tuple[str, BaseModel]] = [(topics.ORDER_STATUS_UPDATES, update)]
         if final is not None:
-            sends.append(self.producer.publish(topics.DB_WRITE_ORDER_STATUS, final, key=key))
+            messages.append((topics.DB_WRITE_ORDER_STATUS, final))
             ORDERS_FINISHED.labels(final.status.value, final.reason or "").inc()
-        await asyncio.gather(*sends)
+        await self.producer.publish_all(messages, key=key)
 
 
 class OrderIntake:
