@@ -15,14 +15,17 @@ from an order id written in the message itself ("order <uuid>", "order_id=<uuid>
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
+import sys
+import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
@@ -138,8 +141,51 @@ class JsonLineFormatter(logging.Formatter):
         return orjson.dumps(event, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json") -> None:
-    """Send every log record of this process to stderr as JSON lines or console lines."""
+class PeriodicFlushHandler(logging.StreamHandler[TextIO]):
+    """A stream handler that flushes every `interval` seconds, and at once for WARNING and
+    above, instead of after every line. For services, which write ~9 INFO lines per order:
+    a write system call per line was a quarter of the cost of logging. On SIGKILL at most
+    `interval` seconds of INFO lines are lost; a normal exit flushes (`logging.shutdown`)."""
+
+    def __init__(self, stream: TextIO, interval: float = 0.2) -> None:
+        super().__init__(stream)
+        self._closed = threading.Event()
+        self._interval = interval
+        threading.Thread(target=self._flush_forever, name="log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+            if record.levelno >= logging.WARNING:
+                self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _flush_forever(self) -> None:
+        while not self._closed.wait(self._interval):
+            self.flush()
+
+    def close(self) -> None:
+        self._closed.set()
+        super().close()
+
+
+def configure_logging(
+    service: str, level: str = "INFO", fmt: LogFormat = "json", *, buffered: bool = False
+) -> None:
+    """Send every log record of this process to stderr as JSON lines or console lines.
+
+    `buffered` (services): stderr is written in blocks and flushed periodically, see
+    `PeriodicFlushHandler`.
+    """
+    # The logging HOWTO's optimisations: no caller lookup, no thread or process fields
+    # (no line of ours shows them).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     shared = _processors(service)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer(serializer=_orjson_dumps)
@@ -156,7 +202,12 @@ def configure_logging(service: str, level: str = "INFO", fmt: LogFormat = "json"
             renderer,
         ],
     )
-    handler = logging.StreamHandler()
+    handler: logging.Handler
+    if buffered and isinstance(sys.stderr, io.TextIOWrapper):
+        sys.stderr.reconfigure(line_buffering=False)
+        handler = PeriodicFlushHandler(sys.stderr)
+    else:
+        handler = logging.StreamHandler()
     handler.setFormatter(JsonLineFormatter(service, formatter) if fmt == "json" else formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

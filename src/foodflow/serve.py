@@ -14,7 +14,7 @@ from foodflow.services import PORT_SETTING
 
 def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | None = None) -> None:
     settings = get_settings()
-    configure_logging(service, settings.log_level, settings.log_format)
+    configure_logging(service, settings.log_level, settings.log_format, buffered=True)
     try:
         import uvloop  # noqa: F401
 

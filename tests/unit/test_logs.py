@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,29 @@ def test_lines_for_order_merges_services_in_time_order(tmp_path: Path) -> None:
         ("order_manager", "Confirming order"),
     ]
     assert oid in found[0].render() or "Received validated order" in found[0].render()
+
+
+def test_periodic_flush_handler_holds_info_lines_briefly_and_warnings_not_at_all(
+    tmp_path: Path,
+) -> None:
+    from foodflow.logs import PeriodicFlushHandler
+
+    path = tmp_path / "service.log"
+    with path.open("w", buffering=1 << 16) as stream:
+        handler = PeriodicFlushHandler(stream, interval=0.05)
+        logger = logging.getLogger("foodflow.test.buffered")
+        logger.addHandler(handler)
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        try:
+            logger.warning("at once")
+            assert path.read_text() == "at once\n"
+            logger.info("soon")
+            for _ in range(100):
+                if "soon" in path.read_text():
+                    break
+                time.sleep(0.01)
+            assert path.read_text() == "at once\nsoon\n"
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
