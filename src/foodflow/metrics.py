@@ -7,6 +7,7 @@ twice in one process (tests do) registers nothing twice. A service with a regist
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,6 +49,24 @@ CONSUMER_LAG = Gauge(
     "Messages not yet consumed, per assigned partition (measured at scrape time)",
     ["service", "group", "topic", "partition"],
 )
+
+EVENT_LOOP_LAG = Histogram(
+    "foodflow_event_loop_lag_seconds",
+    "How late a 50 ms timer fires: the time every ready task waits for the loop",
+    ["service"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+async def watch_event_loop_lag(service: str, interval: float = 0.05) -> None:
+    """Record, forever, how much later than asked a sleep returns (a busy loop's queueing)."""
+    loop = asyncio.get_running_loop()
+    lag = EVENT_LOOP_LAG.labels(service)
+    while True:
+        start = loop.time()
+        await asyncio.sleep(interval)
+        lag.observe(max(0.0, loop.time() - start - interval))
+
 
 # Paths that did not match a route are one label value, so a scanner cannot blow up the series.
 UNMATCHED = "<unmatched>"

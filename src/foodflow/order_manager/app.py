@@ -15,7 +15,7 @@ from foodflow.contracts import topics
 from foodflow.db.redis import create_redis
 from foodflow.kafka.consumer import BatchConsumer
 from foodflow.kafka.producer import EventProducer
-from foodflow.metrics import install_metrics, record_consumer_lag
+from foodflow.metrics import install_metrics, record_consumer_lag, watch_event_loop_lag
 from foodflow.order_manager.clients import InventoryClient, PricingClient
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.order_manager.service import KafkaAnnouncer, OrderIntake
@@ -64,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
         await consumer.start()
         loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
         sweep_task = asyncio.create_task(sweeper.run(), name="stuck order sweeper")
+        lag_task = asyncio.create_task(watch_event_loop_lag("order_manager"), name="loop lag")
         app.state.consumer = consumer
         app.state.consumer_task = loop_task
         app.state.redis = redis_client
@@ -73,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             # Graceful shutdown: finish the batch in hand, commit it, then close the clients.
             sweeper.stop()
+            lag_task.cancel()
             await consumer.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.gather(loop_task, sweep_task), timeout=30)

@@ -141,28 +141,49 @@ class OrderSaga:
 
     async def _drive(self, order: Order) -> Order:
         """Run the steps that remain from the order's current status."""
+        recording: asyncio.Future[None] | None = None
         if order.status is None:
             log.info("Received validated order %s from %s", order.order_id, order.request.user_id)
-            await self._record(order, order.receive())
+            # Stock and price are asked for while RECEIVED is being recorded: three waits in a
+            # row become one. Nothing is recorded after RECEIVED before RECEIVED is.
+            recording = asyncio.ensure_future(self._record(order, order.receive()))
         if order.status is OrderStatus.RECEIVED:
-            await self._reserve_and_price(order)
+            await self._reserve_and_price(order, recording)
         if order.status is OrderStatus.PROCESSING:
             await self._pay_and_confirm(order)
         return order
 
-    async def _reserve_and_price(self, order: Order) -> None:
-        """RECEIVED → PROCESSING (stock reserved, priced), or FAILED with stock given back."""
+    async def _reserve_and_price(
+        self, order: Order, recording: asyncio.Future[None] | None = None
+    ) -> None:
+        """RECEIVED → PROCESSING (stock reserved, priced), or FAILED with stock given back.
+
+        Stock and price are asked for at once (pricing does not depend on the reservation; a
+        price for an order that then lacks stock is simply not used); their answers are then
+        taken in the seed's order: stock first, then price.
+        """
         order_id, request = order.order_id, order.request
         log.info("Checking inventory... order %s", order_id)
+        log.info("Calculating price... order %s", order_id)
+        asked = asyncio.gather(
+            self.inventory.reserve(order_id, request),
+            self.pricing.calculate_price(order_id, request),
+            return_exceptions=True,
+        )
         try:
-            reservation = await self.inventory.reserve(order_id, request)
-        except RequestRefused as exc:
-            await self._fail(order, FailureReason.INVALID_ORDER, exc.message)
-            return
-        except ServiceUnavailable as exc:
-            await self._release(order)
-            await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
-            return
+            reservation, priced = await asked
+        finally:
+            if recording is not None:
+                await recording  # raises OrderTakenOver if another saga holds the order
+        if isinstance(reservation, BaseException):
+            if isinstance(reservation, RequestRefused):
+                await self._fail(order, FailureReason.INVALID_ORDER, reservation.message)
+                return
+            if isinstance(reservation, ServiceUnavailable):
+                await self._release(order)
+                await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(reservation))
+                return
+            raise reservation
         log.info("Available=%s order %s", reservation.reserved, order_id)
         if not reservation.reserved:
             if reservation.unknown_items:
@@ -175,18 +196,17 @@ class OrderSaga:
                 detail = f"stock reservation is {reservation.state}"
                 await self._fail(order, FailureReason.TIMED_OUT, detail)
             return
-
-        log.info("Calculating price... order %s", order_id)
-        try:
-            priced = await self.pricing.calculate_price(order_id, request)
-        except RequestRefused as exc:
+        if isinstance(priced, BaseException):
+            if isinstance(priced, RequestRefused):
+                await self._release(order)
+                await self._fail(order, FailureReason.INVALID_ORDER, priced.message)
+                return
+            if isinstance(priced, ServiceUnavailable):
+                await self._release(order)
+                await self._fail(order, FailureReason.PRICING_UNAVAILABLE, str(priced))
+                return
             await self._release(order)
-            await self._fail(order, FailureReason.INVALID_ORDER, exc.message)
-            return
-        except ServiceUnavailable as exc:
-            await self._release(order)
-            await self._fail(order, FailureReason.PRICING_UNAVAILABLE, str(exc))
-            return
+            raise priced
         total = priced.breakdown.total
         log.info("Final Price=%s %s order %s", total, priced.breakdown.currency, order_id)
         log.info("Processing order %s", order_id)
