@@ -79,7 +79,9 @@ class Settings(BaseSettings):
     kafka_fetch_wait_ms: int = Field(20, alias="KAFKA_FETCH_WAIT_MS", ge=0, le=5000)
     # Batches the order manager reads ahead while earlier ones are still in hand (offsets are
     # committed in order all the same); 1 is the seed's one-batch-at-a-time model.
-    consume_batches_in_flight: int = Field(64, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)
+    # The window is also bounded by MAX_IN_FLIGHT_ORDERS messages, which binds first under
+    # load; batches are small under light load (what has arrived is handed over at once).
+    consume_batches_in_flight: int = Field(1024, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     # Enough retries (with backoff up to 2 s) to outlast a restart of the called service.
     http_retries: int = Field(6, alias="HTTP_RETRIES", ge=0, le=10)

@@ -57,6 +57,7 @@ class BatchConsumer:
         batch_size: int | None = None,
         poll_timeout: float = 1.0,
         max_batches_in_flight: int = 1,
+        max_messages_in_flight: int | None = None,
         client_id: str | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -65,6 +66,9 @@ class BatchConsumer:
         self.batch_size = batch_size or settings.consume_batch_size
         self.poll_timeout = poll_timeout
         self.max_batches_in_flight = max(1, max_batches_in_flight)
+        # Read-ahead is bounded by messages too: under light load batches hold one message
+        # each, and a window counted in batches alone would cap the orders in hand.
+        self.max_messages_in_flight = max_messages_in_flight
         self._handle_batch = handle_batch
         self._config: dict[str, Any] = {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -147,10 +151,9 @@ class BatchConsumer:
             while not self._stopping.is_set():
                 consumer = self._consumer
                 assert consumer is not None
-                full = len(in_flight) >= self.max_batches_in_flight
-                if not await self._settle(consumer, in_flight, wait_for_head=full):
+                if not await self._settle(consumer, in_flight, wait_for_head=self._full(in_flight)):
                     continue  # a batch failed: everything in hand was handed back
-                if len(in_flight) >= self.max_batches_in_flight:
+                if self._full(in_flight):
                     continue
                 # While batches are in hand, poll briefly so finished ones commit promptly.
                 timeout = min(self.poll_timeout, 0.05) if in_flight else self.poll_timeout
@@ -164,6 +167,12 @@ class BatchConsumer:
             for _, task in in_flight:
                 task.cancel()
             finished.set()
+
+    def _full(self, in_flight: deque[tuple[list[Message], asyncio.Task[None]]]) -> bool:
+        if len(in_flight) >= self.max_batches_in_flight:
+            return True
+        limit = self.max_messages_in_flight
+        return limit is not None and sum(len(batch) for batch, _ in in_flight) >= limit
 
     async def _settle(
         self,

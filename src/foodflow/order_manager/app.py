@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
             intake.handle_batch,
             batch_size=settings.consume_batch_size,
             max_batches_in_flight=settings.consume_batches_in_flight,
+            max_messages_in_flight=settings.max_in_flight_orders,
         )
         sweeper = StuckOrderSweeper(
             saga,
