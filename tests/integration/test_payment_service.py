@@ -177,3 +177,37 @@ async def test_a_slow_card_does_not_hold_its_batch_back(payments: httpx.AsyncCli
             break
         await asyncio.sleep(0.05)
     assert landed.json()["payment"]["state"] == "AUTHORISED"
+
+
+async def test_authorise_with_capture_takes_the_money_in_one_call(
+    payments: httpx.AsyncClient, pg: asyncpg.Connection
+) -> None:
+    single, batched, declined = uuid4(), uuid4(), uuid4()
+    one = await payments.post("/authorise", json={**authorise_body(single), "capture": True})
+    assert (one.json()["state"], one.json()["captured_cents"]) == ("CAPTURED", 4509)
+    outcomes = await post_batch(
+        payments,
+        "/authorise_batch",
+        [
+            {**authorise_body(batched), "capture": True},
+            {**authorise_body(declined, "tok_declined"), "capture": True},
+        ],
+    )
+    assert outcomes[0]["result"]["state"] == "CAPTURED"
+    assert outcomes[1]["result"]["state"] == "DECLINED"
+    for order_id in (single, batched):
+        rows = await pg.fetch(
+            "SELECT idempotency_key, operation, amount_cents FROM payment_ledger"
+            " WHERE order_id=$1 ORDER BY created_at",
+            order_id,
+        )
+        assert [tuple(r) for r in rows] == [
+            (f"{order_id}:authorise", "AUTHORISE", 4509),
+            (f"{order_id}:authorise:capture", "CAPTURE", 4509),
+        ]
+    # A retry of the same call is answered from the ledger: captured once.
+    again = await post_batch(
+        payments, "/authorise_batch", [{**authorise_body(batched), "capture": True}]
+    )
+    assert again[0]["result"] == outcomes[0]["result"]
+    assert await pg.fetchval("SELECT count(*) FROM payment_ledger WHERE order_id=$1", batched) == 2

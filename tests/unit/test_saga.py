@@ -138,7 +138,11 @@ class FakePayment:
         if request.card_token == "down":
             raise ServiceUnavailable("payment down")
         decision = decide_authorisation(request.card_token)
-        return Payment.authorised(request, decision).result(PaymentOperation.AUTHORISE)
+        payment = Payment.authorised(request, decision)
+        if request.capture and payment.state is PaymentState.AUTHORISED:
+            self.captured = True
+            return payment.capture(None).result(PaymentOperation.CAPTURE)
+        return payment.result(PaymentOperation.AUTHORISE)
 
     async def capture(self, request: PaymentRequest) -> PaymentResult:
         self.calls.append("capture")
@@ -316,7 +320,8 @@ async def test_confirmed_orders_are_charged_before_stock_is_committed() -> None:
     s, recorder, _ = saga(inventory, FakePricing(), payment)
     await s.run(uuid4(), ORDER)
     assert recorder.updates[-1].status == "CONFIRMED"
-    assert payment.calls == ["authorise", "capture"]
+    assert payment.calls == ["authorise"]  # with capture=True: authorised and captured at once
+    assert payment.captured
     assert inventory.calls == ["reserve", "commit"]
 
 

@@ -42,6 +42,10 @@ class AuthoriseRequest(BaseModel):
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
     card_token: CardToken | None = None
     idempotency_key: IdempotencyKey
+    # Capture at once when approved (the saga charges on confirmation): one call instead of
+    # two. The capture is recorded under `<idempotency_key>:capture`; the answer is then the
+    # capture's (state CAPTURED).
+    capture: bool = False
 
 
 class PaymentRequest(BaseModel):

@@ -233,7 +233,8 @@ class OrderSaga:
             log.error("Order %s: voiding the payment failed: %s", order_id, exc)
 
     async def _charge(self, order: Order) -> str | None:
-        """Authorise and capture the order's total; None when charged, else why not."""
+        """Authorise and capture the order's total in one call; None when charged, else why
+        not."""
         order_id = order.order_id
         assert order.price is not None, "an order is priced before it is paid"
         log.info("Authorising payment... order %s", order_id)
@@ -244,13 +245,11 @@ class OrderSaga:
                 currency=order.price.currency,
                 card_token=order.request.payment_token,
                 idempotency_key=f"{order_id}:authorise",
+                capture=True,
             )
         )
         if not authorisation.approved:
             return f"payment declined: {authorisation.decline_code}"
-        await self.payment.capture(
-            PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:capture")
-        )
         return None
 
     async def _pay_and_confirm(self, order: Order) -> None:

@@ -78,56 +78,93 @@ def _existing(order_id: UUID) -> Any:
 
 @router.post("/authorise", response_model=PaymentResult)
 async def authorise(body: AuthoriseRequest, context: Context) -> PaymentResult:
-    """Hold `amount_cents` on the card; a decline is a 200 answer with approved=false."""
-    replayed = await context.ledger.replay(body.idempotency_key)
-    if replayed is not None:
-        return replayed
-    decision = decide_authorisation(body.card_token)
-    await asyncio.sleep(context.slow_seconds if decision.slow else context.latency_seconds)
-    op = _authorisation(body, decision)
-    result = await context.ledger.apply(op.key, op.operation, op.order_id, op.change)
-    log.info(
-        "Authorise order %s %d cents: %s %s",
-        body.order_id,
-        body.amount_cents,
-        result.state,
-        result.decline_code or "",
-    )
+    """Hold `amount_cents` on the card (and take it, with `capture`); a decline is a 200
+    answer with approved=false."""
+    result = await context.ledger.replay(body.idempotency_key)
+    if result is None:
+        decision = decide_authorisation(body.card_token)
+        await asyncio.sleep(context.slow_seconds if decision.slow else context.latency_seconds)
+        op = _authorisation(body, decision)
+        result = await context.ledger.apply(op.key, op.operation, op.order_id, op.change)
+        log.info(
+            "Authorise order %s %d cents: %s %s",
+            body.order_id,
+            body.amount_cents,
+            result.state,
+            result.decline_code or "",
+        )
+    if body.capture and result.approved:
+        capture = _capture_after(body)
+        result = await context.ledger.apply(
+            capture.key, capture.operation, capture.order_id, capture.change
+        )
     return result
 
 
 @router.post("/authorise_batch", response_model=BatchResponse[PaymentResult])
 async def authorise_batch(body: BatchRequest[AuthoriseRequest], context: Context) -> Response:
-    """`/authorise` for many orders: the provider is asked for all of them at once.
+    """`/authorise` for many orders: the provider is asked for all of them at once, and the
+    approved ones with `capture` are captured in the same transaction.
 
     A card the provider answers too late for (`tok_timeout`) gets a 504 outcome at once, and
     its authorisation lands later, as it would with a real provider; the rest of the batch
     does not wait for it.
     """
     replayed = await context.ledger.replay_many([item.idempotency_key for item in body.items])
-    fresh: list[tuple[AuthoriseRequest, AuthorisationDecision]] = []
+    asked: list[tuple[AuthoriseRequest, list[LedgerOperation]]] = []
     late: list[tuple[AuthoriseRequest, AuthorisationDecision]] = []
+    provider_asked = False
     for item in body.items:
-        if item.idempotency_key in replayed:
+        before = replayed.get(item.idempotency_key)
+        if before is not None:  # authorised before: only a capture may remain to be done
+            capture = item.capture and before.approved
+            asked.append((item, [_capture_after(item)] if capture else []))
             continue
         decision = decide_authorisation(item.card_token)
-        (late if decision.slow else fresh).append((item, decision))
+        if decision.slow:
+            late.append((item, decision))
+            continue
+        provider_asked = True
+        ops = [_authorisation(item, decision)]
+        if item.capture and decision.approved:
+            ops.append(_capture_after(item))
+        asked.append((item, ops))
     if late:
         context.start_late(_authorise_late(context, late))
-    if fresh:
+    if provider_asked:
         await asyncio.sleep(context.latency_seconds)
-    applied = iter(await context.ledger.apply_many([_authorisation(i, d) for i, d in fresh]))
-    late_ids = {id(item) for item, _ in late}
-    answers: list[PaymentResult | Exception] = []
-    for item in body.items:
-        if item.idempotency_key in replayed:
-            answers.append(replayed[item.idempotency_key])
-        elif id(item) in late_ids:
-            answers.append(ProviderTimeout(item.order_id))
-        else:
-            answers.append(next(applied))
+    applied = iter(await context.ledger.apply_many([op for _, ops in asked for op in ops]))
+    by_item: dict[int, PaymentResult | PaymentError] = {}
+    for item, ops in asked:
+        results = [next(applied) for _ in ops]
+        authorised = replayed.get(item.idempotency_key) or results.pop(0)
+        by_item[id(item)] = _combined(authorised, results[0] if results else None)
+    answers: list[PaymentResult | Exception] = [
+        by_item.get(id(item)) or ProviderTimeout(item.order_id) for item in body.items
+    ]
     log.info("Authorised a batch of %d payments", len(answers))
     return batch_response(PaymentResult, answers, ERROR_STATUS)
+
+
+def _combined(
+    authorised: PaymentResult | PaymentError, captured: PaymentResult | PaymentError | None
+) -> PaymentResult | PaymentError:
+    """The answer to an authorise (with capture): the capture's once approved, else the
+    authorisation's (a decline, or the VOIDED tombstone of a void that came first)."""
+    if isinstance(authorised, PaymentError) or not authorised.approved or captured is None:
+        return authorised
+    return captured
+
+
+def _capture_after(body: AuthoriseRequest) -> LedgerOperation:
+    """The capture that `capture=True` asks for, under its own idempotency key."""
+    request = PaymentRequest(order_id=body.order_id, idempotency_key=body.idempotency_key)
+    return LedgerOperation(
+        f"{body.idempotency_key}:capture",
+        PaymentOperation.CAPTURE,
+        body.order_id,
+        _capture(request),
+    )
 
 
 async def _authorise_late(
