@@ -106,12 +106,25 @@ class ProcessSampler:
             total += times.user + times.system
         return total
 
+    def _memory_mb(self, name: str, proc: psutil.Process) -> float:
+        """RSS; for a server with children, the sum of their PSS (shared pages split among
+        the processes sharing them: PostgreSQL's shared buffers counted once, not per backend)."""
+        if name not in WITH_CHILDREN:
+            return float(proc.memory_info().rss) / 2**20
+        total = 0
+        for member in self._family(name, proc):
+            try:
+                total += member.memory_full_info().pss
+            except psutil.Error:
+                continue
+        return total / 2**20
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             for name, proc in self._procs.items():
                 try:
                     now, cpu_seconds = time.monotonic(), self._cpu_seconds(name, proc)
-                    rss = sum(m.memory_info().rss for m in self._family(name, proc)) / 2**20
+                    rss = self._memory_mb(name, proc)
                 except psutil.Error:
                     continue
                 if rss == 0:  # a zombie: the process ended (restarted by someone) mid-run

@@ -34,6 +34,8 @@ STATUS_EVENTS = Counter(
     ["outcome"],
 )
 
+APPLIED, STALE = STATUS_EVENTS.labels("applied"), STATUS_EVENTS.labels("stale")
+
 
 class Subscriber:
     """One open stream: a bounded queue of (event name, JSON-able data)."""
@@ -111,10 +113,11 @@ class StatusFeed:
                 continue
             card = self.board.apply(update)
             if card is None:
-                STATUS_EVENTS.labels("stale").inc()
+                STALE.inc()
                 continue
-            STATUS_EVENTS.labels("applied").inc()
-            self.broadcaster.publish("order", card.model_dump(mode="json"))
+            APPLIED.inc()
+            if self.broadcaster:  # nobody watching: no need to render the card
+                self.broadcaster.publish("order", card.model_dump(mode="json"))
 
     def publish_stats(self, now: datetime | None = None) -> None:
         stats = self.board.stats(now or datetime.now(UTC))
