@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
     kafka_fetch_min_bytes: int = Field(65536, alias="KAFKA_FETCH_MIN_BYTES", ge=1)
     kafka_fetch_wait_ms: int = Field(20, alias="KAFKA_FETCH_WAIT_MS", ge=0, le=5000)
+    # Consumers commit the offsets of handled batches at most this often (0: after each).
+    kafka_commit_interval_ms: int = Field(200, alias="KAFKA_COMMIT_INTERVAL_MS", ge=0, le=10000)
     # Batches the order manager reads ahead while earlier ones are still in hand (offsets are
     # committed in order all the same); 1 is the seed's one-batch-at-a-time model.
     # The window is also bounded by MAX_IN_FLIGHT_ORDERS messages, which binds first under

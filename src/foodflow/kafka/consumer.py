@@ -93,6 +93,13 @@ class BatchConsumer:
         """Wall-clock time (time.time()) the last batch was handled and committed."""
         self.batches_handled = 0
         self.messages_handled = 0
+        # Offsets of handled batches are committed at most every `commit_interval` seconds
+        # (and at once on stop or before a failed batch is handed back): one commit per small
+        # batch was a large share of the broker's work at low rates. A crash replays at most
+        # that much more, which the idempotent handlers absorb (at-least-once, as before).
+        self.commit_interval = settings.kafka_commit_interval_ms / 1000
+        self._staged: dict[tuple[str, int], int] = {}
+        self._last_commit = time.monotonic()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -192,8 +199,8 @@ class BatchConsumer:
             try:
                 await task
             except Exception:
-                if done:  # what finished before the failure is committed all the same
-                    await self._commit(consumer, done)
+                self._stage(done)  # what finished before the failure is committed all the same
+                await self._commit_staged(consumer)
                 await self._hand_back(consumer, in_flight)
                 return False
             in_flight.popleft()
@@ -201,11 +208,26 @@ class BatchConsumer:
             done.extend(batch)
             batches += 1
         if done:
-            await self._commit(consumer, done)
+            self._stage(done)
             self.last_batch_at = time.time()
             self.batches_handled += batches
             self.messages_handled += len(done)
+        if drain or time.monotonic() - self._last_commit >= self.commit_interval:
+            await self._commit_staged(consumer)
         return True
+
+    def _stage(self, messages: list[Message]) -> None:
+        """Remember the offsets to commit after `messages` (handled, in order)."""
+        for tp in next_offsets(messages):
+            self._staged[(tp.topic, tp.partition)] = tp.offset
+
+    async def _commit_staged(self, consumer: Consumer) -> None:
+        self._last_commit = time.monotonic()
+        if not self._staged:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._staged.items()]
+        self._staged.clear()
+        await self._commit(consumer, offsets)
 
     async def _hand_back(
         self, consumer: Consumer, in_flight: deque[tuple[list[Message], asyncio.Task[None]]]
@@ -228,8 +250,7 @@ class BatchConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
-    async def _commit(self, consumer: Consumer, batch: list[Message]) -> None:
-        offsets = next_offsets(batch)
+    async def _commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
                 await self._call(consumer.commit, offsets=offsets, asynchronous=False)
