@@ -40,7 +40,7 @@ ERROR_STATUS: tuple[tuple[type[DeliveryError], int], ...] = (
 )
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 

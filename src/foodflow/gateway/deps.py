@@ -34,33 +34,41 @@ class GatewayRuntime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def get_runtime(request: Request) -> GatewayRuntime:
+def runtime_of(request: Request) -> GatewayRuntime:
     runtime: GatewayRuntime = request.app.state.gateway
     return runtime
 
 
-def get_settings(request: Request) -> Settings:
-    return get_runtime(request).settings
+# The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool,
+# a thread hop per request for a lookup.
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    return get_runtime(request).pool
+async def get_runtime(request: Request) -> GatewayRuntime:
+    return runtime_of(request)
 
 
-def get_redis(request: Request) -> aioredis.Redis:
-    return get_runtime(request).redis
+async def get_settings(request: Request) -> Settings:
+    return runtime_of(request).settings
 
 
-def get_producer(request: Request) -> EventProducer:
-    return get_runtime(request).producer
+async def get_pool(request: Request) -> asyncpg.Pool:
+    return runtime_of(request).pool
 
 
-def get_board(request: Request) -> Board:
-    return get_runtime(request).board
+async def get_redis(request: Request) -> aioredis.Redis:
+    return runtime_of(request).redis
 
 
-def get_broadcaster(request: Request) -> Broadcaster:
-    return get_runtime(request).broadcaster
+async def get_producer(request: Request) -> EventProducer:
+    return runtime_of(request).producer
+
+
+async def get_board(request: Request) -> Board:
+    return runtime_of(request).board
+
+
+async def get_broadcaster(request: Request) -> Broadcaster:
+    return runtime_of(request).broadcaster
 
 
 Runtime = Annotated[GatewayRuntime, Depends(get_runtime)]

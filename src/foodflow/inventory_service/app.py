@@ -65,7 +65,7 @@ class InventoryContext:
     repository: InventoryRepository
 
 
-def get_context(request: Request) -> InventoryContext:
+async def get_context(request: Request) -> InventoryContext:  # async: no thread-pool hop
     context: InventoryContext = request.app.state.inventory
     return context
 
@@ -235,6 +235,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
     install_metrics(app, "inventory_service", collect=collect_stock_levels)
     app.include_router(router)
-    app.include_router(database_health_router(lambda request: get_context(request).pool))
+    app.include_router(database_health_router(lambda request: request.app.state.inventory.pool))
     install_error_handlers(app, ERROR_STATUS)
     return app

@@ -58,7 +58,7 @@ class PaymentContext:
         task.add_done_callback(self.late.discard)
 
 
-def get_context(request: Request) -> PaymentContext:
+async def get_context(request: Request) -> PaymentContext:  # async: no thread-pool hop
     context: PaymentContext = request.app.state.payment
     return context
 

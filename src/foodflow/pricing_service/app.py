@@ -43,7 +43,7 @@ class PricingContext:
     price_tolerance: Decimal
 
 
-def get_context(request: Request) -> PricingContext:
+async def get_context(request: Request) -> PricingContext:  # async: no thread-pool hop
     context: PricingContext = request.app.state.pricing
     return context
 
@@ -151,6 +151,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
     install_metrics(app, "pricing_service")
     app.include_router(router)
-    app.include_router(database_health_router(lambda request: get_context(request).pool))
+    app.include_router(database_health_router(lambda request: request.app.state.pricing.pool))
     install_error_handlers(app, ERROR_STATUS)
     return app
