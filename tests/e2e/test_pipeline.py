@@ -131,6 +131,39 @@ async def test_fifty_concurrent_orders_for_ten_in_stock(
         await wait_row(db, o.order_id)
 
 
+async def test_a_burst_of_mixed_orders_shares_batches_and_each_gets_its_own_end(
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+) -> None:
+    """Sent at once, these travel in the same batch requests: one order's refusal (unknown
+    item, declined card, no stock) must not touch its neighbours'."""
+    item_id, _ = test_item  # 10 in stock
+    fine = [order_of((item_id, 1), user=f"mix-ok-{n}") for n in range(4)]
+    declined = [
+        order_of((item_id, 1), user=f"mix-card-{n}").model_copy(
+            update={"payment_token": "tok_declined"}
+        )
+        for n in range(3)
+    ]
+    unknown = [order_of(("no-such-dish", 1), user=f"mix-ghost-{n}") for n in range(3)]
+    too_many = [order_of((item_id, 11), user=f"mix-big-{n}") for n in range(2)]
+    orders = fine + declined + unknown + too_many
+    await asyncio.gather(*(asyncio.to_thread(tracking.send_order, system, o) for o in orders))
+
+    finals = {o.order_id: await wait_final(redis_client, o.order_id) for o in orders if o.order_id}
+
+    def outcomes(group: list[ValidatedOrder]) -> set[tuple[str, str | None]]:
+        return {(finals[o.order_id].status, finals[o.order_id].reason) for o in group if o.order_id}
+
+    assert outcomes(fine) == {("CONFIRMED", None)}
+    assert outcomes(declined) == {("FAILED", "PAYMENT_DECLINED")}
+    assert outcomes(unknown) == {("FAILED", "UNKNOWN_ITEM")}
+    assert outcomes(too_many) == {("FAILED", "OUT_OF_STOCK")}
+    # The fine orders' units are gone; the declined ones' came back; the others took none.
+    assert await stock_of(db, item_id) == 10 - len(fine)
+    for o in fine:
+        await wait_row(db, o.order_id)
+
+
 async def test_pricing_down_fails_order_and_releases_stock(
     system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
 ) -> None:
