@@ -20,6 +20,8 @@ from foodflow.config import Settings
 from foodflow.db.pool import create_pool
 from foodflow.inventory_service.app import create_app
 
+from ..batch_http import post_batch
+
 pytestmark = pytest.mark.integration
 
 
@@ -379,16 +381,6 @@ async def test_concurrent_crossing_orders_do_not_deadlock(
     assert {response.json()["state"] for response in responses} == {"RESERVED"}
     assert await test_items.stock(a) == 60
     assert await test_items.stock(b) == 60
-
-
-async def post_batch(
-    client: httpx.AsyncClient, path: str, items: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    response = await client.post(path, json={"items": items})
-    assert response.status_code == 200, response.text
-    outcomes: list[dict[str, Any]] = response.json()["outcomes"]
-    assert len(outcomes) == len(items)
-    return outcomes
 
 
 async def test_reserve_batch_serves_orders_in_order_in_one_go(

@@ -14,6 +14,8 @@ import pytest
 from foodflow.config import Settings
 from foodflow.payment_service.app import create_app
 
+from ..batch_http import post_batch
+
 pytestmark = pytest.mark.integration
 
 
@@ -120,16 +122,6 @@ async def test_clear_errors(payments: httpx.AsyncClient) -> None:
         "/void", json={"order_id": str(order_id), "idempotency_key": f"{order_id}:authorise"}
     )
     assert reused.status_code == 409 and "idempotency key" in reused.json()["detail"]
-
-
-async def post_batch(
-    payments: httpx.AsyncClient, path: str, items: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    response = await payments.post(path, json={"items": items})
-    assert response.status_code == 200, response.text
-    outcomes: list[dict[str, Any]] = response.json()["outcomes"]
-    assert len(outcomes) == len(items)
-    return outcomes
 
 
 async def test_authorise_and_capture_batches_answer_each_payment(
