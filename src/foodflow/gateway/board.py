@@ -106,7 +106,8 @@ class Board:
             self._counts[card.status.value] -= 1
             history = [*card.history, _change(update)]
         self._counts[update.status.value] = self._counts.get(update.status.value, 0) + 1
-        new = OrderCard(
+        # Built from a validated event: no need to validate it all again (one per event).
+        new = OrderCard.model_construct(
             order_id=update.order_id,
             user_id=update.user_id,
             status=update.status,
@@ -193,6 +194,6 @@ def minute_series(
 
 
 def _change(update: OrderStatusUpdate) -> StatusChange:
-    return StatusChange(
+    return StatusChange.model_construct(
         status=update.status, version=update.version, at=update.updated_at, reason=update.reason
     )
