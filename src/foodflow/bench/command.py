@@ -236,14 +236,23 @@ def _print_result(label: str, s: dict[str, Any], procs: dict[str, dict[str, Any]
     ptable = Table("process", "pid", "CPU avg %", "CPU max %", "RSS start MB", "RSS end MB")
     for name, p in procs.items():
         ptable.add_row(
-            name,
-            str(p["pid"]),
+            name if name != "machine" else "machine (all)",
+            str(p["pid"]) if name != "machine" else "",
             f"{p['cpu_avg_percent']}",
             f"{p['cpu_max_percent']}",
             f"{p['rss_start_mb']}",
             f"{p['rss_end_mb']}",
         )
     console.print(ptable)
+    machine = procs.get("machine")
+    if machine and s["throughput_confirmed_per_s"] > 0:
+        # Averages over the whole sampled run (warm-up and drain included): a lower bound.
+        per_order = float(machine["cpu_avg_percent"]) * 10 / s["throughput_confirmed_per_s"]
+        console.print(
+            f"  CPU per order, whole machine: ≈ {per_order:.1f} ms"
+            f" ({machine['cpu_avg_percent']} % of one core ÷"
+            f" {s['throughput_confirmed_per_s']:,.0f} orders/s)"
+        )
 
 
 def _restart(settings: Settings, env: dict[str, str], scale: dict[str, int]) -> None:

@@ -81,6 +81,9 @@ class ProcessSampler:
                 continue
             self._procs[name] = proc
             self.series[name] = ProcessSeries(name, pid)
+        # The whole machine too (every process and the kernel), as % of one core like the rest.
+        self.machine = ProcessSeries("machine", 0)
+        psutil.cpu_percent(None)  # primes the counter: the next call is since now
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="bench-psutil", daemon=True)
 
@@ -88,9 +91,13 @@ class ProcessSampler:
         self._thread.start()
 
     def stop(self) -> dict[str, dict[str, float | int | str]]:
+        """Per process (and `machine`: all CPU of the machine, kernel included) summaries."""
         self._stop.set()
         self._thread.join(5)
-        return {name: s.summary() for name, s in self.series.items()}
+        summaries = {name: s.summary() for name, s in self.series.items()}
+        if self.machine.cpu_percent:
+            summaries["machine"] = self.machine.summary()
+        return summaries
 
     @staticmethod
     def _family(name: str, proc: psutil.Process) -> list[psutil.Process]:
@@ -121,6 +128,9 @@ class ProcessSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            cores = psutil.cpu_count() or 1
+            self.machine.cpu_percent.append(round(psutil.cpu_percent(None) * cores, 1))
+            self.machine.rss_mb.append(psutil.virtual_memory().used / 2**20)
             for name, proc in self._procs.items():
                 try:
                     now, cpu_seconds = time.monotonic(), self._cpu_seconds(name, proc)
