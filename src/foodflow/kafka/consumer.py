@@ -2,7 +2,8 @@
 
 Every call on the underlying `confluent_kafka.Consumer` runs on one dedicated thread, so the
 event loop never blocks and librdkafka sees a single caller (rebalance callbacks included).
-Offsets are committed synchronously after `handle_batch` returns: at-least-once delivery, so
+Offsets are committed synchronously after `handle_batch` returns (batches finished within
+`KAFKA_COMMIT_INTERVAL_MS` of each other share one commit): at-least-once delivery, so
 handlers must be idempotent.
 """
 
@@ -40,9 +41,10 @@ COMMIT_ATTEMPTS = 3
 class BatchConsumer:
     """Consume `topics` as `group_id` in batches of up to `batch_size` messages.
 
-    `run()` loops until `stop()`: consume (at most `poll_timeout` seconds of waiting), drop
-    error events (partition EOF and the like, logged), `await handle_batch(messages)`, then
-    commit the batch's offsets. If `handle_batch` raises, nothing is committed: the consumer
+    `run()` loops until `stop()`: consume what has arrived (waiting at most `poll_timeout`
+    seconds for the first message), drop error events (partition EOF and the like, logged),
+    `await handle_batch(messages)`, then commit the batch's offsets (in order, at most every
+    `KAFKA_COMMIT_INTERVAL_MS`). If `handle_batch` raises, nothing is committed: the consumer
     seeks back to the batch's first offsets and retries it after a capped, jittered backoff.
     `stop()` lets the current batch finish and commit, then leaves the group and closes.
     """
@@ -90,7 +92,8 @@ class BatchConsumer:
         self._run_finished: asyncio.Event | None = None
         self._failures = 0
         self.last_batch_at: float | None = None
-        """Wall-clock time (time.time()) the last batch was handled and committed."""
+        """Wall-clock time (time.time()) the last batch was handled (its offsets are committed
+        within `commit_interval` of that)."""
         self.batches_handled = 0
         self.messages_handled = 0
         # Offsets of handled batches are committed at most every `commit_interval` seconds
@@ -189,8 +192,9 @@ class BatchConsumer:
         wait_for_head: bool = False,
         drain: bool = False,
     ) -> bool:
-        """Commit finished batches from the oldest on, in one commit for all of them; False
-        when one failed and everything in hand was handed back."""
+        """Take finished batches from the oldest on and stage their offsets, committed together
+        once `commit_interval` has passed (at once with `drain`); False when one failed and
+        everything in hand was handed back."""
         done: list[Message] = []
         batches = 0
         while in_flight and (in_flight[0][1].done() or wait_for_head or drain):
