@@ -347,3 +347,59 @@ async def test_a_saga_stops_when_another_holds_the_order() -> None:
     assert await s.run(order_id, ORDER) is None
     assert [u.status for u in recorder.updates] == ["RECEIVED"]
     assert store.saved[order_id].status == "PROCESSING"
+
+
+class SlowStore(FakeStore):
+    """Each write takes a while and is logged, so overlapping steps show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[str] = []
+
+    async def save(
+        self, update: OrderSnapshot, request: ValidatedOrder | None = None
+    ) -> SaveOutcome:
+        self.log.append(f"save {update.status} begins")
+        await asyncio.sleep(0.02)
+        self.log.append(f"save {update.status} ends")
+        return await super().save(update, request)
+
+
+class LoggingPayment(FakePayment):
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
+        self.log.append("authorise")
+        return await super().authorise(request)
+
+
+async def test_steps_overlap_the_recording_but_transitions_stay_in_order() -> None:
+    store = SlowStore()
+    payment = LoggingPayment(store.log)
+    s, recorder, _ = saga(FakeInventory(), FakePricing(), payment, store)
+
+    await s.run(uuid4(), ORDER)
+
+    # The card is charged while PROCESSING is being written, not after.
+    assert store.log.index("authorise") < store.log.index("save PROCESSING ends")
+    # Every transition is written and announced in order, each after the one before.
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "CONFIRMED"]
+    saves = [entry for entry in store.log if entry.startswith("save")]
+    assert saves == [
+        f"save {status} {edge}"
+        for status in ("RECEIVED", "PROCESSING", "CONFIRMED")
+        for edge in ("begins", "ends")
+    ]
+
+
+async def test_a_declined_card_fails_the_order_only_after_processing_is_recorded() -> None:
+    store = SlowStore()
+    payment = LoggingPayment(store.log)
+    s, recorder, _ = saga(FakeInventory(), FakePricing(), payment, store)
+
+    await s.run(uuid4(), ORDER.model_copy(update={"payment_token": "tok_declined"}))
+
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
+    assert store.log.index("save PROCESSING ends") < store.log.index("save FAILED begins")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import UUID
 
@@ -80,11 +81,27 @@ class OrderSaga:
     async def _record(self, order: Order, update: OrderStatusUpdate) -> None:
         """Redis first, then Kafka. A crash in between is repaired when the order is resumed:
         the stored state is announced again (same version, so consumers see no new event)."""
-        first = update.version == 1
-        outcome = await self.store.save(order.full_snapshot(), order.request if first else None)
-        if outcome is SaveOutcome.CONFLICT:
-            raise OrderTakenOver(f"order {order.order_id} v{update.version} is held by another")
-        await self.announce(update, order.final_event() if order.is_final else None)
+        await self._write(order, update)()
+
+    def _record_soon(self, order: Order, update: OrderStatusUpdate) -> asyncio.Future[None]:
+        """`_record`, started now and awaited later: the caller goes on with the next step
+        (every step is idempotent) and awaits this before it records anything else, so Redis
+        and Kafka still see the order's transitions in order."""
+        return asyncio.ensure_future(self._write(order, update)())
+
+    def _write(self, order: Order, update: OrderStatusUpdate) -> Callable[[], Awaitable[None]]:
+        # What is written is taken now: the order may move on while the write waits its turn.
+        snapshot = order.full_snapshot()
+        final = order.final_event() if order.is_final else None
+        request = order.request if update.version == 1 else None
+
+        async def write() -> None:
+            outcome = await self.store.save(snapshot, request)
+            if outcome is SaveOutcome.CONFLICT:
+                raise OrderTakenOver(f"order {order.order_id} v{update.version} is held by another")
+            await self.announce(update, final)
+
+        return write
 
     async def _fail(self, order: Order, reason: FailureReason, detail: str) -> Order:
         log.warning("Order %s FAILED reason=%s: %s", order.order_id, reason, detail)
@@ -146,17 +163,18 @@ class OrderSaga:
             log.info("Received validated order %s from %s", order.order_id, order.request.user_id)
             # Stock and price are asked for while RECEIVED is being recorded: three waits in a
             # row become one. Nothing is recorded after RECEIVED before RECEIVED is.
-            recording = asyncio.ensure_future(self._record(order, order.receive()))
+            recording = self._record_soon(order, order.receive())
         if order.status is OrderStatus.RECEIVED:
-            await self._reserve_and_price(order, recording)
+            recording = await self._reserve_and_price(order, recording)
         if order.status is OrderStatus.PROCESSING:
-            await self._pay_and_confirm(order)
+            await self._pay_and_confirm(order, recording)
         return order
 
     async def _reserve_and_price(
         self, order: Order, recording: asyncio.Future[None] | None = None
-    ) -> None:
+    ) -> asyncio.Future[None] | None:
         """RECEIVED → PROCESSING (stock reserved, priced), or FAILED with stock given back.
+        PROCESSING is recorded while the saga goes on to payment: its recording is returned.
 
         Stock and price are asked for at once (pricing does not depend on the reservation; a
         price for an order that then lacks stock is simply not used); their answers are then
@@ -178,11 +196,11 @@ class OrderSaga:
         if isinstance(reservation, BaseException):
             if isinstance(reservation, RequestRefused):
                 await self._fail(order, FailureReason.INVALID_ORDER, reservation.message)
-                return
+                return None
             if isinstance(reservation, ServiceUnavailable):
                 await self._release(order)
                 await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(reservation))
-                return
+                return None
             raise reservation
         log.info("Available=%s order %s", reservation.reserved, order_id)
         if not reservation.reserved:
@@ -195,22 +213,22 @@ class OrderSaga:
             else:  # resumed after its reservation was given back (timeout, sweep)
                 detail = f"stock reservation is {reservation.state}"
                 await self._fail(order, FailureReason.TIMED_OUT, detail)
-            return
+            return None
         if isinstance(priced, BaseException):
             if isinstance(priced, RequestRefused):
                 await self._release(order)
                 await self._fail(order, FailureReason.INVALID_ORDER, priced.message)
-                return
+                return None
             if isinstance(priced, ServiceUnavailable):
                 await self._release(order)
                 await self._fail(order, FailureReason.PRICING_UNAVAILABLE, str(priced))
-                return
+                return None
             await self._release(order)
             raise priced
         total = priced.breakdown.total
         log.info("Final Price=%s %s order %s", total, priced.breakdown.currency, order_id)
         log.info("Processing order %s", order_id)
-        await self._record(order, order.start_processing(priced.lines, priced.breakdown))
+        return self._record_soon(order, order.start_processing(priced.lines, priced.breakdown))
 
     async def _undo_payment(self, order: Order) -> None:
         """Void the authorisation (or block a late one); refund once captured. Idempotent."""
@@ -252,12 +270,19 @@ class OrderSaga:
             return f"payment declined: {authorisation.decline_code}"
         return None
 
-    async def _pay_and_confirm(self, order: Order) -> None:
+    async def _pay_and_confirm(
+        self, order: Order, recording: asyncio.Future[None] | None = None
+    ) -> None:
         """PROCESSING → CONFIRMED (charged, stock taken for good), or FAILED with the payment
-        voided or refunded and the stock given back."""
+        voided or refunded and the stock given back. The card is charged while PROCESSING is
+        being recorded (`recording`); nothing else is recorded before it is."""
         order_id = order.order_id
         try:
-            declined = await self._charge(order)
+            try:
+                declined = await self._charge(order)
+            finally:
+                if recording is not None:
+                    await recording  # raises OrderTakenOver if another saga holds the order
         except (ServiceUnavailable, RequestRefused) as exc:
             await self._undo_payment(order)
             await self._release(order)
