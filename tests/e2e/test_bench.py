@@ -57,5 +57,6 @@ def test_bench_accounts_for_every_order(system: Settings, tmp_path: Path) -> Non
         assert 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert data["ceilings"]["postgres"]["orders_per_s"] > 0
     assert data["ceilings"]["kafka"]["messages_per_s"] > 0
-    assert {"order_manager", "order_writer", "bench"} <= set(data["processes"])
+    assert {"order_manager", "order_writer", "bench", "kafka", "machine"} <= set(data["processes"])
+    assert data["cpu_ms_per_order"] > 0
     assert data["machine"]["cpus"] >= 1

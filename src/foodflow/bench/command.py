@@ -107,6 +107,7 @@ def bench(
         "warmup_s": warmup,
         "result": summary,
         "processes": procs,
+        "cpu_ms_per_order": _cpu_ms_per_order(summary, procs),
     }
     _print_result("foodflow", summary, procs)
 
@@ -244,15 +245,22 @@ def _print_result(label: str, s: dict[str, Any], procs: dict[str, dict[str, Any]
             f"{p['rss_end_mb']}",
         )
     console.print(ptable)
-    machine = procs.get("machine")
-    if machine and s["throughput_confirmed_per_s"] > 0:
-        # Averages over the whole sampled run (warm-up and drain included): a lower bound.
-        per_order = float(machine["cpu_avg_percent"]) * 10 / s["throughput_confirmed_per_s"]
+    per_order = _cpu_ms_per_order(s, procs)
+    if per_order is not None:
         console.print(
             f"  CPU per order, whole machine: ≈ {per_order:.1f} ms"
-            f" ({machine['cpu_avg_percent']} % of one core ÷"
+            f" ({procs['machine']['cpu_avg_percent']} % of one core ÷"
             f" {s['throughput_confirmed_per_s']:,.0f} orders/s)"
         )
+
+
+def _cpu_ms_per_order(s: dict[str, Any], procs: dict[str, dict[str, Any]]) -> float | None:
+    """The machine's CPU (all processes and the kernel) per sustained order, in ms. The CPU
+    average covers the whole sampled run, warm-up and drain included: a lower bound."""
+    machine = procs.get("machine")
+    if not machine or s["throughput_confirmed_per_s"] <= 0:
+        return None
+    return round(float(machine["cpu_avg_percent"]) * 10 / s["throughput_confirmed_per_s"], 2)
 
 
 def _restart(settings: Settings, env: dict[str, str], scale: dict[str, int]) -> None:
