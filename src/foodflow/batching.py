@@ -81,6 +81,10 @@ class Coalescer(Generic[Req, Res]):
                 )
         except Exception as exc:  # every caller of the batch gets it (and may retry)
             answers = [exc] * len(batch)
+        except asyncio.CancelledError:  # shutting down: nobody waits for an answer forever
+            for _, future in batch:
+                future.cancel()
+            raise
         finally:
             self._in_flight -= 1
             if self._pending and not self._flush_scheduled:
@@ -93,8 +97,3 @@ class Coalescer(Generic[Req, Res]):
                 future.set_exception(answer)
             else:
                 future.set_result(answer)
-
-    async def aclose(self) -> None:
-        """Wait for the batches already sent."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)

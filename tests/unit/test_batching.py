@@ -97,3 +97,20 @@ async def test_a_caller_that_gives_up_does_not_break_the_batch() -> None:
     with pytest.raises(TimeoutError):
         await impatient
     assert await patient == 4
+
+
+async def test_callers_of_a_batch_cancelled_in_flight_do_not_hang() -> None:
+    started = asyncio.Event()
+
+    async def never(items: list[int]) -> Sequence[int | BaseException]:
+        started.set()
+        await asyncio.sleep(3600)
+        return items
+
+    coalescer: Coalescer[int, int] = Coalescer(never)
+    caller = asyncio.ensure_future(coalescer.submit(1))
+    await started.wait()
+    for task in list(coalescer._tasks):  # what a shutdown does to the batch in flight
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, 1)
