@@ -91,7 +91,10 @@ class Settings(BaseSettings):
     # (foodflow.batching): at most this many items a request, this many requests out at once
     # per endpoint. 1 and 1 give the one-call-per-order model.
     http_batch_max_items: int = Field(200, alias="HTTP_BATCH_MAX_ITEMS", ge=1, le=500)
-    http_batches_in_flight: int = Field(4, alias="HTTP_BATCHES_IN_FLIGHT", ge=1, le=64)
+    # One request out per endpoint: what arrives meanwhile waits and goes as the next, bigger
+    # batch. Measured (docs/benchmarks.md): 4 sent more, smaller requests for no throughput
+    # and twice the latency at 200-300 orders/s.
+    http_batches_in_flight: int = Field(1, alias="HTTP_BATCHES_IN_FLIGHT", ge=1, le=64)
     pricing_rules_file: Path = Field(
         PROJECT_ROOT / "config" / "pricing_rules.json", alias="PRICING_RULES_FILE"
     )
