@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import asyncpg
 import redis
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from foodflow.config import Settings
 from foodflow.contracts import topics
@@ -68,14 +68,24 @@ def follow(
     )
     try:
         meta = consumer.list_topics(topics.ORDER_STATUS_UPDATES, timeout=10)
-        parts = [
-            TopicPartition(topics.ORDER_STATUS_UPDATES, p, since_ms)
-            for p in meta.topics[topics.ORDER_STATUS_UPDATES].partitions
-        ]
-        starts = consumer.offsets_for_times(parts, timeout=10)
+        numbers = list(meta.topics[topics.ORDER_STATUS_UPDATES].partitions)
+        # The end of each partition *before* asking by time: a partition with nothing since
+        # `since_ms` yet starts there, so an event appended meanwhile is still read (starting
+        # at "the end, whenever the fetch happens" missed the first events of a fast order).
+        ends = {
+            p: consumer.get_watermark_offsets(
+                TopicPartition(topics.ORDER_STATUS_UPDATES, p), timeout=10
+            )[1]
+            for p in numbers
+        }
+        starts = consumer.offsets_for_times(
+            [TopicPartition(topics.ORDER_STATUS_UPDATES, p, since_ms) for p in numbers], timeout=10
+        )
         consumer.assign(
             [
-                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                TopicPartition(
+                    tp.topic, tp.partition, tp.offset if tp.offset >= 0 else ends[tp.partition]
+                )
                 for tp in starts
             ]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from decimal import Decimal
 
@@ -212,3 +213,14 @@ async def test_bad_messages_go_to_dead_letter_and_the_next_order_still_flows(
     garbage = payloads["this is not json"]
     assert garbage.source_topic == topics.VALIDATED_ORDERS and garbage.error
     assert garbage.source_offset >= 0
+
+
+def test_following_an_order_sent_just_before_shows_every_transition(system: Settings) -> None:
+    """What `make run` and `foodflow order send` print: the follower starts after the send and
+    must still see v1 and v2 of an order that the saga may already have moved on."""
+    since_ms = int(time.time() * 1000)
+    order_id = tracking.send_order(system, order_of(("sushi-set", 1)))
+
+    versions = [update.version for update in tracking.follow(system, order_id, since_ms)]
+
+    assert versions == [1, 2, 3]
