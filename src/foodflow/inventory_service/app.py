@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
@@ -169,25 +169,29 @@ async def reserve_batch(body: BatchRequest[ReserveRequest], context: Context) ->
 @router.post("/commit_batch", response_model=BatchResponse[ReservationState])
 async def commit_batch(body: BatchRequest[OrderRef], context: Context) -> Response:
     """`/commit` for many orders in one transaction: one outcome per order, in order."""
-    answers = await services.commit_many(
-        context.repository.unit_of_work(), [str(item.order_id) for item in body.items]
-    )
-    log.info("Committed a batch of %d reservations", len(answers))
-    return batch_response(ReservationState, _states(answers), ERROR_STATUS)
+    return await _transition_batch(body, context, services.commit_many, "Committed")
 
 
 @router.post("/release_batch", response_model=BatchResponse[ReservationState])
 async def release_batch(body: BatchRequest[OrderRef], context: Context) -> Response:
     """`/release` for many orders in one transaction: one outcome per order, in order."""
-    answers = await services.release_many(
+    return await _transition_batch(body, context, services.release_many, "Released")
+
+
+async def _transition_batch(
+    body: BatchRequest[OrderRef],
+    context: InventoryContext,
+    use_case: Callable[
+        [services.UnitOfWork, Sequence[str]], Awaitable[list[Reservation | InventoryError]]
+    ],
+    done: str,
+) -> Response:
+    answers = await use_case(
         context.repository.unit_of_work(), [str(item.order_id) for item in body.items]
     )
-    log.info("Released a batch of %d reservations", len(answers))
-    return batch_response(ReservationState, _states(answers), ERROR_STATUS)
-
-
-def _states(answers: list[Reservation | InventoryError]) -> list[ReservationState | Exception]:
-    return [a if isinstance(a, InventoryError) else reservation_state(a) for a in answers]
+    log.info("%s a batch of %d reservations", done, len(answers))
+    states = [a if isinstance(a, InventoryError) else reservation_state(a) for a in answers]
+    return batch_response(ReservationState, states, ERROR_STATUS)
 
 
 @router.post("/cancel", response_model=ReservationState)

@@ -80,77 +80,84 @@ def _existing(order_id: UUID) -> Any:
 async def authorise(body: AuthoriseRequest, context: Context) -> PaymentResult:
     """Hold `amount_cents` on the card (and take it, with `capture`); a decline is a 200
     answer with approved=false."""
-    result = await context.ledger.replay(body.idempotency_key)
-    if result is None:
-        decision = decide_authorisation(body.card_token)
+    before = await context.ledger.replay(body.idempotency_key)
+    decision = None if before is not None else decide_authorisation(body.card_token)
+    if decision is not None:
         await asyncio.sleep(context.slow_seconds if decision.slow else context.latency_seconds)
-        op = _authorisation(body, decision)
-        result = await context.ledger.apply(op.key, op.operation, op.order_id, op.change)
+    ops = _authorise_ops(body, before, decision)
+    answer = _authorise_answer(before, await context.ledger.apply_many(ops))
+    if isinstance(answer, PaymentError):
+        raise answer
+    if decision is not None:
         log.info(
             "Authorise order %s %d cents: %s %s",
             body.order_id,
             body.amount_cents,
-            result.state,
-            result.decline_code or "",
+            answer.state,
+            answer.decline_code or "",
         )
-    if body.capture and result.approved:
-        capture = _capture_after(body)
-        result = await context.ledger.apply(
-            capture.key, capture.operation, capture.order_id, capture.change
-        )
-    return result
+    return answer
 
 
 @router.post("/authorise_batch", response_model=BatchResponse[PaymentResult])
 async def authorise_batch(body: BatchRequest[AuthoriseRequest], context: Context) -> Response:
-    """`/authorise` for many orders: the provider is asked for all of them at once, and the
-    approved ones with `capture` are captured in the same transaction.
+    """`/authorise` for many orders: the provider is asked for all of them at once, and each
+    authorisation (with its capture) is recorded in one transaction.
 
     A card the provider answers too late for (`tok_timeout`) gets a 504 outcome at once, and
     its authorisation lands later, as it would with a real provider; the rest of the batch
     does not wait for it.
     """
     replayed = await context.ledger.replay_many([item.idempotency_key for item in body.items])
-    asked: list[tuple[AuthoriseRequest, list[LedgerOperation]]] = []
-    late: list[tuple[AuthoriseRequest, AuthorisationDecision]] = []
-    provider_asked = False
+    asked: list[tuple[PaymentResult | None, list[LedgerOperation]]] = []
+    late: list[AuthoriseRequest] = []
     for item in body.items:
         before = replayed.get(item.idempotency_key)
-        if before is not None:  # authorised before: only a capture may remain to be done
-            capture = item.capture and before.approved
-            asked.append((item, [_capture_after(item)] if capture else []))
-            continue
-        decision = decide_authorisation(item.card_token)
-        if decision.slow:
-            late.append((item, decision))
-            continue
-        provider_asked = True
-        ops = [_authorisation(item, decision)]
-        if item.capture and decision.approved:
-            ops.append(_capture_after(item))
-        asked.append((item, ops))
+        decision = None if before is not None else decide_authorisation(item.card_token)
+        if decision is not None and decision.slow:
+            late.append(item)
+            asked.append((None, []))
+        else:
+            asked.append((before, _authorise_ops(item, before, decision)))
     if late:
         context.start_late(_authorise_late(context, late))
-    if provider_asked:
+    if any(before is None and ops for before, ops in asked):
         await asyncio.sleep(context.latency_seconds)
     applied = iter(await context.ledger.apply_many([op for _, ops in asked for op in ops]))
-    by_item: dict[int, PaymentResult | PaymentError] = {}
-    for item, ops in asked:
-        results = [next(applied) for _ in ops]
-        authorised = replayed.get(item.idempotency_key) or results.pop(0)
-        by_item[id(item)] = _combined(authorised, results[0] if results else None)
     answers: list[PaymentResult | Exception] = [
-        by_item.get(id(item)) or ProviderTimeout(item.order_id) for item in body.items
+        _authorise_answer(before, [next(applied) for _ in ops])
+        if ops or before is not None
+        else ProviderTimeout(item.order_id)
+        for item, (before, ops) in zip(body.items, asked, strict=True)
     ]
     log.info("Authorised a batch of %d payments", len(answers))
     return batch_response(PaymentResult, answers, ERROR_STATUS)
 
 
-def _combined(
-    authorised: PaymentResult | PaymentError, captured: PaymentResult | PaymentError | None
+def _authorise_ops(
+    body: AuthoriseRequest, before: PaymentResult | None, decision: AuthorisationDecision | None
+) -> list[LedgerOperation]:
+    """The ledger operations an authorise asks for: the authorisation unless it is recorded
+    already (`before`), then the capture if `capture` and the card approves."""
+    ops: list[LedgerOperation] = []
+    if before is not None:
+        approved = before.approved
+    else:
+        assert decision is not None, "a new authorisation comes with the provider's decision"
+        ops.append(_authorisation(body, decision))
+        approved = decision.approved
+    if body.capture and approved:
+        ops.append(_capture_after(body))
+    return ops
+
+
+def _authorise_answer(
+    before: PaymentResult | None, results: list[PaymentResult | PaymentError]
 ) -> PaymentResult | PaymentError:
     """The answer to an authorise (with capture): the capture's once approved, else the
     authorisation's (a decline, or the VOIDED tombstone of a void that came first)."""
+    authorised = before if before is not None else results.pop(0)
+    captured = results[0] if results else None
     if isinstance(authorised, PaymentError) or not authorised.approved or captured is None:
         return authorised
     return captured
@@ -167,11 +174,11 @@ def _capture_after(body: AuthoriseRequest) -> LedgerOperation:
     )
 
 
-async def _authorise_late(
-    context: PaymentContext, late: list[tuple[AuthoriseRequest, AuthorisationDecision]]
-) -> None:
+async def _authorise_late(context: PaymentContext, late: list[AuthoriseRequest]) -> None:
     await asyncio.sleep(context.slow_seconds)
-    await context.ledger.apply_many([_authorisation(i, d) for i, d in late])
+    await context.ledger.apply_many(
+        [_authorisation(item, decide_authorisation(item.card_token)) for item in late]
+    )
 
 
 def _authorisation(body: AuthoriseRequest, decision: AuthorisationDecision) -> LedgerOperation:
