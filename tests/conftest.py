@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from foodflow.config import Settings, get_settings
-from foodflow.infra import manager
+from foodflow.platform.config import Settings, get_settings
+from foodflow.tools.infra import manager
 
 
 @pytest.fixture(scope="session")

@@ -11,17 +11,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from foodflow import services, tracking
-from foodflow.bench.command import bench
-from foodflow.chaos.command import chaos
-from foodflow.config import get_settings
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
-from foodflow.customer import customer_app
-from foodflow.customer import order as customer_order
-from foodflow.dlq import dlq_app
-from foodflow.errors import FoodflowError, InfraError
-from foodflow.infra import manager
-from foodflow.logs import lines_for_order
+from foodflow.platform.config import get_settings
+from foodflow.platform.errors import FoodflowError, InfraError
+from foodflow.platform.logs import lines_for_order
+from foodflow.tools import processes, tracking
+from foodflow.tools.bench.command import bench
+from foodflow.tools.chaos.command import chaos
+from foodflow.tools.customer import customer_app
+from foodflow.tools.customer import order as customer_order
+from foodflow.tools.dlq import dlq_app
+from foodflow.tools.infra import manager
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
@@ -94,7 +94,7 @@ def infra_down(
         console.print("data wiped")
 
 
-def _print_service(state: services.ServiceState) -> None:
+def _print_service(state: processes.ServiceState) -> None:
     if state.running:
         verb = "started" if state.changed else "already running"
         console.print(f"[green]✔[/] {state.name:<18} {verb:<16} {state.url:<22} log: {state.log}")
@@ -124,12 +124,12 @@ def up(
     """Start the infrastructure and every service, then send the seed's demo order through."""
     settings = get_settings()
     try:
-        instances = services.parse_scale(scale)
+        instances = processes.parse_scale(scale)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scale") from None
     try:
         manager.up(settings, report=_print_state)
-        services.up(settings, report=_print_service, scale=instances)
+        processes.up(settings, report=_print_service, scale=instances)
     except InfraError as exc:
         raise fail(exc) from None
     if not demo:
@@ -173,7 +173,7 @@ def down(
     """Stop every service, then the infrastructure."""
     settings = get_settings()
     try:
-        services.down(settings, report=_print_service)
+        processes.down(settings, report=_print_service)
         manager.down(settings, wipe=wipe, report=_print_state)
     except InfraError as exc:
         raise fail(exc) from None
@@ -188,7 +188,7 @@ def status() -> None:
         table.add_row(
             s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log)
         )
-    for svc in services.status(settings):
+    for svc in processes.status(settings):
         table.add_row(
             svc.name, "[green]up[/]" if svc.running else "[red]down[/]", svc.url, str(svc.log)
         )

@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from foodflow import services
-from foodflow.config import Settings
 from foodflow.contracts.orders import OrderStatusUpdate, order_status_key
+from foodflow.platform.config import Settings
+from foodflow.tools import processes
 
 # A short payment step keeps the suite fast and still exercises the delay; short sweeps let the
 # chaos test see stuck orders and orphaned reservations recovered within the run.
@@ -30,11 +30,11 @@ E2E_ENV = {
 
 @pytest.fixture(scope="session")
 def system(infra: Settings) -> Iterator[Settings]:
-    already = {s.name for s in services.status(infra) if s.running}
-    services.up(infra, env=E2E_ENV)
+    already = {s.name for s in processes.status(infra) if s.running}
+    processes.up(infra, env=E2E_ENV)
     yield infra
     # Leave running what a developer had started; stop what this session started.
-    for svc in services.all_services(infra):
+    for svc in processes.all_services(infra):
         if svc.name not in already:
             svc.stop()
 

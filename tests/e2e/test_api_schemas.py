@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from foodflow import services
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
+from foodflow.tools import processes
 
 pytestmark = pytest.mark.e2e
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
@@ -23,7 +23,7 @@ SERVICES = ("inventory_service", "pricing_service", "order_manager", "order_writ
 def test_no_server_errors_and_responses_match_the_schema(system: Settings, service: str) -> None:
     # Schemathesis drives Hypothesis directly here: its lazy pytest fixture loader does not
     # work with the pytest version we lock.
-    svc = services.ServiceProcess(service, system)
+    svc = processes.ServiceProcess(service, system)
     schema = schemathesis.openapi.from_url(svc.url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert operations, f"{service} publishes no operations"

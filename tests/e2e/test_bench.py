@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
 
 pytestmark = pytest.mark.e2e
 

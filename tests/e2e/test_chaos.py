@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from foodflow.chaos.runner import ChaosConfig, ChaosRun
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
+from foodflow.tools.chaos.runner import ChaosConfig, ChaosRun
 
 from .conftest import E2E_ENV
 

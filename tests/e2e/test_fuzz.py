@@ -12,12 +12,12 @@ import pytest
 import redis.asyncio as aioredis
 from confluent_kafka import Producer
 
-from foodflow import services
-from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.contracts.orders import DeadLetter, OrderItemIn, ValidatedOrder
-from foodflow.infra import process
 from foodflow.order_manager.intake import Accepted, read_order
+from foodflow.platform.config import Settings
+from foodflow.tools import processes
+from foodflow.tools.infra import process
 
 from ..hostile import draw_hostile
 from .conftest import wait_final
@@ -44,7 +44,7 @@ def publish_all(settings: Settings, messages: list[bytes]) -> list[tuple[int, in
 async def test_hostile_messages_are_dead_lettered_and_good_orders_flow(
     system: Settings, redis_client: aioredis.Redis, tail
 ) -> None:
-    manager = services.ServiceProcess("order_manager", system)
+    manager = processes.ServiceProcess("order_manager", system)
     pid_before = process.read_pid(manager.pidfile)
     dead = tail(topics.DEAD_LETTER)
 

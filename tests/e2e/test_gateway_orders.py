@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from foodflow.config import Settings
 from foodflow.gateway.security import hash_password
+from foodflow.platform.config import Settings
 
 from .conftest import wait_row
 

@@ -12,8 +12,6 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from foodflow import services, tracking
-from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.contracts.orders import (
     DeadLetter,
@@ -22,6 +20,8 @@ from foodflow.contracts.orders import (
     OrderStatusUpdate,
     ValidatedOrder,
 )
+from foodflow.platform.config import Settings
+from foodflow.tools import processes, tracking
 
 from .conftest import E2E_ENV, wait_final, wait_row
 
@@ -169,7 +169,7 @@ async def test_pricing_down_fails_order_and_releases_stock(
     system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
 ) -> None:
     item_id, _ = test_item
-    pricing = services.ServiceProcess("pricing_service", system, E2E_ENV)
+    pricing = processes.ServiceProcess("pricing_service", system, E2E_ENV)
     was_running = pricing.is_running()
     await asyncio.to_thread(pricing.stop)
     try:

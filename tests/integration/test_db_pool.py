@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from foodflow.config import Settings
-from foodflow.db.pool import create_pool, database_ready
+from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool, database_ready
 
 pytestmark = pytest.mark.integration
 

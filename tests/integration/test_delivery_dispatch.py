@@ -16,7 +16,6 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from foodflow.config import Settings
 from foodflow.contracts.orders import (
     DeliveryAddress,
     FailureReason,
@@ -28,9 +27,10 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.payment import PaymentRequest, PaymentResult
-from foodflow.db.pool import create_pool
 from foodflow.delivery_service.dispatch import Dispatcher, OrderMover
-from foodflow.order_manager.status_store import RedisStatusStore
+from foodflow.orders.status_store import RedisStatusStore
+from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio as aioredis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from foodflow.config import Settings
 from foodflow.contracts.topics import ALL_TOPICS
-from foodflow.infra import manager
+from foodflow.platform.config import Settings
+from foodflow.tools.infra import manager
 
 pytestmark = pytest.mark.integration
 

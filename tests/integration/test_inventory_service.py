@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
-from foodflow.config import Settings
-from foodflow.db.pool import create_pool
 from foodflow.inventory_service.app import create_app
+from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool
 
 from ..batch_http import post_batch
 

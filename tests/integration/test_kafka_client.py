@@ -12,13 +12,13 @@ import pytest
 from confluent_kafka import Message
 from pydantic import BaseModel
 
-from foodflow.config import Settings
 from foodflow.contracts.orders import DeadLetter
-from foodflow.errors import PublishError
-from foodflow.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.dlq import send_to_dead_letter
-from foodflow.kafka.producer import EventProducer
+from foodflow.platform.config import Settings
+from foodflow.platform.errors import PublishError
+from foodflow.platform.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.dlq import send_to_dead_letter
+from foodflow.platform.kafka.producer import EventProducer
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ import pytest
 from confluent_kafka import Message
 from fastapi import FastAPI
 
-from foodflow.config import Settings
 from foodflow.contracts.orders import (
     DeadLetter,
     FailureReason,
@@ -27,12 +26,13 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown
-from foodflow.errors import ServiceUnavailable
-from foodflow.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.producer import EventProducer
 from foodflow.order_writer.app import WriterRuntime, create_app
 from foodflow.order_writer.writer import PostgresOrderStore
+from foodflow.platform.config import Settings
+from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import asyncpg
 import httpx
 import pytest
 
-from foodflow.config import Settings
 from foodflow.payment_service.app import create_app
+from foodflow.platform.config import Settings
 
 from ..batch_http import post_batch
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
 from foodflow.pricing_service.app import create_app
 
 pytestmark = pytest.mark.integration

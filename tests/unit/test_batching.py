@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from foodflow.batching import Coalescer
+from foodflow.platform.http.batching import Coalescer
 
 
 class Recorder:

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
 
 
 def test_defaults_are_the_seed_design(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from foodflow.config import Settings
 from foodflow.gateway.security import (
     InvalidToken,
     Principal,
@@ -18,6 +17,7 @@ from foodflow.gateway.security import (
     read_token,
     verify_password,
 )
+from foodflow.platform.config import Settings
 
 SETTINGS = Settings(JWT_SECRET="s" * 40, ACCESS_TOKEN_TTL_SECONDS=60)
 

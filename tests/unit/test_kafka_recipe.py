@@ -1,8 +1,8 @@
 import base64
 from pathlib import Path
 
-from foodflow.config import Settings
-from foodflow.infra.kafka import new_cluster_id, render_server_properties
+from foodflow.platform.config import Settings
+from foodflow.tools.infra.kafka import new_cluster_id, render_server_properties
 
 
 def test_cluster_id_is_16_random_bytes_urlsafe_base64_unpadded() -> None:

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from foodflow.logs import bind_order_id, configure_logging, lines_for_order, order_id_in_text
+from foodflow.platform.logs import (
+    bind_order_id,
+    configure_logging,
+    lines_for_order,
+    order_id_in_text,
+)
 
 
 @pytest.fixture
@@ -116,7 +121,7 @@ def test_lines_for_order_merges_services_in_time_order(tmp_path: Path) -> None:
 def test_periodic_flush_handler_holds_info_lines_briefly_and_warnings_not_at_all(
     tmp_path: Path,
 ) -> None:
-    from foodflow.logs import PeriodicFlushHandler
+    from foodflow.platform.logs import PeriodicFlushHandler
 
     path = tmp_path / "service.log"
     with path.open("w", buffering=1 << 16) as stream:

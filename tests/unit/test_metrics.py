@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
-from foodflow.metrics import install_metrics
+from foodflow.platform.metrics import install_metrics
 
 
 def sample(name: str, labels: dict[str, str]) -> float:

@@ -3,9 +3,10 @@ from uuid import uuid4
 
 import pytest
 
+from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import FailureReason, OrderSnapshot, OrderStatus, ValidatedOrder
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine
-from foodflow.order_manager.domain import IllegalTransition, Order, advance, derive_order_id
+from foodflow.orders.lifecycle import IllegalTransition, Order, advance
 
 SEED = ValidatedOrder.model_validate(
     {

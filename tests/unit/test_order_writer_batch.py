@@ -19,9 +19,6 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown
-from foodflow.kafka._logging import RepeatThrottle
-from foodflow.kafka.consumer import next_offsets
-from foodflow.kafka.dlq import dead_letter_for
 from foodflow.order_writer.writer import (
     Rejected,
     history_columns,
@@ -31,6 +28,9 @@ from foodflow.order_writer.writer import (
     parse_message,
     reduce_batch,
 )
+from foodflow.platform.kafka._logging import RepeatThrottle
+from foodflow.platform.kafka.consumer import next_offsets
+from foodflow.platform.kafka.dlq import dead_letter_for
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

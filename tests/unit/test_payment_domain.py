@@ -7,6 +7,7 @@ from uuid import uuid4
 
 import pytest
 
+from foodflow.contracts.money import to_cents
 from foodflow.contracts.payment import (
     AuthoriseRequest,
     DeclineCode,
@@ -17,7 +18,6 @@ from foodflow.payment_service.domain import (
     Payment,
     PaymentConflict,
     decide_authorisation,
-    to_cents,
 )
 
 

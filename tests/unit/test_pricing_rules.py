@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from foodflow.config import PROJECT_ROOT
+from foodflow.platform.config import PROJECT_ROOT
 from foodflow.pricing_service.domain import (
     InvalidPricingRules,
     OrderLine,

@@ -24,11 +24,11 @@ from foodflow.contracts.payment import (
     PaymentState,
 )
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceResponse
-from foodflow.errors import ServiceUnavailable
-from foodflow.order_manager.clients import RequestRefused
 from foodflow.order_manager.saga import OrderSaga
-from foodflow.order_manager.status_store import SaveOutcome
+from foodflow.orders.status_store import SaveOutcome
 from foodflow.payment_service.domain import Payment, decide_authorisation
+from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.http.client import RequestRefused
 
 ORDER = ValidatedOrder.model_validate(
     {"user_id": "u-1", "items": [{"item_id": "pho-bo", "quantity": 2}]}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from foodflow import services
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
+from foodflow.tools import processes
 
 
 @pytest.fixture
@@ -16,18 +16,18 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_parse_scale_accepts_scalable_services_only() -> None:
-    assert services.parse_scale(["order_manager=2", "order_writer=3"]) == {
+    assert processes.parse_scale(["order_manager=2", "order_writer=3"]) == {
         "order_manager": 2,
         "order_writer": 3,
     }
     for bad in ("inventory_service=2", "order_manager=0", "order_manager=9", "order_manager"):
         with pytest.raises(ValueError):
-            services.parse_scale([bad])
+            processes.parse_scale([bad])
 
 
 def test_extra_instance_has_its_own_port_pidfile_and_log(settings: Settings) -> None:
-    first = services.ServiceProcess("order_manager", settings)
-    second = services.ServiceProcess("order_manager", settings, {"A": "1"}, instance=1)
+    first = processes.ServiceProcess("order_manager", settings)
+    second = processes.ServiceProcess("order_manager", settings, {"A": "1"}, instance=1)
     assert (first.name, first.port) == ("order_manager", settings.order_manager_port)
     assert (second.name, second.port) == ("order_manager-1", settings.order_manager_port + 100)
     assert second.pidfile.name == "order_manager-1.pid"
@@ -40,6 +40,6 @@ def test_all_services_lists_requested_and_recorded_instances(settings: Settings)
     home = settings.state_dir / "services"
     home.mkdir(parents=True)
     (home / "order_writer-2.pid").write_text("999999")
-    names = [s.name for s in services.all_services(settings, scale={"order_manager": 2})]
+    names = [s.name for s in processes.all_services(settings, scale={"order_manager": 2})]
     assert {"order_manager", "order_manager-1", "order_writer", "order_writer-2"} <= set(names)
     assert names.index("order_manager") < names.index("order_manager-1")

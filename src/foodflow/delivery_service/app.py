@@ -14,21 +14,21 @@ from confluent_kafka import Message
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from pydantic import ValidationError
 
-from foodflow.config import Settings, get_settings
+from foodflow.clients.payment import PaymentClient
 from foodflow.contracts import topics
 from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
 from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
-from foodflow.db.pool import create_pool, database_ready
-from foodflow.db.redis import create_redis
 from foodflow.delivery_service.dispatch import Dispatcher, OrderMover, StockClient
 from foodflow.delivery_service.domain import DeliveryConflict, DeliveryError, DeliveryNotFound
-from foodflow.http_errors import install_error_handlers
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.producer import EventProducer
-from foodflow.metrics import install_metrics
-from foodflow.order_manager.service import KafkaAnnouncer
-from foodflow.order_manager.status_store import RedisStatusStore
-from foodflow.payment_service.client import PaymentClient
+from foodflow.orders.announcer import KafkaAnnouncer
+from foodflow.orders.status_store import RedisStatusStore
+from foodflow.platform.config import Settings, get_settings
+from foodflow.platform.db.pool import create_pool, database_ready
+from foodflow.platform.db.redis import create_redis
+from foodflow.platform.http.errors import install_error_handlers
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.metrics import install_metrics
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "delivery_service"

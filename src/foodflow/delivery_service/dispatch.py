@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from foodflow.config import Settings
+from foodflow.clients.payment import PaymentClient
 from foodflow.contracts.delivery import CourierView, DeliveryView
 from foodflow.contracts.inventory import OrderRef, ReservationState
 from foodflow.contracts.orders import (
@@ -31,12 +31,12 @@ from foodflow.delivery_service.domain import (
     plan_route,
     waited_too_long,
 )
-from foodflow.errors import ServiceUnavailable
-from foodflow.order_manager.clients import RequestRefused, ServiceClient
-from foodflow.order_manager.domain import IllegalTransition, advance
-from foodflow.order_manager.service import KafkaAnnouncer
-from foodflow.order_manager.status_store import RedisStatusStore, SaveOutcome
-from foodflow.payment_service.client import PaymentClient
+from foodflow.orders.announcer import KafkaAnnouncer
+from foodflow.orders.lifecycle import IllegalTransition, advance
+from foodflow.orders.status_store import RedisStatusStore, SaveOutcome
+from foodflow.platform.config import Settings
+from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.http.client import RequestRefused, ServiceClient
 
 log = logging.getLogger(__name__)
 DEFAULT_RESTAURANT = "central-kitchen"

@@ -20,17 +20,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from foodflow.config import Settings
 from foodflow.contracts import topics
-from foodflow.db.pool import create_pool, database_ready
-from foodflow.db.redis import create_redis
 from foodflow.gateway import auth, dashboard, menu, orders
 from foodflow.gateway.board import Board
 from foodflow.gateway.deps import GatewayRuntime
 from foodflow.gateway.feed import Broadcaster, StatusFeed
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.producer import EventProducer
-from foodflow.metrics import install_metrics, record_consumer_lag
+from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool, database_ready
+from foodflow.platform.db.redis import create_redis
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.metrics import install_metrics, record_consumer_lag
 
 log = logging.getLogger(__name__)
 

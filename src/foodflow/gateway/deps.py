@@ -13,11 +13,11 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from foodflow.config import Settings
 from foodflow.gateway.board import Board
 from foodflow.gateway.feed import Broadcaster
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.producer import EventProducer
+from foodflow.platform.config import Settings
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
 
 
 @dataclass

@@ -20,7 +20,6 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from foodflow.config import Settings
 from foodflow.contracts import topics
 from foodflow.contracts.orders import (
     MAX_ITEMS_PER_ORDER,
@@ -39,6 +38,7 @@ from foodflow.contracts.pricing import PriceBreakdown
 from foodflow.gateway.auth import CurrentUser
 from foodflow.gateway.deps import AppSettings, DbPool, Producer, RedisClient
 from foodflow.gateway.security import Principal, Role
+from foodflow.platform.config import Settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])

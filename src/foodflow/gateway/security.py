@@ -11,7 +11,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from foodflow.config import Settings
+from foodflow.platform.config import Settings
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"

@@ -1,5 +1,5 @@
 from foodflow.inventory_service.app import create_app
-from foodflow.serve import serve
+from foodflow.platform.serve import serve
 
 if __name__ == "__main__":
     serve("inventory_service", create_app)

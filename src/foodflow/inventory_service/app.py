@@ -14,7 +14,6 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 
-from foodflow.config import Settings, get_settings
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.inventory import (
@@ -26,9 +25,6 @@ from foodflow.contracts.inventory import (
     ReservationState,
     ReserveRequest,
 )
-from foodflow.db.pool import create_pool
-from foodflow.health import database_health_router
-from foodflow.http_errors import batch_response, install_error_handlers
 from foodflow.inventory_service import services
 from foodflow.inventory_service.domain import (
     InventoryError,
@@ -42,8 +38,12 @@ from foodflow.inventory_service.domain import (
 from foodflow.inventory_service.metrics import collect_stock_levels
 from foodflow.inventory_service.repository import InventoryRepository
 from foodflow.inventory_service.sweeper import ReservationSweeper
-from foodflow.logs import bind_order_id
-from foodflow.metrics import install_metrics
+from foodflow.platform.config import Settings, get_settings
+from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.errors import batch_response, install_error_handlers
+from foodflow.platform.http.probes import database_health_router
+from foodflow.platform.logs import bind_order_id
+from foodflow.platform.metrics import install_metrics
 
 log = logging.getLogger(__name__)
 

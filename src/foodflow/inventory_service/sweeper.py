@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 
-from foodflow.db.pool import DATABASE_UNAVAILABLE_ERRORS
 from foodflow.inventory_service.domain import InventoryError
 from foodflow.inventory_service.repository import InventoryRepository
 from foodflow.inventory_service.services import release_reservation
+from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS
 
 log = logging.getLogger(__name__)
 

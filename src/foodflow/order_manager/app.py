@@ -10,18 +10,20 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from foodflow.config import Settings
+from foodflow.clients.inventory import InventoryClient
+from foodflow.clients.payment import PaymentClient
+from foodflow.clients.pricing import PricingClient
 from foodflow.contracts import topics
-from foodflow.db.redis import create_redis
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.producer import EventProducer
-from foodflow.metrics import install_metrics, record_consumer_lag, watch_event_loop_lag
-from foodflow.order_manager.clients import InventoryClient, PricingClient
 from foodflow.order_manager.saga import OrderSaga
-from foodflow.order_manager.service import KafkaAnnouncer, OrderIntake
-from foodflow.order_manager.status_store import RedisStatusStore
+from foodflow.order_manager.service import OrderIntake
 from foodflow.order_manager.sweeper import StuckOrderSweeper
-from foodflow.payment_service.client import PaymentClient
+from foodflow.orders.announcer import KafkaAnnouncer
+from foodflow.orders.status_store import RedisStatusStore
+from foodflow.platform.config import Settings
+from foodflow.platform.db.redis import create_redis
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.metrics import install_metrics, record_consumer_lag, watch_event_loop_lag
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "order_manager"

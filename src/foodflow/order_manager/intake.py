@@ -8,6 +8,7 @@ from uuid import UUID
 import orjson
 from pydantic import ValidationError
 
+from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import (
     FailureReason,
     OrderFinalEvent,
@@ -16,7 +17,6 @@ from foodflow.contracts.orders import (
     ValidatedOrder,
     utcnow,
 )
-from foodflow.order_manager.domain import derive_order_id
 
 MAX_MESSAGE_BYTES = 64 * 1024
 

@@ -13,6 +13,7 @@ from typing import Protocol
 from uuid import UUID
 
 from foodflow.contracts.inventory import ReservationState
+from foodflow.contracts.money import to_cents
 from foodflow.contracts.orders import (
     FailureReason,
     OrderFinalEvent,
@@ -21,14 +22,13 @@ from foodflow.contracts.orders import (
     OrderStatusUpdate,
     ValidatedOrder,
 )
-from foodflow.contracts.payment import AuthoriseRequest, PaymentRequest
+from foodflow.contracts.payment import AuthoriseRequest, PaymentRequest, PaymentResult
 from foodflow.contracts.pricing import PriceResponse
-from foodflow.errors import ServiceUnavailable
-from foodflow.logs import bind_order_id
-from foodflow.order_manager.clients import RequestRefused
-from foodflow.order_manager.domain import Order
-from foodflow.order_manager.status_store import SaveOutcome
-from foodflow.payment_service.domain import PaymentProvider, to_cents
+from foodflow.orders.lifecycle import Order
+from foodflow.orders.status_store import SaveOutcome
+from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.http.client import RequestRefused
+from foodflow.platform.logs import bind_order_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,19 @@ class Inventory(Protocol):
 
 class Pricing(Protocol):
     async def calculate_price(self, order_id: UUID, order: ValidatedOrder) -> PriceResponse: ...
+
+
+class PaymentProvider(Protocol):
+    """What the order saga needs from a payment provider; every call idempotent by key.
+
+    The payment service (over HTTP, `clients.payment.PaymentClient`) implements it;
+    a real provider's adapter would implement the same four calls.
+    """
+
+    async def authorise(self, request: AuthoriseRequest) -> PaymentResult: ...
+    async def capture(self, request: PaymentRequest) -> PaymentResult: ...
+    async def void(self, request: PaymentRequest) -> PaymentResult: ...
+    async def refund(self, request: PaymentRequest) -> PaymentResult: ...
 
 
 class StatusStore(Protocol):

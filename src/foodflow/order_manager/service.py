@@ -8,21 +8,17 @@ from uuid import UUID
 
 from confluent_kafka import Message
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import BaseModel
 
-from foodflow.contracts import topics
-from foodflow.contracts.orders import OrderFinalEvent, OrderStatusUpdate
-from foodflow.kafka.dlq import send_to_dead_letter
-from foodflow.kafka.producer import EventProducer
+from foodflow.contracts.orders import OrderFinalEvent
 from foodflow.order_manager.intake import Accepted, Rejected, read_order, rejected_order_event
 from foodflow.order_manager.saga import OrderSaga, StatusStore
-from foodflow.order_manager.status_store import SaveOutcome
+from foodflow.orders.announcer import KafkaAnnouncer
+from foodflow.orders.status_store import SaveOutcome
+from foodflow.platform.kafka.dlq import send_to_dead_letter
+from foodflow.platform.kafka.producer import EventProducer
 
 log = logging.getLogger(__name__)
 
-ORDERS_FINISHED = Counter(
-    "foodflow_orders_finished_total", "Orders that reached a final state", ["status", "reason"]
-)
 ORDERS_IN_FLIGHT = Gauge("foodflow_orders_in_flight", "Orders the saga is driving right now")
 ORDER_SECONDS = Histogram(
     "foodflow_order_seconds",
@@ -30,21 +26,6 @@ ORDER_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
 )
 DEAD_LETTERS = Counter("foodflow_dead_letters_total", "Messages sent to the dead-letter topic")
-
-
-class KafkaAnnouncer:
-    """Announces transitions: all on `order_status_updates`, finals on `db_write_order_status`."""
-
-    def __init__(self, producer: EventProducer) -> None:
-        self.producer = producer
-
-    async def __call__(self, update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
-        key = str(update.order_id)
-        messages: list[tuple[str, BaseModel]] = [(topics.ORDER_STATUS_UPDATES, update)]
-        if final is not None:
-            messages.append((topics.DB_WRITE_ORDER_STATUS, final))
-            ORDERS_FINISHED.labels(final.status.value, final.reason or "").inc()
-        await self.producer.publish_all(messages, key=key)
 
 
 class OrderIntake:

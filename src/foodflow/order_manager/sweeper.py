@@ -8,7 +8,7 @@ import logging
 from uuid import UUID
 
 from foodflow.order_manager.saga import OrderSaga
-from foodflow.order_manager.status_store import RedisStatusStore
+from foodflow.orders.status_store import RedisStatusStore
 
 log = logging.getLogger(__name__)
 

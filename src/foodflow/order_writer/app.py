@@ -13,15 +13,15 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from foodflow.config import Settings
 from foodflow.contracts import topics
-from foodflow.db.pool import create_pool
-from foodflow.kafka.consumer import BatchConsumer
-from foodflow.kafka.producer import EventProducer
-from foodflow.metrics import install_metrics, record_consumer_lag
 from foodflow.order_writer.handler import PersistFinalOrders
 from foodflow.order_writer.metrics import WriterMetrics
 from foodflow.order_writer.writer import PostgresOrderStore
+from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.metrics import install_metrics, record_consumer_lag
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ from confluent_kafka import Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import OrderFinalEvent
-from foodflow.kafka.dlq import send_to_dead_letter
-from foodflow.kafka.producer import EventProducer
 from foodflow.order_writer.metrics import WriterMetrics
 from foodflow.order_writer.writer import (
     PostgresOrderStore,
@@ -23,6 +21,8 @@ from foodflow.order_writer.writer import (
     parse_message,
     reduce_batch,
 )
+from foodflow.platform.kafka.dlq import send_to_dead_letter
+from foodflow.platform.kafka.producer import EventProducer
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import asyncpg
 from pydantic import ValidationError
 
 from foodflow.contracts.orders import OrderFinalEvent
-from foodflow.errors import ServiceUnavailable
+from foodflow.platform.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 
-from foodflow.config import Settings, get_settings
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.payment import (
     AuthoriseRequest,
@@ -20,10 +19,6 @@ from foodflow.contracts.payment import (
     PaymentRequest,
     PaymentResult,
 )
-from foodflow.db.pool import create_pool
-from foodflow.health import database_health_router
-from foodflow.http_errors import batch_response, install_error_handlers
-from foodflow.metrics import install_metrics
 from foodflow.payment_service.domain import (
     AuthorisationDecision,
     Payment,
@@ -34,6 +29,11 @@ from foodflow.payment_service.domain import (
     decide_authorisation,
 )
 from foodflow.payment_service.ledger import LedgerOperation, PaymentChange, PostgresLedger
+from foodflow.platform.config import Settings, get_settings
+from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.errors import batch_response, install_error_handlers
+from foodflow.platform.http.probes import database_health_router
+from foodflow.platform.metrics import install_metrics
 
 log = logging.getLogger(__name__)
 

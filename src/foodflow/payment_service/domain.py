@@ -8,31 +8,15 @@ caller timed out) leaves a VOIDED tombstone, so a late authorisation is refused,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Protocol
 from uuid import UUID
 
 from foodflow.contracts.payment import (
     AuthoriseRequest,
     DeclineCode,
     PaymentOperation,
-    PaymentRequest,
     PaymentResult,
     PaymentState,
 )
-
-
-class PaymentProvider(Protocol):
-    """What the order saga needs from a payment provider; every call idempotent by key.
-
-    The simulated provider (over HTTP, `payment_service.client.PaymentClient`) implements it;
-    a real provider's adapter would implement the same four calls.
-    """
-
-    async def authorise(self, request: AuthoriseRequest) -> PaymentResult: ...
-    async def capture(self, request: PaymentRequest) -> PaymentResult: ...
-    async def void(self, request: PaymentRequest) -> PaymentResult: ...
-    async def refund(self, request: PaymentRequest) -> PaymentResult: ...
 
 
 class PaymentError(Exception):
@@ -82,11 +66,6 @@ def decide_authorisation(card_token: str | None) -> AuthorisationDecision:
     if token == TOKEN_INSUFFICIENT_FUNDS:
         return AuthorisationDecision(approved=False, decline_code=DeclineCode.INSUFFICIENT_FUNDS)
     return AuthorisationDecision(approved=False, decline_code=DeclineCode.UNKNOWN_TOKEN)
-
-
-def to_cents(amount: Decimal) -> int:
-    """A money amount as integer cents, rounded half-up."""
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
+from foodflow.platform.serve import serve
 from foodflow.pricing_service.app import create_app
-from foodflow.serve import serve
 
 if __name__ == "__main__":
     serve("pricing_service", create_app)

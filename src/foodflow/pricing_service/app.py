@@ -12,15 +12,15 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 
-from foodflow.config import Settings, get_settings
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
-from foodflow.db.pool import create_pool
-from foodflow.health import database_health_router
-from foodflow.http_errors import batch_response, install_error_handlers
-from foodflow.logs import bind_order_id
-from foodflow.metrics import install_metrics
+from foodflow.platform.config import Settings, get_settings
+from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.errors import batch_response, install_error_handlers
+from foodflow.platform.http.probes import database_health_router
+from foodflow.platform.logs import bind_order_id
+from foodflow.platform.metrics import install_metrics
 from foodflow.pricing_service.catalogue import CataloguePrices
 from foodflow.pricing_service.domain import (
     OrderLine,

@@ -115,7 +115,7 @@ class Breakdown:
     price_mismatches: tuple[str, ...] = ()
 
 
-def to_cents(amount: Decimal) -> Decimal:
+def round_cents(amount: Decimal) -> Decimal:
     return amount.quantize(CENTS, rounding=ROUND_HALF_UP)
 
 
@@ -124,7 +124,7 @@ def normalise_promo_code(code: str) -> str:
 
 
 def percent_of(amount: Decimal, percent: Decimal) -> Decimal:
-    return to_cents(amount * percent / HUNDRED)
+    return round_cents(amount * percent / HUNDRED)
 
 
 def _decimal(raw: Mapping[str, Any], key: str, *, maximum: Decimal | None = None) -> Decimal:
@@ -209,7 +209,7 @@ def _price_lines(
     for line in lines:
         if line.quantity < 1:
             raise PricingError(f"quantity of {line.item_id} must be at least 1")
-        unit_price = to_cents(catalogue_prices[line.item_id])
+        unit_price = round_cents(catalogue_prices[line.item_id])
         mismatch = (
             line.client_price is not None and abs(line.client_price - unit_price) > price_tolerance
         )
@@ -218,7 +218,7 @@ def _price_lines(
                 item_id=line.item_id,
                 quantity=line.quantity,
                 unit_price=unit_price,
-                line_total=to_cents(unit_price * line.quantity),
+                line_total=round_cents(unit_price * line.quantity),
                 client_price=line.client_price,
                 price_mismatch=mismatch,
             )
@@ -242,7 +242,7 @@ def price_order(
     """
     promo = rules.promo(promo_code) if promo_code else None
     priced = _price_lines(lines, catalogue_prices, price_tolerance)
-    subtotal = to_cents(sum((line.line_total for line in priced), ZERO))
+    subtotal = round_cents(sum((line.line_total for line in priced), ZERO))
 
     bulk_discount = ZERO
     if subtotal >= rules.bulk_discount_threshold:
@@ -251,23 +251,23 @@ def price_order(
     promo_applied = promo is not None and subtotal >= promo.min_subtotal
     if promo is not None and promo_applied:
         if promo.kind is PromoKind.FIXED:
-            promo_discount = to_cents(promo.value)
+            promo_discount = round_cents(promo.value)
         else:
             promo_discount = percent_of(subtotal, promo.value)
     discount = min(bulk_discount + promo_discount, subtotal)
 
     discounted = subtotal - discount
     delivery_fee = ZERO if discounted >= rules.free_delivery_threshold else rules.delivery_fee
-    delivery_fee = to_cents(delivery_fee)
-    small_order_fee = to_cents(
+    delivery_fee = round_cents(delivery_fee)
+    small_order_fee = round_cents(
         rules.small_order_fee if subtotal < rules.small_order_threshold else ZERO
     )
     tax = percent_of(discounted + delivery_fee + small_order_fee, rules.tax_percent)
-    total = to_cents(max(discounted + delivery_fee + small_order_fee + tax, ZERO))
+    total = round_cents(max(discounted + delivery_fee + small_order_fee + tax, ZERO))
 
     breakdown = Breakdown(
         subtotal=subtotal,
-        discount=to_cents(discount),
+        discount=round_cents(discount),
         delivery_fee=delivery_fee,
         small_order_fee=small_order_fee,
         tax=tax,

@@ -1,0 +1,42 @@
+"""The inventory service's HTTP API as the saga and delivery use it: reserve, commit, release."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from foodflow.contracts.inventory import OrderRef, ReservationState, ReserveRequest, StockLine
+from foodflow.contracts.orders import ValidatedOrder
+from foodflow.platform.config import Settings
+from foodflow.platform.http.client import RequestRefused, ServiceClient
+
+# Giving stock back or making it final must outlast a restart of the inventory service.
+COMPENSATION_ATTEMPTS = 10
+
+
+class InventoryClient(ServiceClient):
+    """Reserve, commit and release travel through the batch endpoints (`/reserve_batch`...)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("inventory", settings.inventory_url, settings)
+        self._reserve = self.batched("/reserve_batch", ReserveRequest, ReservationState)
+        self._commit = self.batched(
+            "/commit_batch", OrderRef, ReservationState, attempts=COMPENSATION_ATTEMPTS
+        )
+        self._release = self.batched(
+            "/release_batch", OrderRef, ReservationState, attempts=COMPENSATION_ATTEMPTS
+        )
+
+    async def reserve(self, order_id: UUID, order: ValidatedOrder) -> ReservationState:
+        lines = [StockLine(item_id=i.item_id, quantity=i.quantity) for i in order.items]
+        return await self._reserve(ReserveRequest(order_id=order_id, items=lines))
+
+    async def commit(self, order_id: UUID) -> ReservationState:
+        return await self._commit(OrderRef(order_id=order_id))
+
+    async def release(self, order_id: UUID) -> ReservationState | None:
+        try:
+            return await self._release(OrderRef(order_id=order_id))
+        except RequestRefused as exc:
+            if exc.status == 404:  # nothing was reserved: nothing to give back
+                return None
+            raise

@@ -1,0 +1,95 @@
+"""The asyncpg pool every PostgreSQL-backed service starts in its lifespan.
+
+asyncpg decodes NUMERIC as `decimal.Decimal` by default; no codec is installed here on
+purpose, so money read from the database is never a float.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from foodflow.platform.config import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_ATTEMPTS = 5
+FIRST_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 4.0
+CONNECT_TIMEOUT_SECONDS = 5.0
+COMMAND_TIMEOUT_SECONDS = 10.0
+
+# Errors that mean "the server is not (yet) there"; a wrong password or a missing database
+# will not heal by waiting, so those are raised at once.
+TRANSIENT_CONNECT_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+# Errors a request may meet while PostgreSQL restarts or is down; services answer them with
+# 503 so that callers retry instead of treating the order as bad.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    *TRANSIENT_CONNECT_ERRORS,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+
+
+async def create_pool(
+    settings: Settings,
+    min_size: int = 1,
+    max_size: int = 10,
+    *,
+    attempts: int = CONNECT_ATTEMPTS,
+) -> asyncpg.Pool:
+    """Open a pool to `settings.postgres_dsn`, retrying a few times with exponential backoff."""
+    if attempts < 1:
+        raise ValueError("attempts must be at least 1")
+    backoff = FIRST_BACKOFF_SECONDS
+    for attempt in range(1, attempts + 1):
+        try:
+            pool = await asyncpg.create_pool(
+                settings.postgres_dsn,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                command_timeout=COMMAND_TIMEOUT_SECONDS,
+            )
+        except TRANSIENT_CONNECT_ERRORS as exc:
+            if attempt == attempts:
+                log.error("PostgreSQL unreachable after %d attempts: %s", attempts, exc)
+                raise
+            log.warning(
+                "PostgreSQL not reachable (attempt %d/%d): %s; retrying in %.1fs",
+                attempt,
+                attempts,
+                exc,
+                backoff,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        else:
+            log.info(
+                "PostgreSQL pool open on %s:%s/%s",
+                settings.postgres_host,
+                settings.postgres_port,
+                settings.postgres_db,
+            )
+            return pool
+    raise AssertionError("unreachable: the loop returns or raises")
+
+
+async def database_ready(pool: asyncpg.Pool, wait_seconds: float = 2.0) -> bool:
+    """True when PostgreSQL answers `SELECT 1` within `wait_seconds`."""
+    try:
+        async with pool.acquire(timeout=wait_seconds) as connection:
+            return await connection.fetchval("SELECT 1", timeout=wait_seconds) == 1
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, *DATABASE_UNAVAILABLE_ERRORS) as exc:
+        log.warning("PostgreSQL readiness check failed: %s", exc)
+        return False

@@ -1,0 +1,31 @@
+"""Runs a service's FastAPI app under uvicorn: the `python -m foodflow.<service>` entrypoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+from foodflow.platform.config import PORT_SETTING, Settings, get_settings
+from foodflow.platform.logs import configure_logging
+
+
+def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | None = None) -> None:
+    settings = get_settings()
+    configure_logging(service, settings.log_level, settings.log_format, buffered=True)
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    uvicorn.run(
+        create_app(settings),
+        host=settings.service_host,
+        port=port or getattr(settings, PORT_SETTING[service]),
+        loop=loop,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )

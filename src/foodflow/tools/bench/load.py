@@ -1,0 +1,363 @@
+"""The load generator: sends orders on `validated_orders` and times each one to the end.
+
+Three observers per order, all against the real servers:
+- the final status event on `order_status_updates` (a consumer thread, `poll()` per message,
+  so the time taken is when librdkafka hands the message over: sub-millisecond resolution);
+- Redis: once the event is seen, `MGET order_status:<id>` in batches must show the same status
+  (the saga writes Redis before it publishes, so the event time bounds Redis visibility);
+- PostgreSQL: every `PG_POLL_SECONDS` one `SELECT order_id FROM orders WHERE order_id = ANY(...)`
+  over the orders whose final event was seen and that are not yet seen there (every order not
+  yet seen there once sending is done); an order counts as persisted at the start of the first
+  poll that finds it (the snapshot is taken then), so the figure is high by at most one interval.
+  Polling only orders already final keeps the bench's own load on PostgreSQL small (a window of
+  2,000 unfinished orders looked up 50 times a second was ~100,000 index probes a second).
+
+Open loop (`rate`): order i is due at t0 + i/rate and its latency runs from that due time, so a
+system that falls behind shows its queueing. Closed loop (`rate=None`): at most `window` orders
+unfinished; an order's latency runs from its actual send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from foodflow.contracts import topics
+from foodflow.contracts.orders import order_status_key
+from foodflow.platform.config import Settings
+
+log = logging.getLogger(__name__)
+
+PG_POLL_SECONDS = 0.02
+REDIS_CHECK_SECONDS = 0.02
+BENCH_ITEMS = tuple(f"bench-{i:02d}" for i in range(32))
+FINAL = (b"CONFIRMED", b"FAILED", b"CANCELLED")
+
+
+@dataclass
+class LoadResult:
+    """Per-order observations; times are `time.monotonic()` seconds, NaN-free: None if unseen."""
+
+    started: float
+    send_end: float
+    finished: float
+    warmup: float
+    due: list[float] = field(default_factory=list)
+    status: list[str | None] = field(default_factory=list)
+    confirmed_at: list[float | None] = field(default_factory=list)
+    persisted_at: list[float | None] = field(default_factory=list)
+    redis_ok: list[bool] = field(default_factory=list)
+    produce_errors: int = 0
+
+    @property
+    def sent(self) -> int:
+        return len(self.due)
+
+
+async def prepare_catalogue(settings: Settings) -> None:
+    """Bench items with stock that a run cannot exhaust, so no order fails OUT_OF_STOCK."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        await conn.executemany(
+            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (item_id) DO UPDATE SET stock = EXCLUDED.stock",
+            [
+                (item, f"bench item {item}", 5 + i % 8, 1_000_000_000)
+                for i, item in enumerate(BENCH_ITEMS)
+            ],
+        )
+    finally:
+        await conn.close()
+
+
+def order_manager_backlog(settings: Settings) -> int:
+    """Messages on `validated_orders` the order_manager group has not committed yet."""
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": "order_manager"}
+    )
+    try:
+        meta = consumer.list_topics(topics.VALIDATED_ORDERS, timeout=10)
+        parts = [
+            TopicPartition(topics.VALIDATED_ORDERS, p)
+            for p in meta.topics[topics.VALIDATED_ORDERS].partitions
+        ]
+        backlog = 0
+        for tp in consumer.committed(parts, timeout=10):
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            backlog += high - (tp.offset if tp.offset >= 0 else low)
+        return backlog
+    finally:
+        consumer.close()
+
+
+def wait_for_backlog(settings: Settings, timeout: float = 120.0) -> int:
+    """Wait until an earlier run's orders are through, so they do not queue ahead of ours."""
+    deadline = time.monotonic() + timeout
+    while (backlog := order_manager_backlog(settings)) > 0 and time.monotonic() < deadline:
+        time.sleep(1.0)
+    return backlog
+
+
+def order_body(order_id: uuid.UUID, rng: random.Random) -> bytes:
+    items = rng.sample(BENCH_ITEMS, 2)
+    return orjson.dumps(
+        {
+            "order_id": str(order_id),
+            "user_id": f"bench-user-{rng.randrange(1000)}",
+            "items": [{"item_id": item, "quantity": rng.randint(1, 2)} for item in items],
+        }
+    )
+
+
+class LoadRun:
+    """One run: `await LoadRun(...).run()` returns the LoadResult."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        rate: float | None,
+        duration: float,
+        warmup: float,
+        window: int = 2000,
+        drain_timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.rate = rate
+        self.duration = duration
+        self.warmup = warmup
+        self.window = window
+        self.drain_timeout = drain_timeout
+        self.ids: list[uuid.UUID] = []
+        self.index: dict[bytes, int] = {}
+        self.res = LoadResult(started=0.0, send_end=0.0, finished=0.0, warmup=warmup)
+        self.done_count = 0  # orders persisted (or final and then persisted): closes the window
+        self.final_count = 0
+        self._stop_consumer = threading.Event()
+        self._sending_done = threading.Event()
+        self._consumer_ready = threading.Event()
+
+    # --- threads ---------------------------------------------------------------------------
+
+    def _send(self) -> None:
+        producer = Producer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 1,
+                "compression.type": "lz4",
+            }
+        )
+        rng = random.Random(42)
+        res = self.res
+        errors = 0
+
+        def delivered(err: object, msg: object) -> None:
+            nonlocal errors
+            if err is not None:
+                errors += 1
+
+        start = res.started
+        end = start + self.duration
+        i = 0
+        while True:
+            now = time.monotonic()
+            if self.rate is not None:
+                due = start + i / self.rate
+                if due >= end:
+                    break
+                if due > now:
+                    producer.poll(0)
+                    time.sleep(min(due - now, 0.05))
+                    continue
+            else:
+                if now >= end:
+                    break
+                if i - self.done_count >= self.window:
+                    producer.poll(0.001)
+                    continue
+                due = now
+            order_id = uuid.uuid4()
+            key = str(order_id).encode()
+            self.ids.append(order_id)
+            self.index[key] = i
+            res.status.append(None)
+            res.confirmed_at.append(None)
+            res.persisted_at.append(None)
+            res.redis_ok.append(False)
+            res.due.append(due)  # last: the observers treat len(due) as "sent"
+            while True:
+                try:
+                    producer.produce(
+                        topics.VALIDATED_ORDERS,
+                        order_body(order_id, rng),
+                        key=key,
+                        on_delivery=delivered,
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            producer.poll(0)
+            i += 1
+        res.send_end = time.monotonic()
+        producer.flush(30)
+        res.produce_errors = errors
+        self._sending_done.set()
+
+    def _consume(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            topic = topics.ORDER_STATUS_UPDATES
+            meta = consumer.list_topics(topic, timeout=10)
+            parts = []
+            for p in meta.topics[topic].partitions:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p, OFFSET_END), timeout=10
+                )
+                parts.append(TopicPartition(topic, p, high))
+            consumer.assign(parts)
+            self._consumer_ready.set()
+            res = self.res
+            while not self._stop_consumer.is_set():
+                msg = consumer.poll(0.05)
+                if msg is None or msg.error() is not None:
+                    continue
+                seen = time.monotonic()
+                i = self.index.get(msg.key() or b"")
+                if i is None or res.confirmed_at[i] is not None:
+                    continue
+                value = msg.value() or b""
+                if not any(s in value for s in FINAL):
+                    continue  # cheap pre-filter before parsing: RECEIVED, PROCESSING
+                status = orjson.loads(value).get("status")
+                if status in ("CONFIRMED", "FAILED", "CANCELLED"):
+                    res.status[i] = status
+                    res.confirmed_at[i] = seen
+                    self.final_count += 1
+        finally:
+            consumer.close()
+
+    # --- asyncio observers -----------------------------------------------------------------
+
+    async def _watch_postgres(self) -> None:
+        """Polls, reconnecting if PostgreSQL restarts under the run (shared servers do)."""
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                try:
+                    conn = conn or await asyncpg.connect(self.settings.postgres_dsn)
+                    await self._poll_postgres(conn)
+                    return
+                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                    log.warning("PostgreSQL poll failed (%s); reconnecting", exc)
+                    conn = None
+                    await asyncio.sleep(0.5)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _poll_postgres(self, conn: asyncpg.Connection) -> None:
+        res = self.res
+        next_unpersisted = 0  # every order before this index is persisted
+        while True:
+            sent = len(res.due)
+            while next_unpersisted < sent and res.persisted_at[next_unpersisted] is not None:
+                next_unpersisted += 1
+            draining = self._sending_done.is_set()
+            pending = [
+                i
+                for i in range(next_unpersisted, sent)
+                if res.persisted_at[i] is None and (draining or res.confirmed_at[i] is not None)
+            ]
+            if not pending and draining:
+                return
+            polled = time.monotonic()
+            for chunk in range(0, len(pending), 10_000):
+                part = pending[chunk : chunk + 10_000]
+                rows = await conn.fetch(
+                    "SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[])",
+                    [self.ids[i] for i in part],
+                )
+                for row in rows:
+                    i = self.index[str(row["order_id"]).encode()]
+                    res.persisted_at[i] = polled
+                    self.done_count += 1
+            await asyncio.sleep(PG_POLL_SECONDS)
+
+    async def _watch_redis(self, client: aioredis.Redis) -> None:
+        res = self.res
+        checked_upto = 0
+        unchecked: list[int] = []
+        while True:
+            sent = len(res.due)
+            unchecked.extend(range(checked_upto, sent))
+            checked_upto = sent
+            ready = [i for i in unchecked if res.confirmed_at[i] is not None]
+            if ready:
+                try:
+                    values = await client.mget([order_status_key(self.ids[i]) for i in ready])
+                except (RedisConnectionError, RedisTimeoutError) as exc:
+                    log.warning("Redis check failed (%s); retrying", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                for i, raw in zip(ready, values, strict=True):
+                    if raw and orjson.loads(raw).get("status") == res.status[i]:
+                        res.redis_ok[i] = True
+                verified = {i for i in ready if res.redis_ok[i]}
+                unchecked = [i for i in unchecked if i not in verified]
+            if not unchecked and self._sending_done.is_set():
+                return
+            await asyncio.sleep(REDIS_CHECK_SECONDS)
+
+    async def run(self, progress: Callable[[LoadRun], None] | None = None) -> LoadResult:
+        consumer_thread = threading.Thread(target=self._consume, name="bench-status", daemon=True)
+        consumer_thread.start()
+        await asyncio.to_thread(self._consumer_ready.wait, 30)
+        client = aioredis.from_url(self.settings.redis_url)
+        try:
+            self.res.started = time.monotonic()
+            sender = threading.Thread(target=self._send, name="bench-send", daemon=True)
+            sender.start()
+            watchers = asyncio.gather(self._watch_postgres(), self._watch_redis(client))
+            drain_deadline: float | None = None
+            while not watchers.done():
+                if progress is not None:
+                    progress(self)
+                if self._sending_done.is_set() and drain_deadline is None:
+                    drain_deadline = time.monotonic() + self.drain_timeout
+                if drain_deadline is not None and time.monotonic() > drain_deadline:
+                    log.warning("Drain timeout: some orders did not finish")
+                    watchers.cancel()
+                    break
+                await asyncio.sleep(0.1)
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchers
+            if progress is not None:
+                progress(self)
+        finally:
+            self._stop_consumer.set()
+            await asyncio.to_thread(consumer_thread.join, 5)
+            await client.aclose()
+        self.res.finished = time.monotonic()
+        return self.res

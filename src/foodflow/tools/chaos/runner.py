@@ -1,0 +1,380 @@
+"""Runs chaos against the running system: steady orders, random faults, recovery, verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from foodflow.contracts import topics
+from foodflow.contracts.ids import derive_order_id
+from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_status_key
+from foodflow.platform.config import Settings
+from foodflow.tools import processes
+from foodflow.tools.chaos import checks
+from foodflow.tools.chaos.faults import Fault, apply
+
+ITEMS_PER_RUN = 8
+# librdkafka reports every refused reconnect while a broker restarts; chaos causes those on
+# purpose and reports delivery failures itself, so its clients' own logs stay quiet.
+QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
+QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
+INFRA = ("kafka", "redis", "postgres")
+
+
+@dataclass
+class ChaosConfig:
+    orders: int = 10_000
+    rate: float = 100.0  # orders per second
+    kills_per_service: int = 1
+    restart_infra: bool = True
+    invalid_ratio: float = 0.01
+    without_id_ratio: float = 0.2
+    recover_timeout: float = 600.0
+    seed: int | None = None
+    service_env: dict[str, str] | None = None
+    keep_items: bool = False  # leave the run's menu items in place, to inspect their stock
+
+
+@dataclass
+class ChaosReport:
+    sent: int
+    invalid_sent: int
+    outcomes: dict[str, int]
+    lost: list[str]
+    duplicated: list[str]
+    stuck: list[str]
+    inconsistent: list[str]
+    invalid_not_failed: list[str]
+    stock_drift: dict[str, int]
+    dead_letters: int
+    faults: list[str]
+    recover_seconds: float | None
+    duration_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not (
+            self.lost
+            or self.duplicated
+            or self.stuck
+            or self.inconsistent
+            or self.invalid_not_failed
+            or self.stock_drift
+            or self.recover_seconds is None
+            or self.dead_letters < self.invalid_sent
+        )
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fault]:
+    """Faults at random moments within the sending window, infrastructure restarts spread out."""
+    faults = [
+        Fault(rng.uniform(0.1, 0.9) * window, "kill", name)
+        for name in processes.SERVICES
+        for _ in range(cfg.kills_per_service)
+    ]
+    if cfg.restart_infra:
+        for n, name in enumerate(INFRA):
+            faults.append(Fault(window * (0.2 + 0.25 * n), "restart", name))
+    return sorted(faults, key=lambda f: f.at)
+
+
+class ChaosRun:
+    def __init__(self, settings: Settings, cfg: ChaosConfig, progress: Progress) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.progress = progress
+        self.rng = random.Random(cfg.seed)
+        self.tag = uuid.uuid4().hex[:8]
+        self.items = [f"chaos-{self.tag}-{n}" for n in range(ITEMS_PER_RUN)]
+        self.expected: dict[str, dict[str, int]] = {}
+        self.expected_invalid: set[str] = set()
+        self.invalid_sent = 0
+        self.delivered = 0
+        self.delivery_errors: list[str] = []
+        self.faults_done: list[str] = []
+
+    # --- set-up -------------------------------------------------------------------------------
+    async def create_items(self, conn: asyncpg.Connection) -> dict[str, int]:
+        # Enough stock for about 70 % of the demand, so OUT_OF_STOCK happens too.
+        per_item = max(1, int(self.cfg.orders * 2 * 2 * 0.7 / ITEMS_PER_RUN))
+        await conn.executemany(
+            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, $3, $4)",
+            [(i, f"chaos item {i}", Decimal("5.00"), per_item) for i in self.items],
+        )
+        return dict.fromkeys(self.items, per_item)
+
+    async def remove_items(self) -> None:
+        """Take the run's items off the menu once audited (orders keep their lines)."""
+        conn = await connect_retrying(self.settings.postgres_dsn)
+        try:
+            await conn.execute(
+                "DELETE FROM inventory_items WHERE item_id = ANY($1::text[])", self.items
+            )
+        finally:
+            await conn.close()
+
+    # --- sending ------------------------------------------------------------------------------
+    def _order_payload(self, n: int) -> tuple[bytes, str | None, dict[str, int] | None]:
+        roll = self.rng.random()
+        if roll < self.cfg.invalid_ratio:
+            self.invalid_sent += 1
+            if self.rng.random() < 0.5:
+                return b"{not json at all " + str(n).encode(), f"chaos-bad-{self.tag}-{n}", None
+            order_id = str(uuid.uuid4())
+            self.expected_invalid.add(order_id)
+            malformed = {
+                "order_id": order_id,
+                "user_id": "chaos",
+                "items": [{"item_id": "x", "quantity": 0}],
+            }
+            return orjson.dumps(malformed), order_id, None
+        chosen = self.rng.sample(self.items, self.rng.randint(1, 2))
+        items = {item: self.rng.randint(1, 3) for item in chosen}
+        body: dict[str, object] = {
+            "user_id": f"chaos-user-{n % 50}",
+            "items": [{"item_id": i, "quantity": q} for i, q in items.items()],
+        }
+        if self.rng.random() < self.cfg.without_id_ratio:
+            return orjson.dumps(body), None, items  # the seed's way: no key, no id
+        order_id = str(uuid.uuid4())
+        body["order_id"] = order_id
+        self.expected[order_id] = items
+        return orjson.dumps(body), order_id, items
+
+    async def send_orders(self, started: float) -> None:
+        producer = Producer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                # Outlive a broker restart: keep retrying rather than dropping an order.
+                "message.timeout.ms": 600_000,
+                "logger": QUIET_KAFKA_LOG,
+            }
+        )
+
+        def delivered(
+            err: KafkaError | None, msg: Message, *, items: dict[str, int] | None
+        ) -> None:
+            if err is not None:
+                self.delivery_errors.append(str(err))
+                return
+            self.delivered += 1
+            if items is not None and msg.key() is None:
+                order_id = derive_order_id(
+                    msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+                )
+                self.expected[str(order_id)] = items
+
+        for n in range(self.cfg.orders):
+            due = started + n / self.cfg.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            value, key, items = self._order_payload(n)
+            producer.produce(
+                topics.VALIDATED_ORDERS,
+                value=value,
+                key=key,
+                on_delivery=functools.partial(delivered, items=items),
+            )
+            producer.poll(0)
+            if n % 50 == 0:
+                self.progress("sending", n, self.cfg.orders)
+        self.progress("sending", self.cfg.orders, self.cfg.orders)
+        while await asyncio.to_thread(producer.flush, 1.0) > 0:
+            self.progress("flushing", self.delivered, self.cfg.orders)
+
+    async def inject_faults(self, faults: list[Fault], started: float) -> None:
+        for fault in faults:
+            delay = started + fault.at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            t0 = time.monotonic()
+            await asyncio.to_thread(apply, self.settings, fault, self.cfg.service_env)
+            self.faults_done.append(
+                f"{fault.describe()} at {fault.at:.1f}s ({time.monotonic() - t0:.1f}s)"
+            )
+            self.progress("faults", len(self.faults_done), len(faults))
+
+    # --- observing ----------------------------------------------------------------------------
+    async def read_stores(
+        self, conn: asyncpg.Connection, rds: aioredis.Redis, o: checks.Observed
+    ) -> None:
+        ids = list(checks.all_orders(o))
+        rows = await conn.fetch(
+            "SELECT order_id::text AS id, status FROM orders WHERE order_id = ANY($1::uuid[])", ids
+        )
+        o.postgres = {r["id"]: r["status"] for r in rows}
+        o.redis = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for oid, raw in zip(
+                chunk, await rds.mget([order_status_key(i) for i in chunk]), strict=True
+            ):
+                if raw:
+                    o.redis[oid] = OrderStatusUpdate.model_validate_json(raw).status.value
+        stock = await conn.fetch(
+            "SELECT item_id, stock FROM inventory_items WHERE item_id = ANY($1::text[])", self.items
+        )
+        o.current_stock = {r["item_id"]: r["stock"] for r in stock}
+        held = await conn.fetch(
+            "SELECT order_id::text AS id, items FROM stock_reservations"
+            " WHERE state = 'RESERVED' AND order_id = ANY($1::uuid[])",
+            ids,
+        )
+        o.held_reservations = {r["id"]: orjson.loads(r["items"]) for r in held}
+
+    def read_topics(self, since_ms: int, o: checks.Observed) -> int:
+        """Status events per order from both output topics; returns the dead-letter count."""
+        wanted = {oid.encode() for oid in checks.all_orders(o)}
+        dead = 0
+        for topic in (
+            topics.ORDER_STATUS_UPDATES,
+            topics.DB_WRITE_ORDER_STATUS,
+            topics.DEAD_LETTER,
+        ):
+            for msg in read_since(self.settings, topic, since_ms):
+                if topic == topics.DEAD_LETTER:
+                    dead += 1
+                    continue
+                key, value = msg.key(), msg.value()
+                if key not in wanted or key is None or value is None:
+                    continue
+                event = orjson.loads(value)
+                oid = key.decode()
+                if topic == topics.ORDER_STATUS_UPDATES:
+                    o.events.setdefault(oid, []).append(
+                        (event["version"], event["status"], event.get("reason"))
+                    )
+                else:
+                    o.final_events.setdefault(oid, []).append((event["version"], event["status"]))
+        return dead
+
+    async def run(self) -> ChaosReport:
+        s = self.settings
+        conn = await asyncpg.connect(s.postgres_dsn)
+        try:
+            initial = await self.create_items(conn)
+        finally:
+            await conn.close()
+        since_ms = int(time.time() * 1000) - 1000
+        window = self.cfg.orders / self.cfg.rate
+        faults = plan_faults(self.cfg, window, self.rng)
+        started = time.monotonic()
+        await asyncio.gather(self.send_orders(started), self.inject_faults(faults, started))
+        disturbed_until = time.monotonic()
+
+        observed = checks.Observed(
+            expected=self.expected,
+            expected_invalid=self.expected_invalid,
+            final_statuses=frozenset(s.value for s in FINAL_STATUSES),
+            initial_stock=initial,
+        )
+        recovered_at = await self.wait_for_recovery(observed)
+        dead = await asyncio.to_thread(self.read_topics, since_ms, observed)
+        if not self.cfg.keep_items:
+            await self.remove_items()
+        total = len(observed.expected) + len(observed.expected_invalid)
+        return ChaosReport(
+            sent=self.cfg.orders,
+            invalid_sent=self.invalid_sent,
+            outcomes=dict(checks.outcome_counts(observed.postgres, checks.all_orders(observed))),
+            lost=checks.lost(observed),
+            duplicated=checks.duplicated(observed),
+            stuck=checks.stuck(observed),
+            inconsistent=checks.inconsistent(observed),
+            invalid_not_failed=checks.invalid_not_failed(observed),
+            stock_drift=checks.stock_drift(observed),
+            dead_letters=dead,
+            faults=self.faults_done,
+            recover_seconds=None if recovered_at is None else recovered_at - disturbed_until,
+            duration_seconds=time.monotonic() - started,
+            notes=[
+                f"{total} orders tracked, {len(self.delivery_errors)} delivery errors",
+                *self.delivery_errors[:5],
+            ],
+        )
+
+    async def wait_for_recovery(self, o: checks.Observed) -> float | None:
+        """Poll until every order is final everywhere and no stock drifts; None on timeout."""
+        deadline = time.monotonic() + self.cfg.recover_timeout
+        conn = await connect_retrying(self.settings.postgres_dsn)
+        rds = aioredis.from_url(self.settings.redis_url)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    await self.read_stores(conn, rds, o)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await conn.close()
+                    conn = await connect_retrying(self.settings.postgres_dsn)
+                    continue
+                total = len(checks.all_orders(o))
+                done = total - len(checks.lost(o))
+                self.progress("recovering", done, total)
+                if done == total and not checks.stock_drift(o):
+                    return time.monotonic()
+                await asyncio.sleep(1.0)
+            return None
+        finally:
+            await conn.close()
+            await rds.aclose()
+
+
+async def connect_retrying(dsn: str, attempts: int = 30) -> asyncpg.Connection:
+    for attempt in range(attempts):
+        try:
+            return await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
+def read_since(settings: Settings, topic: str, since_ms: int) -> list[Message]:
+    """Every message of `topic` from `since_ms` to the current end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"chaos-audit-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "logger": QUIET_KAFKA_LOG,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=30)
+        parts = [TopicPartition(topic, p, since_ms) for p in meta.topics[topic].partitions]
+        starts = consumer.offsets_for_times(parts, timeout=30)
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in parts}
+        todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in todo])
+        out: list[Message] = []
+        idle_deadline = time.monotonic() + 60
+        while todo and time.monotonic() < idle_deadline:
+            for msg in consumer.consume(num_messages=5000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                out.append(msg)
+                partition, offset = msg.partition() or 0, msg.offset() or 0
+                if offset + 1 >= ends[partition]:
+                    todo.discard(partition)
+        return out
+    finally:
+        consumer.close()
