@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from foodflow.contracts.inventory import OrderRef, ReservationState, ReserveRequest, StockLine
+from pydantic import TypeAdapter
+
+from foodflow.contracts.inventory import (
+    MenuItem,
+    OrderRef,
+    ReservationState,
+    ReserveRequest,
+    StockLine,
+)
 from foodflow.contracts.orders import ValidatedOrder
 from foodflow.platform.config import Settings
 from foodflow.platform.http.client import RequestRefused, ServiceClient
@@ -40,3 +48,10 @@ class InventoryClient(ServiceClient):
             if exc.status == 404:  # nothing was reserved: nothing to give back
                 return None
             raise
+
+    async def menu(self) -> list[MenuItem]:
+        """Every catalogue item with its price and current stock (`GET /menu`)."""
+        return await self.get("/menu", _MENU)
+
+
+_MENU = TypeAdapter(list[MenuItem])

@@ -13,7 +13,7 @@ import logging
 from typing import Generic, TypeVar
 
 import aiohttp
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from foodflow.contracts.batch import Outcome, batch_response_type
 from foodflow.platform.config import Settings
@@ -24,6 +24,7 @@ from foodflow.platform.retry import retry_async
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 B = TypeVar("B", bound=BaseModel)
+T = TypeVar("T")
 MAX_CONNECTIONS = 64
 
 
@@ -84,6 +85,28 @@ class ServiceClient:
             retry_on=(ServiceUnavailable,),
             attempts=attempts or self.settings.http_retries + 1,
             what=f"{self.name} {path}",
+        )
+
+    async def get(self, path: str, answer: TypeAdapter[T], *, attempts: int | None = None) -> T:
+        """GET `path`, retried like `post`; the body is validated with `answer`."""
+
+        async def attempt() -> T:
+            try:
+                async with self._slots, self._http().get(self._base_url + path) as response:
+                    status, content = response.status, await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
+            if status >= 500:
+                raise ServiceUnavailable(f"{self.name} {path}: HTTP {status}")
+            if status >= 400:
+                raise RequestRefused(self.name, status, _detail(content))
+            return answer.validate_json(content)
+
+        return await retry_async(
+            attempt,
+            retry_on=(ServiceUnavailable,),
+            attempts=attempts or self.settings.http_retries + 1,
+            what=f"{self.name} GET {path}",
         )
 
     async def post_batch(
