@@ -60,10 +60,15 @@ class ServiceClient:
             )
         return self._session
 
-    async def _send(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """One POST; a network failure or a 5xx is `ServiceUnavailable`, a 4xx `RequestRefused`."""
+    async def _send(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        """One POST (a GET without a body); a network failure or a 5xx is `ServiceUnavailable`,
+        a 4xx `RequestRefused`."""
+        method = "GET" if body is None else "POST"
         try:
-            async with self._slots, self._http().post(self._base_url + path, data=body) as response:
+            async with (
+                self._slots,
+                self._http().request(method, self._base_url + path, data=body) as response,
+            ):
                 status, content = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
@@ -91,15 +96,7 @@ class ServiceClient:
         """GET `path`, retried like `post`; the body is validated with `answer`."""
 
         async def attempt() -> T:
-            try:
-                async with self._slots, self._http().get(self._base_url + path) as response:
-                    status, content = response.status, await response.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise ServiceUnavailable(f"{self.name} {path}: {type(exc).__name__} {exc}") from exc
-            if status >= 500:
-                raise ServiceUnavailable(f"{self.name} {path}: HTTP {status}")
-            if status >= 400:
-                raise RequestRefused(self.name, status, _detail(content))
+            _, content = await self._send(path)
             return answer.validate_json(content)
 
         return await retry_async(
