@@ -92,5 +92,5 @@ class OrderStatusMover:
             base_delay=0.0,
             max_delay=0.0,
             what=f"moving order {order_id} to {target}",
-            on_retry=lambda attempt, exc, delay: log.info("%s; reading it again", exc),
+            on_retry=lambda _attempt, exc, _delay: log.info("%s; reading it again", exc),
         )
