@@ -1,8 +1,8 @@
-"""The delivery dispatcher against the real PostgreSQL and Redis: waiting for a courier, being
+"""The delivery use cases against the real PostgreSQL and Redis: waiting for a courier, being
 assigned when one frees up, and being cancelled and refunded after the waiting limit.
 
 "No courier free" is made by holding a row lock on every courier (nothing is changed): the
-dispatcher skips locked couriers, exactly as if they were busy.
+dispatch round skips locked couriers, exactly as if they were busy.
 """
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.payment import PaymentRequest, PaymentResult
-from foodflow.delivery_service.dispatch import Dispatcher, OrderMover
+from foodflow.delivery_service import services
+from foodflow.delivery_service.order_status import OrderStatusMover
+from foodflow.delivery_service.repository import DeliveryRepository
+from foodflow.delivery_service.services import DeliveryPorts
 from foodflow.orders.status_store import RedisStatusStore
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
@@ -88,14 +91,18 @@ async def parts(
 
 def dispatcher(
     settings: Settings, pool: asyncpg.Pool, store: RedisStatusStore, announced: Announced, **over
-) -> tuple[Dispatcher, FakePayment, FakeStock]:
+) -> tuple[DeliveryPorts, FakePayment, FakeStock]:
     payment, stock = FakePayment(), FakeStock()
     tuned = settings.model_copy(update=over)
-    return (
-        Dispatcher(pool, OrderMover(store, announced), payment, stock, tuned),  # type: ignore[arg-type]
-        payment,
-        stock,
+    ports = DeliveryPorts(
+        deliveries=DeliveryRepository(pool),
+        statuses=OrderStatusMover(store, announced),
+        payment=payment,  # type: ignore[arg-type]
+        stock=stock,
+        courier_wait_limit_seconds=tuned.courier_wait_limit_seconds,
+        courier_speed_kmh=tuned.courier_speed_kmh,
     )
+    return ports, payment, stock
 
 
 async def confirmed_order(store: RedisStatusStore) -> OrderSnapshot:
@@ -128,18 +135,18 @@ async def test_an_order_waits_while_no_courier_is_free_then_gets_the_one_that_fr
     order = await confirmed_order(store)
     async with pool.acquire() as holder, holder.transaction():
         await holder.execute("SELECT 1 FROM couriers FOR UPDATE")  # every courier "busy"
-        assert await d.ingest(order)
-        assert not await d.ingest(order)  # a second CONFIRMED event changes nothing
-        await d.dispatch_once()
-        assert (await d.view(order.order_id)).state == "WAITING"
+        assert await services.take_in(d, order)
+        assert not await services.take_in(d, order)  # a second CONFIRMED event changes nothing
+        await services.dispatch_round(d)
+        assert (await services.get_delivery(d, order.order_id)).state == "WAITING"
         assert (await store.load_snapshot(order.order_id)).status == "CONFIRMED"  # type: ignore[union-attr]
     # The couriers are free again: the next round (ours, or the running service's) assigns one.
-    await d.dispatch_once()
-    view = await d.view(order.order_id)
+    await services.dispatch_round(d)
+    view = await services.get_delivery(d, order.order_id)
     assert view.state == "ASSIGNED" and view.courier_id and view.eta_minutes
     current = await store.load_snapshot(order.order_id)
     assert current is not None and (current.status, current.version) == ("COURIER_ASSIGNED", 4)
-    cancelled = await d.cancel(order.order_id, FailureReason.CUSTOMER_CANCELLED)
+    cancelled = await services.cancel_delivery(d, order.order_id, FailureReason.CUSTOMER_CANCELLED)
     assert cancelled.state == "CANCELLED"  # and the courier is free again
     assert await pool.fetchval(
         "SELECT available FROM couriers WHERE courier_id = $1", view.courier_id
@@ -156,13 +163,13 @@ async def test_waiting_too_long_cancels_and_refunds(
     order = await confirmed_order(store)
     async with pool.acquire() as holder, holder.transaction():
         await holder.execute("SELECT 1 FROM couriers FOR UPDATE")
-        await d.ingest(order)
+        await services.take_in(d, order)
         await pool.execute(
             "UPDATE deliveries SET waiting_since = now() - interval '1 minute' WHERE order_id = $1",
             order.order_id,
         )
-        await d.dispatch_once()
-    assert (await d.view(order.order_id)).state == "CANCELLED"
+        await services.dispatch_round(d)
+    assert (await services.get_delivery(d, order.order_id)).state == "CANCELLED"
     current = await store.load_snapshot(order.order_id)
     assert current is not None
     assert (current.status, current.reason, current.version) == ("CANCELLED", "NO_COURIER", 4)

@@ -53,5 +53,15 @@ class InventoryClient(ServiceClient):
         """Every catalogue item with its price and current stock (`GET /menu`)."""
         return await self.get("/menu", _MENU)
 
+    async def cancel(self, order_id: UUID) -> ReservationState | None:
+        """Give a cancelled order's stock back, reserved or committed (`/cancel`); None when
+        nothing was reserved."""
+        try:
+            return await self.post("/cancel", OrderRef(order_id=order_id), ReservationState)
+        except RequestRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
+
 
 _MENU = TypeAdapter(list[MenuItem])

@@ -1,5 +1,5 @@
-"""Composition root of the delivery service: HTTP endpoints, the status consumer, the
-periodic dispatch round."""
+"""HTTP edge and composition root of the delivery service: request -> use case -> response,
+the consumer of confirmed orders, the periodic dispatch rounds."""
 
 from __future__ import annotations
 
@@ -7,32 +7,45 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
+import asyncpg
+import redis.asyncio as aioredis
 from confluent_kafka import Message
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Request, status
 from pydantic import ValidationError
 
+from foodflow.clients.inventory import InventoryClient
 from foodflow.clients.payment import PaymentClient
 from foodflow.contracts import topics
 from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
 from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
-from foodflow.delivery_service.dispatch import Dispatcher, OrderMover, StockClient
+from foodflow.delivery_service import services
 from foodflow.delivery_service.domain import DeliveryConflict, DeliveryError, DeliveryNotFound
+from foodflow.delivery_service.order_status import OrderStatusMover
+from foodflow.delivery_service.repository import DeliveryRepository
 from foodflow.orders.announcer import KafkaAnnouncer
 from foodflow.orders.status_store import RedisStatusStore
 from foodflow.platform.config import Settings, get_settings
-from foodflow.platform.db.pool import create_pool, database_ready
+from foodflow.platform.db.migrations import migrate_pool
+from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.errors import install_error_handlers
-from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.http.probes import install_probes, postgres_check, redis_check, running_check
+from foodflow.platform.kafka.consumer import BatchConsumer, BatchHandler
 from foodflow.platform.kafka.producer import EventProducer
-from foodflow.platform.metrics import install_metrics
+from foodflow.platform.periodic import periodic_task
 
 log = logging.getLogger(__name__)
+SERVICE = "delivery_service"
 CONSUMER_GROUP = "delivery_service"
+MIGRATIONS = Path(__file__).parent / "migrations"
+CONSUMER_STOP_SECONDS = 30
 
+# Most specific first: the first matching class decides the status code.
 ERROR_STATUS: tuple[tuple[type[DeliveryError], int], ...] = (
     (DeliveryNotFound, status.HTTP_404_NOT_FOUND),
     (DeliveryConflict, status.HTTP_409_CONFLICT),
@@ -40,139 +53,144 @@ ERROR_STATUS: tuple[tuple[type[DeliveryError], int], ...] = (
 )
 
 
-async def get_dispatcher(request: Request) -> Dispatcher:
-    dispatcher: Dispatcher = request.app.state.dispatcher
-    return dispatcher
+@dataclass(frozen=True)
+class DeliveryRuntime:
+    """What the routes and probes need, built once by the lifespan."""
+
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    ports: services.DeliveryPorts
+    consumer: asyncio.Task[None]
+    dispatch: asyncio.Task[None]
 
 
-DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+def runtime_of(request: Request) -> DeliveryRuntime:
+    runtime: DeliveryRuntime = request.app.state.runtime
+    return runtime
+
+
+async def get_runtime(request: Request) -> DeliveryRuntime:  # async: no thread-pool hop
+    return runtime_of(request)
+
+
+Runtime = Annotated[DeliveryRuntime, Depends(get_runtime)]
 router = APIRouter()
 
 
 @router.get("/deliveries/{order_id}", response_model=DeliveryView)
-async def delivery(order_id: UUID, dispatcher: DispatcherDep) -> DeliveryView:
+async def delivery(order_id: UUID, runtime: Runtime) -> DeliveryView:
     """The delivery of an order: state, restaurant, courier, distance and ETA."""
-    return await dispatcher.view(order_id)
+    return await services.get_delivery(runtime.ports, order_id)
 
 
 @router.post("/deliveries/{order_id}/pickup", response_model=DeliveryView)
-async def pickup(order_id: UUID, body: CourierStep, dispatcher: DispatcherDep) -> DeliveryView:
+async def pickup(order_id: UUID, body: CourierStep, runtime: Runtime) -> DeliveryView:
     """The courier has the food: COURIER_ASSIGNED → PICKED_UP."""
-    return await dispatcher.pickup(order_id, body.courier_id)
+    return await services.pick_up(runtime.ports, order_id, body.courier_id)
 
 
 @router.post("/deliveries/{order_id}/deliver", response_model=DeliveryView)
-async def deliver(order_id: UUID, body: CourierStep, dispatcher: DispatcherDep) -> DeliveryView:
+async def deliver(order_id: UUID, body: CourierStep, runtime: Runtime) -> DeliveryView:
     """The customer has the food: PICKED_UP → DELIVERED; the courier is free again."""
-    return await dispatcher.deliver(order_id, body.courier_id)
+    return await services.deliver(runtime.ports, order_id, body.courier_id)
 
 
 @router.post("/deliveries/{order_id}/cancel", response_model=DeliveryView)
-async def cancel(order_id: UUID, body: CancelDelivery, dispatcher: DispatcherDep) -> DeliveryView:
+async def cancel(order_id: UUID, body: CancelDelivery, runtime: Runtime) -> DeliveryView:
     """Cancel before pickup: refund, stock back, courier freed, CANCELLED; 409 after pickup."""
-    return await dispatcher.cancel(order_id, FailureReason(body.reason))
+    return await services.cancel_delivery(runtime.ports, order_id, FailureReason(body.reason))
 
 
 @router.get("/couriers", response_model=list[CourierView])
-async def couriers(dispatcher: DispatcherDep) -> list[CourierView]:
+async def couriers(runtime: Runtime) -> list[CourierView]:
     """Every courier with position and availability."""
-    return await dispatcher.couriers()
+    return await services.list_couriers(runtime.ports)
 
 
-@router.get("/health")
-async def health() -> dict[str, str]:
-    """Liveness: the process answers."""
-    return {"status": "ok"}
-
-
-@router.get("/ready")
-async def ready(request: Request, response: Response) -> dict[str, str]:
-    """Readiness: PostgreSQL answers and the status consumer runs."""
-    ok = await database_ready(request.app.state.pool) and not request.app.state.loop_task.done()
-    if not ok:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return {"status": "ready" if ok else "unavailable"}
-
-
-class ConfirmedOrders:
+def confirmed_orders(ports: services.DeliveryPorts) -> BatchHandler:
     """`handle_batch` over `order_status_updates`: confirmed orders with an address wait for
     a courier. Other events, and events that do not parse, are not this service's business."""
 
-    def __init__(self, dispatcher: Dispatcher, store: RedisStatusStore) -> None:
-        self.dispatcher = dispatcher
-        self.store = store
-
-    async def __call__(self, messages: list[Message]) -> None:
-        taken = False
+    async def handle(messages: list[Message]) -> None:
+        confirmed = []
         for msg in messages:
             try:
                 update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             except ValidationError:
                 continue
-            if update.status is not OrderStatus.CONFIRMED or update.delivery_address is None:
-                continue
-            snapshot = await self.store.load_snapshot(update.order_id)
-            if snapshot is not None and await self.dispatcher.ingest(snapshot):
-                taken = True
-        if taken:
-            await self.dispatcher.dispatch_once()
+            if update.status is OrderStatus.CONFIRMED and update.delivery_address is not None:
+                confirmed.append(update.order_id)
+        await services.take_in_confirmed(ports, confirmed)
+
+    return handle
 
 
-async def dispatch_rounds(dispatcher: Dispatcher, interval: float) -> None:
-    while True:
-        try:
-            await dispatcher.dispatch_once()
-        except Exception:
-            log.exception("Dispatch round failed; next round in %.1fs", interval)
-        await asyncio.sleep(interval)
+async def _stop_consumer(consumer: BatchConsumer, running: asyncio.Task[None]) -> None:
+    await consumer.stop()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(running, timeout=CONSUMER_STOP_SECONDS)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the delivery service; its lifespan owns the pool, Redis, Kafka and the clients."""
     settings = settings or get_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings)
-        redis_client = create_redis(settings)
-        producer = EventProducer(settings)
-        await producer.start()
-        store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
-        payment, stock = PaymentClient(settings), StockClient(settings)
-        dispatcher = Dispatcher(
-            pool, OrderMover(store, KafkaAnnouncer(producer)), payment, stock, settings
-        )
-        consumer = BatchConsumer(
-            settings,
-            [topics.ORDER_STATUS_UPDATES],
-            CONSUMER_GROUP,
-            ConfirmedOrders(dispatcher, store),
-            config={"auto.offset.reset": "latest"},
-        )
-        await consumer.start()
-        app.state.pool = pool
-        app.state.dispatcher = dispatcher
-        app.state.loop_task = asyncio.create_task(consumer.run(), name="status consumer")
-        rounds = asyncio.create_task(
-            dispatch_rounds(dispatcher, settings.dispatch_interval_seconds), name="dispatch"
-        )
-        log.info("delivery_service consuming %s as %s", topics.ORDER_STATUS_UPDATES, CONSUMER_GROUP)
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(settings)
+            stack.push_async_callback(pool.close)
+            await migrate_pool(pool, SERVICE, MIGRATIONS)
+            redis_client = create_redis(settings)
+            stack.push_async_callback(redis_client.aclose)
+            producer = EventProducer(settings)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            payment, inventory = PaymentClient(settings), InventoryClient(settings)
+            stack.push_async_callback(payment.aclose)
+            stack.push_async_callback(inventory.aclose)
+            store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
+            ports = services.DeliveryPorts(
+                deliveries=DeliveryRepository(pool),
+                statuses=OrderStatusMover(store, KafkaAnnouncer(producer)),
+                payment=payment,
+                stock=inventory,
+                courier_wait_limit_seconds=settings.courier_wait_limit_seconds,
+                courier_speed_kmh=settings.courier_speed_kmh,
+            )
+            consumer = BatchConsumer(
+                settings,
+                [topics.ORDER_STATUS_UPDATES],
+                CONSUMER_GROUP,
+                confirmed_orders(ports),
+                config={"auto.offset.reset": "latest"},
+            )
+            await consumer.start()
+            consuming = asyncio.create_task(consumer.run(), name="status consumer")
+            stack.push_async_callback(_stop_consumer, consumer, consuming)
+            dispatching = await stack.enter_async_context(
+                periodic_task(
+                    lambda: services.dispatch_round(ports),
+                    settings.dispatch_interval_seconds,
+                    what="Dispatch round",
+                    initial_delay=0,
+                )
+            )
+            app.state.runtime = DeliveryRuntime(pool, redis_client, ports, consuming, dispatching)
+            log.info("%s consuming %s as %s", SERVICE, topics.ORDER_STATUS_UPDATES, CONSUMER_GROUP)
             yield
-        finally:
-            rounds.cancel()
-            await consumer.stop()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(app.state.loop_task, timeout=30)
-            with contextlib.suppress(asyncio.CancelledError):
-                await rounds
-            await producer.stop()
-            await payment.aclose()
-            await stock.aclose()
-            await redis_client.aclose()
-            await pool.close()
 
     app = FastAPI(title="foodflow delivery service", lifespan=lifespan)
-    install_metrics(app, "delivery_service")
+    install_probes(
+        app,
+        SERVICE,
+        checks={
+            "postgres": postgres_check(lambda request: runtime_of(request).pool),
+            "redis": redis_check(lambda request: runtime_of(request).redis),
+            "consumer": running_check(lambda request: not runtime_of(request).consumer.done()),
+            "dispatch": running_check(lambda request: not runtime_of(request).dispatch.done()),
+        },
+    )
     app.include_router(router)
     install_error_handlers(app, ERROR_STATUS)
     return app

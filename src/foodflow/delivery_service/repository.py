@@ -1,0 +1,232 @@
+"""PostgreSQL adapter of the delivery service: every query on restaurants, restaurant_items,
+couriers and deliveries.
+
+Every query is parameterised. A unit of work is one transaction on one pooled connection:
+it commits only when `commit()` is called and rolls back otherwise. Reads, and the intake of a
+new delivery (one statement), run on the pool without one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from types import TracebackType
+from uuid import UUID
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from foodflow.contracts.delivery import CourierView, DeliveryView
+from foodflow.delivery_service.domain import Courier, Delivery, DeliveryState, Point
+
+_DELIVERY_COLUMNS = (
+    "d.order_id, d.user_id, d.state, d.restaurant_id, d.address, d.lat, d.lon, d.courier_id,"
+    " d.distance_km, d.eta_minutes, d.cancel_reason"
+)
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    distance = row["distance_km"]
+    return Delivery(
+        order_id=row["order_id"],
+        user_id=row["user_id"],
+        state=DeliveryState(row["state"]),
+        restaurant_id=row["restaurant_id"],
+        address=row["address"],
+        dropoff=Point(row["lat"], row["lon"]),
+        courier_id=row["courier_id"],
+        distance_km=float(distance) if distance is not None else None,
+        eta_minutes=row["eta_minutes"],
+        cancel_reason=row["cancel_reason"],
+    )
+
+
+class PostgresUnitOfWork:
+    """One transaction: `async with uow: ... await uow.commit()`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._connection: PoolConnectionProxy | None = None
+        self._transaction: asyncpg.transaction.Transaction | None = None
+
+    async def __aenter__(self) -> PostgresUnitOfWork:
+        connection = await self._pool.acquire()
+        try:
+            transaction = connection.transaction()
+            await transaction.start()
+        except BaseException:
+            await self._pool.release(connection)
+            raise
+        self._connection = connection
+        self._transaction = transaction
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, transaction = self._connection, self._transaction
+        self._connection = self._transaction = None
+        if connection is None or transaction is None:
+            return
+        try:
+            if connection.is_in_transaction():
+                await transaction.rollback()
+        finally:
+            await self._pool.release(connection)
+
+    @property
+    def connection(self) -> PoolConnectionProxy:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is not open; use `async with`")
+        return self._connection
+
+    async def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("the unit of work is not open; use `async with`")
+        await self._transaction.commit()
+
+    async def get(self, order_id: UUID) -> Delivery | None:
+        """The order's delivery, row-locked until this transaction ends."""
+        row = await self.connection.fetchrow(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.order_id = $1 FOR UPDATE",
+            order_id,
+        )
+        return _delivery(row) if row is not None else None
+
+    async def next_waiting(self) -> tuple[Delivery, Point] | None:
+        """The delivery waiting longest that no other transaction holds, row-locked, with its
+        restaurant's position."""
+        row = await self.connection.fetchrow(
+            f"SELECT {_DELIVERY_COLUMNS}, r.lat AS r_lat, r.lon AS r_lon"
+            " FROM deliveries d JOIN restaurants r USING (restaurant_id)"
+            " WHERE d.state = 'WAITING' ORDER BY d.waiting_since"
+            " LIMIT 1 FOR UPDATE OF d SKIP LOCKED"
+        )
+        if row is None:
+            return None
+        return _delivery(row), Point(row["r_lat"], row["r_lon"])
+
+    async def free_couriers(self) -> list[Courier]:
+        """Available couriers that no other transaction holds, row-locked, by id."""
+        rows = await self.connection.fetch(
+            "SELECT courier_id, name, lat, lon FROM couriers WHERE available"
+            " ORDER BY courier_id FOR UPDATE SKIP LOCKED"
+        )
+        return [Courier(r["courier_id"], Point(r["lat"], r["lon"]), name=r["name"]) for r in rows]
+
+    async def save(self, delivery: Delivery) -> None:
+        await self.connection.execute(
+            "UPDATE deliveries SET state = $2, courier_id = $3, distance_km = $4,"
+            " eta_minutes = $5, cancel_reason = $6, updated_at = now() WHERE order_id = $1",
+            delivery.order_id,
+            delivery.state.value,
+            delivery.courier_id,
+            delivery.distance_km,
+            delivery.eta_minutes,
+            delivery.cancel_reason,
+        )
+
+    async def take_courier(self, courier_id: str, order_id: UUID) -> None:
+        await self.connection.execute(
+            "UPDATE couriers SET available = false, current_order = $2, updated_at = now()"
+            " WHERE courier_id = $1",
+            courier_id,
+            order_id,
+        )
+
+    async def free_courier(self, courier_id: str, at: Point) -> None:
+        """The courier is free again, at `at` (where the last delivery ended)."""
+        await self.connection.execute(
+            "UPDATE couriers SET available = true, current_order = NULL, lat = $2, lon = $3,"
+            " updated_at = now() WHERE courier_id = $1",
+            courier_id,
+            at.lat,
+            at.lon,
+        )
+
+    async def free_courier_of(self, order_id: UUID) -> None:
+        """Whoever carries `order_id` (if anyone) is free again, where they are."""
+        await self.connection.execute(
+            "UPDATE couriers SET available = true, current_order = NULL, updated_at = now()"
+            " WHERE current_order = $1",
+            order_id,
+        )
+
+
+class DeliveryRepository:
+    """Read queries and the intake over the pool, and units of work for changes."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def unit_of_work(self) -> PostgresUnitOfWork:
+        return PostgresUnitOfWork(self._pool)
+
+    async def restaurant_of(self, item_ids: Iterable[str]) -> str | None:
+        """The restaurant that cooks the first of `item_ids` (by id) it knows; None if none."""
+        restaurant: str | None = await self._pool.fetchval(
+            "SELECT restaurant_id FROM restaurant_items WHERE item_id = ANY($1::text[])"
+            " ORDER BY item_id LIMIT 1",
+            list(item_ids),
+        )
+        return restaurant
+
+    async def add(self, delivery: Delivery) -> bool:
+        """Record a new WAITING delivery; False when the order has one already."""
+        status = await self._pool.execute(
+            "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, address, lat, lon)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
+            delivery.order_id,
+            delivery.user_id,
+            delivery.state.value,
+            delivery.restaurant_id,
+            delivery.address,
+            delivery.dropoff.lat,
+            delivery.dropoff.lon,
+        )
+        return bool(status == "INSERT 0 1")
+
+    async def exists(self, order_id: UUID) -> bool:
+        return bool(
+            await self._pool.fetchval("SELECT 1 FROM deliveries WHERE order_id = $1", order_id)
+        )
+
+    async def oldest_waiting(self, limit: int) -> list[tuple[UUID, datetime]]:
+        """Up to `limit` waiting deliveries, longest waiting first, with since when."""
+        rows = await self._pool.fetch(
+            "SELECT order_id, waiting_since FROM deliveries WHERE state = 'WAITING'"
+            " ORDER BY waiting_since LIMIT $1",
+            limit,
+        )
+        return [(row["order_id"], row["waiting_since"]) for row in rows]
+
+    async def stalled_cancellations(
+        self, older_than_seconds: float, limit: int
+    ) -> list[tuple[UUID, str]]:
+        """Up to `limit` deliveries CANCELLING for longer than `older_than_seconds`, with the
+        reason they are cancelled for."""
+        rows = await self._pool.fetch(
+            "SELECT order_id, cancel_reason FROM deliveries WHERE state = 'CANCELLING'"
+            " AND updated_at < now() - make_interval(secs => $1) LIMIT $2",
+            older_than_seconds,
+            limit,
+        )
+        return [(row["order_id"], row["cancel_reason"]) for row in rows]
+
+    async def view(self, order_id: UUID) -> DeliveryView | None:
+        row = await self._pool.fetchrow(
+            "SELECT d.*, c.name AS courier_name FROM deliveries d"
+            " LEFT JOIN couriers c USING (courier_id) WHERE d.order_id = $1",
+            order_id,
+        )
+        return DeliveryView.model_validate(dict(row)) if row is not None else None
+
+    async def couriers(self) -> list[CourierView]:
+        rows = await self._pool.fetch(
+            "SELECT courier_id, name, lat, lon, available, current_order FROM couriers"
+            " ORDER BY courier_id"
+        )
+        return [CourierView.model_validate(dict(r)) for r in rows]

@@ -1,0 +1,122 @@
+"""Moving an order's status from the delivery service, over a fake status store: idempotent
+steps, illegal ones refused, and a lost race re-read and decided again."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from uuid import UUID
+
+import pytest
+
+from foodflow.contracts.orders import (
+    FailureReason,
+    OrderFinalEvent,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+)
+from foodflow.delivery_service.domain import DeliveryConflict, DeliveryNotFound
+from foodflow.delivery_service.order_status import MOVE_ATTEMPTS, OrderStatusMover
+from foodflow.orders.lifecycle import advance
+from foodflow.orders.status_store import SaveOutcome
+
+
+class FakeStore:
+    """Snapshots in a dict; the first `conflicts` saves lose to another writer, which moves
+    the order to `rival` (if given) instead."""
+
+    def __init__(self, conflicts: int = 0, rival: OrderStatus | None = None) -> None:
+        self.snapshots: dict[UUID, OrderSnapshot] = {}
+        self.conflicts = conflicts
+        self.rival = rival
+        self.reads = 0
+
+    async def load_snapshot(self, order_id: UUID) -> OrderSnapshot | None:
+        self.reads += 1
+        return self.snapshots.get(order_id)
+
+    async def save(self, snapshot: OrderSnapshot) -> SaveOutcome:
+        if self.conflicts:
+            self.conflicts -= 1
+            if self.rival is not None:
+                current = self.snapshots[snapshot.order_id]
+                self.snapshots[snapshot.order_id] = advance(current, self.rival)
+            return SaveOutcome.CONFLICT
+        self.snapshots[snapshot.order_id] = snapshot
+        return SaveOutcome.WRITTEN
+
+
+class Announced:
+    def __init__(self) -> None:
+        self.updates: list[OrderStatusUpdate] = []
+        self.finals: list[OrderFinalEvent] = []
+
+    async def __call__(self, update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
+        self.updates.append(update)
+        if final is not None:
+            self.finals.append(final)
+
+
+def mover(store: FakeStore) -> tuple[OrderStatusMover, Announced, UUID]:
+    now = datetime.now(UTC)
+    order_id = uuid.uuid4()
+    store.snapshots[order_id] = OrderSnapshot(
+        order_id=order_id,
+        user_id="u-1",
+        status=OrderStatus.CONFIRMED,
+        version=3,
+        created_at=now,
+        updated_at=now,
+    )
+    announced = Announced()
+    return OrderStatusMover(store, announced), announced, order_id  # type: ignore[arg-type]
+
+
+async def test_a_step_is_stored_announced_and_idempotent() -> None:
+    statuses, announced, order_id = mover(FakeStore())
+
+    moved = await statuses.move(order_id, OrderStatus.COURIER_ASSIGNED, detail="courier c-1")
+    again = await statuses.move(order_id, OrderStatus.COURIER_ASSIGNED)
+
+    assert (moved.status, moved.version, moved.detail) == ("COURIER_ASSIGNED", 4, "courier c-1")
+    assert again == moved
+    assert [u.status for u in announced.updates] == ["COURIER_ASSIGNED"]
+    assert announced.finals == []
+
+
+async def test_a_final_step_is_announced_enriched() -> None:
+    statuses, announced, order_id = mover(FakeStore())
+
+    await statuses.move(order_id, OrderStatus.CANCELLED, reason=FailureReason.NO_COURIER)
+
+    assert [(f.status, f.reason) for f in announced.finals] == [("CANCELLED", "NO_COURIER")]
+
+
+async def test_an_illegal_step_or_an_unknown_order_is_refused() -> None:
+    statuses, announced, order_id = mover(FakeStore())
+    with pytest.raises(DeliveryConflict, match="cannot go from CONFIRMED to DELIVERED"):
+        await statuses.move(order_id, OrderStatus.DELIVERED)
+    with pytest.raises(DeliveryNotFound, match="has no current status"):
+        await statuses.move(uuid.uuid4(), OrderStatus.PICKED_UP)
+    assert announced.updates == []
+
+
+async def test_a_lost_race_is_read_again_and_decided_again() -> None:
+    store = FakeStore(conflicts=1, rival=OrderStatus.CANCELLED)
+    statuses, announced, order_id = mover(store)
+
+    with pytest.raises(DeliveryConflict, match="cannot go from CANCELLED to COURIER_ASSIGNED"):
+        await statuses.move(order_id, OrderStatus.COURIER_ASSIGNED)
+
+    assert store.reads == 2 and announced.updates == []
+
+
+async def test_an_order_that_keeps_changing_is_a_conflict_after_a_few_tries() -> None:
+    store = FakeStore(conflicts=MOVE_ATTEMPTS)
+    statuses, announced, order_id = mover(store)
+
+    with pytest.raises(DeliveryConflict, match="keeps changing; try again"):
+        await statuses.move(order_id, OrderStatus.COURIER_ASSIGNED)
+
+    assert store.reads == MOVE_ATTEMPTS and announced.updates == []
