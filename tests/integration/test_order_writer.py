@@ -27,8 +27,9 @@ from foodflow.contracts.orders import (
 )
 from foodflow.contracts.pricing import PriceBreakdown
 from foodflow.order_writer.app import WriterRuntime, create_app
-from foodflow.order_writer.writer import PostgresOrderStore
+from foodflow.order_writer.store import PostgresOrderStore
 from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import database_ready
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -126,7 +127,7 @@ class Writer:
 
     @property
     def runtime(self) -> WriterRuntime:
-        runtime: WriterRuntime = self.app.state.writer
+        runtime: WriterRuntime = self.app.state.runtime
         return runtime
 
     async def handled(self, count: int, within: float = 45.0) -> None:
@@ -396,10 +397,9 @@ async def test_health_and_ready_report_the_consumer(writers: WriterFactory) -> N
         if ready.status_code == 200:
             break
         await asyncio.sleep(0.05)
-    assert ready.json() == {"ready": True, "postgres": True, "consumer": True}
-    health = (await writer.http.get("/health")).json()
-    assert health["status"] == "ok"
-    assert health["consumer_running"] is True
+    assert ready.json() == {"status": "ready", "checks": {"postgres": True, "consumer": True}}
+    assert (await writer.http.get("/health")).json() == {"status": "ok"}
+    assert writer.runtime.consumer.running
 
 
 async def test_writes_retry_while_postgres_is_unreachable_until_shutdown() -> None:
@@ -415,6 +415,6 @@ async def test_writes_retry_while_postgres_is_unreachable_until_shutdown() -> No
         store.abort_retries()
         with pytest.raises(ServiceUnavailable):
             await write
-        assert not await store.ping()
+        assert not await database_ready(pool)
     finally:
         await pool.close()

@@ -19,15 +19,9 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown
-from foodflow.order_writer.writer import (
-    Rejected,
-    history_columns,
-    is_transient,
-    item_columns,
-    order_columns,
-    parse_message,
-    reduce_batch,
-)
+from foodflow.order_writer.domain import Rejected, parse_message, reduce_batch
+from foodflow.order_writer.store import is_transient
+from foodflow.orders.records import history_columns, item_columns, order_columns
 from foodflow.platform.kafka._logging import RepeatThrottle
 from foodflow.platform.kafka.consumer import next_offsets
 from foodflow.platform.kafka.dlq import dead_letter_for

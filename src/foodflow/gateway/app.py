@@ -1,8 +1,9 @@
 """Composition root of the gateway: the public HTTP edge (menu, dashboard, and the order API).
 
-The lifespan owns the shared clients (PostgreSQL pool, Redis, Kafka producer) and a consumer
-of `order_status_updates` that feeds the dashboard. Each resource is one router module; routes
-get what they need through the aliases in `gateway.deps`.
+The lifespan applies the gateway's and the order tables' migrations, then builds one
+`GatewayRuntime` (PostgreSQL pool, Redis, Kafka producer, the inventory and delivery clients,
+the adapters over them) and a consumer of `order_status_updates` that feeds the dashboard.
+Each resource is one router module; routes get what they need through `gateway.deps`.
 """
 
 from __future__ import annotations
@@ -16,36 +17,83 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from types import FrameType
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from foodflow.clients.inventory import InventoryClient
 from foodflow.contracts import topics
 from foodflow.gateway import auth, dashboard, menu, orders
+from foodflow.gateway.adapters import (
+    DeliveryClient,
+    KafkaOrderPublisher,
+    OrderState,
+    RedisLoginAttempts,
+)
 from foodflow.gateway.board import Board
-from foodflow.gateway.deps import GatewayRuntime
+from foodflow.gateway.deps import GatewayRuntime, runtime_of
 from foodflow.gateway.feed import Broadcaster, StatusFeed
+from foodflow.gateway.repository import GatewayRepository, migrate_gateway
+from foodflow.gateway.services import (
+    Conflict,
+    DeliveryRefused,
+    DeliveryUnavailable,
+    Forbidden,
+    GatewayError,
+    Invalid,
+    NotFound,
+    TooManyAttempts,
+    WrongCredentials,
+)
+from foodflow.orders.records import migrate_orders
 from foodflow.platform.config import Settings
-from foodflow.platform.db.pool import create_pool, database_ready
+from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
+from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.http.errors import ErrorTable, status_of
+from foodflow.platform.http.probes import install_probes, postgres_check, redis_check
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
-from foodflow.platform.metrics import install_metrics, record_consumer_lag
+from foodflow.platform.metrics import record_consumer_lag
+from foodflow.platform.periodic import run_periodically
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL_SECONDS = 2.0
 
+# Most specific first. A refused courier step keeps the delivery service's own status code.
+ERROR_STATUS: ErrorTable = (
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (Conflict, status.HTTP_409_CONFLICT),
+    (Invalid, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (Forbidden, status.HTTP_403_FORBIDDEN),
+    (WrongCredentials, status.HTTP_401_UNAUTHORIZED),
+    (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
+    (DeliveryUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (ServiceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+)
+
+
+def install_gateway_errors(app: FastAPI) -> None:
+    """Answer the use cases' errors with `{"detail": ...}`, the body the public API has always
+    had (that of FastAPI's HTTPException)."""
+
+    async def answer(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DeliveryRefused):
+            code = exc.status
+        else:
+            code = status_of(exc, ERROR_STATUS) or status.HTTP_500_INTERNAL_SERVER_ERROR
+        detail = exc.detail if isinstance(exc, GatewayError) else str(exc)
+        headers = exc.headers if isinstance(exc, GatewayError) else None
+        return JSONResponse({"detail": detail}, status_code=code, headers=headers or None)
+
+    for error_type in (GatewayError, ServiceUnavailable):
+        app.add_exception_handler(error_type, answer)
+
 
 def dashboard_group_id() -> str:
     """A group of its own per gateway process: every gateway sees every status event."""
     return f"gateway-dashboard-{uuid.uuid4().hex[:12]}"
-
-
-async def _publish_stats_forever(feed: StatusFeed) -> None:
-    while True:
-        await asyncio.sleep(STATS_INTERVAL_SECONDS)
-        feed.publish_stats()
 
 
 @contextlib.contextmanager
@@ -76,13 +124,20 @@ def _close_streams_on_sigterm(closing: asyncio.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+async def _dashboard_consumer_assigned(request: Request) -> bool:
+    """Ready once the dashboard's consumer runs and has its partitions."""
+    consumer = runtime_of(request).consumer
+    return consumer.running and bool(await consumer.assignment())
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the gateway app; its lifespan starts the clients and the dashboard's feed."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        closing = app.state.closing = asyncio.Event()
         pool = await create_pool(settings, min_size=1, max_size=5)
+        await migrate_gateway(pool)
+        await migrate_orders(pool)  # the gateway reads them: they must be there first
         redis_client = create_redis(settings)
         producer = EventProducer(settings, client_id="gateway")
         await producer.start()
@@ -99,25 +154,46 @@ def create_app(settings: Settings) -> FastAPI:
             config={"auto.offset.reset": "latest"},
         )
         await consumer.start()
+
+        async def publish_stats() -> None:
+            feed.publish_stats()
+
         runtime = GatewayRuntime(
-            settings, pool, redis_client, producer, board, broadcaster, consumer
+            settings=settings,
+            pool=pool,
+            redis=redis_client,
+            producer=producer,
+            consumer=consumer,
+            board=board,
+            broadcaster=broadcaster,
+            repository=GatewayRepository(pool),
+            orders=OrderState(redis_client, pool),
+            inventory=InventoryClient(settings),
+            delivery=DeliveryClient(settings),
+            publisher=KafkaOrderPublisher(producer),
+            login_attempts=RedisLoginAttempts(redis_client),
         )
         runtime.tasks = [
             asyncio.create_task(consumer.run(), name="gateway status consumer"),
-            asyncio.create_task(_publish_stats_forever(feed), name="gateway stats"),
+            asyncio.create_task(
+                run_periodically(publish_stats, STATS_INTERVAL_SECONDS, what="dashboard stats"),
+                name="gateway stats",
+            ),
         ]
-        app.state.gateway = runtime
+        app.state.runtime = runtime
         log.info("Gateway ready; dashboard consuming %s", topics.ORDER_STATUS_UPDATES)
         try:
-            with _close_streams_on_sigterm(closing):
+            with _close_streams_on_sigterm(runtime.closing):
                 yield
         finally:
-            closing.set()
+            runtime.closing.set()
             await consumer.stop()
             for task in runtime.tasks:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             await producer.stop()
+            await runtime.inventory.aclose()
+            await runtime.delivery.aclose()
             await redis_client.aclose()
             await pool.close()
 
@@ -127,30 +203,20 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/ready", tags=["ops"])
-    async def ready(request: Request) -> JSONResponse:
-        """Readiness: PostgreSQL and Redis answer and the dashboard consumer has its partitions."""
-        runtime: GatewayRuntime = request.app.state.gateway
-        checks = {
-            "postgres": await database_ready(runtime.pool),
-            "consumer": runtime.consumer.running and bool(await runtime.consumer.assignment()),
-        }
-        try:
-            checks["redis"] = bool(await runtime.redis.ping())
-        except Exception:
-            checks["redis"] = False
-        ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
-
     async def collect(app: FastAPI) -> None:
-        await record_consumer_lag("gateway", app.state.gateway.consumer)
+        await record_consumer_lag("gateway", app.state.runtime.consumer)
 
-    install_metrics(app, "gateway", collect=collect)
+    install_probes(
+        app,
+        "gateway",
+        checks={
+            "postgres": postgres_check(lambda request: runtime_of(request).pool),
+            "redis": redis_check(lambda request: runtime_of(request).redis),
+            "consumer": _dashboard_consumer_assigned,
+        },
+        collect=collect,
+    )
+    install_gateway_errors(app)
     app.mount("/static", StaticFiles(packages=[("foodflow.gateway", "static")]), name="static")
 
     # One router per resource. The order API (orders, users, auth) is included here too.

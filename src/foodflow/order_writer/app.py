@@ -1,27 +1,29 @@
-"""The order writer's process: a FastAPI app whose lifespan owns the pool, producer and consumer."""
+"""Composition root of the order writer: a FastAPI app whose lifespan owns the pool, the
+dead-letter producer and the consumer of `db_write_order_status`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from foodflow.contracts import topics
 from foodflow.order_writer.handler import PersistFinalOrders
 from foodflow.order_writer.metrics import WriterMetrics
-from foodflow.order_writer.writer import PostgresOrderStore
+from foodflow.order_writer.store import PostgresOrderStore
+from foodflow.orders.records import migrate_orders
 from foodflow.platform.config import Settings
-from foodflow.platform.db.pool import create_pool
+from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool
+from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
-from foodflow.platform.metrics import install_metrics, record_consumer_lag
+from foodflow.platform.metrics import record_consumer_lag
+from foodflow.platform.retry import retry_async
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +32,19 @@ GROUP_ID = "order_writer"
 
 @dataclass
 class WriterRuntime:
+    """What the lifespan builds, kept on `app.state.runtime`."""
+
     pool: asyncpg.Pool
     store: PostgresOrderStore
     producer: EventProducer
     consumer: BatchConsumer
+    metrics: WriterMetrics
     task: asyncio.Task[None]
+
+
+def runtime_of(request: Request) -> WriterRuntime:
+    runtime: WriterRuntime = request.app.state.runtime
+    return runtime
 
 
 def create_app(
@@ -59,18 +69,35 @@ def create_app(
         consumer = BatchConsumer(
             settings, [topic], group_id, handler, batch_size=batch_size, poll_timeout=0.5
         )
-        task = asyncio.create_task(consumer.run(), name="order-writer-consumer")
+        consuming = False
+
+        async def migrate_then_consume() -> None:
+            # The tables are brought up to date before the first write; while PostgreSQL is
+            # down this waits here, and the writer answers /ready with 503.
+            await retry_async(
+                lambda: migrate_orders(pool),
+                retry_on=DATABASE_UNAVAILABLE_ERRORS,
+                attempts=None,
+                max_delay=5.0,
+                what="migrating the order tables",
+            )
+            nonlocal consuming
+            consuming = True
+            await consumer.run()
+
+        task = asyncio.create_task(migrate_then_consume(), name="order-writer-consumer")
         task.add_done_callback(_log_crash)
-        app.state.writer = WriterRuntime(pool, store, producer, consumer, task)
+        app.state.runtime = WriterRuntime(pool, store, producer, consumer, metrics, task)
         try:
             yield
         finally:
             # Order matters: stop retrying PostgreSQL so the batch in hand ends (uncommitted if
             # unwritten), let the consumer commit and leave, then drain dead letters.
             store.abort_retries()
+            if not consuming:
+                task.cancel()
             await consumer.stop()
-            with contextlib.suppress(Exception):
-                await task
+            await asyncio.gather(task, return_exceptions=True)
             await producer.stop()
             try:
                 await asyncio.wait_for(pool.close(), timeout=5.0)
@@ -78,43 +105,24 @@ def create_app(
                 pool.terminate()
 
     app = FastAPI(title="foodflow order writer", lifespan=lifespan)
-    app.state.metrics = metrics
-
-    @app.get("/health")
-    async def health(request: Request) -> dict[str, object]:
-        """Liveness, with when the last batch was written."""
-        runtime: WriterRuntime = request.app.state.writer
-        last = runtime.consumer.last_batch_at
-        return {
-            "status": "ok",
-            "consumer_running": runtime.consumer.running,
-            "batches": runtime.consumer.batches_handled,
-            "messages": runtime.consumer.messages_handled,
-            "last_batch_at": last,
-            "seconds_since_last_batch": None if last is None else round(time.time() - last, 3),
-        }
-
-    @app.get("/ready")
-    async def ready(request: Request) -> JSONResponse:
-        """200 when PostgreSQL answers and the consumer loop runs, else 503."""
-        runtime: WriterRuntime = request.app.state.writer
-        postgres = await runtime.store.ping()
-        consumer = runtime.consumer.running
-        ok = postgres and consumer
-        return JSONResponse(
-            {"ready": ok, "postgres": postgres, "consumer": consumer},
-            status_code=200 if ok else 503,
-        )
 
     async def collect(app: FastAPI) -> None:
         """Rows written, batches, dead letters and write latency are counted as they happen."""
-        runtime: WriterRuntime = app.state.writer
+        runtime: WriterRuntime = app.state.runtime
         lag = await runtime.consumer.lag()
         metrics.consumer_lag.set(sum(lag.values()))
         await record_consumer_lag("order_writer", runtime.consumer)
 
-    install_metrics(app, "order_writer", collect=collect, registries=[metrics.registry])
-
+    install_probes(
+        app,
+        "order_writer",
+        checks={
+            "postgres": postgres_check(lambda request: runtime_of(request).pool),
+            "consumer": running_check(lambda request: runtime_of(request).consumer.running),
+        },
+        collect=collect,
+        registries=[metrics.registry],
+    )
     return app
 
 

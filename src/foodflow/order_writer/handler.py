@@ -1,4 +1,4 @@
-"""The batch handler: messages → valid events (the rest to dead letters) → one write."""
+"""The Kafka side of the writer: messages → valid events (the rest to dead letters) → one write."""
 
 from __future__ import annotations
 
@@ -7,20 +7,14 @@ import logging
 import time
 from uuid import UUID
 
-import asyncpg
 from confluent_kafka import Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import OrderFinalEvent
+from foodflow.order_writer.domain import Rejected, parse_message, reduce_batch
 from foodflow.order_writer.metrics import WriterMetrics
-from foodflow.order_writer.writer import (
-    PostgresOrderStore,
-    Rejected,
-    WriteResult,
-    is_transient,
-    parse_message,
-    reduce_batch,
-)
+from foodflow.order_writer.services import OrderStore, write_final_orders
+from foodflow.orders.records import WriteResult
 from foodflow.platform.kafka.dlq import send_to_dead_letter
 from foodflow.platform.kafka.producer import EventProducer
 
@@ -39,7 +33,7 @@ class PersistFinalOrders:
 
     def __init__(
         self,
-        store: PostgresOrderStore,
+        store: OrderStore,
         producer: EventProducer,
         metrics: WriterMetrics,
         *,
@@ -64,7 +58,7 @@ class PersistFinalOrders:
         reduced = reduce_batch(events)
 
         started = time.perf_counter()
-        result, failed = await self._write(reduced)
+        result, failed = await write_final_orders(self._store, reduced)
         self._metrics.batch_write_seconds.observe(time.perf_counter() - started)
         rejected.extend((sources[id(event)], error, event.order_id) for event, error in failed)
 
@@ -78,29 +72,6 @@ class PersistFinalOrders:
                 )
             )
         self._record(result, superseded=len(events) - len(reduced), dead_letters=len(rejected))
-
-    async def _write(
-        self, events: list[OrderFinalEvent]
-    ) -> tuple[WriteResult, list[tuple[OrderFinalEvent, str]]]:
-        try:
-            return await self._store.write(events), []
-        except asyncpg.PostgresError as exc:
-            if is_transient(exc):
-                raise
-            if len(events) == 1:
-                return WriteResult(), [(events[0], f"PostgreSQL rejected the order: {exc}")]
-            log.warning("Batch of %d order(s) rejected (%s); writing one by one", len(events), exc)
-        # PostgreSQL refused the data itself (a CHECK, an overflow): isolate the culprits.
-        total = WriteResult()
-        failed: list[tuple[OrderFinalEvent, str]] = []
-        for event in events:
-            one, bad = await self._write([event])
-            total.orders_written += one.orders_written
-            total.stale += one.stale
-            total.item_rows += one.item_rows
-            total.history_rows += one.history_rows
-            failed += bad
-        return total, failed
 
     def _record(self, result: WriteResult, *, superseded: int, dead_letters: int) -> None:
         m = self._metrics

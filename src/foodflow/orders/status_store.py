@@ -155,3 +155,23 @@ class RedisStatusStore:
     async def claim(self, order_id: UUID | str, seconds: int) -> bool:
         """A short lease so that one sweeper (of several instances) takes an order."""
         return bool(await self._redis.set(f"sweep_lock:{order_id}", "1", nx=True, ex=seconds))
+
+
+# Reads for those who only look (the gateway, the command line): one GET, no retry.
+
+
+async def read_status(client: aioredis.Redis, order_id: UUID | str) -> OrderStatusUpdate | None:
+    """The order's live status, or None once its key expired (or before it exists)."""
+    raw = await client.get(order_status_key(order_id))
+    return OrderStatusUpdate.model_validate_json(raw) if raw else None
+
+
+async def read_snapshot(client: aioredis.Redis, order_id: UUID | str) -> OrderSnapshot | None:
+    """The order's live snapshot (its status with the whole history), or None."""
+    raw = await client.get(order_status_key(order_id))
+    return OrderSnapshot.model_validate_json(raw) if raw else None
+
+
+async def has_status(client: aioredis.Redis, order_id: UUID | str) -> bool:
+    """True while the order has a live status (the saga took it in)."""
+    return bool(await client.exists(order_status_key(order_id)))

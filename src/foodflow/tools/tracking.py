@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import asyncpg
-import redis
+import redis.asyncio as aioredis
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import OrderStatusUpdate, ValidatedOrder, order_status_key
+from foodflow.contracts.orders import OrderStatusUpdate, ValidatedOrder
+from foodflow.orders import records, status_store
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import FoodflowError, PublishError
 
@@ -105,34 +107,30 @@ def follow(
 
 
 def redis_status(settings: Settings, order_id: uuid.UUID) -> OrderStatusUpdate | None:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
-    try:
-        raw = client.get(order_status_key(order_id))
-    finally:
-        client.close()
-    return OrderStatusUpdate.model_validate_json(raw) if raw else None
+    async def read() -> OrderStatusUpdate | None:
+        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        try:
+            return await status_store.read_status(client, order_id)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(read())
 
 
 async def stored_order(settings: Settings, order_id: uuid.UUID) -> dict[str, object] | None:
     """The order's row in PostgreSQL with its items and timeline, or None."""
     conn = await asyncpg.connect(settings.postgres_dsn, timeout=10)
     try:
-        row = await conn.fetchrow("SELECT * FROM orders WHERE order_id = $1", order_id)
-        if row is None:
-            return None
-        items = await conn.fetch(
-            "SELECT item_id, quantity, unit_price, line_total FROM order_items"
-            " WHERE order_id = $1 ORDER BY item_id",
-            order_id,
-        )
-        history = await conn.fetch(
-            "SELECT version, status, reason, at FROM order_status_history"
-            " WHERE order_id = $1 ORDER BY version",
-            order_id,
-        )
+        record = await records.read_order(conn, order_id)
     finally:
         await conn.close()
-    return {**dict(row), "items": [dict(i) for i in items], "history": [dict(h) for h in history]}
+    if record is None:
+        return None
+    return {
+        **vars(record),
+        "items": [i.model_dump() for i in record.items],
+        "history": [h.model_dump() for h in record.history],
+    }
 
 
 def money(value: Decimal | None, currency: str | None = "EUR") -> str:

@@ -1,6 +1,6 @@
 """This machine's ceilings for the work one order causes, measured next to the benchmark.
 
-- PostgreSQL: the order writer's own transaction (`PostgresOrderStore.write`: multi-row upsert
+- PostgreSQL: the order writer's own transaction (`records.write_final_orders`: multi-row upsert
   of orders, items replaced, history inserted) on synthetic final events, in copies of the three
   tables in a scratch schema, batches of 500, two writers at once (two cores).
 - Kafka: produce → consume of messages of the size of a final order event, on a scratch topic
@@ -28,7 +28,7 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown
-from foodflow.order_writer.writer import PostgresOrderStore
+from foodflow.orders import records
 from foodflow.platform.config import Settings
 from foodflow.platform.kafka.admin import delete_topics, ensure_topics
 
@@ -100,7 +100,6 @@ async def postgres_ceiling(settings: Settings, seconds: float = 3.0) -> dict[str
         )
         written = 0
         try:
-            store = PostgresOrderStore(pool)
             deadline = time.monotonic() + seconds
 
             async def writer() -> None:
@@ -110,7 +109,9 @@ async def postgres_ceiling(settings: Settings, seconds: float = 3.0) -> dict[str
                         template.model_copy(update={"order_id": uuid.uuid4()})
                         for _ in range(PG_BATCH)
                     ]
-                    await store.write(sorted(batch, key=lambda e: e.order_id.bytes))
+                    await records.write_final_orders(
+                        pool, sorted(batch, key=lambda e: e.order_id.bytes)
+                    )
                     written += len(batch)
 
             started = time.monotonic()

@@ -1,0 +1,169 @@
+"""Bodies of the gateway's public API, one family per resource (users, orders, dashboard)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.orders import (
+    MAX_ITEMS_PER_ORDER,
+    MAX_QUANTITY,
+    DeliveryAddress,
+    ItemId,
+    OrderStatusUpdate,
+    PricedItem,
+    StatusChange,
+    UserId,
+)
+from foodflow.contracts.pricing import PriceBreakdown
+from foodflow.gateway.board import BoardStats, OrderCard
+from foodflow.gateway.security import Role
+
+# --- users ------------------------------------------------------------------------------------
+
+Email = Annotated[
+    str, Field(pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", max_length=254)
+]
+
+
+class UserCreate(BaseModel):
+    email: Email
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    password: str = Field(min_length=8, max_length=200)
+
+
+class UserPublic(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+
+
+class Login(BaseModel):
+    email: Email
+    password: str = Field(min_length=1, max_length=200)
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user: UserPublic
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+class OrderLineIn(BaseModel):
+    item_id: ItemId
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    price: Any = Field(default=None, description="Ignored: prices come from the catalogue.")
+
+
+class OrderCreate(BaseModel):
+    items: list[OrderLineIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
+    delivery_address: DeliveryAddress
+    promo_code: str | None = Field(default=None, max_length=32)
+    payment_token: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Test card: tok_visa, tok_declined, tok_insufficient_funds, tok_timeout",
+    )
+
+
+class OrderAccepted(BaseModel):
+    order_id: uuid.UUID
+    status: str
+    status_url: str
+
+
+class OrderPublic(BaseModel):
+    order_id: uuid.UUID
+    user_id: str
+    status: str
+    reason: str | None = None
+    detail: str | None = None
+    price: PriceBreakdown | None = None
+    items: list[PricedItem] = Field(default_factory=list)
+    timeline: list[StatusChange] = Field(default_factory=list)
+    delivery_address: DeliveryAddress | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+
+
+class OrderPage(BaseModel):
+    items: list[OrderPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+class StockLevel(BaseModel):
+    item_id: str
+    name: str
+    stock: int
+    low: bool
+
+
+class StockReport(BaseModel):
+    threshold: int
+    items: list[StockLevel]
+
+
+class CourierBoard(BaseModel):
+    """Couriers and their assignments, as the delivery service reports them."""
+
+    delivery_service: bool
+    message: str
+    couriers: list[CourierView] = Field(default_factory=list)
+
+
+class BoardSnapshot(BaseModel):
+    orders: list[OrderCard]
+    stats: BoardStats
+
+
+class StoredOrder(BaseModel):
+    status: str
+    reason: str | None
+    detail: str | None
+    version: int
+    total: Decimal | None
+    currency: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderTimeline(BaseModel):
+    """One order: its live status (Redis), its final row (PostgreSQL) and every transition."""
+
+    order_id: uuid.UUID
+    current: OrderStatusUpdate | None
+    stored: StoredOrder | None
+    items: list[PricedItem]
+    history: list[StatusChange]
+
+
+class TestOrderLine(BaseModel):
+    item_id: ItemId
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class TestOrderRequest(BaseModel):
+    user_id: UserId = "dashboard"
+    items: list[TestOrderLine] = Field(min_length=1)
+    promo_code: str | None = Field(default=None, max_length=32)
+
+
+class TestOrderAccepted(BaseModel):
+    order_id: uuid.UUID
+    topic: str

@@ -1,0 +1,499 @@
+"""Use cases of the gateway: accounts, placing and following orders, the dashboard's views.
+
+Each use case takes the ports it needs (Protocols below) and returns an API body or raises a
+`GatewayError`; `gateway.app` maps those to status codes in one table. The adapters are
+`repository.GatewayRepository` (users, customer_orders), `adapters` (order state in Redis and
+PostgreSQL, the delivery service, Kafka, login attempts in Redis) and the inventory client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+from pydantic import ValidationError
+
+from foodflow.contracts import topics
+from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.inventory import MenuItem
+from foodflow.contracts.orders import (
+    OrderItemIn,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+    PricedItem,
+    ValidatedOrder,
+)
+from foodflow.gateway.board import Board
+from foodflow.gateway.schemas import (
+    CourierBoard,
+    OrderAccepted,
+    OrderCreate,
+    OrderPage,
+    OrderPublic,
+    OrderTimeline,
+    StockLevel,
+    StockReport,
+    StoredOrder,
+    TestOrderAccepted,
+    TestOrderRequest,
+    Token,
+    UserCreate,
+    UserPublic,
+)
+from foodflow.gateway.security import (
+    Principal,
+    Role,
+    hash_password,
+    issue_token,
+    verify_password,
+)
+from foodflow.orders.records import OrderRecord
+from foodflow.platform.config import Settings
+from foodflow.platform.errors import FoodflowError
+
+log = logging.getLogger(__name__)
+
+IN_SAGA = frozenset({OrderStatus.RECEIVED, OrderStatus.PROCESSING})
+CANCEL_WAIT_SECONDS = 5.0
+CANCEL_POLL_SECONDS = 0.1
+LOW_STOCK_THRESHOLD = 20
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class GatewayError(FoodflowError):
+    """A refusal the client reads: `detail` becomes the body's `detail`."""
+
+    def __init__(self, detail: Any, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail if isinstance(detail, str) else repr(detail))
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class NotFound(GatewayError):
+    pass
+
+
+class Conflict(GatewayError):
+    pass
+
+
+class Invalid(GatewayError):
+    pass
+
+
+class Forbidden(GatewayError):
+    pass
+
+
+class WrongCredentials(GatewayError):
+    pass
+
+
+class TooManyAttempts(GatewayError):
+    pass
+
+
+class DeliveryUnavailable(GatewayError):
+    pass
+
+
+class DeliveryRefused(GatewayError):
+    """The delivery service refused a step (4xx): its status and detail are relayed."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+# --- ports ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: UUID
+    email: str
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """An order as the gateway took it: who placed it, with which request."""
+
+    order_id: UUID
+    user_id: UUID
+    request_hash: str
+    request: ValidatedOrder
+    created_at: datetime
+
+
+class Accounts(Protocol):
+    async def add_user(self, account: Account, password_hash: str) -> bool: ...
+    async def user(self, user_id: UUID) -> Account | None: ...
+    async def user_by_email(self, email: str) -> tuple[Account, str] | None: ...
+
+
+class PlacedOrders(Protocol):
+    async def add_order(
+        self, order: ValidatedOrder, user_id: UUID, idempotency_key: str | None, request_hash: str
+    ) -> bool: ...
+    async def order_by_key(
+        self, user_id: UUID, idempotency_key: str | None
+    ) -> PlacedOrder | None: ...
+    async def order(self, order_id: UUID) -> PlacedOrder | None: ...
+    async def count_orders(self, user_id: UUID) -> int: ...
+    async def orders(self, user_id: UUID, limit: int, offset: int) -> list[PlacedOrder]: ...
+
+
+class LoginAttempts(Protocol):
+    async def hit(self, email: str, client: str) -> int:
+        """Count one attempt; the attempts of the last minute."""
+        ...
+
+    async def clear(self, email: str, client: str) -> None: ...
+
+
+class OrderViews(Protocol):
+    """An order's state: live (Redis) while in flight, stored (PostgreSQL) once written."""
+
+    async def snapshot(self, order_id: UUID) -> OrderSnapshot | None: ...
+    async def status(self, order_id: UUID) -> OrderStatusUpdate | None: ...
+    async def is_live(self, order_id: UUID) -> bool: ...
+    async def record(self, order_id: UUID) -> OrderRecord | None: ...
+
+
+class Catalogue(Protocol):
+    async def menu(self) -> list[MenuItem]: ...
+
+
+class Deliveries(Protocol):
+    async def cancel(self, order_id: UUID) -> None: ...
+    async def pick_up(self, order_id: UUID) -> None: ...
+    async def deliver(self, order_id: UUID) -> None: ...
+    async def couriers(self) -> list[CourierView]:
+        """`DeliveryUnavailable` when the delivery service does not answer well."""
+        ...
+
+
+class OrderPublisher(Protocol):
+    async def publish(self, topic: str, order: ValidatedOrder) -> None: ...
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def _public(account: Account) -> UserPublic:
+    return UserPublic(
+        user_id=account.user_id, email=account.email, name=account.name, role=account.role
+    )
+
+
+async def sign_up(accounts: Accounts, body: UserCreate, role: Role) -> UserPublic:
+    """Store a new user; the email is unique (case-insensitively)."""
+    account = Account(user_id=uuid.uuid4(), email=body.email.lower(), name=body.name, role=role)
+    if not await accounts.add_user(account, hash_password(body.password)):
+        raise Conflict(f"a user with email {body.email} exists already")
+    return _public(account)
+
+
+async def me(accounts: Accounts, user: Principal) -> UserPublic:
+    account = await accounts.user(user.user_id)
+    if account is None:
+        raise NotFound("this user no longer exists")
+    return _public(account)
+
+
+async def log_in(
+    accounts: Accounts,
+    attempts: LoginAttempts,
+    settings: Settings,
+    email: str,
+    password: str,
+    client: str,
+) -> Token:
+    """A bearer token for a right email and password; a few attempts per minute at most."""
+    email = email.lower()
+    if await attempts.hit(email, client) > settings.login_attempts_per_minute:
+        raise TooManyAttempts(
+            "too many login attempts; wait a minute and try again", headers={"Retry-After": "60"}
+        )
+    found = await accounts.user_by_email(email)
+    if found is None or not verify_password(found[1], password):
+        raise WrongCredentials("wrong email or password")
+    await attempts.clear(email, client)
+    account = found[0]
+    token = issue_token(Principal(account.user_id, account.role), settings)
+    return Token(
+        access_token=token, expires_in=settings.access_token_ttl_seconds, user=_public(account)
+    )
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def request_hash(body: OrderCreate) -> str:
+    """What makes two requests under one Idempotency-Key the same order (prices sent ignored)."""
+    canonical = body.model_dump(mode="json", exclude={"items": {"__all__": {"price"}}})
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _accepted(order_id: UUID, state: str) -> OrderAccepted:
+    return OrderAccepted(order_id=order_id, status=state, status_url=f"/orders/{order_id}")
+
+
+async def place_order(
+    placed: PlacedOrders,
+    catalogue: Catalogue,
+    views: OrderViews,
+    publisher: OrderPublisher,
+    user: Principal,
+    body: OrderCreate,
+    idempotency_key: str | None,
+) -> OrderAccepted:
+    """Publish an order at catalogue prices; the same key and body give the same order."""
+    ids = [line.item_id for line in body.items]
+    if len(ids) != len(set(ids)):
+        raise Invalid("each item_id may appear only once per order")
+    known = {item.item_id for item in await catalogue.menu()}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise Invalid(f"not on the menu: {', '.join(unknown)}")
+    digest = request_hash(body)
+    order = ValidatedOrder(
+        order_id=uuid.uuid4(),
+        user_id=str(user.user_id),
+        items=[OrderItemIn(item_id=line.item_id, quantity=line.quantity) for line in body.items],
+        promo_code=body.promo_code,
+        payment_token=body.payment_token,
+        delivery_address=body.delivery_address,
+    )
+    if not await placed.add_order(order, user.user_id, idempotency_key, digest):
+        previous = await placed.order_by_key(user.user_id, idempotency_key)
+        assert previous is not None  # the insert conflicted on this very key
+        if previous.request_hash != digest:
+            raise Invalid("this Idempotency-Key was used for a different order; use a new key")
+        order = previous.request
+        if await views.is_live(previous.order_id):
+            return _accepted(previous.order_id, "ALREADY_PLACED")
+        # Placed but perhaps never published (a crash in between): publishing again is safe,
+        # the order manager drives one order id once.
+    assert order.order_id is not None
+    await publisher.publish(topics.VALIDATED_ORDERS, order)
+    log.info("Order %s placed by %s", order.order_id, user.user_id)
+    return _accepted(order.order_id, "ACCEPTED")
+
+
+async def owned_order(placed: PlacedOrders, order_id: UUID, user: Principal) -> PlacedOrder:
+    """The order, if this user may see it; NotFound otherwise (ids do not leak)."""
+    order = await placed.order(order_id)
+    if order is None or (order.user_id != user.user_id and not user.is_admin):
+        raise NotFound(f"no order {order_id}")
+    return order
+
+
+async def current_order(views: OrderViews, order: PlacedOrder) -> OrderPublic:
+    """The order's state: live from Redis, else as stored, else as accepted (not yet taken in)."""
+    order_id = order.order_id
+    snapshot = await views.snapshot(order_id)
+    if snapshot is not None:
+        return OrderPublic(
+            **snapshot.model_dump(exclude={"history", "version"}), timeline=snapshot.history
+        )
+    record = await views.record(order_id)
+    request = order.request
+    if record is None:
+        return OrderPublic(
+            order_id=order_id,
+            user_id=request.user_id,
+            status="ACCEPTED",
+            items=[PricedItem(item_id=i.item_id, quantity=i.quantity) for i in request.items],
+            delivery_address=request.delivery_address,
+            created_at=order.created_at,
+        )
+    return OrderPublic(
+        order_id=order_id,
+        user_id=record.user_id,
+        status=record.status,
+        reason=record.reason,
+        detail=record.detail,
+        price=record.price,
+        items=record.items,
+        timeline=record.history,
+        delivery_address=request.delivery_address,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+async def read_order(
+    placed: PlacedOrders, views: OrderViews, order_id: UUID, user: Principal
+) -> OrderPublic:
+    return await current_order(views, await owned_order(placed, order_id, user))
+
+
+async def list_orders(
+    placed: PlacedOrders, views: OrderViews, user: Principal, limit: int, offset: int
+) -> OrderPage:
+    total = await placed.count_orders(user.user_id)
+    page = await placed.orders(user.user_id, limit, offset)
+    items = [await current_order(views, order) for order in page]
+    return OrderPage(items=items, total=total, limit=limit, offset=offset)
+
+
+async def cancel_order(
+    placed: PlacedOrders,
+    views: OrderViews,
+    deliveries: Deliveries,
+    order_id: UUID,
+    user: Principal,
+    *,
+    wait_seconds: float = CANCEL_WAIT_SECONDS,
+) -> OrderPublic:
+    """Cancel before pickup (the delivery service refunds and releases); Conflict afterwards."""
+    order = await owned_order(placed, order_id, user)
+    deadline = time.monotonic() + wait_seconds
+    current = await current_order(views, order)
+    # Payment takes a moment: wait for the order to leave the saga, then cancel.
+    while current.status in {"ACCEPTED", *IN_SAGA} and time.monotonic() < deadline:
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+        current = await current_order(views, order)
+    if current.status in {"ACCEPTED", *IN_SAGA}:
+        raise Conflict("the order is still being processed; try again in a moment")
+    if current.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+        raise Conflict(f"the order is {current.status.lower()} already")
+    if current.status in (OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+        raise Conflict(
+            f"the order is {current.status.replace('_', ' ').lower()};"
+            " it can no longer be cancelled"
+        )
+    await deliveries.cancel(order_id)
+    return await current_order(views, order)
+
+
+def _courier(user: Principal) -> None:
+    if user.role not in (Role.COURIER, Role.ADMIN):
+        raise Forbidden("only couriers report delivery steps")
+
+
+async def _after_step(
+    placed: PlacedOrders, views: OrderViews, order_id: UUID, user: Principal
+) -> OrderPublic:
+    # A courier sees the order they carry, whoever placed it.
+    courier = Principal(user.user_id, Role.ADMIN)
+    return await current_order(views, await owned_order(placed, order_id, courier))
+
+
+async def pick_up(
+    placed: PlacedOrders, views: OrderViews, deliveries: Deliveries, order_id: UUID, user: Principal
+) -> OrderPublic:
+    """Courier: the food is picked up at the restaurant."""
+    _courier(user)
+    await deliveries.pick_up(order_id)
+    return await _after_step(placed, views, order_id, user)
+
+
+async def deliver(
+    placed: PlacedOrders, views: OrderViews, deliveries: Deliveries, order_id: UUID, user: Principal
+) -> OrderPublic:
+    """Courier: the food is handed to the customer."""
+    _courier(user)
+    await deliveries.deliver(order_id)
+    return await _after_step(placed, views, order_id, user)
+
+
+# --- dashboard and menu -----------------------------------------------------------------------
+
+
+async def order_timeline(views: OrderViews, board: Board, order_id: UUID) -> OrderTimeline:
+    """Live status, stored row and history of one order; the board's history if not stored."""
+    current = await views.status(order_id)
+    record = await views.record(order_id)
+    card = board.get(order_id)
+    if current is None and record is None and card is None:
+        raise NotFound(f"no order {order_id}")
+    history = list(record.history) if record is not None else []
+    if not history and card is not None:
+        history = list(card.history)
+    stored = (
+        StoredOrder(
+            status=record.status,
+            reason=record.reason,
+            detail=record.detail,
+            version=record.version,
+            total=record.total,
+            currency=record.currency,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+        if record is not None
+        else None
+    )
+    return OrderTimeline(
+        order_id=order_id,
+        current=current,
+        stored=stored,
+        items=record.items if record is not None else [],
+        history=history,
+    )
+
+
+async def stock_report(catalogue: Catalogue) -> StockReport:
+    """Stock per menu item, each flagged `low` below the threshold."""
+    return StockReport(
+        threshold=LOW_STOCK_THRESHOLD,
+        items=[
+            StockLevel(
+                item_id=item.item_id,
+                name=item.name,
+                stock=item.stock,
+                low=item.stock < LOW_STOCK_THRESHOLD,
+            )
+            for item in await catalogue.menu()
+        ],
+    )
+
+
+async def courier_board(deliveries: Deliveries) -> CourierBoard:
+    """Couriers, free or carrying an order; says so when the delivery service is unreachable."""
+    try:
+        couriers = await deliveries.couriers()
+    except DeliveryUnavailable as exc:
+        log.warning("Couriers unavailable: %s", exc)
+        return CourierBoard(delivery_service=False, message="delivery service not reachable")
+    busy = sum(1 for c in couriers if c.current_order is not None)
+    return CourierBoard(
+        delivery_service=True,
+        message=f"{len(couriers)} couriers, {busy} on a delivery",
+        couriers=couriers,
+    )
+
+
+async def place_test_order(publisher: OrderPublisher, body: TestOrderRequest) -> TestOrderAccepted:
+    """Publish a test order under a new order id, without an account."""
+    try:
+        order = ValidatedOrder(
+            order_id=uuid.uuid4(),
+            user_id=body.user_id,
+            items=[
+                OrderItemIn(item_id=line.item_id, quantity=line.quantity) for line in body.items
+            ],
+            promo_code=body.promo_code or None,
+        )
+    except ValidationError as exc:
+        raise Invalid([{"msg": e["msg"], "loc": e["loc"]} for e in exc.errors()]) from None
+    assert order.order_id is not None
+    await publisher.publish(topics.VALIDATED_ORDERS, order)
+    log.info("Dashboard test order %s published for %s", order.order_id, body.user_id)
+    return TestOrderAccepted(order_id=order.order_id, topic=topics.VALIDATED_ORDERS)

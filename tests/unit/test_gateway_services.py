@@ -1,0 +1,541 @@
+"""The gateway's use cases over in-memory ports, and how their errors reach the client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID, uuid4
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from foodflow.contracts import topics
+from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.inventory import MenuItem
+from foodflow.contracts.orders import (
+    DeliveryAddress,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+    PricedItem,
+    StatusChange,
+    ValidatedOrder,
+)
+from foodflow.gateway import schemas, services
+from foodflow.gateway.app import install_gateway_errors
+from foodflow.gateway.board import Board
+from foodflow.gateway.schemas import (
+    Login,
+    OrderAccepted,
+    OrderCreate,
+    OrderLineIn,
+    UserCreate,
+)
+from foodflow.gateway.security import Principal, Role, read_token
+from foodflow.gateway.services import Account, PlacedOrder
+from foodflow.orders.records import OrderRecord
+from foodflow.platform.config import Settings
+from foodflow.platform.errors import ServiceUnavailable
+
+SETTINGS = Settings(JWT_SECRET="s" * 40, LOGIN_ATTEMPTS_PER_MINUTE=3)
+T0 = datetime(2025, 3, 1, 18, 30, tzinfo=UTC)
+ADDRESS = DeliveryAddress(address="Alexanderplatz 1, Berlin", lat=52.52, lon=13.41)
+
+
+# --- fakes ------------------------------------------------------------------------------------
+
+
+class FakeRepository:
+    """Users and placed orders in dicts (`Accounts` and `PlacedOrders`)."""
+
+    def __init__(self) -> None:
+        self.users: dict[UUID, tuple[Account, str]] = {}
+        self.placed: dict[UUID, tuple[PlacedOrder, str | None]] = {}
+
+    async def add_user(self, account: Account, password_hash: str) -> bool:
+        if any(a.email == account.email for a, _ in self.users.values()):
+            return False
+        self.users[account.user_id] = (account, password_hash)
+        return True
+
+    async def user(self, user_id: UUID) -> Account | None:
+        found = self.users.get(user_id)
+        return found[0] if found else None
+
+    async def user_by_email(self, email: str) -> tuple[Account, str] | None:
+        return next((found for found in self.users.values() if found[0].email == email), None)
+
+    async def add_order(
+        self, order: ValidatedOrder, user_id: UUID, idempotency_key: str | None, request_hash: str
+    ) -> bool:
+        if idempotency_key is not None and await self.order_by_key(user_id, idempotency_key):
+            return False
+        assert order.order_id is not None
+        created = T0 + timedelta(seconds=len(self.placed))
+        placed = PlacedOrder(order.order_id, user_id, request_hash, order, created)
+        self.placed[order.order_id] = (placed, idempotency_key)
+        return True
+
+    async def order_by_key(self, user_id: UUID, idempotency_key: str | None) -> PlacedOrder | None:
+        return next(
+            (
+                placed
+                for placed, key in self.placed.values()
+                if placed.user_id == user_id and key == idempotency_key
+            ),
+            None,
+        )
+
+    async def order(self, order_id: UUID) -> PlacedOrder | None:
+        found = self.placed.get(order_id)
+        return found[0] if found else None
+
+    async def count_orders(self, user_id: UUID) -> int:
+        return sum(1 for placed, _ in self.placed.values() if placed.user_id == user_id)
+
+    async def orders(self, user_id: UUID, limit: int, offset: int) -> list[PlacedOrder]:
+        mine = [placed for placed, _ in self.placed.values() if placed.user_id == user_id]
+        mine.sort(key=lambda placed: placed.created_at, reverse=True)
+        return mine[offset : offset + limit]
+
+
+class FakeAttempts:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    async def hit(self, email: str, client: str) -> int:
+        self.counts[email, client] = self.counts.get((email, client), 0) + 1
+        return self.counts[email, client]
+
+    async def clear(self, email: str, client: str) -> None:
+        self.counts.pop((email, client), None)
+
+
+class FakeViews:
+    """Live snapshots and stored records by order id; each read of a status is counted."""
+
+    def __init__(self) -> None:
+        self.snapshots: dict[UUID, OrderSnapshot] = {}
+        self.records: dict[UUID, OrderRecord] = {}
+
+    async def snapshot(self, order_id: UUID) -> OrderSnapshot | None:
+        return self.snapshots.get(order_id)
+
+    async def status(self, order_id: UUID) -> OrderStatusUpdate | None:
+        snapshot = self.snapshots.get(order_id)
+        return snapshot.status_update() if snapshot else None
+
+    async def is_live(self, order_id: UUID) -> bool:
+        return order_id in self.snapshots
+
+    async def record(self, order_id: UUID) -> OrderRecord | None:
+        return self.records.get(order_id)
+
+
+class FakeCatalogue:
+    def __init__(self, stock: dict[str, int]) -> None:
+        self.stock = stock
+
+    async def menu(self) -> list[MenuItem]:
+        return [
+            MenuItem(item_id=i, name=i.title(), price=Decimal("9.00"), stock=s)
+            for i, s in sorted(self.stock.items())
+        ]
+
+
+class FakeDeliveries:
+    def __init__(self, couriers: list[CourierView] | None = None) -> None:
+        self.steps: list[tuple[str, UUID]] = []
+        self._couriers = couriers
+
+    async def cancel(self, order_id: UUID) -> None:
+        self.steps.append(("cancel", order_id))
+
+    async def pick_up(self, order_id: UUID) -> None:
+        self.steps.append(("pickup", order_id))
+
+    async def deliver(self, order_id: UUID) -> None:
+        self.steps.append(("deliver", order_id))
+
+    async def couriers(self) -> list[CourierView]:
+        if self._couriers is None:
+            raise services.DeliveryUnavailable("ClientConnectorError: refused")
+        return self._couriers
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, ValidatedOrder]] = []
+
+    async def publish(self, topic: str, order: ValidatedOrder) -> None:
+        self.published.append((topic, order))
+
+
+def customer() -> Principal:
+    return Principal(uuid4(), Role.CUSTOMER)
+
+
+def order_body(*items: str, promo: str | None = None) -> OrderCreate:
+    return OrderCreate(
+        items=[OrderLineIn(item_id=i, quantity=1) for i in items],
+        delivery_address=ADDRESS,
+        promo_code=promo,
+    )
+
+
+def snapshot_of(order: ValidatedOrder, status: OrderStatus, version: int = 2) -> OrderSnapshot:
+    assert order.order_id is not None
+    return OrderSnapshot(
+        order_id=order.order_id,
+        user_id=order.user_id,
+        status=status,
+        version=version,
+        created_at=T0,
+        updated_at=T0 + timedelta(seconds=version),
+        items=[PricedItem(item_id=i.item_id, quantity=i.quantity) for i in order.items],
+        history=[
+            StatusChange(status=OrderStatus.RECEIVED, version=1, at=T0),
+            StatusChange(status=status, version=version, at=T0 + timedelta(seconds=version)),
+        ],
+    )
+
+
+def record_of(order_id: UUID, status: str = "CONFIRMED") -> OrderRecord:
+    return OrderRecord(
+        order_id=order_id,
+        user_id="u",
+        status=status,
+        reason=None,
+        detail=None,
+        version=3,
+        subtotal=Decimal("9.00"),
+        discount=Decimal("0.00"),
+        delivery_fee=Decimal("2.99"),
+        small_order_fee=Decimal("0.00"),
+        tax=Decimal("0.00"),
+        total=Decimal("11.99"),
+        currency="EUR",
+        promo_code=None,
+        price=None,
+        created_at=T0,
+        updated_at=T0 + timedelta(seconds=3),
+        items=[PricedItem(item_id="pho-bo", quantity=1, unit_price=Decimal("9.00"))],
+        history=[StatusChange(status=OrderStatus.CONFIRMED, version=3, at=T0)],
+    )
+
+
+class World:
+    def __init__(self) -> None:
+        self.repository = FakeRepository()
+        self.views = FakeViews()
+        self.catalogue = FakeCatalogue({"pho-bo": 50, "ramen": 5})
+        self.deliveries = FakeDeliveries()
+        self.publisher = FakePublisher()
+
+    async def place(
+        self, user: Principal, body: OrderCreate, key: str | None = None
+    ) -> OrderAccepted:
+        return await services.place_order(
+            self.repository, self.catalogue, self.views, self.publisher, user, body, key
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+async def test_sign_up_then_log_in_gives_a_token_for_that_user(world: World) -> None:
+    body = UserCreate(email="Ada@Example.org", name="Ada", password="correct horse")
+    user = await services.sign_up(world.repository, body, Role.CUSTOMER)
+    assert user.email == "ada@example.org" and user.role is Role.CUSTOMER
+    with pytest.raises(services.Conflict, match="exists already"):
+        await services.sign_up(world.repository, body, Role.CUSTOMER)
+
+    attempts = FakeAttempts()
+    login = Login(email="ADA@example.org", password="correct horse")
+    token = await services.log_in(
+        world.repository, attempts, SETTINGS, login.email, login.password, "10.0.0.1"
+    )
+    assert token.user == user
+    assert read_token(token.access_token, SETTINGS) == Principal(user.user_id, Role.CUSTOMER)
+    assert attempts.counts == {}  # a success forgets the attempts
+    principal = Principal(user.user_id, Role.CUSTOMER)
+    assert await services.me(world.repository, principal) == user
+    with pytest.raises(services.NotFound):
+        await services.me(world.repository, customer())
+
+
+async def test_wrong_passwords_are_limited_per_minute(world: World) -> None:
+    body = UserCreate(email="bob@example.org", name="Bob", password="correct horse")
+    await services.sign_up(world.repository, body, Role.CUSTOMER)
+    attempts = FakeAttempts()
+    for _ in range(SETTINGS.login_attempts_per_minute):
+        with pytest.raises(services.WrongCredentials, match="wrong email or password"):
+            await services.log_in(
+                world.repository, attempts, SETTINGS, "bob@example.org", "nope", "c"
+            )
+    with pytest.raises(services.TooManyAttempts) as refused:
+        await services.log_in(
+            world.repository, attempts, SETTINGS, "bob@example.org", "correct horse", "c"
+        )
+    assert refused.value.headers == {"Retry-After": "60"}
+
+
+# --- placing ----------------------------------------------------------------------------------
+
+
+async def test_an_order_is_published_at_catalogue_prices_under_a_new_id(world: World) -> None:
+    user = customer()
+    body = OrderCreate(
+        items=[OrderLineIn(item_id="pho-bo", quantity=2, price="0.01")], delivery_address=ADDRESS
+    )
+    accepted = await world.place(user, body)
+    assert accepted.status == "ACCEPTED"
+    assert accepted.status_url == f"/orders/{accepted.order_id}"
+    [(topic, order)] = world.publisher.published
+    assert topic == topics.VALIDATED_ORDERS
+    assert order.order_id == accepted.order_id and order.user_id == str(user.user_id)
+    assert [(i.item_id, i.quantity, i.price) for i in order.items] == [("pho-bo", 2, None)]
+    assert order.delivery_address == ADDRESS
+
+
+async def test_items_twice_or_off_the_menu_are_refused(world: World) -> None:
+    with pytest.raises(services.Invalid, match="only once"):
+        await world.place(customer(), order_body("pho-bo", "pho-bo"))
+    with pytest.raises(services.Invalid, match="not on the menu: no-such-dish, pizza"):
+        await world.place(customer(), order_body("pho-bo", "no-such-dish", "pizza"))
+    assert world.publisher.published == []
+
+
+async def test_the_same_key_and_body_place_one_order(world: World) -> None:
+    user = customer()
+    first = await world.place(user, order_body("pho-bo"), key="k1")
+    # Not yet taken in by the order manager: published again, under the same id.
+    again = await world.place(user, order_body("pho-bo"), key="k1")
+    assert again.order_id == first.order_id and again.status == "ACCEPTED"
+    assert [o.order_id for _, o in world.publisher.published] == [first.order_id] * 2
+
+    world.views.snapshots[first.order_id] = snapshot_of(
+        world.publisher.published[0][1], OrderStatus.PROCESSING
+    )
+    live = await world.place(user, order_body("pho-bo"), key="k1")
+    assert (live.order_id, live.status) == (first.order_id, "ALREADY_PLACED")
+    assert len(world.publisher.published) == 2
+
+    with pytest.raises(services.Invalid, match="Idempotency-Key"):
+        await world.place(user, order_body("ramen"), key="k1")
+    other_user = await world.place(customer(), order_body("pho-bo"), key="k1")
+    assert other_user.order_id != first.order_id
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+async def test_an_order_reads_live_then_stored_then_as_accepted(world: World) -> None:
+    user = customer()
+    accepted = await world.place(user, order_body("pho-bo"))
+    order_id = accepted.order_id
+
+    view = await services.read_order(world.repository, world.views, order_id, user)
+    assert (view.status, view.delivery_address, view.timeline) == ("ACCEPTED", ADDRESS, [])
+    assert view.created_at == T0 and [i.item_id for i in view.items] == ["pho-bo"]
+
+    world.views.records[order_id] = record_of(order_id)
+    stored = await services.read_order(world.repository, world.views, order_id, user)
+    assert (stored.status, stored.user_id, stored.delivery_address) == ("CONFIRMED", "u", ADDRESS)
+    assert stored.items[0].unit_price == Decimal("9.00") and len(stored.timeline) == 1
+    assert stored.updated_at == T0 + timedelta(seconds=3)
+
+    world.views.snapshots[order_id] = snapshot_of(
+        world.publisher.published[0][1], OrderStatus.COURIER_ASSIGNED
+    )
+    live = await services.read_order(world.repository, world.views, order_id, user)
+    assert live.status == "COURIER_ASSIGNED"
+    assert [c.version for c in live.timeline] == [1, 2]
+
+
+async def test_other_peoples_orders_are_not_found_except_for_admins(world: World) -> None:
+    accepted = await world.place(customer(), order_body("pho-bo"))
+    with pytest.raises(services.NotFound, match=f"no order {accepted.order_id}"):
+        await services.read_order(world.repository, world.views, accepted.order_id, customer())
+    admin = Principal(uuid4(), Role.ADMIN)
+    view = await services.read_order(world.repository, world.views, accepted.order_id, admin)
+    assert view.order_id == accepted.order_id
+
+
+async def test_my_orders_newest_first_a_page_at_a_time(world: World) -> None:
+    user = customer()
+    ids = [(await world.place(user, order_body("pho-bo"))).order_id for _ in range(3)]
+    await world.place(customer(), order_body("pho-bo"))
+    page = await services.list_orders(world.repository, world.views, user, limit=2, offset=0)
+    assert (page.total, page.limit, page.offset) == (3, 2, 0)
+    assert [o.order_id for o in page.items] == [ids[2], ids[1]]
+
+
+# --- cancelling and delivery steps ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (OrderStatus.FAILED, "the order is failed already"),
+        (OrderStatus.CANCELLED, "the order is cancelled already"),
+        (OrderStatus.PICKED_UP, "the order is picked up; it can no longer be cancelled"),
+        (OrderStatus.DELIVERED, "the order is delivered; it can no longer be cancelled"),
+        (OrderStatus.PROCESSING, "still being processed"),
+    ],
+)
+async def test_a_cancel_too_late_or_too_early_is_a_conflict(
+    world: World, status: OrderStatus, message: str
+) -> None:
+    user = customer()
+    accepted = await world.place(user, order_body("pho-bo"))
+    world.views.snapshots[accepted.order_id] = snapshot_of(world.publisher.published[0][1], status)
+    with pytest.raises(services.Conflict, match=message):
+        await services.cancel_order(
+            world.repository,
+            world.views,
+            world.deliveries,
+            accepted.order_id,
+            user,
+            wait_seconds=0.0,
+        )
+    assert world.deliveries.steps == []
+
+
+async def test_a_confirmed_order_is_cancelled_through_the_delivery_service(world: World) -> None:
+    user = customer()
+    accepted = await world.place(user, order_body("pho-bo"))
+    world.views.snapshots[accepted.order_id] = snapshot_of(
+        world.publisher.published[0][1], OrderStatus.CONFIRMED
+    )
+    view = await services.cancel_order(
+        world.repository, world.views, world.deliveries, accepted.order_id, user
+    )
+    assert world.deliveries.steps == [("cancel", accepted.order_id)]
+    assert view.order_id == accepted.order_id
+
+
+async def test_only_couriers_report_delivery_steps(world: World) -> None:
+    accepted = await world.place(customer(), order_body("pho-bo"))
+    args = (world.repository, world.views, world.deliveries, accepted.order_id)
+    with pytest.raises(services.Forbidden):
+        await services.pick_up(*args, customer())
+    courier = Principal(uuid4(), Role.COURIER)
+    picked = await services.pick_up(*args, courier)
+    delivered = await services.deliver(*args, courier)
+    assert picked.order_id == delivered.order_id == accepted.order_id
+    assert world.deliveries.steps == [
+        ("pickup", accepted.order_id),
+        ("deliver", accepted.order_id),
+    ]
+
+
+# --- dashboard --------------------------------------------------------------------------------
+
+
+async def test_a_timeline_comes_from_redis_postgres_or_the_board(world: World) -> None:
+    board = Board()
+    with pytest.raises(services.NotFound):
+        await services.order_timeline(world.views, board, uuid4())
+
+    order_id = uuid4()
+    world.views.records[order_id] = record_of(order_id)
+    timeline = await services.order_timeline(world.views, board, order_id)
+    assert timeline.current is None
+    assert timeline.stored is not None and timeline.stored.total == Decimal("11.99")
+    assert [h.status for h in timeline.history] == [OrderStatus.CONFIRMED]
+
+    only_on_board = uuid4()
+    board.apply(
+        OrderStatusUpdate(
+            order_id=only_on_board,
+            user_id="u",
+            status=OrderStatus.RECEIVED,
+            version=1,
+            created_at=T0,
+            updated_at=T0,
+        )
+    )
+    from_board = await services.order_timeline(world.views, board, only_on_board)
+    assert from_board.stored is None and from_board.items == []
+    assert [h.version for h in from_board.history] == [1]
+
+
+async def test_stock_flags_low_items_and_couriers_say_when_unreachable(world: World) -> None:
+    report = await services.stock_report(world.catalogue)
+    assert [(i.item_id, i.stock, i.low) for i in report.items] == [
+        ("pho-bo", 50, False),
+        ("ramen", 5, True),
+    ]
+    board = await services.courier_board(FakeDeliveries())
+    assert not board.delivery_service and board.message == "delivery service not reachable"
+    courier = CourierView(courier_id="c1", name="Anna", lat=52.5, lon=13.4, available=False)
+    courier.current_order = uuid4()
+    free = CourierView(courier_id="c2", name="Ben", lat=52.5, lon=13.4, available=True)
+    board = await services.courier_board(FakeDeliveries([courier, free]))
+    assert board.delivery_service and board.message == "2 couriers, 1 on a delivery"
+
+
+async def test_a_test_order_is_published_or_refused_with_the_validation_errors(
+    world: World,
+) -> None:
+    body = schemas.TestOrderRequest(items=[schemas.TestOrderLine(item_id="pho-bo", quantity=2)])
+    accepted = await services.place_test_order(world.publisher, body)
+    [(topic, order)] = world.publisher.published
+    assert accepted.topic == topic == topics.VALIDATED_ORDERS
+    assert order.order_id == accepted.order_id and order.user_id == "dashboard"
+
+    line = schemas.TestOrderLine(item_id="pho-bo", quantity=1)
+    twice = schemas.TestOrderRequest(items=[line, line])
+    with pytest.raises(services.Invalid) as refused:
+        await services.place_test_order(world.publisher, twice)
+    assert isinstance(refused.value.detail, list) and "msg" in refused.value.detail[0]
+
+
+# --- errors to HTTP ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "body", "headers"),
+    [
+        (services.NotFound("no order x"), 404, {"detail": "no order x"}, {}),
+        (services.Conflict("too late"), 409, {"detail": "too late"}, {}),
+        (services.Invalid([{"msg": "m", "loc": ["items"]}]), 422, None, {}),
+        (services.Forbidden("couriers only"), 403, {"detail": "couriers only"}, {}),
+        (services.WrongCredentials("wrong"), 401, {"detail": "wrong"}, {}),
+        (
+            services.TooManyAttempts("wait", headers={"Retry-After": "60"}),
+            429,
+            {"detail": "wait"},
+            {"retry-after": "60"},
+        ),
+        (services.DeliveryRefused(409, "not assigned"), 409, {"detail": "not assigned"}, {}),
+        (services.DeliveryUnavailable("down"), 503, {"detail": "down"}, {}),
+        (ServiceUnavailable("inventory /menu: HTTP 500"), 503, None, {}),
+    ],
+)
+async def test_errors_answer_with_their_status_and_a_detail(
+    error: Exception, status: int, body: dict[str, object] | None, headers: dict[str, str]
+) -> None:
+    app = FastAPI()
+    install_gateway_errors(app)
+
+    @app.get("/fail")
+    async def fail() -> None:
+        raise error
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        response = await client.get("/fail")
+    assert response.status_code == status
+    assert set(response.json()) == {"detail"}
+    if body is not None:
+        assert response.json() == body
+    for name, value in headers.items():
+        assert response.headers[name] == value
