@@ -48,10 +48,18 @@ class CataloguePrices:
     async def prices(self, item_ids: Iterable[str]) -> dict[str, Decimal]:
         """Price of each known item among `item_ids`; unknown ids are simply absent."""
         wanted = set(item_ids)
-        prices = self._prices
-        if self._clock() - self._read_at >= self._ttl or not wanted <= prices.keys():
-            await self._read()
+        if self._clock() - self._read_at < self._ttl:
             prices = self._prices
+            found = {}
+            for item_id in wanted:
+                price = prices.get(item_id)
+                if price is None:
+                    break
+                found[item_id] = price
+            else:
+                return found
+        await self._read()
+        prices = self._prices
         return {item_id: prices[item_id] for item_id in wanted if item_id in prices}
 
     async def _read(self) -> None:
