@@ -128,7 +128,7 @@ async def test_health_and_ready(inventory_client: httpx.AsyncClient) -> None:
     assert (await inventory_client.get("/health")).json() == {"status": "ok"}
     ready = await inventory_client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready"}
+    assert ready.json() == {"status": "ready", "checks": {"postgres": True, "sweeper": True}}
 
 
 async def test_menu_lists_seed_items_with_decimal_prices(

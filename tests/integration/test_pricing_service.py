@@ -1,16 +1,24 @@
-"""The pricing service over HTTP (in-process ASGI), catalogue prices from the real PostgreSQL."""
+"""The pricing service over HTTP (in-process ASGI), catalogue prices from a real inventory
+service (its app under uvicorn in a thread, on a free port) over the real PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from uuid import uuid4
 
+import asyncpg
 import httpx
 import pytest
+import uvicorn
 
+from foodflow.inventory_service.app import create_app as create_inventory_app
 from foodflow.platform.config import Settings
 from foodflow.pricing_service.app import create_app
 
@@ -23,9 +31,37 @@ SEED_ORDER: list[dict[str, Any]] = [
 
 
 @pytest.fixture(scope="module")
-async def pricing_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The pricing app in-process, its lifespan (and so its pool) running."""
-    app = create_app(settings)
+def inventory_url(settings: Settings) -> Iterator[str]:
+    """A real inventory service for pricing to read the catalogue from: its app under uvicorn
+    in a thread, listening on a port the OS picks (never a shared service port)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_inventory_app(settings), log_config=None, access_log=False)
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [listener]}, name="inventory", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "inventory did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        listener.close()
+
+
+@pytest.fixture(scope="module")
+async def pricing_client(
+    settings: Settings, inventory_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The pricing app in-process, its lifespan (and so its inventory client) running."""
+    app = create_app(settings.model_copy(update={"inventory_url_override": inventory_url}))
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -72,7 +108,7 @@ async def test_health_and_ready(pricing_client: httpx.AsyncClient) -> None:
     assert (await pricing_client.get("/health")).json() == {"status": "ok"}
     ready = await pricing_client.get("/ready")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready"}
+    assert ready.json() == {"status": "ready", "checks": {"inventory": True}}
 
 
 async def test_seed_order_is_priced_by_the_rules(
@@ -194,3 +230,28 @@ async def test_a_batch_prices_each_order_as_alone_and_refuses_only_the_bad_one(
     assert outcomes[1]["error"] == "UnknownItems"
     assert outcomes[2]["detail"] == "unknown promo code: NOPE"
     assert outcomes[3]["result"]["lines"][0]["item_id"] == SEED_ORDER[0]["item_id"]
+
+
+async def test_an_item_added_to_the_catalogue_is_priced_on_the_next_request(
+    pricing_client: httpx.AsyncClient, settings: Settings
+) -> None:
+    assert (await pricing_client.post("/calculate_price", json={"items": SEED_ORDER})).is_success
+    item_id = f"test-{uuid4().hex[:8]}"
+    line = {"item_id": item_id, "quantity": 2}
+    assert (
+        await pricing_client.post("/calculate_price", json={"items": [line]})
+    ).status_code == 422
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, 3.25, 5)",
+            item_id,
+            f"Test item {item_id}",
+        )
+        response = await pricing_client.post("/calculate_price", json={"items": [line]})
+    finally:
+        await conn.execute("DELETE FROM inventory_items WHERE item_id = $1", item_id)
+        await conn.close()
+
+    assert response.status_code == 200
+    assert response.json()["lines"][0]["line_total"] == "6.50"

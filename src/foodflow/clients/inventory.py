@@ -15,6 +15,7 @@ from foodflow.contracts.inventory import (
 )
 from foodflow.contracts.orders import ValidatedOrder
 from foodflow.platform.config import Settings
+from foodflow.platform.errors import FoodflowError
 from foodflow.platform.http.client import RequestRefused, ServiceClient
 
 # Giving stock back or making it final must outlast a restart of the inventory service.
@@ -63,5 +64,14 @@ class InventoryClient(ServiceClient):
                 return None
             raise
 
+    async def reachable(self) -> bool:
+        """Whether the inventory service answers its liveness probe (`GET /health`), once."""
+        try:
+            await self.get("/health", _HEALTH, attempts=1)
+        except FoodflowError:
+            return False
+        return True
+
 
 _MENU = TypeAdapter(list[MenuItem])
+_HEALTH = TypeAdapter(dict[str, str])

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -35,15 +36,16 @@ from foodflow.inventory_service.domain import (
     StockRequest,
     check_availability,
 )
-from foodflow.inventory_service.metrics import collect_stock_levels
+from foodflow.inventory_service.metrics import record_stock_levels
 from foodflow.inventory_service.repository import InventoryRepository
 from foodflow.inventory_service.sweeper import ReservationSweeper
 from foodflow.platform.config import Settings, get_settings
+from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.probes import database_health_router
+from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.logs import bind_order_id
-from foodflow.platform.metrics import install_metrics
+from foodflow.platform.periodic import periodic_task
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +60,24 @@ HOLDS_OR_HELD_STOCK = frozenset({ReservationStatus.RESERVED, ReservationStatus.C
 
 
 @dataclass(frozen=True)
-class InventoryContext:
-    """What the routes need, built once by the lifespan."""
+class InventoryRuntime:
+    """What the routes and probes need, built once by the lifespan."""
 
     pool: asyncpg.Pool
     repository: InventoryRepository
+    sweeping: asyncio.Task[None]
 
 
-async def get_context(request: Request) -> InventoryContext:  # async: no thread-pool hop
-    context: InventoryContext = request.app.state.inventory
-    return context
+def runtime_of(request: Request) -> InventoryRuntime:
+    runtime: InventoryRuntime = request.app.state.runtime
+    return runtime
 
 
-Context = Annotated[InventoryContext, Depends(get_context)]
+async def get_runtime(request: Request) -> InventoryRuntime:  # async: no thread-pool hop
+    return runtime_of(request)
+
+
+Runtime = Annotated[InventoryRuntime, Depends(get_runtime)]
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -86,11 +93,11 @@ def reservation_state(reservation: Reservation) -> ReservationState:
 
 
 @router.post("/check_inventory", response_model=CheckInventoryResponse)
-async def check_inventory(body: CheckInventoryRequest, context: Context) -> CheckInventoryResponse:
+async def check_inventory(body: CheckInventoryRequest, runtime: Runtime) -> CheckInventoryResponse:
     """Whether each item is known and in stock now; reserves nothing."""
     log.info("Checking inventory... order_id=%s", body.order_id)
     request = StockRequest.from_lines((line.item_id, line.quantity) for line in body.items)
-    stock = await context.repository.stock_levels(request.quantities)
+    stock = await runtime.repository.stock_levels(request.quantities)
     availability = check_availability(request, stock)
     available = all(item.available for item in availability)
     log.info("Available=%s order_id=%s", available, body.order_id)
@@ -110,13 +117,13 @@ async def check_inventory(body: CheckInventoryRequest, context: Context) -> Chec
 
 
 @router.post("/reserve", response_model=ReservationState)
-async def reserve(body: ReserveRequest, context: Context) -> ReservationState:
+async def reserve(body: ReserveRequest, runtime: Runtime) -> ReservationState:
     """Take stock for every line of an order, or none; the same order twice gets one answer."""
     order_id = str(body.order_id)
     bind_order_id(order_id)
     log.info("Checking inventory... order_id=%s", order_id)
     request = StockRequest.from_lines((line.item_id, line.quantity) for line in body.items)
-    reservation = await services.reserve_stock(context.repository.unit_of_work(), order_id, request)
+    reservation = await services.reserve_stock(runtime.repository.unit_of_work(), order_id, request)
     log.info(
         "Available=%s order_id=%s state=%s",
         reservation.status in HOLDS_OR_HELD_STOCK,
@@ -127,29 +134,29 @@ async def reserve(body: ReserveRequest, context: Context) -> ReservationState:
 
 
 @router.post("/commit", response_model=ReservationState)
-async def commit(body: OrderRef, context: Context) -> ReservationState:
+async def commit(body: OrderRef, runtime: Runtime) -> ReservationState:
     """Make an order's reservation final; 404 without one, 409 once released."""
     bind_order_id(body.order_id)
     reservation = await services.commit_reservation(
-        context.repository.unit_of_work(), str(body.order_id)
+        runtime.repository.unit_of_work(), str(body.order_id)
     )
     log.info("Reservation of order %s is %s", body.order_id, reservation.status)
     return reservation_state(reservation)
 
 
 @router.post("/release", response_model=ReservationState)
-async def release(body: OrderRef, context: Context) -> ReservationState:
+async def release(body: OrderRef, runtime: Runtime) -> ReservationState:
     """Give an order's reserved stock back; 404 without a reservation, 409 once committed."""
     bind_order_id(body.order_id)
     reservation = await services.release_reservation(
-        context.repository.unit_of_work(), str(body.order_id)
+        runtime.repository.unit_of_work(), str(body.order_id)
     )
     log.info("Reservation of order %s is %s", body.order_id, reservation.status)
     return reservation_state(reservation)
 
 
 @router.post("/reserve_batch", response_model=BatchResponse[ReservationState])
-async def reserve_batch(body: BatchRequest[ReserveRequest], context: Context) -> Response:
+async def reserve_batch(body: BatchRequest[ReserveRequest], runtime: Runtime) -> Response:
     """`/reserve` for many orders in one transaction: one outcome per order, in order."""
     requests = [
         (
@@ -158,7 +165,7 @@ async def reserve_batch(body: BatchRequest[ReserveRequest], context: Context) ->
         )
         for item in body.items
     ]
-    reservations = await services.reserve_many(context.repository.unit_of_work(), requests)
+    reservations = await services.reserve_many(runtime.repository.unit_of_work(), requests)
     states = Counter(r.status.value for r in reservations)
     log.info("Reserved stock for a batch of %d orders: %s", len(reservations), dict(states))
     return batch_response(
@@ -167,27 +174,27 @@ async def reserve_batch(body: BatchRequest[ReserveRequest], context: Context) ->
 
 
 @router.post("/commit_batch", response_model=BatchResponse[ReservationState])
-async def commit_batch(body: BatchRequest[OrderRef], context: Context) -> Response:
+async def commit_batch(body: BatchRequest[OrderRef], runtime: Runtime) -> Response:
     """`/commit` for many orders in one transaction: one outcome per order, in order."""
-    return await _transition_batch(body, context, services.commit_many, "Committed")
+    return await _transition_batch(body, runtime, services.commit_many, "Committed")
 
 
 @router.post("/release_batch", response_model=BatchResponse[ReservationState])
-async def release_batch(body: BatchRequest[OrderRef], context: Context) -> Response:
+async def release_batch(body: BatchRequest[OrderRef], runtime: Runtime) -> Response:
     """`/release` for many orders in one transaction: one outcome per order, in order."""
-    return await _transition_batch(body, context, services.release_many, "Released")
+    return await _transition_batch(body, runtime, services.release_many, "Released")
 
 
 async def _transition_batch(
     body: BatchRequest[OrderRef],
-    context: InventoryContext,
+    runtime: InventoryRuntime,
     use_case: Callable[
         [services.UnitOfWork, Sequence[str]], Awaitable[list[Reservation | InventoryError]]
     ],
     done: str,
 ) -> Response:
     answers = await use_case(
-        context.repository.unit_of_work(), [str(item.order_id) for item in body.items]
+        runtime.repository.unit_of_work(), [str(item.order_id) for item in body.items]
     )
     log.info("%s a batch of %d reservations", done, len(answers))
     states = [a if isinstance(a, InventoryError) else reservation_state(a) for a in answers]
@@ -195,50 +202,62 @@ async def _transition_batch(
 
 
 @router.post("/cancel", response_model=ReservationState)
-async def cancel(body: OrderRef, context: Context) -> ReservationState:
+async def cancel(body: OrderRef, runtime: Runtime) -> ReservationState:
     """Give a cancelled order's stock back, reserved or committed; 404 without a reservation."""
     reservation = await services.cancel_reservation(
-        context.repository.unit_of_work(), str(body.order_id)
+        runtime.repository.unit_of_work(), str(body.order_id)
     )
     log.info("Reservation of order %s is %s (cancelled)", body.order_id, reservation.status)
     return reservation_state(reservation)
 
 
 @router.get("/menu", response_model=list[MenuItem])
-async def menu(context: Context) -> list[MenuItem]:
+async def menu(runtime: Runtime) -> list[MenuItem]:
     """Every catalogue item with its price and current stock, by item id."""
     return [
         MenuItem(item_id=item.item_id, name=item.name, price=item.price, stock=item.stock)
-        for item in await context.repository.menu()
+        for item in await runtime.repository.menu()
     ]
 
 
+async def collect_stock_levels(app: FastAPI) -> None:
+    await record_stock_levels(app.state.runtime.repository)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the inventory service; its lifespan owns the database pool."""
+    """Build the inventory service; its lifespan migrates its tables, owns the database pool
+    and runs the reservation sweeper."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await create_pool(settings)
-        repository = InventoryRepository(pool)
-        sweeper = ReservationSweeper(
-            repository,
-            ttl=settings.reservation_ttl_seconds,
-            interval=settings.sweep_interval_seconds,
-        )
-        sweep_task = asyncio.create_task(sweeper.run(), name="reservation sweeper")
         try:
-            app.state.inventory = InventoryContext(pool=pool, repository=repository)
-            log.info("Inventory service ready")
-            yield
+            await migrate_pool(pool, "inventory_service", Path(__file__).parent / "migrations")
+            repository = InventoryRepository(pool)
+            sweeper = ReservationSweeper(repository, ttl=settings.reservation_ttl_seconds)
+            async with periodic_task(
+                sweeper.sweep,
+                settings.sweep_interval_seconds,
+                what="reservation sweep",
+                initial_delay=0,
+            ) as sweeping:
+                app.state.runtime = InventoryRuntime(pool, repository, sweeping)
+                log.info("Inventory service ready")
+                yield
         finally:
-            sweeper.stop()
-            await sweep_task
             await pool.close()
 
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
-    install_metrics(app, "inventory_service", collect=collect_stock_levels)
+    install_probes(
+        app,
+        "inventory_service",
+        checks={
+            "postgres": postgres_check(lambda request: runtime_of(request).pool),
+            "sweeper": running_check(lambda request: not runtime_of(request).sweeping.done()),
+        },
+        collect=collect_stock_levels,
+    )
     app.include_router(router)
-    app.include_router(database_health_router(lambda request: request.app.state.inventory.pool))
     install_error_handlers(app, ERROR_STATUS)
     return app

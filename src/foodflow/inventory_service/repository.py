@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from types import TracebackType
+from typing import TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -153,18 +154,24 @@ class PostgresUnitOfWork:
         )
 
 
-class InventoryRepository:
-    """Read queries over the pool, and units of work for changes."""
+Database: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+
+class InventoryRepository:
+    """Read queries and catalogue upkeep over a pool (or one connection), and units of work
+    for stock changes (those need the pool)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def unit_of_work(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._pool)
+        if not isinstance(self._db, asyncpg.Pool):
+            raise TypeError("a unit of work needs a connection pool")
+        return PostgresUnitOfWork(self._db)
 
     async def stock_levels(self, item_ids: Iterable[str]) -> dict[str, int]:
         """Current stock of each known item among `item_ids` (no locks: a snapshot)."""
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             "SELECT item_id, stock FROM inventory_items WHERE item_id = ANY($1::text[])",
             list(item_ids),
         )
@@ -172,7 +179,7 @@ class InventoryRepository:
 
     async def expired_reservations(self, older_than_seconds: float, limit: int = 200) -> list[str]:
         """Orders whose stock has been RESERVED longer than any live saga takes."""
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             "SELECT order_id FROM stock_reservations WHERE state = 'RESERVED'"
             " AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
             older_than_seconds,
@@ -180,10 +187,35 @@ class InventoryRepository:
         )
         return [str(row["order_id"]) for row in rows]
 
+    async def held_reservations(self, order_ids: Collection[str]) -> dict[str, dict[str, int]]:
+        """Quantity per item of each order among `order_ids` whose stock is still RESERVED."""
+        rows = await self._db.fetch(
+            "SELECT order_id::text AS id, items FROM stock_reservations"
+            " WHERE state = 'RESERVED' AND order_id = ANY($1::uuid[])",
+            list(order_ids),
+        )
+        return {row["id"]: json.loads(row["items"]) for row in rows}
+
     async def menu(self) -> list[CatalogueItem]:
-        rows = await self._pool.fetch(
+        rows = await self._db.fetch(
             "SELECT item_id, name, price, stock FROM inventory_items ORDER BY item_id"
         )
         return [
             CatalogueItem(row["item_id"], row["name"], row["price"], row["stock"]) for row in rows
         ]
+
+    async def put_items(self, items: Iterable[CatalogueItem]) -> None:
+        """Add items to the catalogue; an item already there takes the given name, price and
+        stock."""
+        await self._db.executemany(
+            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (item_id) DO UPDATE SET name = EXCLUDED.name,"
+            " price = EXCLUDED.price, stock = EXCLUDED.stock, updated_at = now()",
+            [(item.item_id, item.name, item.price, item.stock) for item in items],
+        )
+
+    async def remove_items(self, item_ids: Collection[str]) -> None:
+        """Take items off the catalogue (reservations that name them stay)."""
+        await self._db.execute(
+            "DELETE FROM inventory_items WHERE item_id = ANY($1::text[])", list(item_ids)
+        )

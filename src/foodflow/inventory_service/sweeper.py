@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from foodflow.inventory_service.domain import InventoryError
@@ -15,19 +13,17 @@ log = logging.getLogger(__name__)
 
 
 class ReservationSweeper:
-    """Every `interval` seconds, releases reservations RESERVED for longer than `ttl`.
+    """Releases reservations RESERVED for longer than `ttl`; `sweep` is one round of it.
 
     A saga commits or releases within its order timeout; a reservation older than `ttl`
     belongs to a saga that died or whose release never arrived. Releasing it is safe: a late
     commit of it is refused (409) and that order fails instead of taking the stock twice.
     """
 
-    def __init__(self, repository: InventoryRepository, *, ttl: float, interval: float) -> None:
+    def __init__(self, repository: InventoryRepository, *, ttl: float) -> None:
         self.repository = repository
         self.ttl = ttl
-        self.interval = interval
         self.released = 0
-        self._stopping = asyncio.Event()
 
     async def sweep_once(self) -> int:
         released = 0
@@ -42,16 +38,9 @@ class ReservationSweeper:
         self.released += released
         return released
 
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep_once()
-            except DATABASE_UNAVAILABLE_ERRORS as exc:
-                log.warning("Reservation sweep skipped, database unavailable: %s", exc)
-            except Exception:
-                log.exception("Reservation sweep failed; trying again next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-
-    def stop(self) -> None:
-        self._stopping.set()
+    async def sweep(self) -> None:
+        """One round; a database that is down skips it with a warning (the next round retries)."""
+        try:
+            await self.sweep_once()
+        except DATABASE_UNAVAILABLE_ERRORS as exc:
+            log.warning("Reservation sweep skipped, database unavailable: %s", exc)

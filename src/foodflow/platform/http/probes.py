@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
@@ -93,23 +93,3 @@ def install_probes(
         )
 
     install_metrics(app, service, collect=collect, registries=registries)
-
-
-def database_health_router(pool_of: Callable[[Request], asyncpg.Pool]) -> APIRouter:
-    """Transitional: `/health` and `/ready` for a service whose one dependency is PostgreSQL."""
-    router = APIRouter()
-    check = postgres_check(pool_of)
-
-    @router.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness: the process is up and serving HTTP."""
-        return {"status": "ok"}
-
-    @router.get("/ready")
-    async def ready(request: Request) -> JSONResponse:
-        """Readiness: PostgreSQL answers `SELECT 1`; 503 otherwise."""
-        if await _passes("postgres", check, request):
-            return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "unavailable"}, status_code=503)
-
-    return router

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import asyncpg
 import orjson
@@ -38,6 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import order_status_key
+from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
 
 log = logging.getLogger(__name__)
@@ -72,13 +74,9 @@ async def prepare_catalogue(settings: Settings) -> None:
     """Bench items with stock that a run cannot exhaust, so no order fails OUT_OF_STOCK."""
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
-        await conn.executemany(
-            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (item_id) DO UPDATE SET stock = EXCLUDED.stock",
-            [
-                (item, f"bench item {item}", 5 + i % 8, 1_000_000_000)
-                for i, item in enumerate(BENCH_ITEMS)
-            ],
+        await InventoryRepository(conn).put_items(
+            CatalogueItem(item, f"bench item {item}", Decimal(5 + i % 8), 1_000_000_000)
+            for i, item in enumerate(BENCH_ITEMS)
         )
     finally:
         await conn.close()

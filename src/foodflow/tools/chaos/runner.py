@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_status_key
+from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
 from foodflow.tools.chaos import checks
@@ -113,9 +114,8 @@ class ChaosRun:
     async def create_items(self, conn: asyncpg.Connection) -> dict[str, int]:
         # Enough stock for about 70 % of the demand, so OUT_OF_STOCK happens too.
         per_item = max(1, int(self.cfg.orders * 2 * 2 * 0.7 / ITEMS_PER_RUN))
-        await conn.executemany(
-            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, $3, $4)",
-            [(i, f"chaos item {i}", Decimal("5.00"), per_item) for i in self.items],
+        await InventoryRepository(conn).put_items(
+            CatalogueItem(i, f"chaos item {i}", Decimal("5.00"), per_item) for i in self.items
         )
         return dict.fromkeys(self.items, per_item)
 
@@ -123,9 +123,7 @@ class ChaosRun:
         """Take the run's items off the menu once audited (orders keep their lines)."""
         conn = await connect_retrying(self.settings.postgres_dsn)
         try:
-            await conn.execute(
-                "DELETE FROM inventory_items WHERE item_id = ANY($1::text[])", self.items
-            )
+            await InventoryRepository(conn).remove_items(self.items)
         finally:
             await conn.close()
 
@@ -230,16 +228,9 @@ class ChaosRun:
             ):
                 if raw:
                     o.redis[oid] = OrderStatusUpdate.model_validate_json(raw).status.value
-        stock = await conn.fetch(
-            "SELECT item_id, stock FROM inventory_items WHERE item_id = ANY($1::text[])", self.items
-        )
-        o.current_stock = {r["item_id"]: r["stock"] for r in stock}
-        held = await conn.fetch(
-            "SELECT order_id::text AS id, items FROM stock_reservations"
-            " WHERE state = 'RESERVED' AND order_id = ANY($1::uuid[])",
-            ids,
-        )
-        o.held_reservations = {r["id"]: orjson.loads(r["items"]) for r in held}
+        inventory = InventoryRepository(conn)
+        o.current_stock = await inventory.stock_levels(self.items)
+        o.held_reservations = await inventory.held_reservations(ids)
 
     def read_topics(self, since_ms: int, o: checks.Observed) -> int:
         """Status events per order from both output topics; returns the dead-letter count."""

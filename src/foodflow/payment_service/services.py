@@ -1,0 +1,357 @@
+"""Use cases of the payment service over a ledger port: authorise, capture, void, refund.
+
+Every operation carries the caller's idempotency key. The ledger records each operation's
+answer under its key, so a repeated request gets the recorded answer and changes nothing.
+Batches (the order manager sends authorise and capture in batches) run in one ledger
+transaction with a fixed number of statements, whatever their size.
+
+Handlers receive a ledger (anything shaped like `Ledger`), never a connection, so the same
+code runs against PostgreSQL in the service and against a fake in a unit test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+from foodflow.contracts.payment import (
+    AuthoriseRequest,
+    PaymentOperation,
+    PaymentRequest,
+    PaymentResult,
+)
+from foodflow.payment_service.domain import (
+    AuthorisationDecision,
+    Payment,
+    PaymentConflict,
+    PaymentError,
+    PaymentNotFound,
+    ProviderTimeout,
+    decide_authorisation,
+)
+
+log = logging.getLogger(__name__)
+
+PaymentChange = Callable[[Payment | None], Payment]
+# Starts work that outlives the request (an authorisation the provider answers late).
+StartLate = Callable[[Coroutine[Any, Any, None]], None]
+
+
+@dataclass(frozen=True)
+class LedgerOperation:
+    """One operation for `apply_many`: `change` maps the payment before to the payment after."""
+
+    key: str
+    operation: PaymentOperation
+    order_id: UUID
+    change: PaymentChange
+
+
+@dataclass(frozen=True)
+class RecordedOperation:
+    """What the ledger holds under an idempotency key: the operation and its answer."""
+
+    order_id: UUID
+    operation: PaymentOperation
+    result: PaymentResult
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A new ledger row: the operation, the money it moved and its answer."""
+
+    key: str
+    order_id: UUID
+    operation: PaymentOperation
+    moved_cents: int
+    result: PaymentResult
+
+
+class LedgerTransaction(Protocol):
+    async def recorded(self, keys: Collection[str]) -> dict[str, RecordedOperation]: ...
+    async def payments(self, order_ids: Collection[UUID]) -> dict[UUID, Payment]: ...
+    async def save(self, payments: Sequence[Payment], entries: Sequence[LedgerEntry]) -> None: ...
+
+
+class Ledger(Protocol):
+    def transaction(
+        self, order_ids: Collection[UUID]
+    ) -> AbstractAsyncContextManager[LedgerTransaction]: ...
+    async def replay_many(self, keys: Collection[str]) -> dict[str, PaymentResult]: ...
+    async def get(self, order_id: UUID) -> Payment | None: ...
+    async def entries(self, order_id: UUID) -> list[dict[str, object]]: ...
+
+
+@dataclass(frozen=True)
+class ProviderTiming:
+    """How long the simulated provider takes to answer an authorisation."""
+
+    latency_seconds: float  # every authorisation
+    slow_seconds: float  # a card the provider answers too late for (`tok_timeout`)
+
+
+def _moved_cents(operation: PaymentOperation, before: Payment | None, after: Payment) -> int:
+    if operation is PaymentOperation.AUTHORISE:
+        return after.amount_cents if before is None else 0
+    if operation is PaymentOperation.CAPTURE:
+        return after.captured_cents - (before.captured_cents if before else 0)
+    if operation is PaymentOperation.REFUND:
+        return after.refunded_cents - (before.refunded_cents if before else 0)
+    return 0
+
+
+async def apply_many(
+    ledger: Ledger, operations: Sequence[LedgerOperation]
+) -> list[PaymentResult | PaymentError]:
+    """Apply each operation once per idempotency key, in one transaction, one answer each.
+
+    A key seen before returns the recorded answer (a conflict when it was recorded for another
+    order or operation); operations on the same order apply in the batch's order. An
+    operation's domain error is its answer and writes nothing; the others still apply.
+    """
+    if not operations:
+        return []
+    answers: list[PaymentResult | PaymentError] = []
+    async with ledger.transaction({op.order_id for op in operations}) as tx:
+        seen = await tx.recorded([op.key for op in operations])
+        payments = await tx.payments(sorted({op.order_id for op in operations}))
+        changed: dict[UUID, Payment] = {}
+        entries: list[LedgerEntry] = []
+        done: dict[str, PaymentResult] = {}
+        for op in operations:
+            recorded = seen.get(op.key)
+            if recorded is not None:
+                if recorded.order_id != op.order_id or recorded.operation is not op.operation:
+                    answers.append(
+                        PaymentConflict(
+                            f"idempotency key {op.key!r} was used for {recorded.operation}"
+                            f" of order {recorded.order_id}"
+                        )
+                    )
+                else:
+                    answers.append(recorded.result)
+                continue
+            if op.key in done:  # the same operation twice in one batch
+                answers.append(done[op.key])
+                continue
+            before = payments.get(op.order_id)
+            try:
+                after = op.change(before)
+            except PaymentError as exc:
+                answers.append(exc)
+                continue
+            result = after.result(op.operation)
+            payments[op.order_id] = changed[op.order_id] = after
+            entries.append(
+                LedgerEntry(
+                    op.key,
+                    op.order_id,
+                    op.operation,
+                    _moved_cents(op.operation, before, after),
+                    result,
+                )
+            )
+            done[op.key] = result
+            answers.append(result)
+        if changed:
+            await tx.save(list(changed.values()), entries)
+    return answers
+
+
+async def apply(ledger: Ledger, operation: LedgerOperation) -> PaymentResult:
+    """`apply_many` for one operation; its domain error is raised."""
+    (answer,) = await apply_many(ledger, [operation])
+    if isinstance(answer, PaymentError):
+        raise answer
+    return answer
+
+
+def _existing(order_id: UUID) -> Callable[[Payment | None], Payment]:
+    def need(current: Payment | None) -> Payment:
+        if current is None:
+            raise PaymentNotFound(order_id)
+        return current
+
+    return need
+
+
+def _authorisation(body: AuthoriseRequest, decision: AuthorisationDecision) -> LedgerOperation:
+    def authorise_once(current: Payment | None) -> Payment:
+        # A payment already there (another key, or a void that came first) is the answer.
+        return current if current is not None else Payment.authorised(body, decision)
+
+    return LedgerOperation(
+        body.idempotency_key, PaymentOperation.AUTHORISE, body.order_id, authorise_once
+    )
+
+
+def _capture(body: PaymentRequest, key: str | None = None) -> LedgerOperation:
+    need = _existing(body.order_id)
+    return LedgerOperation(
+        key or body.idempotency_key,
+        PaymentOperation.CAPTURE,
+        body.order_id,
+        lambda current: need(current).capture(body.amount_cents),
+    )
+
+
+def _capture_after(body: AuthoriseRequest) -> LedgerOperation:
+    """The capture that `capture=True` asks for, under its own idempotency key."""
+    request = PaymentRequest(order_id=body.order_id, idempotency_key=body.idempotency_key)
+    return _capture(request, f"{body.idempotency_key}:capture")
+
+
+def _authorise_ops(
+    body: AuthoriseRequest, before: PaymentResult | None, decision: AuthorisationDecision | None
+) -> list[LedgerOperation]:
+    """The ledger operations an authorise asks for: the authorisation unless it is recorded
+    already (`before`), then the capture if `capture` and the card approves."""
+    ops: list[LedgerOperation] = []
+    if before is not None:
+        approved = before.approved
+    else:
+        assert decision is not None, "a new authorisation comes with the provider's decision"
+        ops.append(_authorisation(body, decision))
+        approved = decision.approved
+    if body.capture and approved:
+        ops.append(_capture_after(body))
+    return ops
+
+
+def _authorise_answer(
+    before: PaymentResult | None, results: list[PaymentResult | PaymentError]
+) -> PaymentResult | PaymentError:
+    """The answer to an authorise (with capture): the capture's once approved, else the
+    authorisation's (a decline, or the VOIDED tombstone of a void that came first)."""
+    authorised = before if before is not None else results.pop(0)
+    captured = results[0] if results else None
+    if isinstance(authorised, PaymentError) or not authorised.approved or captured is None:
+        return authorised
+    return captured
+
+
+async def authorise(
+    ledger: Ledger, body: AuthoriseRequest, timing: ProviderTiming
+) -> PaymentResult:
+    """Hold the amount on the card (and take it, with `capture`); a decline is an answer.
+
+    A repeated request is answered from the ledger without asking the provider again.
+    """
+    before = (await ledger.replay_many([body.idempotency_key])).get(body.idempotency_key)
+    decision = None if before is not None else decide_authorisation(body.card_token)
+    if decision is not None:
+        await asyncio.sleep(timing.slow_seconds if decision.slow else timing.latency_seconds)
+    ops = _authorise_ops(body, before, decision)
+    answer = _authorise_answer(before, await apply_many(ledger, ops))
+    if isinstance(answer, PaymentError):
+        raise answer
+    if decision is not None:
+        log.info(
+            "Authorise order %s %d cents: %s %s",
+            body.order_id,
+            body.amount_cents,
+            answer.state,
+            answer.decline_code or "",
+        )
+    return answer
+
+
+async def authorise_many(
+    ledger: Ledger,
+    requests: Sequence[AuthoriseRequest],
+    timing: ProviderTiming,
+    start_late: StartLate,
+) -> list[PaymentResult | PaymentError]:
+    """`authorise` for many orders: the provider is asked for all of them at once, and each
+    authorisation (with its capture) is recorded in one transaction.
+
+    A card the provider answers too late for (`tok_timeout`) gets `ProviderTimeout` at once,
+    and its authorisation lands later (through `start_late`), as it would with a real
+    provider; the rest of the batch does not wait for it.
+    """
+    replayed = await ledger.replay_many([item.idempotency_key for item in requests])
+    asked: list[tuple[PaymentResult | None, list[LedgerOperation]]] = []
+    late: list[AuthoriseRequest] = []
+    for item in requests:
+        before = replayed.get(item.idempotency_key)
+        decision = None if before is not None else decide_authorisation(item.card_token)
+        if decision is not None and decision.slow:
+            late.append(item)
+            asked.append((None, []))
+        else:
+            asked.append((before, _authorise_ops(item, before, decision)))
+    if late:
+        start_late(_authorise_late(ledger, late, timing))
+    if any(before is None and ops for before, ops in asked):
+        await asyncio.sleep(timing.latency_seconds)
+    applied = iter(await apply_many(ledger, [op for _, ops in asked for op in ops]))
+    return [
+        _authorise_answer(before, [next(applied) for _ in ops])
+        if ops or before is not None
+        else ProviderTimeout(item.order_id)
+        for item, (before, ops) in zip(requests, asked, strict=True)
+    ]
+
+
+async def _authorise_late(
+    ledger: Ledger, late: list[AuthoriseRequest], timing: ProviderTiming
+) -> None:
+    await asyncio.sleep(timing.slow_seconds)
+    await apply_many(
+        ledger, [_authorisation(item, decide_authorisation(item.card_token)) for item in late]
+    )
+
+
+async def capture_many(
+    ledger: Ledger, requests: Sequence[PaymentRequest]
+) -> list[PaymentResult | PaymentError]:
+    """Take the authorised money of many orders in one transaction, one answer each."""
+    return await apply_many(ledger, [_capture(item) for item in requests])
+
+
+async def capture(ledger: Ledger, body: PaymentRequest) -> PaymentResult:
+    """Take the authorised money (all of it unless `amount_cents` says less)."""
+    return await apply(ledger, _capture(body))
+
+
+async def void(ledger: Ledger, body: PaymentRequest) -> PaymentResult:
+    """Cancel an authorisation; before any authorisation it leaves a tombstone that blocks a
+    late one."""
+    return await apply(
+        ledger,
+        LedgerOperation(
+            body.idempotency_key,
+            PaymentOperation.VOID,
+            body.order_id,
+            lambda current: (
+                Payment.void_tombstone(body.order_id) if current is None else current.void()
+            ),
+        ),
+    )
+
+
+async def refund(ledger: Ledger, body: PaymentRequest) -> PaymentResult:
+    """Give captured money back (all that is left unless `amount_cents` says less)."""
+    need = _existing(body.order_id)
+    return await apply(
+        ledger,
+        LedgerOperation(
+            body.idempotency_key,
+            PaymentOperation.REFUND,
+            body.order_id,
+            lambda current: need(current).refund(body.amount_cents),
+        ),
+    )
+
+
+async def payment_record(ledger: Ledger, order_id: UUID) -> tuple[Payment, list[dict[str, object]]]:
+    """An order's payment and its ledger entries, oldest first."""
+    payment = await ledger.get(order_id)
+    if payment is None:
+        raise PaymentNotFound(order_id)
+    return payment, await ledger.entries(order_id)
