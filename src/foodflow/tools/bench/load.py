@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import order_status_key
 from foodflow.platform.config import Settings
+from foodflow.tools.kafka_io import TopicReader, tool_producer
 
 log = logging.getLogger(__name__)
 
@@ -154,14 +155,8 @@ class LoadRun:
     # --- threads ---------------------------------------------------------------------------
 
     def _send(self) -> None:
-        producer = Producer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "compression.type": "lz4",
-            }
+        producer = tool_producer(
+            self.settings, {"acks": "all", "linger.ms": 1, "compression.type": "lz4"}
         )
         rng = random.Random(42)
         res = self.res
@@ -220,27 +215,14 @@ class LoadRun:
         self._sending_done.set()
 
     def _consume(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            topic = topics.ORDER_STATUS_UPDATES
-            meta = consumer.list_topics(topic, timeout=10)
-            parts = []
-            for p in meta.topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p, OFFSET_END), timeout=10
-                )
-                parts.append(TopicPartition(topic, p, high))
-            consumer.assign(parts)
+        with TopicReader(
+            self.settings, topics.ORDER_STATUS_UPDATES, since_ms=None, group="bench"
+        ) as reader:
+            poll = reader.consumer.poll  # per message: no wrapper between us and librdkafka
             self._consumer_ready.set()
             res = self.res
             while not self._stop_consumer.is_set():
-                msg = consumer.poll(0.05)
+                msg = poll(0.05)
                 if msg is None or msg.error() is not None:
                     continue
                 seen = time.monotonic()
@@ -255,8 +237,6 @@ class LoadRun:
                     res.status[i] = status
                     res.confirmed_at[i] = seen
                     self.final_count += 1
-        finally:
-            consumer.close()
 
     # --- asyncio observers -----------------------------------------------------------------
 
