@@ -21,6 +21,7 @@ from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_status_key
 from foodflow.platform.config import Settings
+from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
 from foodflow.tools import processes
 from foodflow.tools.chaos import checks
@@ -33,6 +34,7 @@ ITEMS_PER_RUN = 8
 QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
 QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 INFRA = ("kafka", "redis", "postgres")
+RECOVERY_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -321,28 +323,40 @@ class ChaosRun:
         )
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
-        """Poll until every order is final everywhere and no stock drifts; None on timeout."""
-        deadline = time.monotonic() + self.cfg.recover_timeout
+        """Look every few seconds until every order is final everywhere and no stock drifts; the
+        time that was first seen, or None on timeout."""
         conn = await connect_retrying(self.settings.postgres_dsn)
         rds = aioredis.from_url(self.settings.redis_url)
+        recovered = asyncio.Event()
+        recovered_at = 0.0
+
+        async def look() -> None:
+            nonlocal conn, recovered_at
+            try:
+                await self.read_stores(conn, rds, o)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close()
+                conn = await connect_retrying(self.settings.postgres_dsn)
+                return
+            total = len(checks.all_orders(o))
+            done = total - len(checks.lost(o))
+            self.progress("recovering", done, total)
+            if done == total and not checks.stock_drift(o) and not recovered.is_set():
+                recovered_at = time.monotonic()
+                recovered.set()
+
         try:
-            while time.monotonic() < deadline:
-                try:
-                    await self.read_stores(conn, rds, o)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    await conn.close()
-                    conn = await connect_retrying(self.settings.postgres_dsn)
-                    continue
-                total = len(checks.all_orders(o))
-                done = total - len(checks.lost(o))
-                self.progress("recovering", done, total)
-                if done == total and not checks.stock_drift(o):
-                    return time.monotonic()
-                await asyncio.sleep(1.0)
+            async with periodic_task(
+                look, RECOVERY_CHECK_SECONDS, what="chaos recovery check", initial_delay=0
+            ):
+                async with asyncio.timeout(self.cfg.recover_timeout):
+                    await recovered.wait()
+        except TimeoutError:
             return None
         finally:
             await conn.close()
             await rds.aclose()
+        return recovered_at
 
 
 async def connect_retrying(dsn: str, attempts: int = 30) -> asyncpg.Connection:
