@@ -95,7 +95,10 @@ class HttpSession:
     ) -> Response:
         if self._session is None:
             raise RuntimeError("HttpSession is not open")
-        async with self._session.request(method, path, json=body, headers=headers) as answer:
+        # Redirects are answers too: the caller sees them, as with any other status.
+        async with self._session.request(
+            method, path, json=body, headers=headers, allow_redirects=False
+        ) as answer:
             return Response(answer.status, await answer.text())
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -242,7 +242,7 @@ class BatchConsumer:
         messages = [msg for batch, _ in in_flight for msg in batch]
         in_flight.clear()
         self._failures += 1
-        # Retry n waits up to RETRY_BASE_SECONDS * 2**n (capped), as it always has.
+        # After failure n: up to RETRY_BASE_SECONDS * 2**n, capped at RETRY_CAP_SECONDS.
         delay = backoff_delay(self._failures + 1, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)
         log.exception(
             "Handling %d message(s) failed (attempt %d); retrying in %.1fs",
