@@ -20,7 +20,7 @@ from foodflow.tools.bench.command import bench
 from foodflow.tools.chaos.command import chaos
 from foodflow.tools.customer import customer_app
 from foodflow.tools.customer import order as customer_order
-from foodflow.tools.dlq import dlq_app
+from foodflow.tools.dead_letters import dlq_app
 from foodflow.tools.infra import manager
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")

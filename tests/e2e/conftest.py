@@ -11,11 +11,11 @@ from decimal import Decimal
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from foodflow.contracts.orders import OrderStatusUpdate, order_status_key
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
+from foodflow.tools.kafka_io import TopicReader
 
 # A short payment step keeps the suite fast and still exercises the delay; short sweeps let the
 # chaos test see stuck orders and orphaned reservations recovered within the run.
@@ -72,26 +72,13 @@ class TopicTail:
 
     def __init__(self, settings: Settings, topic: str) -> None:
         self.topic = topic
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-        meta = self.consumer.list_topics(topic, timeout=10)
-        parts = [TopicPartition(topic, p, OFFSET_END) for p in meta.topics[topic].partitions]
-        self.consumer.assign(parts)
-        # Resolve OFFSET_END now, so messages produced after this point are all seen.
-        for tp in parts:
-            _, high = self.consumer.get_watermark_offsets(tp, timeout=10)
-            self.consumer.seek(TopicPartition(topic, tp.partition, high))
+        # From the end as of now, so messages produced after this point are all seen.
+        self.reader = TopicReader(settings, topic, since_ms=None, group="e2e")
         self.by_key: dict[bytes, list[bytes]] = {}
 
     def _drain(self, timeout: float) -> None:
-        for msg in self.consumer.consume(num_messages=1000, timeout=timeout):
-            if msg.error() is None:
-                self.by_key.setdefault(msg.key() or b"", []).append(msg.value())
+        for msg in self.reader.consume(1000, timeout):
+            self.by_key.setdefault(msg.key() or b"", []).append(msg.value())
 
     async def until(self, keys: set[str], count_per_key: int, timeout: float = 30.0) -> None:
         wanted = {k.encode() for k in keys}
@@ -107,7 +94,7 @@ class TopicTail:
         return self.by_key.get(key.encode(), [])
 
     def close(self) -> None:
-        self.consumer.close()
+        self.reader.close()
 
 
 @pytest.fixture

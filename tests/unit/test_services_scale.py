@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,12 @@ def test_all_services_lists_requested_and_recorded_instances(settings: Settings)
     names = [s.name for s in processes.all_services(settings, scale={"order_manager": 2})]
     assert {"order_manager", "order_manager-1", "order_writer", "order_writer-2"} <= set(names)
     assert names.index("order_manager") < names.index("order_manager-1")
+
+
+def test_a_service_that_does_not_answer_is_not_healthy(settings: Settings) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    svc = processes.ServiceProcess("pricing_service", settings)
+    svc.port = free_port
+    assert not svc.healthy()

@@ -33,11 +33,14 @@ async def retry_async(
     max_delay: float = 2.0,
     what: str = "call",
     on_retry: OnRetry | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> T:
     """Await `call()` up to `attempts` times (forever when None), backing off between tries.
 
-    `on_retry(attempt, error, delay)` runs before each wait (metrics, a custom log line); without
-    it each retry logs a warning.
+    Only errors of the `retry_on` types are retried, and of those only the ones `retry_if`
+    accepts (when given: e.g. a Kafka error that says it is retriable); any other error, or the
+    last attempt's, is raised. `on_retry(attempt, error, delay)` runs before each wait (metrics,
+    a custom log line); without it each retry logs a warning.
     """
     if attempts is not None and attempts < 1:
         raise ValueError("attempts must be at least 1")
@@ -47,7 +50,9 @@ async def retry_async(
         try:
             return await call()
         except retry_on as exc:
-            if attempts is not None and attempt >= attempts:
+            if (attempts is not None and attempt >= attempts) or (
+                retry_if is not None and not retry_if(exc)
+            ):
                 raise
             delay = backoff_delay(attempt, base_delay, max_delay)
             if on_retry is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
 
 from foodflow.platform.config import get_settings
+from foodflow.tools.http import HttpSession, Response
 
 customer_app = typer.Typer(help="Use the gateway as a customer: sign up, order, follow, cancel.")
 console = Console(soft_wrap=True)
@@ -19,12 +19,12 @@ EmailOption = typer.Option("demo@foodflow.example", help="Account; created on fi
 PasswordOption = typer.Option("demo password", help="Its password.")
 
 
-def _client() -> httpx.Client:
+def _client() -> HttpSession:
     settings = get_settings()
-    return httpx.Client(base_url=settings.service_url(settings.gateway_port), timeout=15.0)
+    return HttpSession(settings.service_url(settings.gateway_port), timeout=15.0)
 
 
-def _fail(response: httpx.Response) -> typer.Exit:
+def _fail(response: Response) -> typer.Exit:
     try:
         detail = response.json().get("detail", response.text)
     except ValueError:
@@ -33,7 +33,7 @@ def _fail(response: httpx.Response) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _log_in(client: httpx.Client, email: str, password: str) -> dict[str, str]:
+def _log_in(client: HttpSession, email: str, password: str) -> dict[str, str]:
     """A bearer header for the account, signing it up first if it does not exist."""
     answer = client.post("/auth/login", json={"email": email, "password": password})
     if answer.status_code == 401:

@@ -9,10 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from foodflow.platform.config import PORT_SETTING, Settings
 from foodflow.platform.errors import InfraError
+from foodflow.tools import http
 from foodflow.tools.infra import process
 
 # Start order: what the order manager calls comes up before it.
@@ -67,8 +66,8 @@ class ServiceProcess:
 
     def healthy(self, path: str = "/health") -> bool:
         try:
-            return httpx.get(self.url + path, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
+            return http.get(self.url + path, timeout=1.0).status_code == 200
+        except http.HTTP_ERRORS:
             return False
 
     def is_running(self) -> bool:

@@ -10,14 +10,14 @@ from decimal import Decimal
 
 import asyncpg
 import redis.asyncio as aioredis
-from confluent_kafka import Consumer, Producer, TopicPartition
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import OrderStatusUpdate, ValidatedOrder
 from foodflow.orders import records, status_store
 from foodflow.platform.config import Settings
-from foodflow.platform.errors import FoodflowError, PublishError
+from foodflow.platform.errors import FoodflowError
+from foodflow.tools.kafka_io import TopicReader, publish
 
 SEED_ORDER_LINE = (
     '{"user_id": "user-001", "items": [{"item_id": "sushi-set", "quantity": 1, "price": 25.50}, '
@@ -27,21 +27,7 @@ SEED_ORDER_LINE = (
 
 def publish_raw(settings: Settings, value: bytes, key: str | None = None) -> tuple[int, int]:
     """Publish one message on `validated_orders`; returns its (partition, offset)."""
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
-    where: list[tuple[int, int]] = []
-    errors: list[str] = []
-
-    def delivered(err: object, msg: object) -> None:
-        if err is not None:
-            errors.append(str(err))
-        else:
-            where.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
-
-    producer.produce(topics.VALIDATED_ORDERS, value=value, key=key, on_delivery=delivered)
-    producer.flush(30)
-    if errors or not where:
-        raise PublishError(errors[0] if errors else "no delivery report within 30s")
-    return where[0]
+    return publish(settings, topics.VALIDATED_ORDERS, value, key)
 
 
 def send_order(settings: Settings, order: ValidatedOrder) -> uuid.UUID:
@@ -61,49 +47,20 @@ def follow(
     settings: Settings, order_id: uuid.UUID, since_ms: int, timeout: float = 30.0
 ) -> Iterator[OrderStatusUpdate]:
     """Yield the order's status events from `order_status_updates` until a final one."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"foodflow-cli-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        meta = consumer.list_topics(topics.ORDER_STATUS_UPDATES, timeout=10)
-        numbers = list(meta.topics[topics.ORDER_STATUS_UPDATES].partitions)
-        # The end of each partition *before* asking by time: a partition with nothing since
-        # `since_ms` yet starts there, so an event appended meanwhile is still read (starting
-        # at "the end, whenever the fetch happens" missed the first events of a fast order).
-        ends = {
-            p: consumer.get_watermark_offsets(
-                TopicPartition(topics.ORDER_STATUS_UPDATES, p), timeout=10
-            )[1]
-            for p in numbers
-        }
-        starts = consumer.offsets_for_times(
-            [TopicPartition(topics.ORDER_STATUS_UPDATES, p, since_ms) for p in numbers], timeout=10
-        )
-        consumer.assign(
-            [
-                TopicPartition(
-                    tp.topic, tp.partition, tp.offset if tp.offset >= 0 else ends[tp.partition]
-                )
-                for tp in starts
-            ]
-        )
+    with TopicReader(
+        settings, topics.ORDER_STATUS_UPDATES, since_ms, group="foodflow-cli"
+    ) as reader:
         key = str(order_id).encode()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            msg = consumer.poll(0.2)
-            if msg is None or msg.error() is not None or msg.key() != key:
+            msg = reader.poll(0.2)
+            if msg is None or msg.key() != key:
                 continue
             update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             yield update
             if update.is_final:
                 return
         raise FoodflowError(f"order {order_id} reached no final state within {timeout:.0f}s")
-    finally:
-        consumer.close()
 
 
 def redis_status(settings: Settings, order_id: uuid.UUID) -> OrderStatusUpdate | None:

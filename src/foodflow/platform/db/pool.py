@@ -6,12 +6,12 @@ purpose, so money read from the database is never a float.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import asyncpg
 
 from foodflow.platform.config import Settings
+from foodflow.platform.retry import retry_async
 
 log = logging.getLogger(__name__)
 
@@ -49,40 +49,41 @@ async def create_pool(
     attempts: int = CONNECT_ATTEMPTS,
 ) -> asyncpg.Pool:
     """Open a pool to `settings.postgres_dsn`, retrying a few times with exponential backoff."""
-    if attempts < 1:
-        raise ValueError("attempts must be at least 1")
-    backoff = FIRST_BACKOFF_SECONDS
-    for attempt in range(1, attempts + 1):
-        try:
-            pool = await asyncpg.create_pool(
+
+    def retrying(attempt: int, exc: BaseException, delay: float) -> None:
+        log.warning(
+            "PostgreSQL not reachable (attempt %d/%d): %s; retrying in %.1fs",
+            attempt,
+            attempts,
+            exc,
+            delay,
+        )
+
+    try:
+        pool = await retry_async(
+            lambda: asyncpg.create_pool(
                 settings.postgres_dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=CONNECT_TIMEOUT_SECONDS,
                 command_timeout=COMMAND_TIMEOUT_SECONDS,
-            )
-        except TRANSIENT_CONNECT_ERRORS as exc:
-            if attempt == attempts:
-                log.error("PostgreSQL unreachable after %d attempts: %s", attempts, exc)
-                raise
-            log.warning(
-                "PostgreSQL not reachable (attempt %d/%d): %s; retrying in %.1fs",
-                attempt,
-                attempts,
-                exc,
-                backoff,
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
-        else:
-            log.info(
-                "PostgreSQL pool open on %s:%s/%s",
-                settings.postgres_host,
-                settings.postgres_port,
-                settings.postgres_db,
-            )
-            return pool
-    raise AssertionError("unreachable: the loop returns or raises")
+            ),
+            retry_on=TRANSIENT_CONNECT_ERRORS,
+            attempts=attempts,
+            base_delay=FIRST_BACKOFF_SECONDS,
+            max_delay=MAX_BACKOFF_SECONDS,
+            on_retry=retrying,
+        )
+    except TRANSIENT_CONNECT_ERRORS as exc:
+        log.error("PostgreSQL unreachable after %d attempts: %s", attempts, exc)
+        raise
+    log.info(
+        "PostgreSQL pool open on %s:%s/%s",
+        settings.postgres_host,
+        settings.postgres_port,
+        settings.postgres_db,
+    )
+    return pool
 
 
 async def database_ready(pool: asyncpg.Pool, wait_seconds: float = 2.0) -> bool:

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import logging
 import os
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -26,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from foodflow.platform.config import Settings
 from foodflow.platform.kafka._logging import librdkafka_logger
+from foodflow.platform.retry import backoff_delay, retry_async
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ T = TypeVar("T")
 RETRY_BASE_SECONDS = 0.5
 RETRY_CAP_SECONDS = 30.0
 COMMIT_ATTEMPTS = 3
+COMMIT_RETRY_BASE_SECONDS = 0.2
 
 
 class BatchConsumer:
@@ -241,8 +242,8 @@ class BatchConsumer:
         messages = [msg for batch, _ in in_flight for msg in batch]
         in_flight.clear()
         self._failures += 1
-        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** min(self._failures, 16))
-        delay = random.uniform(delay / 2, delay)
+        # After failure n: up to RETRY_BASE_SECONDS * 2**n, capped at RETRY_CAP_SECONDS.
+        delay = backoff_delay(self._failures + 1, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)
         log.exception(
             "Handling %d message(s) failed (attempt %d); retrying in %.1fs",
             len(messages),
@@ -255,18 +256,21 @@ class BatchConsumer:
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def _commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                await self._call(consumer.commit, offsets=offsets, asynchronous=False)
-                return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if attempt == COMMIT_ATTEMPTS or not error.retriable():
-                    # Lost the partitions (rebalance) or the broker: the next owner re-reads
-                    # this batch, which the idempotent handler absorbs.
-                    log.warning("Committing offsets failed: %s", error.str())
-                    return
-                await asyncio.sleep(0.2 * attempt)
+        try:
+            await retry_async(
+                functools.partial(self._call, consumer.commit, offsets=offsets, asynchronous=False),
+                retry_on=(KafkaException,),
+                retry_if=_retriable,
+                attempts=COMMIT_ATTEMPTS,
+                base_delay=COMMIT_RETRY_BASE_SECONDS,
+                max_delay=COMMIT_RETRY_BASE_SECONDS * COMMIT_ATTEMPTS,
+                what="Committing offsets",
+            )
+        except KafkaException as exc:
+            # Lost the partitions (rebalance) or the broker: the next owner re-reads this
+            # batch, which the idempotent handler absorbs.
+            error: KafkaError = exc.args[0]
+            log.warning("Committing offsets failed: %s", error.str())
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._executor is None:
@@ -338,6 +342,11 @@ def _seek_back(consumer: Consumer, batch: Sequence[Message]) -> None:
             consumer.seek(TopicPartition(topic, part, offset))
         except KafkaException as exc:  # no longer assigned: the new owner starts from the commit
             log.debug("Seek to %s[%d]@%d skipped: %s", topic, part, offset, exc)
+
+
+def _retriable(exc: BaseException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.retriable()
 
 
 def _is_error(msg: Message) -> bool:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from foodflow.contracts.orders import (
     OrderFinalEvent,
@@ -31,6 +31,7 @@ from foodflow.contracts.pricing import PriceBreakdown
 from foodflow.orders import records
 from foodflow.platform.config import Settings
 from foodflow.platform.kafka.admin import delete_topics, ensure_topics
+from foodflow.tools.kafka_io import tool_producer
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +167,8 @@ def kafka_ceiling(
         reader = threading.Thread(target=consume, name="bench-kafka-ceiling", daemon=True)
         reader.start()
         ready.wait(timeout)
-        producer = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 5,
-                "compression.type": "lz4",
-            }
+        producer = tool_producer(
+            settings, {"acks": "all", "linger.ms": 5, "compression.type": "lz4"}
         )
         # A real final event's JSON cut to size, each made distinct by its key at the front.
         body = sample_final_event().model_dump_json().encode()

@@ -20,7 +20,7 @@ unfinished; an order's latency runs from its actual send.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import random
 import threading
@@ -33,7 +33,7 @@ from decimal import Decimal
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
-from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -41,6 +41,9 @@ from foodflow.contracts import topics
 from foodflow.contracts.orders import order_status_key
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
+from foodflow.platform.periodic import periodic_task
+from foodflow.platform.retry import retry_async
+from foodflow.tools.kafka_io import TopicReader, tool_producer
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ PG_POLL_SECONDS = 0.02
 REDIS_CHECK_SECONDS = 0.02
 BENCH_ITEMS = tuple(f"bench-{i:02d}" for i in range(32))
 FINAL = (b"CONFIRMED", b"FAILED", b"CANCELLED")
+POSTGRES_DOWN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
 @dataclass
@@ -148,18 +152,19 @@ class LoadRun:
         self._stop_consumer = threading.Event()
         self._sending_done = threading.Event()
         self._consumer_ready = threading.Event()
+        # What the observers carry from one step to the next.
+        self._conn: asyncpg.Connection | None = None
+        self._unpersisted_from = 0  # every order before this index is persisted
+        self._redis_checked_upto = 0
+        self._redis_unchecked: list[int] = []
+        self._all_persisted = asyncio.Event()
+        self._all_in_redis = asyncio.Event()
 
     # --- threads ---------------------------------------------------------------------------
 
     def _send(self) -> None:
-        producer = Producer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 1,
-                "compression.type": "lz4",
-            }
+        producer = tool_producer(
+            self.settings, {"acks": "all", "linger.ms": 1, "compression.type": "lz4"}
         )
         rng = random.Random(42)
         res = self.res
@@ -218,27 +223,14 @@ class LoadRun:
         self._sending_done.set()
 
     def _consume(self) -> None:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-            }
-        )
-        try:
-            topic = topics.ORDER_STATUS_UPDATES
-            meta = consumer.list_topics(topic, timeout=10)
-            parts = []
-            for p in meta.topics[topic].partitions:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p, OFFSET_END), timeout=10
-                )
-                parts.append(TopicPartition(topic, p, high))
-            consumer.assign(parts)
+        with TopicReader(
+            self.settings, topics.ORDER_STATUS_UPDATES, since_ms=None, group="bench"
+        ) as reader:
+            poll = reader.consumer.poll  # per message: no wrapper between us and librdkafka
             self._consumer_ready.set()
             res = self.res
             while not self._stop_consumer.is_set():
-                msg = consumer.poll(0.05)
+                msg = poll(0.05)
                 if msg is None or msg.error() is not None:
                     continue
                 seen = time.monotonic()
@@ -253,43 +245,31 @@ class LoadRun:
                     res.status[i] = status
                     res.confirmed_at[i] = seen
                     self.final_count += 1
-        finally:
-            consumer.close()
 
-    # --- asyncio observers -----------------------------------------------------------------
+    # --- asyncio observers: steps `run` repeats until every order is seen everywhere -------
 
-    async def _watch_postgres(self) -> None:
-        """Polls, reconnecting if PostgreSQL restarts under the run (shared servers do)."""
-        conn: asyncpg.Connection | None = None
-        try:
-            while True:
-                try:
-                    conn = conn or await asyncpg.connect(self.settings.postgres_dsn)
-                    await self._poll_postgres(conn)
-                    return
-                except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
-                    log.warning("PostgreSQL poll failed (%s); reconnecting", exc)
-                    conn = None
-                    await asyncio.sleep(0.5)
-        finally:
-            if conn is not None:
-                await conn.close()
-
-    async def _poll_postgres(self, conn: asyncpg.Connection) -> None:
+    async def _poll_postgres(self) -> None:
+        """One look for the orders final but not yet seen in PostgreSQL (every order not yet
+        seen once sending is done); reconnects if PostgreSQL restarts under the run (shared
+        servers do)."""
         res = self.res
-        next_unpersisted = 0  # every order before this index is persisted
-        while True:
-            sent = len(res.due)
-            while next_unpersisted < sent and res.persisted_at[next_unpersisted] is not None:
-                next_unpersisted += 1
-            draining = self._sending_done.is_set()
-            pending = [
-                i
-                for i in range(next_unpersisted, sent)
-                if res.persisted_at[i] is None and (draining or res.confirmed_at[i] is not None)
-            ]
-            if not pending and draining:
-                return
+        sent = len(res.due)
+        first = self._unpersisted_from
+        while first < sent and res.persisted_at[first] is not None:
+            first += 1
+        self._unpersisted_from = first
+        draining = self._sending_done.is_set()
+        pending = [
+            i
+            for i in range(first, sent)
+            if res.persisted_at[i] is None and (draining or res.confirmed_at[i] is not None)
+        ]
+        if not pending:
+            if draining:
+                self._all_persisted.set()
+            return
+        try:
+            conn = self._conn = self._conn or await self._connect_postgres()
             polled = time.monotonic()
             for chunk in range(0, len(pending), 10_000):
                 part = pending[chunk : chunk + 10_000]
@@ -301,61 +281,88 @@ class LoadRun:
                     i = self.index[str(row["order_id"]).encode()]
                     res.persisted_at[i] = polled
                     self.done_count += 1
-            await asyncio.sleep(PG_POLL_SECONDS)
+        except POSTGRES_DOWN as exc:
+            log.warning("PostgreSQL poll failed (%s); reconnecting", exc)
+            self._conn = None
 
-    async def _watch_redis(self, client: aioredis.Redis) -> None:
+    async def _connect_postgres(self) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await retry_async(
+            lambda: asyncpg.connect(self.settings.postgres_dsn),
+            retry_on=POSTGRES_DOWN,
+            attempts=None,
+            base_delay=0.5,
+            max_delay=0.5,
+            on_retry=lambda attempt, exc, delay: log.warning(
+                "PostgreSQL poll failed (%s); reconnecting", exc
+            ),
+        )
+        return conn
+
+    async def _check_redis(self, client: aioredis.Redis) -> None:
+        """One `MGET` of the orders whose final event was seen and Redis did not show yet."""
         res = self.res
-        checked_upto = 0
-        unchecked: list[int] = []
-        while True:
-            sent = len(res.due)
-            unchecked.extend(range(checked_upto, sent))
-            checked_upto = sent
-            ready = [i for i in unchecked if res.confirmed_at[i] is not None]
-            if ready:
-                try:
-                    values = await client.mget([order_status_key(self.ids[i]) for i in ready])
-                except (RedisConnectionError, RedisTimeoutError) as exc:
-                    log.warning("Redis check failed (%s); retrying", exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                for i, raw in zip(ready, values, strict=True):
-                    if raw and orjson.loads(raw).get("status") == res.status[i]:
-                        res.redis_ok[i] = True
-                verified = {i for i in ready if res.redis_ok[i]}
-                unchecked = [i for i in unchecked if i not in verified]
-            if not unchecked and self._sending_done.is_set():
-                return
-            await asyncio.sleep(REDIS_CHECK_SECONDS)
+        sent = len(res.due)
+        self._redis_unchecked.extend(range(self._redis_checked_upto, sent))
+        self._redis_checked_upto = sent
+        ready = [i for i in self._redis_unchecked if res.confirmed_at[i] is not None]
+        if ready:
+            keys = [order_status_key(self.ids[i]) for i in ready]
+            values = await retry_async(
+                lambda: client.mget(keys),
+                retry_on=(RedisConnectionError, RedisTimeoutError),
+                attempts=None,
+                base_delay=0.5,
+                max_delay=0.5,
+                on_retry=lambda attempt, exc, delay: log.warning(
+                    "Redis check failed (%s); retrying", exc
+                ),
+            )
+            for i, raw in zip(ready, values, strict=True):
+                if raw and orjson.loads(raw).get("status") == res.status[i]:
+                    res.redis_ok[i] = True
+            self._redis_unchecked = [i for i in self._redis_unchecked if not res.redis_ok[i]]
+        if not self._redis_unchecked and self._sending_done.is_set():
+            self._all_in_redis.set()
 
     async def run(self, progress: Callable[[LoadRun], None] | None = None) -> LoadResult:
         consumer_thread = threading.Thread(target=self._consume, name="bench-status", daemon=True)
         consumer_thread.start()
         await asyncio.to_thread(self._consumer_ready.wait, 30)
         client = aioredis.from_url(self.settings.redis_url)
+
+        async def report() -> None:
+            if progress is not None:
+                progress(self)
+
         try:
             self.res.started = time.monotonic()
             sender = threading.Thread(target=self._send, name="bench-send", daemon=True)
             sender.start()
-            watchers = asyncio.gather(self._watch_postgres(), self._watch_redis(client))
-            drain_deadline: float | None = None
-            while not watchers.done():
-                if progress is not None:
-                    progress(self)
-                if self._sending_done.is_set() and drain_deadline is None:
-                    drain_deadline = time.monotonic() + self.drain_timeout
-                if drain_deadline is not None and time.monotonic() > drain_deadline:
+            async with (
+                periodic_task(
+                    self._poll_postgres, PG_POLL_SECONDS, what="bench postgres", initial_delay=0
+                ),
+                periodic_task(
+                    functools.partial(self._check_redis, client),
+                    REDIS_CHECK_SECONDS,
+                    what="bench redis",
+                    initial_delay=0,
+                ),
+                periodic_task(report, 0.1, what="bench progress", initial_delay=0),
+            ):
+                await asyncio.to_thread(self._sending_done.wait)
+                try:
+                    async with asyncio.timeout(self.drain_timeout):
+                        await self._all_persisted.wait()
+                        await self._all_in_redis.wait()
+                except TimeoutError:
                     log.warning("Drain timeout: some orders did not finish")
-                    watchers.cancel()
-                    break
-                await asyncio.sleep(0.1)
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchers
-            if progress is not None:
-                progress(self)
+            await report()
         finally:
             self._stop_consumer.set()
             await asyncio.to_thread(consumer_thread.join, 5)
             await client.aclose()
+            if self._conn is not None:
+                await self._conn.close()
         self.res.finished = time.monotonic()
         return self.res

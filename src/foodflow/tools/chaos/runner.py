@@ -15,16 +15,19 @@ from decimal import Decimal
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_status_key
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
+from foodflow.platform.periodic import periodic_task
+from foodflow.platform.retry import retry_async
 from foodflow.tools import processes
 from foodflow.tools.chaos import checks
 from foodflow.tools.chaos.faults import Fault, apply
+from foodflow.tools.kafka_io import read_since, tool_producer
 
 ITEMS_PER_RUN = 8
 # librdkafka reports every refused reconnect while a broker restarts; chaos causes those on
@@ -32,6 +35,7 @@ ITEMS_PER_RUN = 8
 QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
 QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 INFRA = ("kafka", "redis", "postgres")
+RECOVERY_CHECK_SECONDS = 1.0
 
 
 @dataclass
@@ -156,15 +160,14 @@ class ChaosRun:
         return orjson.dumps(body), order_id, items
 
     async def send_orders(self, started: float) -> None:
-        producer = Producer(
+        producer = tool_producer(
+            self.settings,
             {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "enable.idempotence": True,
                 "linger.ms": 5,
                 # Outlive a broker restart: keep retrying rather than dropping an order.
                 "message.timeout.ms": 600_000,
                 "logger": QUIET_KAFKA_LOG,
-            }
+            },
         )
 
         def delivered(
@@ -241,7 +244,14 @@ class ChaosRun:
             topics.DB_WRITE_ORDER_STATUS,
             topics.DEAD_LETTER,
         ):
-            for msg in read_since(self.settings, topic, since_ms):
+            for msg in read_since(
+                self.settings,
+                topic,
+                since_ms,
+                group="chaos-audit",
+                timeout=30,
+                logger=QUIET_KAFKA_LOG,
+            ):
                 if topic == topics.DEAD_LETTER:
                     dead += 1
                     continue
@@ -304,68 +314,51 @@ class ChaosRun:
         )
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
-        """Poll until every order is final everywhere and no stock drifts; None on timeout."""
-        deadline = time.monotonic() + self.cfg.recover_timeout
+        """Look every few seconds until every order is final everywhere and no stock drifts; the
+        time that was first seen, or None on timeout."""
         conn = await connect_retrying(self.settings.postgres_dsn)
         rds = aioredis.from_url(self.settings.redis_url)
+        recovered = asyncio.Event()
+        recovered_at = 0.0
+
+        async def look() -> None:
+            nonlocal conn, recovered_at
+            try:
+                await self.read_stores(conn, rds, o)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.close()
+                conn = await connect_retrying(self.settings.postgres_dsn)
+                return
+            total = len(checks.all_orders(o))
+            done = total - len(checks.lost(o))
+            self.progress("recovering", done, total)
+            if done == total and not checks.stock_drift(o) and not recovered.is_set():
+                recovered_at = time.monotonic()
+                recovered.set()
+
         try:
-            while time.monotonic() < deadline:
-                try:
-                    await self.read_stores(conn, rds, o)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    await conn.close()
-                    conn = await connect_retrying(self.settings.postgres_dsn)
-                    continue
-                total = len(checks.all_orders(o))
-                done = total - len(checks.lost(o))
-                self.progress("recovering", done, total)
-                if done == total and not checks.stock_drift(o):
-                    return time.monotonic()
-                await asyncio.sleep(1.0)
+            async with periodic_task(
+                look, RECOVERY_CHECK_SECONDS, what="chaos recovery check", initial_delay=0
+            ):
+                async with asyncio.timeout(self.cfg.recover_timeout):
+                    await recovered.wait()
+        except TimeoutError:
             return None
         finally:
             await conn.close()
             await rds.aclose()
+        return recovered_at
 
 
 async def connect_retrying(dsn: str, attempts: int = 30) -> asyncpg.Connection:
-    for attempt in range(attempts):
-        try:
-            return await asyncpg.connect(dsn, timeout=5)
-        except (OSError, asyncpg.PostgresError):
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(1.0)
-    raise AssertionError("unreachable")
-
-
-def read_since(settings: Settings, topic: str, since_ms: int) -> list[Message]:
-    """Every message of `topic` from `since_ms` to the current end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"chaos-audit-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "logger": QUIET_KAFKA_LOG,
-        }
+    """Connect, through a PostgreSQL restart: `attempts` tries about a second apart."""
+    connection: asyncpg.Connection = await retry_async(
+        lambda: asyncpg.connect(dsn, timeout=5),
+        retry_on=(OSError, asyncpg.PostgresError),
+        attempts=attempts,
+        base_delay=1.0,
+        max_delay=2.0,
+        # Quiet: restarting PostgreSQL is what chaos does, and the progress display shows waits.
+        on_retry=lambda attempt, exc, delay: None,
     )
-    try:
-        meta = consumer.list_topics(topic, timeout=30)
-        parts = [TopicPartition(topic, p, since_ms) for p in meta.topics[topic].partitions]
-        starts = consumer.offsets_for_times(parts, timeout=30)
-        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in parts}
-        todo = {tp.partition for tp in starts if 0 <= tp.offset < ends[tp.partition]}
-        consumer.assign([tp for tp in starts if tp.partition in todo])
-        out: list[Message] = []
-        idle_deadline = time.monotonic() + 60
-        while todo and time.monotonic() < idle_deadline:
-            for msg in consumer.consume(num_messages=5000, timeout=0.5):
-                if msg.error() is not None:
-                    continue
-                out.append(msg)
-                partition, offset = msg.partition() or 0, msg.offset() or 0
-                if offset + 1 >= ends[partition]:
-                    todo.discard(partition)
-        return out
-    finally:
-        consumer.close()
+    return connection

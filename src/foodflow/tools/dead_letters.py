@@ -6,14 +6,13 @@ import base64
 import time
 
 import typer
-from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import DeadLetter
 from foodflow.platform.config import get_settings
-from foodflow.tools.chaos.runner import read_since
+from foodflow.tools.kafka_io import read_since, tool_producer
 
 dlq_app = typer.Typer(help="Inspect the dead-letter topic and re-drive its messages.")
 console = Console(soft_wrap=True)
@@ -22,7 +21,9 @@ console = Console(soft_wrap=True)
 def _letters(since_hours: float) -> list[tuple[int, int, DeadLetter]]:
     since_ms = int((time.time() - since_hours * 3600) * 1000)
     out: list[tuple[int, int, DeadLetter]] = []
-    for msg in read_since(get_settings(), topics.DEAD_LETTER, since_ms):
+    for msg in read_since(
+        get_settings(), topics.DEAD_LETTER, since_ms, group="foodflow-dlq", timeout=30
+    ):
         try:
             letter = DeadLetter.model_validate_json(msg.value() or b"")
         except ValueError:
@@ -67,9 +68,7 @@ def dlq_replay(
         for partition, offset, letter in _letters(since_hours)
         if all_ or f"{partition}:{offset}" in wanted
     ]
-    producer = Producer(
-        {"bootstrap.servers": get_settings().kafka_bootstrap, "enable.idempotence": True}
-    )
+    producer = tool_producer(get_settings())
     for letter in chosen:
         raw = (
             base64.b64decode(letter.payload_base64)
