@@ -124,7 +124,7 @@ class Dispatcher:
             " ORDER BY item_id LIMIT 1",
             item_ids,
         )
-        status = await self.pool.execute(
+        status: str = await self.pool.execute(
             "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, address, lat, lon)"
             " VALUES ($1, $2, 'WAITING', $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING",
             snapshot.order_id,

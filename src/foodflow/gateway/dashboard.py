@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from foodflow.contracts import topics
 from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.inventory import ItemId
 from foodflow.contracts.orders import (
     MAX_QUANTITY,
-    ItemId,
     OrderItemIn,
     OrderStatusUpdate,
     PricedItem,

@@ -21,11 +21,11 @@ from fastapi import APIRouter, Header, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from foodflow.contracts import topics
+from foodflow.contracts.inventory import ItemId
 from foodflow.contracts.orders import (
     MAX_ITEMS_PER_ORDER,
     MAX_QUANTITY,
     DeliveryAddress,
-    ItemId,
     OrderItemIn,
     OrderSnapshot,
     OrderStatus,
