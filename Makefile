@@ -1,4 +1,4 @@
-# The two set-up commands a newcomer needs: `make run` and `make test`.
+# The set-up commands a newcomer needs: `make run`, `make test`, and `make check` before a commit.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # behind a TLS-intercepting proxy whose CA is only installed system-wide.
 export UV_NATIVE_TLS := 1
 
-.PHONY: run test install infra-up down lint format lock clean
+.PHONY: run test test-unit check install infra-up down lint format lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ run: install
 test: install
 	$(BIN)/foodflow infra up
 	$(BIN)/pytest
+
+## test-unit: the unit tier alone (pure logic and fakes, no server): the fast loop while coding
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+## check: everything that needs no server: lint, format, strict types, import layers, unit tier
+check: lint
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q tests/unit
 
 infra-up: install
 	$(BIN)/foodflow infra up
