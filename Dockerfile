@@ -14,8 +14,8 @@ RUN groupadd --system --gid 10001 foodflow \
 
 WORKDIR /app
 
-# 1. The locked dependencies (their own layer: it only changes when the lock does).
-#    The lock is the whole environment of the project, so it also brings the dev tools.
+# 1. The locked runtime dependencies (their own layer: it only changes when the lock does).
+#    requirements.lock holds what the services import and nothing else: no dev or ops tools.
 COPY requirements.lock ./
 RUN pip install --requirement requirements.lock
 
@@ -27,7 +27,6 @@ RUN pip install --no-deps . && rm -rf /app/src
 # 3. Runtime files. The package is installed into site-packages, so the defaults that point next
 #    to the source checkout do not apply: name the rules file explicitly.
 COPY config ./config
-COPY postgres_init ./postgres_init
 ENV PRICING_RULES_FILE=/app/config/pricing_rules.json \
     FOODFLOW_STATE_DIR=/tmp/foodflow \
     FOODFLOW_SERVICE_HOST=0.0.0.0

@@ -1,20 +1,21 @@
-# The two set-up commands a newcomer needs: `make run` and `make test`.
+# The set-up commands a newcomer needs: `make run`, `make test`, and `make check` before a commit.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 # uv trusts the operating system's certificate store (as pip and curl do), so installs work
 # behind a TLS-intercepting proxy whose CA is only installed system-wide.
 export UV_NATIVE_TLS := 1
 
-.PHONY: run test install infra-up down lint format clean
+.PHONY: run test test-unit check install infra-up down lint format lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+# The development environment: the services' dependencies, the tools' and the dev group's.
+$(VENV)/.installed: $(BIN)/python requirements-dev.lock pyproject.toml
 	$(BIN)/pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip sync -q -p $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync -q -p $(BIN)/python requirements-dev.lock
 	$(BIN)/uv pip install -q -p $(BIN)/python --no-deps -e .
 	touch $@
 
@@ -28,6 +29,16 @@ run: install
 test: install
 	$(BIN)/foodflow infra up
 	$(BIN)/pytest
+
+## test-unit: the unit tier alone (pure logic and fakes, no server): the fast loop while coding
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+## check: everything that needs no server: lint, format, strict types, import layers, unit tier
+check: lint
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -q tests/unit
 
 infra-up: install
 	$(BIN)/foodflow infra up
@@ -44,9 +55,11 @@ format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-## lock: re-resolve requirements.lock after changing pyproject.toml
+## lock: re-resolve both locks after changing pyproject.toml (pins already there are kept)
+# requirements.lock: the services' runtime alone (the image); requirements-dev.lock: everything.
 lock: install
-	$(BIN)/uv pip compile -q pyproject.toml --extra dev -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra tools --group dev -o requirements-dev.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from foodflow.contracts.orders import OrderStatusUpdate, order_status_key
+from foodflow.contracts.orders import OrderStatusUpdate, ValidatedOrder, order_status_key
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
 from foodflow.tools.kafka_io import TopicReader
@@ -78,7 +79,7 @@ class TopicTail:
 
     def _drain(self, timeout: float) -> None:
         for msg in self.reader.consume(1000, timeout):
-            self.by_key.setdefault(msg.key() or b"", []).append(msg.value())
+            self.by_key.setdefault(msg.key() or b"", []).append(msg.value() or b"")
 
     async def until(self, keys: set[str], count_per_key: int, timeout: float = 30.0) -> None:
         wanted = {k.encode() for k in keys}
@@ -97,8 +98,12 @@ class TopicTail:
         self.reader.close()
 
 
+# What the `tail` fixture gives a test: open a TopicTail on a topic (closed after the test).
+Tail = Callable[[str], TopicTail]
+
+
 @pytest.fixture
-def tail(system: Settings) -> Iterator[callable]:  # type: ignore[valid-type]
+def tail(system: Settings) -> Iterator[Tail]:
     tails: list[TopicTail] = []
 
     def make(topic: str) -> TopicTail:
@@ -127,7 +132,16 @@ async def wait_final(
     raise AssertionError(f"order {order_id} not final after {timeout}s (last: {last})")
 
 
-async def wait_row(db: asyncpg.Connection, order_id: uuid.UUID, timeout: float = 30.0) -> dict:
+def sent_id(order: ValidatedOrder) -> uuid.UUID:
+    """The id a test gave the order it sends (the message's `order_id` is optional)."""
+    if order.order_id is None:
+        raise ValueError("test orders are built with their order_id")
+    return order.order_id
+
+
+async def wait_row(
+    db: asyncpg.Connection, order_id: uuid.UUID, timeout: float = 30.0
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         row = await db.fetchrow("SELECT * FROM orders WHERE order_id = $1", order_id)

@@ -3,10 +3,13 @@ no 5xx, and no response that breaks the schema the service publishes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from foodflow.platform.config import Settings
@@ -25,13 +28,17 @@ def test_no_server_errors_and_responses_match_the_schema(system: Settings, servi
     # work with the pytest version we lock.
     svc = processes.ServiceProcess(service, system)
     schema = schemathesis.openapi.from_url(svc.url + "/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()
+        operations.append(result.ok())
     assert operations, f"{service} publishes no operations"
     for operation in operations:
 
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
         @given(operation.as_strategy())
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case[Any]) -> None:
             case.call_and_validate(checks=CHECKS)
 
         check()

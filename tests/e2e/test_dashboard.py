@@ -21,7 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from foodflow.contracts.orders import OrderItemIn, ValidatedOrder
-from foodflow.platform.config import PROJECT_ROOT, Settings
+from foodflow.platform.config import PORT_SETTING, PROJECT_ROOT, Settings
 from foodflow.tools import processes, tracking
 from foodflow.tools.infra.browser import CHROMIUM_ARGS, ensure_chromium
 
@@ -78,7 +78,7 @@ async def test_sse_stream_shows_an_order_until_its_final_status(
 async def test_metrics_on_every_service(system: Settings) -> None:
     async with httpx.AsyncClient(timeout=10) as client:
         for name in processes.SERVICES:
-            port = getattr(system, processes.PORT_SETTING[name])
+            port = getattr(system, PORT_SETTING[name])
             response = await client.get(system.service_url(port) + "/metrics")
             assert response.status_code == 200, name
             assert f'service="{name}"' in response.text, name

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import DeadLetter, OrderItemIn, ValidatedOrder
@@ -20,7 +21,7 @@ from foodflow.tools import processes
 from foodflow.tools.infra import process
 
 from ..hostile import draw_hostile
-from .conftest import wait_final
+from .conftest import Tail, sent_id, wait_final
 
 pytestmark = pytest.mark.e2e
 HOSTILE = 1500
@@ -30,19 +31,24 @@ def publish_all(settings: Settings, messages: list[bytes]) -> list[tuple[int, in
     """Publish in order; returns each message's (partition, offset)."""
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20})
     where: dict[int, tuple[int, int]] = {}
+
+    def record(n: int) -> Callable[[KafkaError | None, Message], None]:
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None:
+                where[n] = (partition, offset)
+
+        return delivered
+
     for n, value in enumerate(messages):
-        producer.produce(
-            topics.VALIDATED_ORDERS,
-            value=value,
-            on_delivery=lambda err, msg, n=n: where.__setitem__(n, (msg.partition(), msg.offset())),
-        )
+        producer.produce(topics.VALIDATED_ORDERS, value=value, on_delivery=record(n))
         producer.poll(0)
     assert producer.flush(60) == 0
     return [where[n] for n in range(len(messages))]
 
 
 async def test_hostile_messages_are_dead_lettered_and_good_orders_flow(
-    system: Settings, redis_client: aioredis.Redis, tail
+    system: Settings, redis_client: aioredis.Redis, tail: Tail
 ) -> None:
     manager = processes.ServiceProcess("order_manager", system)
     pid_before = process.read_pid(manager.pidfile)
@@ -64,7 +70,7 @@ async def test_hostile_messages_are_dead_lettered_and_good_orders_flow(
     positions = await asyncio.to_thread(publish_all, system, messages)
 
     for order in good:
-        assert (await wait_final(redis_client, order.order_id, timeout=60)).status == "CONFIRMED"
+        assert (await wait_final(redis_client, sent_id(order), timeout=60)).status == "CONFIRMED"
 
     expected_dead = {
         pos

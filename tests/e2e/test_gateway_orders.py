@@ -89,7 +89,8 @@ async def wait_status(
 
 
 async def stock_of(db: asyncpg.Connection, item_id: str) -> int:
-    return await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+    stock: int = await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+    return stock
 
 
 async def test_order_is_delivered_and_persisted_with_its_timeline(

@@ -23,7 +23,7 @@ from foodflow.contracts.orders import (
 from foodflow.platform.config import Settings
 from foodflow.tools import processes, tracking
 
-from .conftest import E2E_ENV, wait_final, wait_row
+from .conftest import E2E_ENV, Tail, sent_id, wait_final, wait_row
 
 pytestmark = pytest.mark.e2e
 
@@ -37,11 +37,12 @@ def order_of(*items: tuple[str, int], user: str = "e2e-user") -> ValidatedOrder:
 
 
 async def stock_of(db: asyncpg.Connection, item_id: str) -> int:
-    return await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+    stock: int = await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+    return stock
 
 
 async def test_seed_console_line_ends_confirmed_everywhere(
-    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, tail
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, tail: Tail
 ) -> None:
     statuses, finals = tail(topics.ORDER_STATUS_UPDATES), tail(topics.DB_WRITE_ORDER_STATUS)
     sushi, pho = await stock_of(db, "sushi-set"), await stock_of(db, "pho-bo")
@@ -97,43 +98,52 @@ async def test_unknown_item_fails_with_unknown_item(
     order = order_of(("no-such-dish", 1), ("pho-bo", 1))
     pho = await stock_of(db, "pho-bo")
     await asyncio.to_thread(tracking.send_order, system, order)
-    final = await wait_final(redis_client, order.order_id)
+    final = await wait_final(redis_client, sent_id(order))
     assert (final.status, final.reason) == ("FAILED", "UNKNOWN_ITEM")
     assert "no-such-dish" in (final.detail or "")
-    assert (await wait_row(db, order.order_id))["reason"] == "UNKNOWN_ITEM"
+    assert (await wait_row(db, sent_id(order)))["reason"] == "UNKNOWN_ITEM"
     assert await stock_of(db, "pho-bo") == pho
 
 
 async def test_insufficient_stock_fails_and_leaves_stock_unchanged(
-    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+    system: Settings,
+    db: asyncpg.Connection,
+    redis_client: aioredis.Redis,
+    test_item: tuple[str, Decimal],
 ) -> None:
     item_id, _ = test_item
     order = order_of((item_id, 11), ("pho-bo", 1))
     pho = await stock_of(db, "pho-bo")
     await asyncio.to_thread(tracking.send_order, system, order)
-    final = await wait_final(redis_client, order.order_id)
+    final = await wait_final(redis_client, sent_id(order))
     assert (final.status, final.reason) == ("FAILED", "OUT_OF_STOCK")
     assert await stock_of(db, item_id) == 10
     assert await stock_of(db, "pho-bo") == pho
 
 
 async def test_fifty_concurrent_orders_for_ten_in_stock(
-    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+    system: Settings,
+    db: asyncpg.Connection,
+    redis_client: aioredis.Redis,
+    test_item: tuple[str, Decimal],
 ) -> None:
     item_id, _ = test_item
     orders = [order_of((item_id, 1), user=f"rush-{n}") for n in range(50)]
     await asyncio.gather(*(asyncio.to_thread(tracking.send_order, system, o) for o in orders))
-    finals = await asyncio.gather(*(wait_final(redis_client, o.order_id) for o in orders))
-    outcomes = [(f.status, f.reason) for f in finals]
+    finals = await asyncio.gather(*(wait_final(redis_client, sent_id(o)) for o in orders))
+    outcomes: list[tuple[str, str | None]] = [(f.status, f.reason) for f in finals]
     assert outcomes.count(("CONFIRMED", None)) == 10
     assert outcomes.count(("FAILED", "OUT_OF_STOCK")) == 40
     assert await stock_of(db, item_id) == 0
     for o in orders:
-        await wait_row(db, o.order_id)
+        await wait_row(db, sent_id(o))
 
 
 async def test_a_burst_of_mixed_orders_shares_batches_and_each_gets_its_own_end(
-    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+    system: Settings,
+    db: asyncpg.Connection,
+    redis_client: aioredis.Redis,
+    test_item: tuple[str, Decimal],
 ) -> None:
     """Sent at once, these travel in the same batch requests: one order's refusal (unknown
     item, declined card, no stock) must not touch its neighbours'."""
@@ -162,11 +172,14 @@ async def test_a_burst_of_mixed_orders_shares_batches_and_each_gets_its_own_end(
     # The fine orders' units are gone; the declined ones' came back; the others took none.
     assert await stock_of(db, item_id) == 10 - len(fine)
     for o in fine:
-        await wait_row(db, o.order_id)
+        await wait_row(db, sent_id(o))
 
 
 async def test_pricing_down_fails_order_and_releases_stock(
-    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, test_item
+    system: Settings,
+    db: asyncpg.Connection,
+    redis_client: aioredis.Redis,
+    test_item: tuple[str, Decimal],
 ) -> None:
     item_id, _ = test_item
     pricing = processes.ServiceProcess("pricing_service", system, E2E_ENV)
@@ -175,7 +188,7 @@ async def test_pricing_down_fails_order_and_releases_stock(
     try:
         order = order_of((item_id, 3))
         await asyncio.to_thread(tracking.send_order, system, order)
-        final = await wait_final(redis_client, order.order_id)
+        final = await wait_final(redis_client, sent_id(order))
         assert (final.status, final.reason) == ("FAILED", "PRICING_UNAVAILABLE")
         assert await stock_of(db, item_id) == 10
         state = await db.fetchval(
@@ -188,7 +201,7 @@ async def test_pricing_down_fails_order_and_releases_stock(
 
 
 async def test_bad_messages_go_to_dead_letter_and_the_next_order_still_flows(
-    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, tail
+    system: Settings, db: asyncpg.Connection, redis_client: aioredis.Redis, tail: Tail
 ) -> None:
     dead = tail(topics.DEAD_LETTER)
     bad_id = uuid.uuid4()
@@ -200,7 +213,7 @@ async def test_bad_messages_go_to_dead_letter_and_the_next_order_still_flows(
     good = order_of(("pho-bo", 1))
     await asyncio.to_thread(tracking.send_order, system, good)
 
-    assert (await wait_final(redis_client, good.order_id)).status == "CONFIRMED"
+    assert (await wait_final(redis_client, sent_id(good))).status == "CONFIRMED"
     failed = await wait_final(redis_client, bad_id)
     assert (failed.status, failed.reason) == ("FAILED", "INVALID_ORDER")
     assert "quantity" in (failed.detail or "")

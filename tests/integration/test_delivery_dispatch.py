@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
@@ -90,7 +91,11 @@ async def parts(
 
 
 def dispatcher(
-    settings: Settings, pool: asyncpg.Pool, store: RedisStatusStore, announced: Announced, **over
+    settings: Settings,
+    pool: asyncpg.Pool,
+    store: RedisStatusStore,
+    announced: Announced,
+    **over: Any,
 ) -> tuple[DeliveryPorts, FakePayment, FakeStock]:
     payment, stock = FakePayment(), FakeStock()
     tuned = settings.model_copy(update=over)

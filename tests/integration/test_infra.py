@@ -44,7 +44,7 @@ def _consume(settings: Settings, topic: str, group: str, n: int, commit: bool) -
         for _ in range(60):
             for msg in consumer.consume(num_messages=n, timeout=0.5):
                 if msg.error() is None:
-                    got.append(msg.value())
+                    got.append(msg.value() or b"")
             if len(got) >= n:
                 break
         if commit and got:

@@ -37,7 +37,9 @@ async def pg(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
     await conn.close()
 
 
-def authorise_body(order_id: UUID, token: str | None = "tok_visa", cents: int = 4509) -> dict:
+def authorise_body(
+    order_id: UUID, token: str | None = "tok_visa", cents: int = 4509
+) -> dict[str, Any]:
     return {
         "order_id": str(order_id),
         "amount_cents": cents,
@@ -46,7 +48,7 @@ def authorise_body(order_id: UUID, token: str | None = "tok_visa", cents: int = 
     }
 
 
-def op(order_id: UUID, name: str, **extra: Any) -> dict:
+def op(order_id: UUID, name: str, **extra: Any) -> dict[str, Any]:
     return {"order_id": str(order_id), "idempotency_key": f"{order_id}:{name}", **extra}
 
 

@@ -63,7 +63,7 @@ def final(run: LoadRun, i: int, status: str = "CONFIRMED") -> None:
 async def test_postgres_is_asked_for_final_orders_then_for_all_once_sending_is_done() -> None:
     run = sent_orders(3)
     conn = FakeConnection(stored={run.ids[0], run.ids[2]})
-    run._conn = conn  # type: ignore[assignment]
+    run._conn = conn
     final(run, 0)
 
     await run._poll_postgres()
@@ -89,7 +89,7 @@ async def test_a_lost_postgres_connection_is_dropped_for_the_next_step() -> None
 
     run = sent_orders(1)
     final(run, 0)
-    run._conn = Broken(set())  # type: ignore[assignment]
+    run._conn = Broken(set())
     await run._poll_postgres()
     assert run._conn is None and run.res.persisted_at[0] is None
 

@@ -92,7 +92,7 @@ class UnreachablePool:
 async def test_the_store_retries_until_aborted_and_abort_ends_a_long_wait_at_once() -> None:
     pool = UnreachablePool(ConnectionRefusedError("connect call failed"))
     # A wait of up to a minute after each failure: only abort_retries() ends this test quickly.
-    store = PostgresOrderStore(pool, base_backoff=60.0, max_backoff=60.0)  # type: ignore[arg-type]
+    store = PostgresOrderStore(pool, base_backoff=60.0, max_backoff=60.0)
     write = asyncio.create_task(store.write([event()]))
     for _ in range(100):
         if store.retries:
@@ -109,7 +109,7 @@ async def test_the_store_retries_until_aborted_and_abort_ends_a_long_wait_at_onc
 async def test_the_store_does_not_retry_data_postgres_refuses() -> None:
     refusal = asyncpg.CheckViolationError("violates check constraint")
     pool = UnreachablePool(refusal)
-    store = PostgresOrderStore(pool)  # type: ignore[arg-type]
+    store = PostgresOrderStore(pool)
     with pytest.raises(OrdersRefused, match="violates check constraint"):
         await store.write([event()])
     assert pool.attempts == 1 and store.retries == 0

@@ -200,7 +200,8 @@ async def test_happy_path_confirms_and_commits_stock() -> None:
     await s.run(order_id, ORDER)
     assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "CONFIRMED"]
     assert inventory.calls == ["reserve", "commit"]
-    assert len(recorder.finals) == 1 and recorder.finals[0].price.total == Decimal("22.46")
+    assert len(recorder.finals) == 1 and recorder.finals[0].price is not None
+    assert recorder.finals[0].price.total == Decimal("22.46")
     assert store.saved[order_id].status == "CONFIRMED"
 
 

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.inventory import ItemId
 from foodflow.contracts.orders import (
     MAX_ITEMS_PER_ORDER,
     MAX_QUANTITY,
     DeliveryAddress,
-    ItemId,
     OrderStatusUpdate,
     PricedItem,
     StatusChange,

@@ -90,7 +90,8 @@ async def database_ready(pool: asyncpg.Pool, wait_seconds: float = 2.0) -> bool:
     """True when PostgreSQL answers `SELECT 1` within `wait_seconds`."""
     try:
         async with pool.acquire(timeout=wait_seconds) as connection:
-            return await connection.fetchval("SELECT 1", timeout=wait_seconds) == 1
+            answer: object = await connection.fetchval("SELECT 1", timeout=wait_seconds)
+            return answer == 1
     except (asyncpg.PostgresError, asyncpg.InterfaceError, *DATABASE_UNAVAILABLE_ERRORS) as exc:
         log.warning("PostgreSQL readiness check failed: %s", exc)
         return False

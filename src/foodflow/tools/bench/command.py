@@ -260,7 +260,7 @@ def _cpu_ms_per_order(s: dict[str, Any], procs: dict[str, dict[str, Any]]) -> fl
     machine = procs.get("machine")
     if not machine or s["throughput_confirmed_per_s"] <= 0:
         return None
-    return round(float(machine["cpu_avg_percent"]) * 10 / s["throughput_confirmed_per_s"], 2)
+    return round(float(machine["cpu_avg_percent"]) * 10 / float(s["throughput_confirmed_per_s"]), 2)
 
 
 def _restart(settings: Settings, env: dict[str, str], scale: dict[str, int]) -> None:
