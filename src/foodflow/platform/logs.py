@@ -223,7 +223,6 @@ def configure_logging(
     )
     # The access log of every health probe would drown the order lines.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _reorder(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
