@@ -1,4 +1,4 @@
-"""A project-owned PostgreSQL cluster from Debian's packages, schema from postgres_init/."""
+"""A project-owned PostgreSQL cluster from Debian's packages; the schema is every owner's migrations."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import asyncpg
 
-from foodflow.platform.config import PROJECT_ROOT, Settings
+from foodflow.platform.config import Settings
 from foodflow.platform.errors import InfraError
+from foodflow.tools.infra.schema import migrate_all
 from foodflow.tools.infra import process
 
 NAME = "postgres"
-INIT_SQL = PROJECT_ROOT / "postgres_init" / "init-db.sql"
 # PostgreSQL refuses to run as root; as root we run it as Debian's `postgres` account.
 SERVICE_ACCOUNT = "postgres"
 
@@ -168,7 +168,7 @@ class PostgresServer:
         conn = await asyncpg.connect(s.postgres_dsn, timeout=10)
         try:
             await conn.execute("SELECT 1")
-            await conn.execute(INIT_SQL.read_text())
+            await migrate_all(conn)
         finally:
             await conn.close()
 
