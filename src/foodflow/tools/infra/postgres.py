@@ -1,4 +1,4 @@
-"""A project-owned PostgreSQL cluster from Debian's packages; the schema is every owner's migrations."""
+"""A project-owned PostgreSQL cluster from Debian's packages; its schema: the owners' migrations."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import asyncpg
 
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import InfraError
-from foodflow.tools.infra.schema import migrate_all
 from foodflow.tools.infra import process
+from foodflow.tools.infra.schema import migrate_all
 
 NAME = "postgres"
 # PostgreSQL refuses to run as root; as root we run it as Debian's `postgres` account.
