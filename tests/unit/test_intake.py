@@ -1,8 +1,16 @@
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 
-from foodflow.order_manager.intake import Accepted, Rejected, read_order, rejected_order_event
+from foodflow.contracts.orders import (
+    FailureReason,
+    OrderFinalEvent,
+    OrderStatus,
+    StatusChange,
+)
+from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
+from foodflow.orders.lifecycle import Order
 
 SEED_LINE = (
     b'{"user_id": "user-001", "items": [{"item_id": "sushi-set", "quantity": 1, "price": 25.50},'
@@ -40,7 +48,7 @@ def test_the_seed_line_is_accepted_and_gets_a_stable_id() -> None:
 )
 def test_bad_messages_are_rejected_with_a_reason(raw: bytes, fragment: str) -> None:
     result = read_order(raw, "validated_orders", 0, 1)
-    assert isinstance(result, Rejected)
+    assert isinstance(result, InvalidMessage)
     assert fragment in result.error
 
 
@@ -48,11 +56,35 @@ def test_a_bad_order_with_an_id_becomes_a_failed_invalid_order_event() -> None:
     order_id = uuid4()
     raw = f'{{"order_id": "{order_id}", "user_id": "u-9", "items": "lots"}}'.encode()
     result = read_order(raw, "validated_orders", 0, 1)
-    assert isinstance(result, Rejected) and result.order_id == order_id
-    event = rejected_order_event(result)
+    assert isinstance(result, InvalidMessage) and result.order_id == order_id
+    event = Order.reject(result.order_id, result.user_id or "unknown", result.error)
     assert (event.status, event.reason, event.version, event.user_id) == (
         "FAILED",
         "INVALID_ORDER",
         1,
         "u-9",
     )
+
+
+def test_a_rejected_order_event_is_the_one_built_by_hand_before() -> None:
+    """Same JSON, field for field, as the event the order manager used to assemble itself."""
+    order_id, at = uuid4(), datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    by_hand = OrderFinalEvent(
+        order_id=order_id,
+        user_id="unknown",
+        status=OrderStatus.FAILED,
+        version=1,
+        reason=FailureReason.INVALID_ORDER,
+        detail="invalid order: items: Input should be a valid list",
+        created_at=at,
+        updated_at=at,
+        items=[],
+        history=[
+            StatusChange(
+                status=OrderStatus.FAILED, version=1, at=at, reason=FailureReason.INVALID_ORDER
+            )
+        ],
+    )
+    rejected = Order.reject(order_id, "unknown", by_hand.detail or "", at=at)
+    assert rejected.model_dump_json() == by_hand.model_dump_json()
+    assert rejected.status_update().model_dump_json() == by_hand.status_update().model_dump_json()

@@ -13,7 +13,6 @@ from foodflow.clients.payment import PaymentClient
 from foodflow.contracts.delivery import CourierView, DeliveryView
 from foodflow.contracts.inventory import OrderRef, ReservationState
 from foodflow.contracts.orders import (
-    PERSISTED_STATUSES,
     FailureReason,
     OrderFinalEvent,
     OrderSnapshot,
@@ -87,7 +86,7 @@ class OrderMover:
                 continue  # another writer got there first: read again and decide again
             final = (
                 OrderFinalEvent.model_validate(moved.model_dump())
-                if moved.status in PERSISTED_STATUSES
+                if moved.status.persisted
                 else None
             )
             await self.announce(moved.status_update(), final)

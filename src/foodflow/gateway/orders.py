@@ -24,6 +24,7 @@ from foodflow.contracts import topics
 from foodflow.contracts.orders import (
     MAX_ITEMS_PER_ORDER,
     MAX_QUANTITY,
+    NOT_YET_RECEIVED,
     DeliveryAddress,
     ItemId,
     OrderItemIn,
@@ -43,7 +44,6 @@ from foodflow.platform.config import Settings
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["orders"])
 
-IN_SAGA = frozenset({OrderStatus.RECEIVED, OrderStatus.PROCESSING})
 CANCEL_WAIT_SECONDS = 5.0
 
 
@@ -159,7 +159,7 @@ async def place_order(
         # the order manager drives one order id once.
     await producer.publish(topics.VALIDATED_ORDERS, order, key=str(order_id))
     log.info("Order %s placed by %s", order_id, user.user_id)
-    return _accepted(order_id, "ACCEPTED")
+    return _accepted(order_id, NOT_YET_RECEIVED)
 
 
 def _accepted(order_id: UUID, state: str) -> OrderAccepted:
@@ -189,7 +189,7 @@ async def _current(pool: DbPool, redis: RedisClient, placed: dict[str, Any]) -> 
         return OrderPublic(
             order_id=order_id,
             user_id=request.user_id,
-            status="ACCEPTED",
+            status=NOT_YET_RECEIVED,
             items=[PricedItem(item_id=i.item_id, quantity=i.quantity) for i in request.items],
             delivery_address=request.delivery_address,
             created_at=placed["created_at"],
@@ -271,6 +271,11 @@ def _relay(response: httpx.Response) -> None:
         raise HTTPException(code, detail)
 
 
+def _still_processing(state: str) -> bool:
+    """Not yet received by the order manager, or still driven by its saga."""
+    return state == NOT_YET_RECEIVED or OrderStatus(state).in_saga
+
+
 @router.post("/orders/{order_id}/cancel", response_model=OrderPublic)
 async def cancel_order(
     order_id: UUID, user: CurrentUser, pool: DbPool, redis: RedisClient, settings: AppSettings
@@ -280,14 +285,15 @@ async def cancel_order(
     deadline = time.monotonic() + CANCEL_WAIT_SECONDS
     current = await _current(pool, redis, placed)
     # Payment takes a moment: wait for the order to leave the saga, then cancel.
-    while current.status in {"ACCEPTED", *IN_SAGA} and time.monotonic() < deadline:
+    while _still_processing(current.status) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         current = await _current(pool, redis, placed)
-    if current.status in {"ACCEPTED", *IN_SAGA}:
+    if _still_processing(current.status):
         raise HTTPException(409, "the order is still being processed; try again in a moment")
-    if current.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+    state = OrderStatus(current.status)
+    if state.aborted:
         raise HTTPException(409, f"the order is {current.status.lower()} already")
-    if current.status in (OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+    if not state.cancellable:
         raise HTTPException(
             409,
             f"the order is {current.status.replace('_', ' ').lower()};"

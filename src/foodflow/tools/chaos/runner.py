@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_status_key
+from foodflow.contracts.orders import OrderStatus, OrderStatusUpdate, order_status_key
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
 from foodflow.tools.chaos import checks
@@ -284,7 +284,7 @@ class ChaosRun:
         observed = checks.Observed(
             expected=self.expected,
             expected_invalid=self.expected_invalid,
-            final_statuses=frozenset(s.value for s in FINAL_STATUSES),
+            final_statuses=frozenset(s.value for s in OrderStatus.LEFT_SAGA),
             initial_stock=initial,
         )
         recovered_at = await self.wait_for_recovery(observed)
