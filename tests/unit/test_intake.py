@@ -1,16 +1,24 @@
+from __future__ import annotations
+
 from datetime import UTC, datetime
-from uuid import uuid4
+from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
+from foodflow.contracts import topics
 from foodflow.contracts.orders import (
     FailureReason,
     OrderFinalEvent,
+    OrderSnapshot,
     OrderStatus,
+    OrderStatusUpdate,
     StatusChange,
 )
+from foodflow.order_manager.intake import OrderIntake
 from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
 from foodflow.orders.lifecycle import Order
+from foodflow.orders.status_store import SaveOutcome
 
 SEED_LINE = (
     b'{"user_id": "user-001", "items": [{"item_id": "sushi-set", "quantity": 1, "price": 25.50},'
@@ -88,3 +96,63 @@ def test_a_rejected_order_event_is_the_one_built_by_hand_before() -> None:
     rejected = Order.reject(order_id, "unknown", by_hand.detail or "", at=at)
     assert rejected.model_dump_json() == by_hand.model_dump_json()
     assert rejected.status_update().model_dump_json() == by_hand.status_update().model_dump_json()
+
+
+class FakeMessage:
+    def __init__(self, value: bytes, offset: int = 5) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return "validated_orders"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class Parked:
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, Any]] = []
+
+    async def publish(self, topic: str, value: Any, key: str | None = None) -> None:
+        self.letters.append((topic, value))
+
+
+class OneVersionStore:
+    def __init__(self) -> None:
+        self.saved: dict[UUID, OrderSnapshot] = {}
+
+    async def save(self, update: OrderSnapshot, request: Any = None) -> SaveOutcome:
+        stored = self.saved.get(update.order_id)
+        if stored is None:
+            self.saved[update.order_id] = update
+            return SaveOutcome.WRITTEN
+        same = (stored.version, stored.status) == (update.version, update.status)
+        return SaveOutcome.ALREADY_THERE if same else SaveOutcome.CONFLICT
+
+    async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
+        return self.saved.get(UUID(str(order_id)))
+
+
+async def test_an_unreadable_order_with_an_id_is_parked_and_announced_failed() -> None:
+    order_id = uuid4()
+    raw = f'{{"order_id": "{order_id}", "user_id": "u-9", "items": "lots"}}'.encode()
+    parked, store = Parked(), OneVersionStore()
+    announced: list[tuple[OrderStatusUpdate, OrderFinalEvent | None]] = []
+
+    async def announce(update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
+        announced.append((update, final))
+
+    intake = OrderIntake(None, parked, store, announce, max_in_flight=10)
+    await intake.handle_batch([FakeMessage(raw)])
+    await intake.handle_batch([FakeMessage(raw)])  # redelivered: the same event again
+    assert [topic for topic, _ in parked.letters] == [topics.DEAD_LETTER] * 2
+    assert [(u.status, u.version, u.user_id) for u, _ in announced] == [("FAILED", 1, "u-9")] * 2
+    finals = [f for _, f in announced if f is not None]
+    assert len(finals) == 2 and finals[0].model_dump_json() == finals[1].model_dump_json()
+    assert store.saved[order_id].reason == FailureReason.INVALID_ORDER
