@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 import typer
@@ -34,6 +35,21 @@ app.command("chaos")(chaos)
 app.command("bench")(bench)
 
 console = Console(soft_wrap=True)
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"foodflow {package_version('foodflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Options of the command itself; the work is done by its subcommands."""
 
 
 def fail(exc: InfraError) -> typer.Exit:

@@ -126,7 +126,7 @@ async def wait_final(
         raw = await redis_client.get(order_status_key(order_id))
         if raw:
             last = OrderStatusUpdate.model_validate_json(raw)
-            if last.is_final:
+            if last.status.left_saga:
                 return last
         await asyncio.sleep(0.05)
     raise AssertionError(f"order {order_id} not final after {timeout}s (last: {last})")

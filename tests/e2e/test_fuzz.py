@@ -15,7 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import DeadLetter, OrderItemIn, ValidatedOrder
-from foodflow.order_manager.intake import Accepted, read_order
+from foodflow.order_manager.messages import Accepted, read_order
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
 from foodflow.tools.infra import process

@@ -1,8 +1,27 @@
-from uuid import uuid4
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID, uuid4
 
 import pytest
+from confluent_kafka import Message
 
-from foodflow.order_manager.intake import Accepted, Rejected, read_order, rejected_order_event
+from foodflow.contracts import topics
+from foodflow.contracts.orders import (
+    FailureReason,
+    OrderFinalEvent,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+    StatusChange,
+)
+from foodflow.order_manager.intake import OrderIntake
+from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
+from foodflow.order_manager.saga import OrderSaga
+from foodflow.orders.lifecycle import Order
+from foodflow.orders.status_store import SaveOutcome
+from foodflow.platform.kafka.producer import EventProducer
 
 SEED_LINE = (
     b'{"user_id": "user-001", "items": [{"item_id": "sushi-set", "quantity": 1, "price": 25.50},'
@@ -40,7 +59,7 @@ def test_the_seed_line_is_accepted_and_gets_a_stable_id() -> None:
 )
 def test_bad_messages_are_rejected_with_a_reason(raw: bytes, fragment: str) -> None:
     result = read_order(raw, "validated_orders", 0, 1)
-    assert isinstance(result, Rejected)
+    assert isinstance(result, InvalidMessage)
     assert fragment in result.error
 
 
@@ -48,11 +67,99 @@ def test_a_bad_order_with_an_id_becomes_a_failed_invalid_order_event() -> None:
     order_id = uuid4()
     raw = f'{{"order_id": "{order_id}", "user_id": "u-9", "items": "lots"}}'.encode()
     result = read_order(raw, "validated_orders", 0, 1)
-    assert isinstance(result, Rejected) and result.order_id == order_id
-    event = rejected_order_event(result)
+    assert isinstance(result, InvalidMessage) and result.order_id == order_id
+    event = Order.reject(result.order_id, result.user_id or "unknown", result.error)
     assert (event.status, event.reason, event.version, event.user_id) == (
         "FAILED",
         "INVALID_ORDER",
         1,
         "u-9",
     )
+
+
+def test_a_rejected_order_event_is_the_one_built_by_hand_before() -> None:
+    """Same JSON, field for field, as the event the order manager used to assemble itself."""
+    order_id, at = uuid4(), datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    by_hand = OrderFinalEvent(
+        order_id=order_id,
+        user_id="unknown",
+        status=OrderStatus.FAILED,
+        version=1,
+        reason=FailureReason.INVALID_ORDER,
+        detail="invalid order: items: Input should be a valid list",
+        created_at=at,
+        updated_at=at,
+        items=[],
+        history=[
+            StatusChange(
+                status=OrderStatus.FAILED, version=1, at=at, reason=FailureReason.INVALID_ORDER
+            )
+        ],
+    )
+    rejected = Order.reject(order_id, "unknown", by_hand.detail or "", at=at)
+    assert rejected.model_dump_json() == by_hand.model_dump_json()
+    assert rejected.status_update().model_dump_json() == by_hand.status_update().model_dump_json()
+
+
+class FakeMessage:
+    def __init__(self, value: bytes, offset: int = 5) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return "validated_orders"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class Parked:
+    def __init__(self) -> None:
+        self.letters: list[tuple[str, Any]] = []
+
+    async def publish(self, topic: str, value: Any, key: str | None = None) -> None:
+        self.letters.append((topic, value))
+
+
+class OneVersionStore:
+    def __init__(self) -> None:
+        self.saved: dict[UUID, OrderSnapshot] = {}
+
+    async def save(self, update: OrderSnapshot, request: Any = None) -> SaveOutcome:
+        stored = self.saved.get(update.order_id)
+        if stored is None:
+            self.saved[update.order_id] = update
+            return SaveOutcome.WRITTEN
+        same = (stored.version, stored.status) == (update.version, update.status)
+        return SaveOutcome.ALREADY_THERE if same else SaveOutcome.CONFLICT
+
+    async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
+        return self.saved.get(UUID(str(order_id)))
+
+
+async def test_an_unreadable_order_with_an_id_is_parked_and_announced_failed() -> None:
+    order_id = uuid4()
+    raw = f'{{"order_id": "{order_id}", "user_id": "u-9", "items": "lots"}}'.encode()
+    parked, store = Parked(), OneVersionStore()
+    announced: list[tuple[OrderStatusUpdate, OrderFinalEvent | None]] = []
+
+    async def announce(update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
+        announced.append((update, final))
+
+    # The saga is never reached: the message is refused before an order exists.
+    intake = OrderIntake(
+        cast(OrderSaga, None), cast(EventProducer, parked), store, announce, max_in_flight=10
+    )
+    message = cast(Message, FakeMessage(raw))
+    await intake.handle_batch([message])
+    await intake.handle_batch([message])  # redelivered: the same event again
+    assert [topic for topic, _ in parked.letters] == [topics.DEAD_LETTER] * 2
+    assert [(u.status, u.version, u.user_id) for u, _ in announced] == [("FAILED", 1, "u-9")] * 2
+    finals = [f for _, f in announced if f is not None]
+    assert len(finals) == 2 and finals[0].model_dump_json() == finals[1].model_dump_json()
+    assert store.saved[order_id].reason == FailureReason.INVALID_ORDER

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from foodflow.contracts.orders import MAX_ITEMS_PER_ORDER, MAX_QUANTITY
-from foodflow.order_manager.intake import Accepted, Rejected, read_order
+from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
 
 from ..hostile import hostile_messages
 
@@ -14,7 +14,7 @@ from ..hostile import hostile_messages
 @given(hostile_messages)
 def test_any_message_is_accepted_sanely_or_rejected_with_a_reason(raw: bytes) -> None:
     result = read_order(raw, "validated_orders", 1, 42)
-    if isinstance(result, Rejected):
+    if isinstance(result, InvalidMessage):
         assert result.error
         return
     assert isinstance(result, Accepted)

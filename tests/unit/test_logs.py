@@ -68,6 +68,33 @@ def test_json_lines_carry_the_order_id(
     assert "order_id" not in lines[2]  # the binding stayed inside its task
 
 
+def test_a_structlog_logger_writes_the_same_json_line(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("order_manager", "INFO", "json")
+    log = structlog.get_logger("foodflow.test.structlog")
+    oid = str(uuid.uuid4())
+    log.info("Confirming order", order_id=oid, total="45.09")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        log.exception("Failed")
+    first, second = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+    assert list(first)[:5] == ["ts", "level", "service", "logger", "message"]
+    assert first["ts"].endswith("Z")
+    assert first == {
+        "ts": first["ts"],
+        "level": "info",
+        "service": "order_manager",
+        "logger": "foodflow.test.structlog",
+        "message": "Confirming order",
+        "order_id": oid,
+        "total": "45.09",
+    }
+    assert second["message"] == "Failed" and second["level"] == "error"
+    assert "RuntimeError: boom" in second["exception"]
+
+
 def test_console_format_keeps_the_seed_lines_readable(
     restore_logging: None, capsys: pytest.CaptureFixture[str]
 ) -> None:

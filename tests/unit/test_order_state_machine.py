@@ -4,7 +4,14 @@ from uuid import uuid4
 import pytest
 
 from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import FailureReason, OrderSnapshot, OrderStatus, ValidatedOrder
+from foodflow.contracts.orders import (
+    ALLOWED_TRANSITIONS,
+    HANDOVER,
+    FailureReason,
+    OrderSnapshot,
+    OrderStatus,
+    ValidatedOrder,
+)
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine
 from foodflow.orders.lifecycle import IllegalTransition, Order, advance
 
@@ -79,7 +86,7 @@ def test_failed_order_carries_its_reason_and_unpriced_items() -> None:
     order = Order(order_id=uuid4(), request=SEED)
     order.receive()
     update = order.fail(FailureReason.OUT_OF_STOCK, "not enough stock: pho-bo")
-    assert update.reason == FailureReason.OUT_OF_STOCK and update.is_final
+    assert update.reason == FailureReason.OUT_OF_STOCK and update.status.left_saga
     final = order.final_event()
     assert all(i.unit_price is None for i in final.items)
 
@@ -108,7 +115,7 @@ def test_delivery_steps_follow_confirmation_with_the_next_versions() -> None:
     snapshot = _confirmed_snapshot()
     for status in (OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
         snapshot = advance(snapshot, status)
-    assert snapshot.version == 6 and snapshot.is_terminal
+    assert snapshot.version == 6 and snapshot.status.is_terminal
     assert [h.status for h in snapshot.history][-3:] == [
         "COURIER_ASSIGNED",
         "PICKED_UP",
@@ -138,3 +145,77 @@ def test_cancel_only_before_pickup(path: list[OrderStatus], allowed: bool) -> No
     else:
         with pytest.raises(IllegalTransition):
             advance(snapshot, last)
+
+
+S = OrderStatus
+PREDICATES = {
+    "in_saga": S.IN_SAGA,
+    "left_saga": S.LEFT_SAGA,
+    "ends_saga": S.ENDS_SAGA,
+    "is_terminal": S.TERMINAL,
+    "aborted": S.ABORTED,
+    "cancellable": S.CANCELLABLE,
+    "persisted": S.PERSISTED,
+}
+
+
+@pytest.mark.parametrize(
+    ("predicate", "members"),
+    [
+        ("in_saga", {S.RECEIVED, S.PROCESSING}),
+        ("left_saga", set(S) - {S.RECEIVED, S.PROCESSING}),
+        ("ends_saga", {S.CONFIRMED, S.FAILED, S.CANCELLED}),
+        ("is_terminal", {S.DELIVERED, S.FAILED, S.CANCELLED}),
+        ("aborted", {S.FAILED, S.CANCELLED}),
+        ("cancellable", {S.RECEIVED, S.PROCESSING, S.CONFIRMED, S.COURIER_ASSIGNED}),
+        ("persisted", {S.CONFIRMED, S.DELIVERED, S.FAILED, S.CANCELLED}),
+    ],
+)
+def test_each_predicate_holds_for_exactly_its_statuses(predicate: str, members: set[S]) -> None:
+    assert {s for s in S if getattr(s, predicate)} == members
+    assert PREDICATES[predicate] == members
+
+
+def _successors(status: S) -> set[S]:
+    """Every status reachable from `status` in one or more transitions."""
+    seen: set[S] = set()
+    frontier = set(ALLOWED_TRANSITIONS[status])
+    while frontier:
+        seen |= frontier
+        frontier = {t for s in frontier for t in ALLOWED_TRANSITIONS[s]} - seen
+    return seen
+
+
+def test_the_predicates_agree_with_the_transitions() -> None:
+    for s in S:
+        moves = ALLOWED_TRANSITIONS[s]
+        assert s.is_terminal == (not moves)
+        assert s.cancellable == (S.CANCELLED in moves)
+        # The saga drives an order until the handover is behind it (or out of reach).
+        assert s.in_saga == (HANDOVER in _successors(s))
+        assert s.left_saga == (not s.in_saga)
+        # Each move of the saga either stays in it or ends it there.
+        if s.in_saga:
+            assert all(t.in_saga or t.ends_saga for t in moves)
+        assert s.ends_saga == (s.left_saga and any(s in ALLOWED_TRANSITIONS[f] for f in S.IN_SAGA))
+        assert s.aborted == (s.ends_saga and s.is_terminal)
+        assert s.persisted == (s.ends_saga or s.is_terminal)
+    # Once out of the saga, an order never comes back into it.
+    assert all(not t.in_saga for s in S.LEFT_SAGA for t in _successors(s))
+    # Every order starts with a status the saga drives, or fails at once (an unreadable one).
+    assert ALLOWED_TRANSITIONS[None] == {S.RECEIVED, S.FAILED}
+    assert set(ALLOWED_TRANSITIONS) == {None, *S}
+
+
+def test_a_rejected_order_fails_at_version_one_straight_from_no_status() -> None:
+    order_id = uuid4()
+    event = Order.reject(order_id, "u-1", "invalid order: items: Field required")
+    assert (event.order_id, event.status, event.reason, event.version) == (
+        order_id,
+        S.FAILED,
+        FailureReason.INVALID_ORDER,
+        1,
+    )
+    assert [(h.status, h.version) for h in event.history] == [(S.FAILED, 1)]
+    assert event.items == [] and event.price is None
+    assert event.created_at == event.updated_at == event.history[0].at

@@ -1,11 +1,12 @@
-"""Order messages: what arrives on `validated_orders` and what the saga announces."""
+"""Order messages (what arrives on `validated_orders`, what the saga announces) and the order
+lifecycle: `OrderStatus`, its `ALLOWED_TRANSITIONS` and the predicates derived from them."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -23,6 +24,14 @@ def utcnow() -> datetime:
 
 
 class OrderStatus(StrEnum):
+    """Where an order stands. The statuses and the moves between them, `ALLOWED_TRANSITIONS`,
+    are the whole lifecycle: the order manager's saga drives an order from RECEIVED until it
+    hands it over at CONFIRMED (or fails it); the delivery service moves it from there.
+
+    Every question about a status is one of the predicates below, derived from the moves; each
+    has its members as a class-level set too (`OrderStatus.TERMINAL` for `is_terminal`, …).
+    """
+
     RECEIVED = "RECEIVED"
     PROCESSING = "PROCESSING"
     CONFIRMED = "CONFIRMED"
@@ -31,6 +40,58 @@ class OrderStatus(StrEnum):
     DELIVERED = "DELIVERED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+
+    # Filled in below, once ALLOWED_TRANSITIONS exists (annotated only, so not members).
+    IN_SAGA: ClassVar[frozenset[OrderStatus]]
+    LEFT_SAGA: ClassVar[frozenset[OrderStatus]]
+    ENDS_SAGA: ClassVar[frozenset[OrderStatus]]
+    TERMINAL: ClassVar[frozenset[OrderStatus]]
+    ABORTED: ClassVar[frozenset[OrderStatus]]
+    CANCELLABLE: ClassVar[frozenset[OrderStatus]]
+    PERSISTED: ClassVar[frozenset[OrderStatus]]
+
+    # The predicates read module globals, not the class-level sets: an attribute of an Enum
+    # class is looked up through EnumType's slow path, and some of these run on every event.
+
+    @property
+    def in_saga(self) -> bool:
+        """The order manager's saga drives it: RECEIVED, PROCESSING (the handover still ahead).
+        A saga that died leaves it here for the sweeper to resume."""
+        return self in _IN_SAGA
+
+    @property
+    def left_saga(self) -> bool:
+        """The saga is done with it: every status but RECEIVED and PROCESSING. The saga stops
+        and announces its final event; the order is no longer in flight for the sweeper."""
+        return self in _LEFT_SAGA
+
+    @property
+    def ends_saga(self) -> bool:
+        """A saga's last transition lands here: CONFIRMED, FAILED, CANCELLED."""
+        return self in _ENDS_SAGA
+
+    @property
+    def is_terminal(self) -> bool:
+        """Nothing can happen to it any more: DELIVERED, FAILED, CANCELLED."""
+        return self in _TERMINAL
+
+    @property
+    def aborted(self) -> bool:
+        """It ended without being delivered: FAILED, CANCELLED (where a saga ends and nothing
+        follows)."""
+        return self in _ABORTED
+
+    @property
+    def cancellable(self) -> bool:
+        """It may still go to CANCELLED: RECEIVED, PROCESSING, CONFIRMED, COURIER_ASSIGNED."""
+        return self in _CANCELLABLE
+
+    @property
+    def persisted(self) -> bool:
+        """The order writer gets an `OrderFinalEvent` for it, to keep it in PostgreSQL: where a
+        saga ends and where an order ends (CONFIRMED, DELIVERED, FAILED, CANCELLED). The steps
+        of a delivery in between are status events only."""
+        return self in _PERSISTED
 
 
 class FailureReason(StrEnum):
@@ -121,14 +182,6 @@ class OrderStatusUpdate(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
     delivery_address: DeliveryAddress | None = None
 
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
 
 class OrderSnapshot(OrderStatusUpdate):
     """An order's status with its lines and timeline so far: what Redis keeps, so a saga that
@@ -160,21 +213,55 @@ class DeadLetter(BaseModel):
     failed_at: datetime = Field(default_factory=utcnow)
 
 
-# Final for the order saga: the order left it (CONFIRMED onwards, or FAILED/CANCELLED). The
-# saga's final states go to `db_write_order_status`; delivery then moves CONFIRMED orders on.
-FINAL_STATUSES = frozenset(
-    {
-        OrderStatus.CONFIRMED,
-        OrderStatus.COURIER_ASSIGNED,
-        OrderStatus.PICKED_UP,
-        OrderStatus.DELIVERED,
-        OrderStatus.FAILED,
-        OrderStatus.CANCELLED,
-    }
-)
-# Nothing follows these; they are persisted by the writer, like CONFIRMED.
-TERMINAL_STATUSES = frozenset({OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELLED})
-PERSISTED_STATUSES = TERMINAL_STATUSES | {OrderStatus.CONFIRMED}
+ALLOWED_TRANSITIONS: dict[OrderStatus | None, frozenset[OrderStatus]] = {
+    # An order is received first. One whose message cannot be read is never received: it fails
+    # at its first version (`Order.reject`).
+    None: frozenset({OrderStatus.RECEIVED, OrderStatus.FAILED}),
+    OrderStatus.RECEIVED: frozenset(
+        {OrderStatus.PROCESSING, OrderStatus.FAILED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.PROCESSING: frozenset(
+        {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED}
+    ),
+    # From CONFIRMED on, the delivery service moves the order.
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED}),
+    OrderStatus.COURIER_ASSIGNED: frozenset({OrderStatus.PICKED_UP, OrderStatus.CANCELLED}),
+    OrderStatus.PICKED_UP: frozenset({OrderStatus.DELIVERED}),
+    OrderStatus.DELIVERED: frozenset(),
+    OrderStatus.FAILED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+}
+# Where the saga hands a paid order over to the delivery service.
+HANDOVER = OrderStatus.CONFIRMED
+# The customer API's status of an order the gateway has published and the order manager has
+# not received yet. It comes before the lifecycle (no event carries it): not an OrderStatus.
+NOT_YET_RECEIVED = "ACCEPTED"
+
+
+def _leading_to(target: OrderStatus) -> frozenset[OrderStatus]:
+    """The statuses from which `target` can be reached in one or more transitions."""
+    found: set[OrderStatus] = set()
+    frontier = {target}
+    while frontier:
+        frontier = {s for s in OrderStatus if ALLOWED_TRANSITIONS[s] & frontier} - found
+        found |= frontier
+    return frozenset(found)
+
+
+_IN_SAGA = _leading_to(HANDOVER)
+_LEFT_SAGA = frozenset(OrderStatus) - _IN_SAGA
+_ENDS_SAGA = frozenset().union(*(ALLOWED_TRANSITIONS[s] for s in _IN_SAGA)) - _IN_SAGA
+_TERMINAL = frozenset(s for s in OrderStatus if not ALLOWED_TRANSITIONS[s])
+_ABORTED = _ENDS_SAGA & _TERMINAL
+_CANCELLABLE = frozenset(s for s in OrderStatus if OrderStatus.CANCELLED in ALLOWED_TRANSITIONS[s])
+_PERSISTED = _ENDS_SAGA | _TERMINAL
+OrderStatus.IN_SAGA = _IN_SAGA
+OrderStatus.LEFT_SAGA = _LEFT_SAGA
+OrderStatus.ENDS_SAGA = _ENDS_SAGA
+OrderStatus.TERMINAL = _TERMINAL
+OrderStatus.ABORTED = _ABORTED
+OrderStatus.CANCELLABLE = _CANCELLABLE
+OrderStatus.PERSISTED = _PERSISTED
 
 
 def order_status_key(order_id: UUID | str) -> str:

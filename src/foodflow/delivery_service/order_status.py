@@ -13,7 +13,6 @@ from typing import Protocol
 from uuid import UUID
 
 from foodflow.contracts.orders import (
-    PERSISTED_STATUSES,
     FailureReason,
     OrderFinalEvent,
     OrderSnapshot,
@@ -76,7 +75,7 @@ class OrderStatusMover:
                 raise OrderOvertaken(order_id)
             final = (
                 OrderFinalEvent.model_validate(moved.model_dump())
-                if moved.status in PERSISTED_STATUSES
+                if moved.status.persisted
                 else None
             )
             await self.announce(moved.status_update(), final)

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from foodflow.contracts.orders import FINAL_STATUSES, OrderStatus, OrderStatusUpdate, StatusChange
+from foodflow.contracts.orders import OrderStatus, OrderStatusUpdate, StatusChange
 
 MAX_TRACKED_ORDERS = 5000
 LATENCY_WINDOW = timedelta(minutes=5)
@@ -122,7 +122,7 @@ class Board:
         )
         self._cards[update.order_id] = new
         self._cards.move_to_end(update.order_id)
-        if update.is_final and (card is None or card.status not in FINAL_STATUSES):
+        if update.status.left_saga and (card is None or not card.status.left_saga):
             latency = (update.updated_at - update.created_at).total_seconds()
             self._finished.append((update.updated_at, max(0.0, latency)))
             finished_in = minute_of(update.updated_at)

@@ -26,6 +26,7 @@ from foodflow.contracts import topics
 from foodflow.contracts.delivery import CourierView
 from foodflow.contracts.inventory import MenuItem
 from foodflow.contracts.orders import (
+    NOT_YET_RECEIVED,
     OrderItemIn,
     OrderSnapshot,
     OrderStatus,
@@ -63,7 +64,6 @@ from foodflow.platform.errors import FoodflowError
 
 log = logging.getLogger(__name__)
 
-IN_SAGA = frozenset({OrderStatus.RECEIVED, OrderStatus.PROCESSING})
 CANCEL_WAIT_SECONDS = 5.0
 CANCEL_POLL_SECONDS = 0.1
 LOW_STOCK_THRESHOLD = 20
@@ -292,7 +292,7 @@ async def place_order(
     assert order.order_id is not None
     await publisher.publish(topics.VALIDATED_ORDERS, order)
     log.info("Order %s placed by %s", order.order_id, user.user_id)
-    return _accepted(order.order_id, "ACCEPTED")
+    return _accepted(order.order_id, NOT_YET_RECEIVED)
 
 
 async def owned_order(placed: PlacedOrders, order_id: UUID, user: Principal) -> PlacedOrder:
@@ -317,7 +317,7 @@ async def current_order(views: OrderViews, order: PlacedOrder) -> OrderPublic:
         return OrderPublic(
             order_id=order_id,
             user_id=request.user_id,
-            status="ACCEPTED",
+            status=NOT_YET_RECEIVED,
             items=[PricedItem(item_id=i.item_id, quantity=i.quantity) for i in request.items],
             delivery_address=request.delivery_address,
             created_at=order.created_at,
@@ -366,20 +366,25 @@ async def cancel_order(
     deadline = time.monotonic() + wait_seconds
     current = await current_order(views, order)
     # Payment takes a moment: wait for the order to leave the saga, then cancel.
-    while current.status in {"ACCEPTED", *IN_SAGA} and time.monotonic() < deadline:
+    while _still_processing(current.status) and time.monotonic() < deadline:
         await asyncio.sleep(CANCEL_POLL_SECONDS)
         current = await current_order(views, order)
-    if current.status in {"ACCEPTED", *IN_SAGA}:
+    if _still_processing(current.status):
         raise Conflict("the order is still being processed; try again in a moment")
-    if current.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
-        raise Conflict(f"the order is {current.status.lower()} already")
-    if current.status in (OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+    state = OrderStatus(current.status)
+    if state.aborted:
+        raise Conflict(f"the order is {state.lower()} already")
+    if not state.cancellable:
         raise Conflict(
-            f"the order is {current.status.replace('_', ' ').lower()};"
-            " it can no longer be cancelled"
+            f"the order is {state.replace('_', ' ').lower()}; it can no longer be cancelled"
         )
     await deliveries.cancel(order_id)
     return await current_order(views, order)
+
+
+def _still_processing(status: str) -> bool:
+    """Published but not yet received, or still in the saga: too early to cancel."""
+    return status == NOT_YET_RECEIVED or OrderStatus(status).in_saga
 
 
 def _courier(user: Principal) -> None:

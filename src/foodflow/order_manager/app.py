@@ -14,8 +14,8 @@ from foodflow.clients.inventory import InventoryClient
 from foodflow.clients.payment import PaymentClient
 from foodflow.clients.pricing import PricingClient
 from foodflow.contracts import topics
+from foodflow.order_manager.intake import OrderIntake
 from foodflow.order_manager.saga import OrderSaga
-from foodflow.order_manager.service import OrderIntake
 from foodflow.order_manager.sweeper import StuckOrderSweeper
 from foodflow.orders.announcer import KafkaAnnouncer
 from foodflow.orders.status_store import RedisStatusStore

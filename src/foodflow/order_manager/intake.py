@@ -1,98 +1,104 @@
-"""Turns raw `validated_orders` messages into orders, or into precise reasons for refusal."""
+"""The consumer side of the order manager: a batch of messages in, many orders in flight."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
 from uuid import UUID
 
-import orjson
-from pydantic import ValidationError
+from confluent_kafka import Message
+from prometheus_client import Counter, Gauge, Histogram
 
-from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import (
-    FailureReason,
-    OrderFinalEvent,
-    OrderStatus,
-    StatusChange,
-    ValidatedOrder,
-    utcnow,
+from foodflow.contracts.orders import OrderFinalEvent
+from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
+from foodflow.order_manager.saga import Announcer, OrderSaga, StatusStore
+from foodflow.orders.lifecycle import Order
+from foodflow.orders.status_store import SaveOutcome
+from foodflow.platform.kafka.dlq import send_to_dead_letter
+from foodflow.platform.kafka.producer import EventProducer
+
+log = logging.getLogger(__name__)
+
+ORDERS_IN_FLIGHT = Gauge("foodflow_orders_in_flight", "Orders the saga is driving right now")
+ORDER_SECONDS = Histogram(
+    "foodflow_order_seconds",
+    "Time from receipt to a final state",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
 )
-
-MAX_MESSAGE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Accepted:
-    order_id: UUID
-    order: ValidatedOrder
-    id_assigned: bool
+DEAD_LETTERS = Counter("foodflow_dead_letters_total", "Messages sent to the dead-letter topic")
 
 
-@dataclass(frozen=True)
-class Rejected:
-    error: str
-    order_id: UUID | None
-    user_id: str | None
+class OrderIntake:
+    """Handles one batch from `validated_orders`; returns when every order in it is final."""
 
+    def __init__(
+        self,
+        saga: OrderSaga,
+        producer: EventProducer,
+        store: StatusStore,
+        announce: Announcer,
+        max_in_flight: int,
+    ) -> None:
+        self.saga = saga
+        self.producer = producer
+        self.store = store
+        self.announce = announce
+        self._slots = asyncio.Semaphore(max_in_flight)
 
-def read_order(value: bytes | None, topic: str, partition: int, offset: int) -> Accepted | Rejected:
-    """Parse one message. Never raises: bad input becomes a `Rejected` with the reason."""
-    if not value:
-        return Rejected("empty message", None, None)
-    if len(value) > MAX_MESSAGE_BYTES:
-        return Rejected(f"message of {len(value)} bytes exceeds {MAX_MESSAGE_BYTES}", None, None)
-    try:
-        order = ValidatedOrder.model_validate_json(value)
-    except ValidationError as exc:
-        order_id, user_id = _salvage_ids(value)
-        return Rejected(_summarise(exc), order_id, user_id)
-    if order.order_id is not None:
-        return Accepted(order.order_id, order, id_assigned=False)
-    return Accepted(derive_order_id(topic, partition, offset), order, id_assigned=True)
+    async def handle_batch(self, messages: list[Message]) -> None:
+        seen: set[UUID] = set()
+        work = []
+        for msg in messages:
+            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+            parsed = read_order(msg.value(), topic, partition, offset)
+            if isinstance(parsed, InvalidMessage):
+                work.append(self._reject(msg, parsed))
+                continue
+            if parsed.order_id in seen:
+                log.warning("Order %s appears twice in one batch; once is enough", parsed.order_id)
+                continue
+            seen.add(parsed.order_id)
+            work.append(self._drive(parsed))
+        # Every order of the batch runs to its end before any failure is raised: the batch is
+        # then handed back whole (offsets uncommitted) and its orders replay idempotently.
+        outcomes = await asyncio.gather(*work, return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
 
+    async def _drive(self, accepted: Accepted) -> None:
+        if accepted.id_assigned:
+            log.info("Assigned order id %s to an order without one", accepted.order_id)
+        async with self._slots:
+            ORDERS_IN_FLIGHT.inc()
+            try:
+                with ORDER_SECONDS.time():
+                    await self.saga.run(accepted.order_id, accepted.order)
+            finally:
+                ORDERS_IN_FLIGHT.dec()
 
-def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "message"
-        parts.append(f"{where}: {err['msg']}")
-    more = exc.error_count() - len(parts)
-    return "invalid order: " + "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
-
-
-def _salvage_ids(value: bytes) -> tuple[UUID | None, str | None]:
-    """The order id and user of a malformed order, when they can be read at all."""
-    try:
-        data = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(data, dict):
-        return None, None
-    try:
-        order_id = UUID(str(data.get("order_id")))
-    except ValueError:
-        return None, None
-    user = data.get("user_id")
-    return order_id, (user[:64] if isinstance(user, str) and user else None)
-
-
-def rejected_order_event(rejected: Rejected) -> OrderFinalEvent:
-    """FAILED/INVALID_ORDER as the one and only transition of an order that could not be read."""
-    assert rejected.order_id is not None
-    now = utcnow()
-    return OrderFinalEvent(
-        order_id=rejected.order_id,
-        user_id=rejected.user_id or "unknown",
-        status=OrderStatus.FAILED,
-        version=1,
-        reason=FailureReason.INVALID_ORDER,
-        detail=rejected.error[:1000],
-        created_at=now,
-        updated_at=now,
-        items=[],
-        history=[
-            StatusChange(
-                status=OrderStatus.FAILED, version=1, at=now, reason=FailureReason.INVALID_ORDER
+    async def _reject(self, msg: Message, invalid: InvalidMessage) -> None:
+        log.warning(
+            "Rejected message %s/%s@%s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            invalid.error,
+        )
+        await send_to_dead_letter(self.producer, msg, invalid.error, invalid.order_id)
+        DEAD_LETTERS.inc()
+        if invalid.order_id is not None:
+            event = Order.reject(
+                invalid.order_id, invalid.user_id or "unknown", invalid.error[:1000]
             )
-        ],
-    )
+            update = event.status_update()
+            # Announced when stored now, or again when an earlier delivery of this very message
+            # stored it; never over an order of the same id that a valid message drives.
+            outcome = await self.store.save(event)
+            if outcome is SaveOutcome.ALREADY_THERE:
+                stored = await self.store.load_snapshot(update.order_id)
+                if stored is not None and stored.version == 1 and stored.reason == event.reason:
+                    again = OrderFinalEvent.model_validate(stored.model_dump())
+                    await self.announce(again.status_update(), again)
+            elif outcome is SaveOutcome.WRITTEN:
+                await self.announce(update, event)

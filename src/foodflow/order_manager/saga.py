@@ -105,7 +105,7 @@ class OrderSaga:
     def _write(self, order: Order, update: OrderStatusUpdate) -> Callable[[], Awaitable[None]]:
         # What is written is taken now: the order may move on while the write waits its turn.
         snapshot = order.full_snapshot()
-        final = order.final_event() if order.is_final else None
+        final = order.final_event() if order.left_saga else None
         request = order.request if update.version == 1 else None
 
         async def write() -> None:
@@ -139,11 +139,10 @@ class OrderSaga:
         bind_order_id(order_id)
         stored = await self.store.load_snapshot(order_id)
         if stored is not None:
-            await self.announce(
-                stored.status_update(),
-                OrderFinalEvent.model_validate(stored.model_dump()) if stored.is_final else None,
-            )
-            if stored.is_final:
+            left_saga = stored.status.left_saga
+            final = OrderFinalEvent.model_validate(stored.model_dump()) if left_saga else None
+            await self.announce(stored.status_update(), final)
+            if left_saga:
                 log.info("Order %s is already %s; announced it again", order_id, stored.status)
                 return None
             log.warning("Resuming order %s from %s v%d", order_id, stored.status, stored.version)
@@ -157,7 +156,7 @@ class OrderSaga:
             log.warning("Order %s: %s; this saga stops", order_id, exc)
             return None
         except TimeoutError:
-            if order.is_final:  # timed out while announcing: the final state stands
+            if order.left_saga:  # timed out while announcing: the final state stands
                 await self._record_again(order)
                 return order
             await self._undo_payment(order)

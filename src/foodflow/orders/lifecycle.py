@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from foodflow.contracts.orders import (
-    FINAL_STATUSES,
+    ALLOWED_TRANSITIONS,
     FailureReason,
     OrderFinalEvent,
     OrderSnapshot,
@@ -20,23 +20,6 @@ from foodflow.contracts.orders import (
     utcnow,
 )
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine
-
-ALLOWED_TRANSITIONS: dict[OrderStatus | None, frozenset[OrderStatus]] = {
-    None: frozenset({OrderStatus.RECEIVED}),
-    OrderStatus.RECEIVED: frozenset(
-        {OrderStatus.PROCESSING, OrderStatus.FAILED, OrderStatus.CANCELLED}
-    ),
-    OrderStatus.PROCESSING: frozenset(
-        {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED}
-    ),
-    # From CONFIRMED on, the delivery service moves the order (see `advance`).
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED}),
-    OrderStatus.COURIER_ASSIGNED: frozenset({OrderStatus.PICKED_UP, OrderStatus.CANCELLED}),
-    OrderStatus.PICKED_UP: frozenset({OrderStatus.DELIVERED}),
-    OrderStatus.DELIVERED: frozenset(),
-    OrderStatus.FAILED: frozenset(),
-    OrderStatus.CANCELLED: frozenset(),
-}
 
 
 class IllegalTransition(ValueError):
@@ -62,8 +45,9 @@ class Order:
     history: list[StatusChange] = field(default_factory=list)
 
     @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+    def left_saga(self) -> bool:
+        """The saga is done with it (see `OrderStatus.left_saga`); False before it is received."""
+        return self.status is not None and self.status.left_saga
 
     def transition(
         self,
@@ -96,6 +80,30 @@ class Order:
 
     def fail(self, reason: FailureReason, detail: str | None = None) -> OrderStatusUpdate:
         return self.transition(OrderStatus.FAILED, reason=reason, detail=detail)
+
+    @staticmethod
+    def reject(
+        order_id: uuid.UUID, user_id: str, detail: str, at: datetime | None = None
+    ) -> OrderFinalEvent:
+        """The one and only event of an order whose message could not be read: FAILED with
+        INVALID_ORDER at version 1, straight from no status (the edge None → FAILED of
+        ALLOWED_TRANSITIONS), with no lines, no price and that single step as its timeline."""
+        if OrderStatus.FAILED not in ALLOWED_TRANSITIONS[None]:
+            raise IllegalTransition(None, OrderStatus.FAILED)
+        when = at or utcnow()
+        reason = FailureReason.INVALID_ORDER
+        return OrderFinalEvent(
+            order_id=order_id,
+            user_id=user_id,
+            status=OrderStatus.FAILED,
+            version=1,
+            reason=reason,
+            detail=detail,
+            created_at=when,
+            updated_at=when,
+            items=[],
+            history=[StatusChange(status=OrderStatus.FAILED, version=1, at=when, reason=reason)],
+        )
 
     def _fields(self) -> dict[str, Any]:
         assert self.status is not None, "an order has no state before it is received"
@@ -165,7 +173,7 @@ class Order:
 
     def final_event(self) -> OrderFinalEvent:
         """The enriched event for `db_write_order_status`: items, unit prices, timeline."""
-        if not self.is_final:
+        if not self.left_saga:
             raise IllegalTransition(self.status, OrderStatus.CONFIRMED)
         return OrderFinalEvent.model_construct(
             **self._fields(), items=self._priced_items(), history=list(self.history)

@@ -100,7 +100,7 @@ class RedisStatusStore:
                 update.version,
                 self._ttl,
                 update.status.value,
-                "1" if update.is_final else "0",
+                "1" if update.status.left_saga else "0",
                 order_id,
                 update.created_at.timestamp(),
                 request.model_dump_json() if request is not None else "",
@@ -124,10 +124,6 @@ class RedisStatusStore:
     async def _read_batch(self, keys: list[str]) -> list[bytes | str | None]:
         values: list[bytes | str | None] = await self._redis.mget(keys)
         return values
-
-    async def load(self, order_id: UUID | str) -> OrderStatusUpdate | None:
-        raw = await self._redis.get(order_status_key(order_id))
-        return OrderStatusUpdate.model_validate_json(raw) if raw else None
 
     async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
         raw = await retry_async(

@@ -8,12 +8,16 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from foodflow.contracts.orders import OrderStatus
 from foodflow.platform.config import get_settings
 from foodflow.tools.http import HttpSession, Response
 
 customer_app = typer.Typer(help="Use the gateway as a customer: sign up, order, follow, cancel.")
 console = Console(soft_wrap=True)
-TERMINAL = {"DELIVERED", "FAILED", "CANCELLED"}
+# `order` follows an order until a courier has it or it has ended.
+FOLLOW_UNTIL = frozenset(
+    s.value for s in OrderStatus if s.is_terminal or s is OrderStatus.COURIER_ASSIGNED
+)
 
 EmailOption = typer.Option("demo@foodflow.example", help="Account; created on first use.")
 PasswordOption = typer.Option("demo password", help="Its password.")
@@ -91,7 +95,7 @@ def order(
         while time.monotonic() < deadline:
             current = client.get(f"/orders/{order_id}", headers=headers).json()
             seen = _show(current, seen)
-            if current["status"] in TERMINAL | {"COURIER_ASSIGNED"}:
+            if current["status"] in FOLLOW_UNTIL:
                 break
             time.sleep(0.2)
     if current.get("price"):

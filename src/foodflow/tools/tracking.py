@@ -58,7 +58,7 @@ def follow(
                 continue
             update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             yield update
-            if update.is_final:
+            if update.status.left_saga:
                 return
         raise FoodflowError(f"order {order_id} reached no final state within {timeout:.0f}s")
 

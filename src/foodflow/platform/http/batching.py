@@ -45,10 +45,6 @@ class Coalescer(Generic[Req, Res]):
         self._flush_scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     async def submit(self, request: Req) -> Res:
         """The answer to `request`, sent in a batch with whatever else was submitted with it."""
         loop = asyncio.get_running_loop()

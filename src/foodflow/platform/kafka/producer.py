@@ -42,14 +42,12 @@ class EventProducer:
     """Long-lived idempotent producer (acks=all, lz4, linger 5 ms).
 
     Use `async with EventProducer(settings) as producer:` or `start()`/`stop()`; `stop()` flushes
-    what is queued and is harmless to call twice. With `transactional_id`, `start()` also
-    initialises transactions and the `*_transaction` methods become usable.
+    what is queued and is harmless to call twice.
     """
 
     def __init__(
         self,
         settings: Settings,
-        transactional_id: str | None = None,
         *,
         client_id: str | None = None,
         config: Mapping[str, Any] | None = None,
@@ -65,10 +63,7 @@ class EventProducer:
             "delivery.timeout.ms": 120_000,
             "logger": librdkafka_logger(),
         }
-        if transactional_id is not None:
-            self._config["transactional.id"] = transactional_id
         self._config.update(config or {})
-        self._transactional = transactional_id is not None
         self._producer: Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: threading.Thread | None = None
@@ -94,7 +89,7 @@ class EventProducer:
         return self._producer is not None
 
     async def start(self) -> None:
-        """Create the client and its poll thread (and initialise transactions, if any)."""
+        """Create the client and its poll thread."""
         if self._producer is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -104,13 +99,6 @@ class EventProducer:
             target=self._poll_forever, name="kafka-producer-poll", daemon=True
         )
         self._poller.start()
-        if self._transactional:
-            producer = self._producer
-            try:
-                await asyncio.to_thread(producer.init_transactions, 30.0)
-            except KafkaException as exc:
-                await self.stop()
-                raise PublishError(f"initialising transactions failed: {exc}") from exc
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Flush queued messages (up to `timeout` seconds), then stop the poll thread."""
@@ -223,34 +211,6 @@ class EventProducer:
         producer = self._require()
         remaining: int = await asyncio.to_thread(producer.flush, timeout)
         return remaining
-
-    # --- transactions (only with a transactional_id) -----------------------------------------
-
-    def begin_transaction(self) -> None:
-        self._require().begin_transaction()
-
-    async def commit_transaction(self, timeout: float = 30.0) -> None:
-        producer = self._require()
-        try:
-            await asyncio.to_thread(producer.commit_transaction, timeout)
-        except KafkaException as exc:
-            raise PublishError(f"committing the transaction failed: {exc}") from exc
-
-    async def abort_transaction(self, timeout: float = 30.0) -> None:
-        producer = self._require()
-        await asyncio.to_thread(producer.abort_transaction, timeout)
-
-    async def send_offsets_to_transaction(
-        self,
-        offsets: list[Any],
-        group_metadata: Any,
-        timeout: float = 30.0,
-    ) -> None:
-        """Commit a consumer's offsets as part of the open transaction (exactly-once)."""
-        producer = self._require()
-        await asyncio.to_thread(
-            producer.send_offsets_to_transaction, offsets, group_metadata, timeout
-        )
 
 
 def _settle(future: asyncio.Future[None], err: KafkaError | None, msg: Message) -> None:

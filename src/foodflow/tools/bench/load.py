@@ -38,7 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts import topics
-from foodflow.contracts.orders import order_status_key
+from foodflow.contracts.orders import OrderStatus, order_status_key
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
 from foodflow.platform.periodic import periodic_task
@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 PG_POLL_SECONDS = 0.02
 REDIS_CHECK_SECONDS = 0.02
 BENCH_ITEMS = tuple(f"bench-{i:02d}" for i in range(32))
-FINAL = (b"CONFIRMED", b"FAILED", b"CANCELLED")
+# Where the saga ends an order, as text and as the bytes the status consumer scans for.
+FINAL_TEXT = tuple(s.value for s in OrderStatus if s.ends_saga)
+FINAL = tuple(s.encode() for s in FINAL_TEXT)
 POSTGRES_DOWN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
@@ -241,7 +243,7 @@ class LoadRun:
                 if not any(s in value for s in FINAL):
                     continue  # cheap pre-filter before parsing: RECEIVED, PROCESSING
                 status = orjson.loads(value).get("status")
-                if status in ("CONFIRMED", "FAILED", "CANCELLED"):
+                if status in FINAL_TEXT:
                     res.status[i] = status
                     res.confirmed_at[i] = seen
                     self.final_count += 1

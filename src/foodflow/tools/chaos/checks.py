@@ -10,8 +10,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-# Statuses in which an order holds its stock for good (payment and delivery come after).
-STOCK_TAKEN = frozenset({"CONFIRMED", "COURIER_ASSIGNED", "PICKED_UP", "DELIVERED"})
+from foodflow.contracts.orders import OrderStatus
+
+# Statuses in which an order holds its stock for good: it left the saga confirmed and was not
+# cancelled since (a cancellation gives the stock back).
+STOCK_TAKEN = frozenset(s.value for s in OrderStatus.LEFT_SAGA - OrderStatus.ABORTED)
 
 
 @dataclass

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import FINAL_STATUSES, OrderStatusUpdate, order_status_key
+from foodflow.contracts.orders import OrderStatus, OrderStatusUpdate, order_status_key
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
 from foodflow.platform.periodic import periodic_task
@@ -285,7 +285,7 @@ class ChaosRun:
         observed = checks.Observed(
             expected=self.expected,
             expected_invalid=self.expected_invalid,
-            final_statuses=frozenset(s.value for s in FINAL_STATUSES),
+            final_statuses=frozenset(s.value for s in OrderStatus.LEFT_SAGA),
             initial_stock=initial,
         )
         recovered_at = await self.wait_for_recovery(observed)
