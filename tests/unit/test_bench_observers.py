@@ -20,7 +20,7 @@ class FakeConnection:
 
     async def fetch(self, query: str, ids: list[uuid.UUID]) -> list[dict[str, Any]]:
         self.asked.append(ids)
-        return [{"order_id": i} for i in ids if i in self.stored]
+        return [{"id": str(i), "status": "CONFIRMED"} for i in ids if i in self.stored]
 
     async def close(self) -> None:
         pass

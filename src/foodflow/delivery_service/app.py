@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 import redis.asyncio as aioredis
 from confluent_kafka import Message
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, status
 from pydantic import ValidationError
 
 from foodflow.clients.inventory import InventoryClient
@@ -35,6 +35,7 @@ from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.errors import install_error_handlers
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check, running_check
+from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer, BatchHandler
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.periodic import periodic_task
@@ -64,16 +65,11 @@ class DeliveryRuntime:
     dispatch: asyncio.Task[None]
 
 
-def runtime_of(request: Request) -> DeliveryRuntime:
-    runtime: DeliveryRuntime = request.app.state.runtime
-    return runtime
+RUNTIME = RuntimeSlot(DeliveryRuntime)
+runtime_of = RUNTIME.of
 
 
-async def get_runtime(request: Request) -> DeliveryRuntime:  # async: no thread-pool hop
-    return runtime_of(request)
-
-
-Runtime = Annotated[DeliveryRuntime, Depends(get_runtime)]
+Runtime = Annotated[DeliveryRuntime, Depends(RUNTIME.dependency)]
 router = APIRouter()
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from types import TracebackType
 from uuid import UUID
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from foodflow.contracts.delivery import CourierView, DeliveryView
 from foodflow.delivery_service.domain import Courier, Delivery, DeliveryState, Point
+from foodflow.platform.db.unit_of_work import PostgresTransaction
 
 _DELIVERY_COLUMNS = (
     "d.order_id, d.user_id, d.state, d.restaurant_id, d.address, d.lat, d.lon, d.courier_id,"
@@ -41,52 +40,8 @@ def _delivery(row: asyncpg.Record) -> Delivery:
     )
 
 
-class PostgresUnitOfWork:
+class PostgresUnitOfWork(PostgresTransaction):
     """One transaction: `async with uow: ... await uow.commit()`."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._connection: PoolConnectionProxy | None = None
-        self._transaction: asyncpg.transaction.Transaction | None = None
-
-    async def __aenter__(self) -> PostgresUnitOfWork:
-        connection = await self._pool.acquire()
-        try:
-            transaction = connection.transaction()
-            await transaction.start()
-        except BaseException:
-            await self._pool.release(connection)
-            raise
-        self._connection = connection
-        self._transaction = transaction
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection, transaction = self._connection, self._transaction
-        self._connection = self._transaction = None
-        if connection is None or transaction is None:
-            return
-        try:
-            if connection.is_in_transaction():
-                await transaction.rollback()
-        finally:
-            await self._pool.release(connection)
-
-    @property
-    def connection(self) -> PoolConnectionProxy:
-        if self._connection is None:
-            raise RuntimeError("the unit of work is not open; use `async with`")
-        return self._connection
-
-    async def commit(self) -> None:
-        if self._transaction is None:
-            raise RuntimeError("the unit of work is not open; use `async with`")
-        await self._transaction.commit()
 
     async def get(self, order_id: UUID) -> Delivery | None:
         """The order's delivery, row-locked until this transaction ends."""

@@ -24,6 +24,7 @@ from foodflow.gateway.board import Board
 from foodflow.gateway.feed import Broadcaster
 from foodflow.gateway.repository import GatewayRepository
 from foodflow.platform.config import Settings
+from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
 
@@ -50,17 +51,12 @@ class GatewayRuntime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def runtime_of(request: Request) -> GatewayRuntime:
-    runtime: GatewayRuntime = request.app.state.runtime
-    return runtime
+RUNTIME = RuntimeSlot(GatewayRuntime)
+runtime_of = RUNTIME.of
 
 
 # The dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool,
 # a thread hop per request for a lookup.
-
-
-async def get_runtime(request: Request) -> GatewayRuntime:
-    return runtime_of(request)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -95,7 +91,7 @@ async def get_board(request: Request) -> Board:
     return runtime_of(request).board
 
 
-Runtime = Annotated[GatewayRuntime, Depends(get_runtime)]
+Runtime = Annotated[GatewayRuntime, Depends(RUNTIME.dependency)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Repository = Annotated[GatewayRepository, Depends(get_repository)]
 Orders = Annotated[OrderState, Depends(get_order_state)]

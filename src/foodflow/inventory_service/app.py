@@ -13,7 +13,7 @@ from typing import Annotated
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Response, status
 
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.errors import ERROR_RESPONSES
@@ -44,6 +44,7 @@ from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
+from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.logs import bind_order_id
 from foodflow.platform.periodic import periodic_task
 
@@ -68,16 +69,11 @@ class InventoryRuntime:
     sweeping: asyncio.Task[None]
 
 
-def runtime_of(request: Request) -> InventoryRuntime:
-    runtime: InventoryRuntime = request.app.state.runtime
-    return runtime
+RUNTIME = RuntimeSlot(InventoryRuntime)
+runtime_of = RUNTIME.of
 
 
-async def get_runtime(request: Request) -> InventoryRuntime:  # async: no thread-pool hop
-    return runtime_of(request)
-
-
-Runtime = Annotated[InventoryRuntime, Depends(get_runtime)]
+Runtime = Annotated[InventoryRuntime, Depends(RUNTIME.dependency)]
 
 router = APIRouter(responses=ERROR_RESPONSES)
 

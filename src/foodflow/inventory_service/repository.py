@@ -11,13 +11,12 @@ import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from types import TracebackType
 from typing import TypeAlias
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from foodflow.inventory_service.domain import Reservation, ReservationStatus
+from foodflow.platform.db.unit_of_work import PostgresTransaction
 
 log = logging.getLogger(__name__)
 
@@ -30,52 +29,8 @@ class CatalogueItem:
     stock: int
 
 
-class PostgresUnitOfWork:
+class PostgresUnitOfWork(PostgresTransaction):
     """One transaction: `async with uow: ... await uow.commit()`."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self._connection: PoolConnectionProxy | None = None
-        self._transaction: asyncpg.transaction.Transaction | None = None
-
-    async def __aenter__(self) -> PostgresUnitOfWork:
-        connection = await self._pool.acquire()
-        try:
-            transaction = connection.transaction()
-            await transaction.start()
-        except BaseException:
-            await self._pool.release(connection)
-            raise
-        self._connection = connection
-        self._transaction = transaction
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection, transaction = self._connection, self._transaction
-        self._connection = self._transaction = None
-        if connection is None or transaction is None:
-            return
-        try:
-            if connection.is_in_transaction():
-                await transaction.rollback()
-        finally:
-            await self._pool.release(connection)
-
-    @property
-    def connection(self) -> PoolConnectionProxy:
-        if self._connection is None:
-            raise RuntimeError("the unit of work is not open; use `async with`")
-        return self._connection
-
-    async def commit(self) -> None:
-        if self._transaction is None:
-            raise RuntimeError("the unit of work is not open; use `async with`")
-        await self._transaction.commit()
 
     async def lock_orders(self, order_ids: Collection[str]) -> None:
         """Serialise requests for the same orders until this transaction ends.

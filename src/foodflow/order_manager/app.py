@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from foodflow.clients.inventory import InventoryClient
 from foodflow.clients.payment import PaymentClient
@@ -21,12 +22,27 @@ from foodflow.orders.announcer import KafkaAnnouncer
 from foodflow.orders.status_store import RedisStatusStore
 from foodflow.platform.config import Settings
 from foodflow.platform.db.redis import create_redis
+from foodflow.platform.http.probes import install_probes, redis_check, running_check
+from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
-from foodflow.platform.metrics import install_metrics, record_consumer_lag, watch_event_loop_lag
+from foodflow.platform.metrics import record_consumer_lag, watch_event_loop_lag
+from foodflow.platform.periodic import periodic_task
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "order_manager"
+
+
+@dataclass
+class OrderManagerRuntime:
+    """What the order manager runs on, built once per process in the lifespan."""
+
+    redis: aioredis.Redis
+    consumer: BatchConsumer
+    consumer_task: asyncio.Task[None]
+
+
+RUNTIME = RuntimeSlot(OrderManagerRuntime)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -58,29 +74,28 @@ def create_app(settings: Settings) -> FastAPI:
             max_batches_in_flight=settings.consume_batches_in_flight,
             max_messages_in_flight=settings.max_in_flight_orders,
         )
-        sweeper = StuckOrderSweeper(
-            saga,
-            store,
-            interval=settings.sweep_interval_seconds,
-            stuck_after=settings.stuck_order_after_seconds,
-        )
+        sweeper = StuckOrderSweeper(saga, store, stuck_after=settings.stuck_order_after_seconds)
         await consumer.start()
         loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
-        sweep_task = asyncio.create_task(sweeper.run(), name="stuck order sweeper")
         lag_task = asyncio.create_task(watch_event_loop_lag("order_manager"), name="loop lag")
-        app.state.consumer = consumer
-        app.state.consumer_task = loop_task
-        app.state.redis = redis_client
+        app.state.runtime = OrderManagerRuntime(redis_client, consumer, loop_task)
         log.info("order_manager consuming %s as group %s", topics.VALIDATED_ORDERS, CONSUMER_GROUP)
         try:
-            yield
+            async with periodic_task(
+                sweeper.sweep_once,
+                settings.sweep_interval_seconds,
+                what="Sweeping stuck orders",
+                initial_delay=0,
+            ):
+                try:
+                    yield
+                finally:
+                    # Graceful shutdown: finish the batch in hand and commit it first.
+                    lag_task.cancel()
+                    await consumer.stop()
+                    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                        await asyncio.wait_for(loop_task, timeout=30)
         finally:
-            # Graceful shutdown: finish the batch in hand, commit it, then close the clients.
-            sweeper.stop()
-            lag_task.cancel()
-            await consumer.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.gather(loop_task, sweep_task), timeout=30)
             await producer.stop()
             await inventory.aclose()
             await pricing.aclose()
@@ -89,25 +104,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="foodflow order_manager", lifespan=lifespan)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready() -> JSONResponse:
-        """Readiness: the consumer loop runs and Redis answers."""
-        checks = {"consumer": not app.state.consumer_task.done()}
-        try:
-            checks["redis"] = bool(await app.state.redis.ping())
-        except Exception:
-            checks["redis"] = False
-        ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
-
     async def collect(app: FastAPI) -> None:
-        await record_consumer_lag("order_manager", app.state.consumer)
+        await record_consumer_lag("order_manager", app.state.runtime.consumer)
 
-    install_metrics(app, "order_manager", collect=collect)
-
+    install_probes(
+        app,
+        "order_manager",
+        {
+            "consumer": running_check(lambda r: not RUNTIME.of(r).consumer_task.done()),
+            "redis": redis_check(lambda r: RUNTIME.of(r).redis),
+        },
+        collect=collect,
+    )
     return app

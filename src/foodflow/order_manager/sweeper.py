@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from uuid import UUID
 
@@ -14,7 +12,8 @@ log = logging.getLogger(__name__)
 
 
 class StuckOrderSweeper:
-    """Every `interval` seconds, re-runs the saga of orders not final after `stuck_after`.
+    """Re-runs the saga of orders not final after `stuck_after` (the app runs `sweep_once`
+    every few seconds).
 
     Redelivery of uncommitted messages already finishes most interrupted orders; this catches
     the rest (an order whose message was committed by a consumer that then lost its state, a
@@ -22,15 +21,11 @@ class StuckOrderSweeper:
     that was merely slow changes nothing.
     """
 
-    def __init__(
-        self, saga: OrderSaga, store: RedisStatusStore, *, interval: float, stuck_after: float
-    ) -> None:
+    def __init__(self, saga: OrderSaga, store: RedisStatusStore, *, stuck_after: float) -> None:
         self.saga = saga
         self.store = store
-        self.interval = interval
         self.stuck_after = stuck_after
         self.swept = 0
-        self._stopping = asyncio.Event()
 
     async def sweep_once(self) -> int:
         finished = 0
@@ -47,15 +42,3 @@ class StuckOrderSweeper:
             finished += 1
         self.swept += finished
         return finished
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.sweep_once()
-            except Exception:
-                log.exception("Sweeping stuck orders failed; trying again next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.interval)
-
-    def stop(self) -> None:
-        self._stopping.set()

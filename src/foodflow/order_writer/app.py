@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from foodflow.contracts import topics
 from foodflow.order_writer.handler import PersistFinalOrders
@@ -20,6 +20,7 @@ from foodflow.orders.records import migrate_orders
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
+from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag
@@ -42,9 +43,8 @@ class WriterRuntime:
     task: asyncio.Task[None]
 
 
-def runtime_of(request: Request) -> WriterRuntime:
-    runtime: WriterRuntime = request.app.state.runtime
-    return runtime
+RUNTIME = RuntimeSlot(WriterRuntime)
+runtime_of = RUNTIME.of
 
 
 def create_app(

@@ -254,3 +254,25 @@ async def read_order(db: asyncpg.Pool | asyncpg.Connection, order_id: UUID) -> O
         items=[PricedItem.model_validate(dict(i)) for i in items],
         history=[StatusChange.model_validate(dict(h)) for h in history],
     )
+
+
+async def stored_statuses(
+    db: asyncpg.Pool | asyncpg.Connection, order_ids: Sequence[UUID | str]
+) -> dict[str, str]:
+    """The stored status of each of `order_ids` that has a row, by order id (as text)."""
+    rows = await db.fetch(
+        "SELECT order_id::text AS id, status FROM orders WHERE order_id = ANY($1::uuid[])",
+        list(order_ids),
+    )
+    return {row["id"]: row["status"] for row in rows}
+
+
+async def create_scratch_tables(connection: asyncpg.Connection, schema: str) -> None:
+    """Empty copies of the three order tables in `schema` (made anew), for measuring writes."""
+    await connection.execute(
+        f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+        f"CREATE TABLE {schema}.orders (LIKE public.orders INCLUDING ALL);"
+        f"CREATE TABLE {schema}.order_items (LIKE public.order_items INCLUDING ALL);"
+        f"CREATE TABLE {schema}.order_status_history"
+        " (LIKE public.order_status_history INCLUDING ALL);"
+    )

@@ -8,9 +8,11 @@ whose saga died with its process.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from enum import IntEnum
 from uuid import UUID
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -171,3 +173,18 @@ async def read_snapshot(client: aioredis.Redis, order_id: UUID | str) -> OrderSn
 async def has_status(client: aioredis.Redis, order_id: UUID | str) -> bool:
     """True while the order has a live status (the saga took it in)."""
     return bool(await client.exists(order_status_key(order_id)))
+
+
+async def read_status_values(
+    client: aioredis.Redis, order_ids: Sequence[UUID | str], *, chunk: int = 500
+) -> list[str | None]:
+    """The live status value of each order (None where it has none), by `MGET`s of `chunk`.
+
+    For tools that check thousands of orders at once: only the `status` field is decoded.
+    """
+    values: list[str | None] = []
+    for start in range(0, len(order_ids), chunk):
+        keys = [order_status_key(i) for i in order_ids[start : start + chunk]]
+        for raw in await client.mget(keys):
+            values.append(orjson.loads(raw).get("status") if raw else None)
+    return values

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Response, status
 
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.payment import (
@@ -35,6 +35,7 @@ from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.probes import install_probes, postgres_check
+from foodflow.platform.http.runtime import RuntimeSlot
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,11 @@ class PaymentRuntime:
         task.add_done_callback(self.late.discard)
 
 
-def runtime_of(request: Request) -> PaymentRuntime:
-    runtime: PaymentRuntime = request.app.state.runtime
-    return runtime
+RUNTIME = RuntimeSlot(PaymentRuntime)
+runtime_of = RUNTIME.of
 
 
-async def get_runtime(request: Request) -> PaymentRuntime:  # async: no thread-pool hop
-    return runtime_of(request)
-
-
-Runtime = Annotated[PaymentRuntime, Depends(get_runtime)]
+Runtime = Annotated[PaymentRuntime, Depends(RUNTIME.dependency)]
 router = APIRouter()
 
 

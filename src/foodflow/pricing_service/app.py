@@ -18,6 +18,7 @@ from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.probes import install_probes
+from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.logs import bind_order_id
 from foodflow.pricing_service import services
 from foodflow.pricing_service.catalogue import CataloguePrices
@@ -35,16 +36,11 @@ class PricingRuntime:
     pricing: Pricing
 
 
-def runtime_of(request: Request) -> PricingRuntime:
-    runtime: PricingRuntime = request.app.state.runtime
-    return runtime
+RUNTIME = RuntimeSlot(PricingRuntime)
+runtime_of = RUNTIME.of
 
 
-async def get_runtime(request: Request) -> PricingRuntime:  # async: no thread-pool hop
-    return runtime_of(request)
-
-
-Runtime = Annotated[PricingRuntime, Depends(get_runtime)]
+Runtime = Annotated[PricingRuntime, Depends(RUNTIME.dependency)]
 
 router = APIRouter(responses=ERROR_RESPONSES)
 # The catalogue unreachable is a 503, as PostgreSQL down is elsewhere: callers retry.

@@ -85,13 +85,7 @@ async def postgres_ceiling(settings: Settings, seconds: float = 3.0) -> dict[str
     """Orders/s PostgreSQL takes through the writer's statements; scratch schema dropped after."""
     admin = await asyncpg.connect(settings.postgres_dsn)
     try:
-        await admin.execute(
-            f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE; CREATE SCHEMA {SCRATCH_SCHEMA};"
-            f"CREATE TABLE {SCRATCH_SCHEMA}.orders (LIKE public.orders INCLUDING ALL);"
-            f"CREATE TABLE {SCRATCH_SCHEMA}.order_items (LIKE public.order_items INCLUDING ALL);"
-            f"CREATE TABLE {SCRATCH_SCHEMA}.order_status_history"
-            f" (LIKE public.order_status_history INCLUDING ALL);"
-        )
+        await records.create_scratch_tables(admin, SCRATCH_SCHEMA)
         template = sample_final_event()
         pool = await asyncpg.create_pool(
             settings.postgres_dsn,

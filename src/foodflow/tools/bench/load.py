@@ -3,9 +3,9 @@
 Three observers per order, all against the real servers:
 - the final status event on `order_status_updates` (a consumer thread, `poll()` per message,
   so the time taken is when librdkafka hands the message over: sub-millisecond resolution);
-- Redis: once the event is seen, `MGET order_status:<id>` in batches must show the same status
-  (the saga writes Redis before it publishes, so the event time bounds Redis visibility);
-- PostgreSQL: every `PG_POLL_SECONDS` one `SELECT order_id FROM orders WHERE order_id = ANY(...)`
+- Redis: once the event is seen, the live status (`status_store`, batched MGETs) must show the
+  same status (the saga writes Redis before it publishes: the event time bounds Redis visibility);
+- PostgreSQL: every `PG_POLL_SECONDS` one read of the stored statuses (`records.stored_statuses`)
   over the orders whose final event was seen and that are not yet seen there (every order not
   yet seen there once sending is done); an order counts as persisted at the start of the first
   poll that finds it (the snapshot is taken then), so the figure is high by at most one interval.
@@ -38,8 +38,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts import topics
-from foodflow.contracts.orders import OrderStatus, order_status_key
+from foodflow.contracts.orders import OrderStatus
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
+from foodflow.orders import records, status_store
 from foodflow.platform.config import Settings
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
@@ -275,12 +276,9 @@ class LoadRun:
             polled = time.monotonic()
             for chunk in range(0, len(pending), 10_000):
                 part = pending[chunk : chunk + 10_000]
-                rows = await conn.fetch(
-                    "SELECT order_id FROM orders WHERE order_id = ANY($1::uuid[])",
-                    [self.ids[i] for i in part],
-                )
-                for row in rows:
-                    i = self.index[str(row["order_id"]).encode()]
+                stored = await records.stored_statuses(conn, [self.ids[i] for i in part])
+                for order_id in stored:
+                    i = self.index[order_id.encode()]
                     res.persisted_at[i] = polled
                     self.done_count += 1
         except POSTGRES_DOWN as exc:
@@ -308,9 +306,9 @@ class LoadRun:
         self._redis_checked_upto = sent
         ready = [i for i in self._redis_unchecked if res.confirmed_at[i] is not None]
         if ready:
-            keys = [order_status_key(self.ids[i]) for i in ready]
+            ids = [self.ids[i] for i in ready]
             values = await retry_async(
-                lambda: client.mget(keys),
+                lambda: status_store.read_status_values(client, ids),
                 retry_on=(RedisConnectionError, RedisTimeoutError),
                 attempts=None,
                 base_delay=0.5,
@@ -319,8 +317,8 @@ class LoadRun:
                     "Redis check failed (%s); retrying", exc
                 ),
             )
-            for i, raw in zip(ready, values, strict=True):
-                if raw and orjson.loads(raw).get("status") == res.status[i]:
+            for i, status in zip(ready, values, strict=True):
+                if status is not None and status == res.status[i]:
                     res.redis_ok[i] = True
             self._redis_unchecked = [i for i in self._redis_unchecked if not res.redis_ok[i]]
         if not self._redis_unchecked and self._sending_done.is_set():

@@ -19,8 +19,9 @@ from confluent_kafka import KafkaError, Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import OrderStatus, OrderStatusUpdate, order_status_key
+from foodflow.contracts.orders import OrderStatus
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
+from foodflow.orders import records, status_store
 from foodflow.platform.config import Settings
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
@@ -219,18 +220,9 @@ class ChaosRun:
         self, conn: asyncpg.Connection, rds: aioredis.Redis, o: checks.Observed
     ) -> None:
         ids = list(checks.all_orders(o))
-        rows = await conn.fetch(
-            "SELECT order_id::text AS id, status FROM orders WHERE order_id = ANY($1::uuid[])", ids
-        )
-        o.postgres = {r["id"]: r["status"] for r in rows}
-        o.redis = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for oid, raw in zip(
-                chunk, await rds.mget([order_status_key(i) for i in chunk]), strict=True
-            ):
-                if raw:
-                    o.redis[oid] = OrderStatusUpdate.model_validate_json(raw).status.value
+        o.postgres = await records.stored_statuses(conn, ids)
+        live = await status_store.read_status_values(rds, ids)
+        o.redis = {oid: status for oid, status in zip(ids, live, strict=True) if status}
         inventory = InventoryRepository(conn)
         o.current_stock = await inventory.stock_levels(self.items)
         o.held_reservations = await inventory.held_reservations(ids)

@@ -1,0 +1,61 @@
+"""A unit of work on PostgreSQL: one transaction on one pooled connection.
+
+Each service's repository subclasses it with the statements of its own tables; the use cases
+see only the service's Protocol of it.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+
+class PostgresTransaction:
+    """`async with uow: ... await uow.commit()`: commits only on `commit()`, else rolls back."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._connection: PoolConnectionProxy | None = None
+        self._transaction: asyncpg.transaction.Transaction | None = None
+
+    async def __aenter__(self) -> Self:
+        connection = await self._pool.acquire()
+        try:
+            transaction = connection.transaction()
+            await transaction.start()
+        except BaseException:
+            await self._pool.release(connection)
+            raise
+        self._connection = connection
+        self._transaction = transaction
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, transaction = self._connection, self._transaction
+        self._connection = self._transaction = None
+        if connection is None or transaction is None:
+            return
+        try:
+            if connection.is_in_transaction():
+                await transaction.rollback()
+        finally:
+            await self._pool.release(connection)
+
+    @property
+    def connection(self) -> PoolConnectionProxy:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is not open; use `async with`")
+        return self._connection
+
+    async def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("the unit of work is not open; use `async with`")
+        await self._transaction.commit()
