@@ -17,8 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 from uuid import UUID
 
 from foodflow.contracts.delivery import CourierView, DeliveryView
@@ -36,6 +35,7 @@ from foodflow.delivery_service.domain import (
     plan_route,
     waited_too_long,
 )
+from foodflow.platform.db.unit_of_work import Transaction
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.client import RequestRefused
 
@@ -46,15 +46,7 @@ RESUME_CANCELLING_AFTER_SECONDS = 5.0
 ROUND_BATCH = 50
 
 
-class UnitOfWork(Protocol):
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
+class UnitOfWork(Transaction, Protocol):
     async def get(self, order_id: UUID) -> Delivery | None: ...
     async def next_waiting(self) -> tuple[Delivery, Point] | None: ...
     async def free_couriers(self) -> list[Courier]: ...

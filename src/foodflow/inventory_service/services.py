@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from foodflow.inventory_service.domain import (
     InventoryError,
@@ -28,19 +27,12 @@ from foodflow.inventory_service.domain import (
     StockRequest,
     decide_reservation,
 )
+from foodflow.platform.db.unit_of_work import Transaction
 
 log = logging.getLogger(__name__)
 
 
-class UnitOfWork(Protocol):
-    async def __aenter__(self) -> Self: ...
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-    async def commit(self) -> None: ...
+class UnitOfWork(Transaction, Protocol):
     async def lock_orders(self, order_ids: Collection[str]) -> None: ...
     async def get_reservations(self, order_ids: Collection[str]) -> dict[str, Reservation]: ...
     async def lock_stock(self, item_ids: Iterable[str]) -> dict[str, int]: ...

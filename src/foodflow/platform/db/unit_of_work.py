@@ -7,10 +7,26 @@ see only the service's Protocol of it.
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+
+class Transaction(Protocol):
+    """What a use case sees of a unit of work: a transaction it commits, or that rolls back.
+
+    A service's own unit-of-work Protocol extends this one with its repository methods.
+    """
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+    async def commit(self) -> None: ...
 
 
 class PostgresTransaction:
