@@ -23,6 +23,7 @@ from foodflow.tools.customer import customer_app
 from foodflow.tools.customer import order as customer_order
 from foodflow.tools.dead_letters import dlq_app
 from foodflow.tools.infra import manager
+from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
@@ -74,6 +75,7 @@ def _print_state(state: manager.ServerState) -> None:
 def infra_up() -> None:
     """Start Kafka, PostgreSQL and Redis (idempotent); wait until each answers."""
     settings = get_settings()
+    ensure_secrets(settings, report=console.print)
     try:
         manager.up(settings, report=_print_state)
     except InfraError as exc:
@@ -143,6 +145,7 @@ def up(
         instances = processes.parse_scale(scale)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scale") from None
+    ensure_secrets(settings, report=console.print)
     try:
         manager.up(settings, report=_print_state)
         processes.up(settings, report=_print_service, scale=instances)
@@ -178,6 +181,25 @@ def up(
         f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
         "  foodflow down    (stops everything; data kept)"
     )
+
+
+@app.command("secrets")
+def secrets_command(
+    rotate_jwt: bool = typer.Option(
+        False,
+        "--rotate-jwt",
+        help="Sign new user tokens with a new key (older keys kept until their tokens expire).",
+    ),
+) -> None:
+    """Generate the secrets if missing and print them as .env lines for Docker Compose
+    (`foodflow secrets > .env`)."""
+    settings = get_settings()
+    err = Console(stderr=True)
+    ensure_secrets(settings, report=err.print)
+    if rotate_jwt:
+        err.print(f"new active JWT key {rotate_jwt_key(settings)}; restart the gateway")
+    for line in compose_env(settings):
+        typer.echo(line)
 
 
 @app.command("down")

@@ -21,6 +21,7 @@ from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
 
 from ..batch_http import post_batch
+from ..service_auth import as_caller
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +87,14 @@ async def test_items(inventory_db: asyncpg.Pool) -> AsyncIterator[ItemRows]:
 
 @pytest.fixture(scope="module")
 async def inventory_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The inventory app in-process, its lifespan (and so its pool) running."""
+    """The inventory app in-process, its lifespan (and so its pool) running; called as the
+    order manager, the caller of its stock endpoints."""
     app = create_app(settings)
     transport = httpx.ASGITransport(app=app)
+    saga = as_caller(settings, "order_manager", "inventory_service")
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://inventory") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://inventory", headers=saga) as client,
     ):
         yield client
 
@@ -132,9 +135,10 @@ async def test_health_and_ready(inventory_client: httpx.AsyncClient) -> None:
 
 
 async def test_menu_lists_seed_items_with_decimal_prices(
-    inventory_client: httpx.AsyncClient,
+    inventory_client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    response = await inventory_client.get("/menu")
+    pricing = as_caller(settings, "pricing_service", "inventory_service")
+    response = await inventory_client.get("/menu", headers=pricing)
     assert response.status_code == 200
     menu = {item["item_id"]: item for item in response.json()}
     assert menu["sushi-set"]["price"] == "25.50"

@@ -15,6 +15,7 @@ from foodflow.payment_service.app import create_app
 from foodflow.platform.config import Settings
 
 from ..batch_http import post_batch
+from ..service_auth import as_caller
 
 pytestmark = pytest.mark.integration
 
@@ -23,11 +24,20 @@ pytestmark = pytest.mark.integration
 async def payments(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     fast = settings.model_copy(update={"payment_delay_seconds": 0.0, "payment_slow_seconds": 0.3})
     app = create_app(fast)
+    transport = httpx.ASGITransport(app=app)
+    # As the order manager, who charges (and voids or refunds what it cannot complete).
+    saga = as_caller(settings, "order_manager", "payment_service")
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://pay") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://pay", headers=saga) as client,
     ):
         yield client
+
+
+@pytest.fixture(scope="module")
+def delivery(settings: Settings) -> dict[str, str]:
+    """The delivery service's header: the reader of payment records."""
+    return as_caller(settings, "delivery_service", "payment_service")
 
 
 @pytest.fixture
@@ -53,7 +63,7 @@ def op(order_id: UUID, name: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_authorise_capture_refund_with_ledger(
-    payments: httpx.AsyncClient, pg: asyncpg.Connection
+    payments: httpx.AsyncClient, pg: asyncpg.Connection, delivery: dict[str, str]
 ) -> None:
     order_id = uuid4()
     auth = (await payments.post("/authorise", json=authorise_body(order_id))).json()
@@ -67,7 +77,8 @@ async def test_authorise_capture_refund_with_ledger(
         order_id,
     )
     assert [tuple(r) for r in rows] == [("AUTHORISE", 4509), ("CAPTURE", 4509), ("REFUND", 4509)]
-    assert (await payments.get(f"/payments/{order_id}")).json()["payment"]["state"] == "REFUNDED"
+    record = await payments.get(f"/payments/{order_id}", headers=delivery)
+    assert record.json()["payment"]["state"] == "REFUNDED"
 
 
 async def test_the_same_key_concurrently_is_one_operation(
@@ -155,7 +166,9 @@ async def test_authorise_and_capture_batches_answer_each_payment(
     assert again[0]["result"] == captures[0]["result"]  # replayed from the ledger
 
 
-async def test_a_slow_card_does_not_hold_its_batch_back(payments: httpx.AsyncClient) -> None:
+async def test_a_slow_card_does_not_hold_its_batch_back(
+    payments: httpx.AsyncClient, delivery: dict[str, str]
+) -> None:
     slow, fast = uuid4(), uuid4()
     outcomes = await post_batch(
         payments,
@@ -166,7 +179,7 @@ async def test_a_slow_card_does_not_hold_its_batch_back(payments: httpx.AsyncCli
     assert outcomes[1]["result"]["state"] == "AUTHORISED"
     # The slow authorisation lands later (payment_slow_seconds = 0.3 here), as with a provider.
     for _ in range(50):
-        landed = await payments.get(f"/payments/{slow}")
+        landed = await payments.get(f"/payments/{slow}", headers=delivery)
         if landed.status_code == 200:
             break
         await asyncio.sleep(0.05)

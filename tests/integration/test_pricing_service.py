@@ -21,6 +21,9 @@ import uvicorn
 from foodflow.inventory_service.app import create_app as create_inventory_app
 from foodflow.platform.config import Settings
 from foodflow.pricing_service.app import create_app
+from foodflow.tools.secrets import load_settings
+
+from ..service_auth import as_caller
 
 pytestmark = pytest.mark.integration
 
@@ -60,12 +63,15 @@ def inventory_url(settings: Settings) -> Iterator[str]:
 async def pricing_client(
     settings: Settings, inventory_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The pricing app in-process, its lifespan (and so its inventory client) running."""
-    app = create_app(settings.model_copy(update={"inventory_url_override": inventory_url}))
+    """The pricing app in-process, its lifespan (and so its inventory client) running, with
+    its own key; called as the order manager."""
+    own = load_settings(settings, "pricing_service")
+    app = create_app(own.model_copy(update={"inventory_url_override": inventory_url}))
     transport = httpx.ASGITransport(app=app)
+    saga = as_caller(settings, "order_manager", "pricing_service")
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://pricing") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://pricing", headers=saga) as client,
     ):
         yield client
 

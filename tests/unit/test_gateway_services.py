@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -38,7 +40,11 @@ from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import ServiceUnavailable
 
-SETTINGS = Settings(JWT_SECRET="s" * 40, LOGIN_ATTEMPTS_PER_MINUTE=3)
+SETTINGS = Settings(
+    JWT_SIGNING_KEYS={"k1": secrets.token_urlsafe(48)},
+    JWT_ACTIVE_KEY_ID="k1",
+    LOGIN_ATTEMPTS_PER_MINUTE=3,
+)
 T0 = datetime(2025, 3, 1, 18, 30, tzinfo=UTC)
 ADDRESS = DeliveryAddress(address="Alexanderplatz 1, Berlin", lat=52.52, lon=13.41)
 

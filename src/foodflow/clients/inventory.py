@@ -17,6 +17,7 @@ from foodflow.contracts.orders import ValidatedOrder
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import FoodflowError
 from foodflow.platform.http.client import RequestRefused, ServiceClient
+from foodflow.platform.http.service_auth import ServiceTokens
 
 # Giving stock back or making it final must outlast a restart of the inventory service.
 COMPENSATION_ATTEMPTS = 10
@@ -25,8 +26,8 @@ COMPENSATION_ATTEMPTS = 10
 class InventoryClient(ServiceClient):
     """Reserve, commit and release travel through the batch endpoints (`/reserve_batch`...)."""
 
-    def __init__(self, settings: Settings) -> None:
-        super().__init__("inventory", settings.inventory_url, settings)
+    def __init__(self, settings: Settings, tokens: ServiceTokens) -> None:
+        super().__init__("inventory", settings.inventory_url, settings, tokens, "inventory_service")
         self._reserve = self.batched("/reserve_batch", ReserveRequest, ReservationState)
         self._commit = self.batched(
             "/commit_batch", OrderRef, ReservationState, attempts=COMPENSATION_ATTEMPTS

@@ -8,11 +8,12 @@ from foodflow.contracts.orders import ValidatedOrder
 from foodflow.contracts.pricing import PriceLineIn, PriceRequest, PriceResponse
 from foodflow.platform.config import Settings
 from foodflow.platform.http.client import ServiceClient
+from foodflow.platform.http.service_auth import ServiceTokens
 
 
 class PricingClient(ServiceClient):
-    def __init__(self, settings: Settings) -> None:
-        super().__init__("pricing", settings.pricing_url, settings)
+    def __init__(self, settings: Settings, tokens: ServiceTokens) -> None:
+        super().__init__("pricing", settings.pricing_url, settings, tokens, "pricing_service")
         self._price = self.batched("/calculate_price_batch", PriceRequest, PriceResponse)
 
     async def calculate_price(self, order_id: UUID, order: ValidatedOrder) -> PriceResponse:

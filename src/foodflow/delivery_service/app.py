@@ -36,9 +36,11 @@ from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.errors import install_error_handlers
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
+from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
 from foodflow.platform.kafka.consumer import BatchConsumer, BatchHandler
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.periodic import periodic_task
+from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
 SERVICE = "delivery_service"
@@ -70,7 +72,9 @@ runtime_of = RUNTIME.of
 
 
 Runtime = Annotated[DeliveryRuntime, Depends(RUNTIME.dependency)]
-router = APIRouter()
+# Every route serves the gateway (its couriers' steps, its customers' cancellations, the
+# dashboard's reads).
+router = APIRouter(dependencies=[Depends(allow("gateway"))])
 
 
 @router.get("/deliveries/{order_id}", response_model=DeliveryView)
@@ -133,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require(settings, "service_private_key", "service_public_keys")
+        tokens = ServiceTokens.from_settings(SERVICE, settings)
         async with contextlib.AsyncExitStack() as stack:
             pool = await create_pool(settings)
             stack.push_async_callback(pool.close)
@@ -142,7 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             producer = EventProducer(settings)
             await producer.start()
             stack.push_async_callback(producer.stop)
-            payment, inventory = PaymentClient(settings), InventoryClient(settings)
+            payment, inventory = PaymentClient(settings, tokens), InventoryClient(settings, tokens)
             stack.push_async_callback(payment.aclose)
             stack.push_async_callback(inventory.aclose)
             store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
@@ -187,6 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "dispatch": running_check(lambda request: not runtime_of(request).dispatch.done()),
         },
     )
+    install_service_auth(app, SERVICE, settings)
     app.include_router(router)
     install_error_handlers(app, ERROR_STATUS)
     return app

@@ -18,6 +18,7 @@ from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import FoodflowError
 from foodflow.platform.http.client import RequestRefused, ServiceClient
+from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.producer import EventProducer
 
 # A courier step or a cancellation waits for the delivery service's own work (a refund).
@@ -54,9 +55,9 @@ class DeliveryClient(ServiceClient):
     """`Deliveries` over the delivery service's API. Steps are sent once: a courier or customer
     who sees an error tries again themselves."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, tokens: ServiceTokens) -> None:
         bounded = settings.model_copy(update={"http_timeout_seconds": DELIVERY_TIMEOUT_SECONDS})
-        super().__init__("delivery", settings.delivery_url, bounded)
+        super().__init__("delivery", settings.delivery_url, bounded, tokens, "delivery_service")
 
     async def cancel(self, order_id: UUID) -> None:
         await self._step(f"/deliveries/{order_id}/cancel", CancelDelivery())

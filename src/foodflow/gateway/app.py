@@ -52,10 +52,12 @@ from foodflow.platform.db.redis import create_redis
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.errors import ErrorTable, status_of
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check
+from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag
 from foodflow.platform.periodic import run_periodically
+from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +137,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require(settings, "jwt_signing_keys", "service_private_key", "demo_operator_password")
+        tokens = ServiceTokens.from_settings("gateway", settings)
         pool = await create_pool(settings, min_size=1, max_size=5)
         await migrate_gateway(pool)
         await migrate_orders(pool)  # the gateway reads them: they must be there first
@@ -168,8 +172,8 @@ def create_app(settings: Settings) -> FastAPI:
             broadcaster=broadcaster,
             repository=GatewayRepository(pool),
             orders=OrderState(redis_client, pool),
-            inventory=InventoryClient(settings),
-            delivery=DeliveryClient(settings),
+            inventory=InventoryClient(settings, tokens),
+            delivery=DeliveryClient(settings, tokens),
             publisher=KafkaOrderPublisher(producer),
             login_attempts=RedisLoginAttempts(redis_client),
         )

@@ -1,4 +1,9 @@
-"""Passwords (argon2id) and bearer tokens (JWT, HS256, with expiry). No I/O."""
+"""Passwords (argon2id) and bearer tokens (JWT, HS256, with expiry and a key id). No I/O.
+
+Tokens are signed with the key `JWT_ACTIVE_KEY_ID` names and carry its id (`kid`); any key
+listed in `JWT_SIGNING_KEYS` verifies. Rotating is adding a key and making it the active one;
+the old key stays listed until the tokens it signed have expired.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from foodflow.platform.config import Settings
+from foodflow.platform.secrets import SecretRefused
 
 _hasher = PasswordHasher()
 ALGORITHM = "HS256"
@@ -56,14 +62,22 @@ def issue_token(principal: Principal, settings: Settings, now: float | None = No
         "iat": issued,
         "exp": issued + settings.access_token_ttl_seconds,
     }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    kid = settings.jwt_active_key_id
+    key = (settings.jwt_signing_keys or {}).get(kid or "")
+    if kid is None or key is None:
+        raise SecretRefused("JWT_ACTIVE_KEY_ID does not name one of the JWT_SIGNING_KEYS")
+    return jwt.encode(claims, key.get_secret_value(), algorithm=ALGORITHM, headers={"kid": kid})
 
 
 def read_token(token: str, settings: Settings) -> Principal:
     try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = (settings.jwt_signing_keys or {}).get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("the token is not valid")
         claims = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            key.get_secret_value(),
             algorithms=[ALGORITHM],
             options={"require": ["exp", "sub", "role"]},
         )

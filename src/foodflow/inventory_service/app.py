@@ -45,8 +45,10 @@ from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
+from foodflow.platform.http.service_auth import allow, install_service_auth
 from foodflow.platform.logs import bind_order_id
 from foodflow.platform.periodic import periodic_task
+from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,11 @@ runtime_of = RUNTIME.of
 Runtime = Annotated[InventoryRuntime, Depends(RUNTIME.dependency)]
 
 router = APIRouter(responses=ERROR_RESPONSES)
+# Who may call what: the saga takes and settles stock, a cancelled delivery gives it back, the
+# menu is read by pricing and shown by the gateway.
+SAGA = [Depends(allow("order_manager"))]
+CANCELLATION = [Depends(allow("delivery_service"))]
+MENU_READERS = [Depends(allow("pricing_service", "gateway"))]
 
 
 def reservation_state(reservation: Reservation) -> ReservationState:
@@ -88,7 +95,7 @@ def reservation_state(reservation: Reservation) -> ReservationState:
     )
 
 
-@router.post("/check_inventory", response_model=CheckInventoryResponse)
+@router.post("/check_inventory", response_model=CheckInventoryResponse, dependencies=SAGA)
 async def check_inventory(body: CheckInventoryRequest, runtime: Runtime) -> CheckInventoryResponse:
     """Whether each item is known and in stock now; reserves nothing."""
     log.info("Checking inventory... order_id=%s", body.order_id)
@@ -112,7 +119,7 @@ async def check_inventory(body: CheckInventoryRequest, runtime: Runtime) -> Chec
     )
 
 
-@router.post("/reserve", response_model=ReservationState)
+@router.post("/reserve", response_model=ReservationState, dependencies=SAGA)
 async def reserve(body: ReserveRequest, runtime: Runtime) -> ReservationState:
     """Take stock for every line of an order, or none; the same order twice gets one answer."""
     order_id = str(body.order_id)
@@ -129,7 +136,7 @@ async def reserve(body: ReserveRequest, runtime: Runtime) -> ReservationState:
     return reservation_state(reservation)
 
 
-@router.post("/commit", response_model=ReservationState)
+@router.post("/commit", response_model=ReservationState, dependencies=SAGA)
 async def commit(body: OrderRef, runtime: Runtime) -> ReservationState:
     """Make an order's reservation final; 404 without one, 409 once released."""
     bind_order_id(body.order_id)
@@ -140,7 +147,7 @@ async def commit(body: OrderRef, runtime: Runtime) -> ReservationState:
     return reservation_state(reservation)
 
 
-@router.post("/release", response_model=ReservationState)
+@router.post("/release", response_model=ReservationState, dependencies=SAGA)
 async def release(body: OrderRef, runtime: Runtime) -> ReservationState:
     """Give an order's reserved stock back; 404 without a reservation, 409 once committed."""
     bind_order_id(body.order_id)
@@ -151,7 +158,7 @@ async def release(body: OrderRef, runtime: Runtime) -> ReservationState:
     return reservation_state(reservation)
 
 
-@router.post("/reserve_batch", response_model=BatchResponse[ReservationState])
+@router.post("/reserve_batch", response_model=BatchResponse[ReservationState], dependencies=SAGA)
 async def reserve_batch(body: BatchRequest[ReserveRequest], runtime: Runtime) -> Response:
     """`/reserve` for many orders in one transaction: one outcome per order, in order."""
     requests = [
@@ -169,13 +176,13 @@ async def reserve_batch(body: BatchRequest[ReserveRequest], runtime: Runtime) ->
     )
 
 
-@router.post("/commit_batch", response_model=BatchResponse[ReservationState])
+@router.post("/commit_batch", response_model=BatchResponse[ReservationState], dependencies=SAGA)
 async def commit_batch(body: BatchRequest[OrderRef], runtime: Runtime) -> Response:
     """`/commit` for many orders in one transaction: one outcome per order, in order."""
     return await _transition_batch(body, runtime, services.commit_many, "Committed")
 
 
-@router.post("/release_batch", response_model=BatchResponse[ReservationState])
+@router.post("/release_batch", response_model=BatchResponse[ReservationState], dependencies=SAGA)
 async def release_batch(body: BatchRequest[OrderRef], runtime: Runtime) -> Response:
     """`/release` for many orders in one transaction: one outcome per order, in order."""
     return await _transition_batch(body, runtime, services.release_many, "Released")
@@ -197,7 +204,7 @@ async def _transition_batch(
     return batch_response(ReservationState, states, ERROR_STATUS)
 
 
-@router.post("/cancel", response_model=ReservationState)
+@router.post("/cancel", response_model=ReservationState, dependencies=CANCELLATION)
 async def cancel(body: OrderRef, runtime: Runtime) -> ReservationState:
     """Give a cancelled order's stock back, reserved or committed; 404 without a reservation."""
     reservation = await services.cancel_reservation(
@@ -207,7 +214,7 @@ async def cancel(body: OrderRef, runtime: Runtime) -> ReservationState:
     return reservation_state(reservation)
 
 
-@router.get("/menu", response_model=list[MenuItem])
+@router.get("/menu", response_model=list[MenuItem], dependencies=MENU_READERS)
 async def menu(runtime: Runtime) -> list[MenuItem]:
     """Every catalogue item with its price and current stock, by item id."""
     return [
@@ -227,6 +234,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require(settings, "service_public_keys")
         pool = await create_pool(settings)
         try:
             await migrate_pool(pool, "inventory_service", Path(__file__).parent / "migrations")
@@ -254,6 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
         collect=collect_stock_levels,
     )
+    install_service_auth(app, "inventory_service", settings)
     app.include_router(router)
     install_error_handlers(app, ERROR_STATUS)
     return app

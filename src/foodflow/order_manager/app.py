@@ -24,10 +24,12 @@ from foodflow.platform.config import Settings
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.probes import install_probes, redis_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
+from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag, watch_event_loop_lag
 from foodflow.platform.periodic import periodic_task
+from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
 CONSUMER_GROUP = "order_manager"
@@ -48,10 +50,12 @@ RUNTIME = RuntimeSlot(OrderManagerRuntime)
 def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require(settings, "service_private_key")
+        tokens = ServiceTokens.from_settings("order_manager", settings)
         redis_client = create_redis(settings)
-        inventory = InventoryClient(settings)
-        pricing = PricingClient(settings)
-        payment = PaymentClient(settings)
+        inventory = InventoryClient(settings, tokens)
+        pricing = PricingClient(settings, tokens)
+        payment = PaymentClient(settings, tokens)
         producer = EventProducer(settings)
         await producer.start()
         store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)

@@ -36,6 +36,8 @@ from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.probes import install_probes, postgres_check
 from foodflow.platform.http.runtime import RuntimeSlot
+from foodflow.platform.http.service_auth import allow, install_service_auth
+from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +70,21 @@ runtime_of = RUNTIME.of
 
 Runtime = Annotated[PaymentRuntime, Depends(RUNTIME.dependency)]
 router = APIRouter()
+# Who may call what: the saga charges; voids and refunds only compensate, the saga's (a
+# payment captured for an order that then fails) or a cancelled delivery's.
+SAGA = [Depends(allow("order_manager"))]
+COMPENSATION = [Depends(allow("order_manager", "delivery_service"))]
+RECORD_READERS = [Depends(allow("delivery_service", "gateway"))]
 
 
-@router.post("/authorise", response_model=PaymentResult)
+@router.post("/authorise", response_model=PaymentResult, dependencies=SAGA)
 async def authorise(body: AuthoriseRequest, runtime: Runtime) -> PaymentResult:
     """Hold `amount_cents` on the card (and take it, with `capture`); a decline is a 200
     answer with approved=false."""
     return await services.authorise(runtime.ledger, body, runtime.timing)
 
 
-@router.post("/authorise_batch", response_model=BatchResponse[PaymentResult])
+@router.post("/authorise_batch", response_model=BatchResponse[PaymentResult], dependencies=SAGA)
 async def authorise_batch(body: BatchRequest[AuthoriseRequest], runtime: Runtime) -> Response:
     """`/authorise` for many orders: the provider is asked for all of them at once, and each
     authorisation (with its capture) is recorded in one transaction.
@@ -93,7 +100,7 @@ async def authorise_batch(body: BatchRequest[AuthoriseRequest], runtime: Runtime
     return batch_response(PaymentResult, list(answers), ERROR_STATUS)
 
 
-@router.post("/capture_batch", response_model=BatchResponse[PaymentResult])
+@router.post("/capture_batch", response_model=BatchResponse[PaymentResult], dependencies=SAGA)
 async def capture_batch(body: BatchRequest[PaymentRequest], runtime: Runtime) -> Response:
     """`/capture` for many orders in one transaction: one outcome per order, in order."""
     answers = await services.capture_many(runtime.ledger, body.items)
@@ -101,25 +108,25 @@ async def capture_batch(body: BatchRequest[PaymentRequest], runtime: Runtime) ->
     return batch_response(PaymentResult, list(answers), ERROR_STATUS)
 
 
-@router.post("/capture", response_model=PaymentResult)
+@router.post("/capture", response_model=PaymentResult, dependencies=SAGA)
 async def capture(body: PaymentRequest, runtime: Runtime) -> PaymentResult:
     """Take the authorised money (all of it unless `amount_cents` says less)."""
     return await services.capture(runtime.ledger, body)
 
 
-@router.post("/void", response_model=PaymentResult)
+@router.post("/void", response_model=PaymentResult, dependencies=COMPENSATION)
 async def void(body: PaymentRequest, runtime: Runtime) -> PaymentResult:
     """Cancel an authorisation; before any authorisation it blocks a late one."""
     return await services.void(runtime.ledger, body)
 
 
-@router.post("/refund", response_model=PaymentResult)
+@router.post("/refund", response_model=PaymentResult, dependencies=COMPENSATION)
 async def refund(body: PaymentRequest, runtime: Runtime) -> PaymentResult:
     """Give captured money back (all that is left unless `amount_cents` says less)."""
     return await services.refund(runtime.ledger, body)
 
 
-@router.get("/payments/{order_id}")
+@router.get("/payments/{order_id}", dependencies=RECORD_READERS)
 async def payment_of(order_id: UUID, runtime: Runtime) -> dict[str, Any]:
     """An order's payment and its ledger entries, oldest first."""
     payment, entries = await services.payment_record(runtime.ledger, order_id)
@@ -135,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require(settings, "service_public_keys")
         pool = await create_pool(settings)
         runtime: PaymentRuntime | None = None
         try:
@@ -162,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "payment_service",
         checks={"postgres": postgres_check(lambda request: runtime_of(request).pool)},
     )
+    install_service_auth(app, "payment_service", settings)
     app.include_router(router)
     install_error_handlers(app, ERROR_STATUS)
     return app

@@ -11,11 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, computed_field, model_validator
+from pydantic import Field, SecretStr, computed_field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEV_JWT_SECRET = "development-only-secret-do-not-use-in-production"
 
 
 class Settings(BaseSettings):
@@ -104,24 +103,27 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
 
     # --- users and tokens (gateway) --------------------------------------------------------
-    environment: Literal["development", "test", "production"] = Field(
-        "development", alias="ENVIRONMENT"
-    )
-    # The default secret is accepted in development only (see `_no_default_secret`).
-    jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="JWT_SECRET")
     access_token_ttl_seconds: int = Field(3600, alias="ACCESS_TOKEN_TTL_SECONDS", ge=60)
     login_attempts_per_minute: int = Field(5, alias="LOGIN_ATTEMPTS_PER_MINUTE", ge=1)
 
-    @model_validator(mode="after")
-    def _no_default_secret(self) -> Settings:
-        if self.environment != "development" and (
-            self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
-            or len(self.jwt_secret.get_secret_value()) < 32
-        ):
-            raise ValueError(
-                f"JWT_SECRET must be set (32+ characters) when ENVIRONMENT={self.environment}"
-            )
-        return self
+    # --- secrets ----------------------------------------------------------------------------
+    # No secret has a default: `foodflow up` generates them (foodflow.tools.secrets) and each
+    # service refuses to start without the ones it uses (foodflow.platform.secrets.require).
+    # The gateway's user tokens: HS256 keys by key id (JSON), and the id new tokens are signed
+    # with; every listed key verifies, so an old key stays listed until its tokens expire.
+    jwt_signing_keys: dict[str, SecretStr] | None = Field(None, alias="JWT_SIGNING_KEYS")
+    jwt_active_key_id: str | None = Field(None, alias="JWT_ACTIVE_KEY_ID")
+    # Calls between services: this process's Ed25519 private key (PEM) signs its tokens; the
+    # public keys of every service (JSON, by service name) verify the tokens it receives.
+    service_private_key: SecretStr | None = Field(None, alias="SERVICE_PRIVATE_KEY")
+    service_public_keys: dict[str, str] | None = Field(None, alias="SERVICE_PUBLIC_KEYS")
+    demo_operator_password: SecretStr | None = Field(None, alias="DEMO_OPERATOR_PASSWORD")
+
+    @field_validator("service_private_key", mode="before")
+    @classmethod
+    def _pem_newlines(cls, value: object) -> object:
+        # A PEM on one line (an .env file) carries its line breaks as the two characters \n.
+        return value.replace("\\n", "\n") if isinstance(value, str) else value
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -19,7 +19,9 @@ from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.probes import install_probes
 from foodflow.platform.http.runtime import RuntimeSlot
+from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
 from foodflow.platform.logs import bind_order_id
+from foodflow.platform.secrets import require
 from foodflow.pricing_service import services
 from foodflow.pricing_service.catalogue import CataloguePrices
 from foodflow.pricing_service.domain import OrderLine, PricingError, load_rules
@@ -42,7 +44,7 @@ runtime_of = RUNTIME.of
 
 Runtime = Annotated[PricingRuntime, Depends(RUNTIME.dependency)]
 
-router = APIRouter(responses=ERROR_RESPONSES)
+router = APIRouter(responses=ERROR_RESPONSES, dependencies=[Depends(allow("order_manager"))])
 # The catalogue unreachable is a 503, as PostgreSQL down is elsewhere: callers retry.
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PricingError, status.HTTP_422_UNPROCESSABLE_CONTENT),
@@ -116,8 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        require(settings, "service_private_key", "service_public_keys")
         rules = load_rules(settings.pricing_rules_file)
-        inventory = InventoryClient(settings)
+        inventory = InventoryClient(
+            settings, ServiceTokens.from_settings("pricing_service", settings)
+        )
         try:
             app.state.runtime = PricingRuntime(
                 inventory=inventory,
@@ -137,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
     install_probes(app, "pricing_service", checks={"inventory": inventory_reachable})
+    install_service_auth(app, "pricing_service", settings)
     app.include_router(router)
     install_error_handlers(app, ERROR_STATUS)
     return app

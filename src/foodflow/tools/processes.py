@@ -13,6 +13,7 @@ from foodflow.platform.config import PORT_SETTING, Settings
 from foodflow.platform.errors import InfraError
 from foodflow.tools import http
 from foodflow.tools.infra import process
+from foodflow.tools.secrets import SecretsMissing, service_env
 
 # Start order: what the order manager calls comes up before it.
 SERVICES = (
@@ -80,12 +81,16 @@ class ServiceProcess:
             raise InfraError(
                 self.name, f"port {self.port} is taken by a process foodflow did not start", ""
             )
+        try:
+            secrets = service_env(self.settings, self.service)
+        except SecretsMissing as exc:
+            raise InfraError(self.name, str(exc)) from None
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         pid = process.spawn(
             [sys.executable, "-m", f"foodflow.{self.service}"],
             log=self.log,
             pidfile=self.pidfile,
-            env={**self.env, "PYTHONUNBUFFERED": "1"},
+            env={**secrets, **self.env, "PYTHONUNBUFFERED": "1"},
         )
         process.wait_until(
             lambda: self.healthy("/ready"),

@@ -19,6 +19,7 @@ from foodflow.contracts.batch import Outcome, batch_response_type
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import FoodflowError, ServiceUnavailable
 from foodflow.platform.http.batching import Coalescer
+from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.retry import retry_async
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,17 @@ class RequestRefused(FoodflowError):
 
 
 class ServiceClient:
-    """One pooled client per downstream service; every call idempotent and retried."""
+    """One pooled client per downstream service; every call idempotent and retried, and
+    signed with the caller's token for `audience` (the called service's name)."""
 
-    def __init__(self, name: str, base_url: str, settings: Settings) -> None:
+    def __init__(
+        self, name: str, base_url: str, settings: Settings, tokens: ServiceTokens, audience: str
+    ) -> None:
         self.name = name
         self.settings = settings
         self._base_url = base_url.rstrip("/")
+        self._tokens = tokens
+        self._audience = audience
         # The per-request timeout starts once a connection slot is ours: waiting for a slot is
         # our own queueing (bounded by the order's time budget), not the service failing.
         self._timeout = aiohttp.ClientTimeout(total=settings.http_timeout_seconds, sock_connect=1.0)
@@ -67,7 +73,12 @@ class ServiceClient:
         try:
             async with (
                 self._slots,
-                self._http().request(method, self._base_url + path, data=body) as response,
+                self._http().request(
+                    method,
+                    self._base_url + path,
+                    data=body,
+                    headers={"authorization": self._tokens.authorization(self._audience)},
+                ) as response,
             ):
                 status, content = response.status, await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
