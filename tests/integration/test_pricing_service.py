@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -16,13 +13,13 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
 from foodflow.inventory_service.app import create_app as create_inventory_app
 from foodflow.platform.config import Settings
 from foodflow.pricing_service.app import create_app
 from foodflow.tools.secrets import load_settings
 
+from ..served import served
 from ..service_auth import as_caller
 
 pytestmark = pytest.mark.integration
@@ -35,28 +32,9 @@ SEED_ORDER: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="module")
 def inventory_url(settings: Settings) -> Iterator[str]:
-    """A real inventory service for pricing to read the catalogue from: its app under uvicorn
-    in a thread, listening on a port the OS picks (never a shared service port)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_inventory_app(settings), log_config=None, access_log=False)
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [listener]}, name="inventory", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "inventory did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.close()
+    """A real inventory service for pricing to read the catalogue from."""
+    with served(create_inventory_app(settings), "inventory") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

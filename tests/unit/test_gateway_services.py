@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
