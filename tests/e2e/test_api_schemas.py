@@ -15,11 +15,23 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
 
+from ..service_auth import as_caller
+
 pytestmark = pytest.mark.e2e
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 # Services whose HTTP API is for other services and operators; the gateway's public API is
 # tested with its own, authenticated suite.
 SERVICES = ("inventory_service", "pricing_service", "order_manager", "order_writer")
+# Each operation is called with the credentials of a caller it admits: the order manager unless
+# listed here (by service and the path's first segment).
+CALLERS = {
+    ("inventory_service", "cancel"): "delivery_service",
+    ("inventory_service", "menu"): "pricing_service",
+}
+
+
+def caller_of(service: str, path: str) -> str:
+    return CALLERS.get((service, path.strip("/").split("/")[0]), "order_manager")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -35,10 +47,11 @@ def test_no_server_errors_and_responses_match_the_schema(system: Settings, servi
         operations.append(result.ok())
     assert operations, f"{service} publishes no operations"
     for operation in operations:
+        headers = as_caller(system, caller_of(service, operation.path), service)
 
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
         @given(operation.as_strategy())
-        def check(case: schemathesis.Case[Any]) -> None:
-            case.call_and_validate(checks=CHECKS)
+        def check(case: schemathesis.Case[Any], headers: dict[str, str] = headers) -> None:
+            case.call_and_validate(headers=headers, checks=CHECKS)
 
         check()

@@ -17,6 +17,7 @@ import pytest
 from foodflow.gateway.security import hash_password
 from foodflow.platform.config import Settings
 
+from ..service_auth import as_caller
 from .conftest import wait_row
 
 pytestmark = pytest.mark.e2e
@@ -169,7 +170,8 @@ async def test_cancel_after_confirmation_refunds_and_gives_stock_back(
         "CUSTOMER_CANCELLED",
     )
     assert await stock_of(db, item_id) == 10
-    async with httpx.AsyncClient() as plain:
+    delivery = as_caller(system, "delivery_service", "payment_service")
+    async with httpx.AsyncClient(headers=delivery) as plain:
         payment = (await plain.get(f"{system.payment_url}/payments/{order_id}")).json()["payment"]
     assert payment["state"] == "REFUNDED" and payment["refunded_cents"] > 0
     courier_busy = await db.fetchval(
