@@ -47,11 +47,13 @@ def test_no_server_errors_and_responses_match_the_schema(system: Settings, servi
         operations.append(result.ok())
     assert operations, f"{service} publishes no operations"
     for operation in operations:
-        headers = as_caller(system, caller_of(service, operation.path), service)
+        exercise(operation, as_caller(system, caller_of(service, operation.path), service))
 
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(operation.as_strategy())
-        def check(case: schemathesis.Case[Any], headers: dict[str, str] = headers) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
 
-        check()
+def exercise(operation: Any, headers: dict[str, str]) -> None:
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(operation.as_strategy())
+    def check(case: schemathesis.Case[Any]) -> None:
+        case.call_and_validate(headers=headers, checks=CHECKS)
+
+    check()
