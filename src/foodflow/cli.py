@@ -192,7 +192,7 @@ def secrets_command(
     ),
 ) -> None:
     """Generate the secrets if missing and print them as .env lines for Docker Compose
-    (`foodflow secrets > .env`)."""
+    (`foodflow secrets >> .env`)."""
     settings = get_settings()
     err = Console(stderr=True)
     ensure_secrets(settings, report=err.print)

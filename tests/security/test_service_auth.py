@@ -361,6 +361,13 @@ async def _running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+class NoOrderStatus:
+    """Order statuses where no order has one (the orders tried here are made up)."""
+
+    async def snapshot(self, order_id: object) -> None:
+        return None
+
+
 @contextlib.asynccontextmanager
 async def _delivery(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The delivery app with its routes' runtime on the real PostgreSQL and Redis, but no
@@ -369,8 +376,9 @@ async def _delivery(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     pool = await create_pool(settings, min_size=1, max_size=2)
     redis = create_redis(settings)
     idle = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
-    unused = cast(Any, None)  # the routes tried here fail before they reach these ports
-    ports = DeliveryPorts(DeliveryRepository(pool), unused, unused, unused, 600.0, 20.0)
+    unused = cast(Any, None)  # the routes tried here (unknown orders) never reach these ports
+    statuses = cast(Any, NoOrderStatus())
+    ports = DeliveryPorts(DeliveryRepository(pool), statuses, unused, unused, 600.0, 20.0)
     app.state.runtime = DeliveryRuntime(pool, redis, ports, idle[0], idle[1])
     try:
         async with httpx.AsyncClient(

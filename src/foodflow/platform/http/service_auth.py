@@ -117,12 +117,11 @@ class ServiceVerifier:
     def _verify(self, token: str, now: float) -> tuple[str, float]:
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
-            key = self._keys.get(issuer) if isinstance(issuer, str) else None
-            if key is None or not isinstance(issuer, str):
+            if not isinstance(issuer, str) or issuer not in self._keys:
                 raise InvalidServiceToken("the token's issuer is not a known service")
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key,
+                self._keys[issuer],
                 algorithms=[ALGORITHM],
                 audience=self.service,
                 issuer=issuer,
