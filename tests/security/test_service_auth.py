@@ -361,6 +361,10 @@ async def _running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
 class NoOrderStatus:
     """Order statuses where no order has one (the orders tried here are made up)."""
 
@@ -375,7 +379,7 @@ async def _delivery(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_delivery(tool.load_settings(settings, "delivery_service"))
     pool = await create_pool(settings, min_size=1, max_size=2)
     redis = create_redis(settings)
-    idle = [asyncio.create_task(asyncio.Event().wait()) for _ in range(2)]
+    idle = [asyncio.create_task(_forever()) for _ in range(2)]
     unused = cast(Any, None)  # the routes tried here (unknown orders) never reach these ports
     statuses = cast(Any, NoOrderStatus())
     ports = DeliveryPorts(DeliveryRepository(pool), statuses, unused, unused, 600.0, 20.0)

@@ -84,6 +84,6 @@ def test_a_token_forged_with_the_once_published_development_secret_is_refused(
 
 def test_a_token_with_another_algorithm_is_refused() -> None:
     claims = {"sub": str(uuid4()), "role": "admin", "exp": int(time.time()) + 60}
-    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "new"})
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"kid": "new"})
     with pytest.raises(InvalidToken):
         read_token(unsigned, SETTINGS)
