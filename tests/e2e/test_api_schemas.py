@@ -21,17 +21,27 @@ pytestmark = pytest.mark.e2e
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 # Services whose HTTP API is for other services and operators; the gateway's public API is
 # tested with its own, authenticated suite.
-SERVICES = ("inventory_service", "pricing_service", "order_manager", "order_writer")
+SERVICES = (
+    "inventory_service",
+    "pricing_service",
+    "payment_service",
+    "delivery_service",
+    "order_manager",
+    "order_writer",
+)
 # Each operation is called with the credentials of a caller it admits: the order manager unless
-# listed here (by service and the path's first segment).
+# listed here (by service and the path's first segment, or by service alone).
 CALLERS = {
     ("inventory_service", "cancel"): "delivery_service",
     ("inventory_service", "menu"): "pricing_service",
+    ("payment_service", "payments"): "delivery_service",
+    ("delivery_service", ""): "gateway",
 }
 
 
 def caller_of(service: str, path: str) -> str:
-    return CALLERS.get((service, path.strip("/").split("/")[0]), "order_manager")
+    first = path.strip("/").split("/")[0]
+    return CALLERS.get((service, first)) or CALLERS.get((service, ""), "order_manager")
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -424,7 +424,7 @@ async def services(
         }
 
 
-async def _call(
+async def call_route(
     client: httpx.AsyncClient, route: Route, headers: dict[str, str] | None
 ) -> httpx.Response:
     body = route.body() if route.body else None
@@ -461,12 +461,12 @@ async def test_an_internal_route_admits_only_its_callers(
         "other audience": _token(settings, caller, wrong_audience),
     }
     for why, headers in refused.items():
-        response = await _call(client, route, headers)
+        response = await call_route(client, route, headers)
         assert response.status_code == 401, (why, response.text)
-    denied = await _call(client, route, as_caller(settings, outsider, route.service))
+    denied = await call_route(client, route, as_caller(settings, outsider, route.service))
     assert denied.status_code == 403, denied.text
     for allowed in route.callers:
-        answer = await _call(client, route, as_caller(settings, allowed, route.service))
+        answer = await call_route(client, route, as_caller(settings, allowed, route.service))
         assert answer.status_code == WORKS.get(route.path, 404), (allowed, answer.text)
 
 
