@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = Field(SecretStr(DEV_JWT_SECRET), alias="JWT_SECRET")
     access_token_ttl_seconds: int = Field(3600, alias="ACCESS_TOKEN_TTL_SECONDS", ge=60)
     login_attempts_per_minute: int = Field(5, alias="LOGIN_ATTEMPTS_PER_MINUTE", ge=1)
+    # The demo operator's (operator@foodflow.local) password; unset: no demo operator.
+    demo_operator_password: SecretStr | None = Field(None, alias="DEMO_OPERATOR_PASSWORD")
 
     @model_validator(mode="after")
     def _no_default_secret(self) -> Settings:
