@@ -19,7 +19,6 @@ import pytest
 from fastapi import FastAPI
 
 from foodflow.contracts.orders import ValidatedOrder
-from foodflow.gateway.services import DEMO_CUSTOMER_EMAIL, DEMO_OPERATOR_EMAIL
 from foodflow.inventory_service.app import create_app as create_inventory_app
 from foodflow.platform.config import Settings
 
@@ -34,6 +33,9 @@ from .gateway_app import (
 )
 
 pytestmark = pytest.mark.integration
+
+DEMO_OPERATOR_EMAIL = "operator@foodflow.local"
+DEMO_CUSTOMER_EMAIL = "demo-customer@foodflow.local"
 
 # Every JSON route of the dashboard, with a body where it takes one.
 ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [

@@ -223,13 +223,7 @@ async def sign_up(
     accounts: Accounts, body: UserCreate, role: Role, courier_id: str | None = None
 ) -> UserPublic:
     """Store a new user; the email is unique (case-insensitively)."""
-    account = Account(
-        user_id=uuid.uuid4(),
-        email=body.email.lower(),
-        name=body.name,
-        role=role,
-        courier_id=courier_id,
-    )
+    account = Account(uuid.uuid4(), body.email.lower(), body.name, role, courier_id)
     if not await accounts.add_user(account, hash_password(body.password)):
         raise Conflict(f"a user with email {body.email} exists already")
     return _public(account)
