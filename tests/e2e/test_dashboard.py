@@ -21,6 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from foodflow.contracts.orders import OrderItemIn, ValidatedOrder
+from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
 from foodflow.platform.config import PORT_SETTING, PROJECT_ROOT, Settings
 from foodflow.tools import processes, tracking
 from foodflow.tools.infra.browser import CHROMIUM_ARGS, ensure_chromium
@@ -38,6 +39,27 @@ def gateway(system: Settings) -> str:
     return system.service_url(system.gateway_port)
 
 
+@pytest.fixture
+def operator_password(system: Settings) -> str:
+    """The demo operator's password, from the settings the suite loads (the generated secrets,
+    which the gateway started by the suite was given too)."""
+    password = system.demo_operator_password
+    if password is None:
+        pytest.fail("DEMO_OPERATOR_PASSWORD is not set: the gateway made no demo operator")
+    return password.get_secret_value()
+
+
+@pytest.fixture
+async def operator(gateway: str, operator_password: str) -> dict[str, str]:
+    """A bearer header of the demo operator's."""
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        answer = await client.post(
+            "/auth/login", json={"email": DEMO_OPERATOR_EMAIL, "password": operator_password}
+        )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
 def send(settings: Settings, item_id: str, quantity: int = 1) -> uuid.UUID:
     order = ValidatedOrder(
         user_id="dashboard-e2e", items=[OrderItemIn(item_id=item_id, quantity=quantity)]
@@ -46,12 +68,12 @@ def send(settings: Settings, item_id: str, quantity: int = 1) -> uuid.UUID:
 
 
 async def test_sse_stream_shows_an_order_until_its_final_status(
-    system: Settings, gateway: str, test_item: tuple[str, Decimal]
+    system: Settings, gateway: str, operator: dict[str, str], test_item: tuple[str, Decimal]
 ) -> None:
     seen: list[str] = []
     async with (
         httpx.AsyncClient(base_url=gateway, timeout=20) as client,
-        client.stream("GET", "/dashboard/events") as stream,
+        client.stream("GET", "/dashboard/events", headers=operator) as stream,
     ):
         assert stream.headers["content-type"].startswith("text/event-stream")
         lines = stream.aiter_lines()
@@ -89,12 +111,16 @@ async def test_metrics_on_every_service(system: Settings) -> None:
                 assert "foodflow_consumer_lag{" in response.text, name
 
 
-async def test_timeline_endpoint_404_for_an_unknown_order(gateway: str) -> None:
+async def test_timeline_endpoint_404_for_an_unknown_order(
+    gateway: str, operator: dict[str, str]
+) -> None:
     async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
-        response = await client.get(f"/dashboard/orders/{uuid.uuid4()}")
+        response = await client.get(f"/dashboard/orders/{uuid.uuid4()}", headers=operator)
         assert response.status_code == 404
-        bad = await client.post("/dashboard/test-order", json={"items": []})
+        bad = await client.post("/dashboard/test-order", json={"items": []}, headers=operator)
         assert bad.status_code == 422
+        for path in ("/dashboard/orders", "/dashboard/events"):
+            assert (await client.get(path)).status_code == 401, path
 
 
 # --- in the browser ---------------------------------------------------------------------------
@@ -118,11 +144,15 @@ async def browser(infra: Settings) -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(
-    browser: Browser, gateway: str, test_item: tuple[str, Decimal]
+    browser: Browser, gateway: str, operator_password: str, test_item: tuple[str, Decimal]
 ) -> AsyncIterator[Page]:
     # test_item first: the page reads the menu once, when it loads.
     page = await browser.new_page()
     await page.goto(gateway + "/")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "logged-out")
+    await page.get_by_label("Email").fill(DEMO_OPERATOR_EMAIL)
+    await page.get_by_label("Password").fill(operator_password)
+    await page.get_by_role("button", name="Log in").click()
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     yield page
     await page.close()
@@ -158,16 +188,23 @@ async def test_board_shows_an_order_sent_through_kafka(
 
 async def test_placing_an_order_from_the_form(page: Page, test_item: tuple[str, Decimal]) -> None:
     item_id = test_item[0]
-    await page.get_by_label("User id").fill("form-user")
     await page.locator(f"#qty-{item_id}").fill("2")
     await page.get_by_role("button", name="Place order").click()
     result = page.locator("#order-result")
     await expect(result).to_have_attribute("data-ok", "true")
     order_id = await result.get_attribute("data-order-id")
-    assert order_id is not None
+    demo_customer = await result.get_attribute("data-user-id")
+    assert order_id is not None and demo_customer is not None
     row = page.locator(f'tr[data-order-id="{order_id}"]')
     await expect(row).to_have_attribute("data-status", CONFIRMED_OR_LATER, timeout=15_000)
-    await expect(row.locator("td.user")).to_have_text("form-user")
+    await expect(row.locator("td.user")).to_have_text(demo_customer)
+
+
+async def test_logging_out_stops_the_board(page: Page) -> None:
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "logged-out")
+    await expect(page.locator("#app")).to_be_hidden()
+    await expect(page.get_by_label("Email")).to_be_visible()
 
 
 def test_screenshot_folder_is_ignored_by_git() -> None:

@@ -61,6 +61,23 @@ async def staff(api: httpx.AsyncClient, db: asyncpg.Connection, role: str) -> He
     return await log_in(api, email, "staff password")
 
 
+async def courier_of(
+    api: httpx.AsyncClient, db: asyncpg.Connection, staff_headers: Headers, courier_id: str
+) -> Headers:
+    """A courier account bound to `courier_id`, made by staff as an operator would, logged in."""
+    email = f"rider-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": email, "name": "Rider", "password": "staff password", "courier_id": courier_id}
+    created = await api.post("/couriers/accounts", json=body, headers=staff_headers)
+    assert created.status_code == 201, created.text
+    return await log_in(api, email, "staff password")
+
+
+async def carrying(api: httpx.AsyncClient, staff_headers: Headers, order_id: str) -> str:
+    """The courier carrying the order, from the dashboard's courier board."""
+    board = (await api.get("/dashboard/couriers", headers=staff_headers)).json()
+    return str(next(c["courier_id"] for c in board["couriers"] if c["current_order"] == order_id))
+
+
 def order_body(item_id: str, quantity: int = 2, **extra: Any) -> dict[str, Any]:
     return {
         "items": [{"item_id": item_id, "quantity": quantity}],
@@ -98,7 +115,7 @@ async def test_order_is_delivered_and_persisted_with_its_timeline(
     api: httpx.AsyncClient, db: asyncpg.Connection, test_item: tuple[str, Decimal]
 ) -> None:
     item_id, price = test_item
-    customer, courier = await sign_up(api), await staff(api, db, "courier")
+    customer, admin = await sign_up(api), await staff(api, db, "admin")
     body = order_body(item_id, 2)
     body["items"][0]["price"] = "0.01"  # the client's price is ignored
     order_id = await place(api, customer, body)
@@ -108,8 +125,17 @@ async def test_order_is_delivered_and_persisted_with_its_timeline(
     assert assigned["items"][0]["unit_price"] == str(price)
     assert Decimal(assigned["price"]["subtotal"]) == 2 * price
 
-    refused = await api.post(f"/deliveries/{order_id}/pickup", headers=customer)
-    assert refused.status_code == 403
+    courier_id = await carrying(api, admin, order_id)
+    courier = await courier_of(api, db, admin, courier_id)
+    board = (await api.get("/dashboard/couriers", headers=admin)).json()["couriers"]
+    another = next(c["courier_id"] for c in board if c["courier_id"] != courier_id)
+    for refused_to in (
+        customer,
+        await staff(api, db, "courier"),  # bound to no courier
+        await courier_of(api, db, admin, another),
+    ):
+        refused = await api.post(f"/deliveries/{order_id}/pickup", headers=refused_to)
+        assert refused.status_code == 403, refused.text
     picked = await api.post(f"/deliveries/{order_id}/pickup", headers=courier)
     assert picked.status_code == 200 and picked.json()["status"] == "PICKED_UP"
     too_late = await api.post(f"/orders/{order_id}/cancel", headers=customer)

@@ -12,6 +12,7 @@ from foodflow.delivery_service.domain import (
     DeliveryState,
     Point,
     Route,
+    WrongCourier,
 )
 
 ROUTE = Route(distance_km=3.2, eta_minutes=14)
@@ -45,7 +46,7 @@ def test_steps_out_of_order_are_conflicts() -> None:
     assigned = delivery.assign("c-1", ROUTE)
     with pytest.raises(DeliveryConflict, match="it cannot be assigned"):
         assigned.assign("c-2", ROUTE)
-    with pytest.raises(DeliveryConflict, match="is not assigned to c-2"):
+    with pytest.raises(WrongCourier, match="is not assigned to c-2"):
         assigned.pick_up("c-2")
     with pytest.raises(DeliveryConflict, match="it cannot be abandoned"):
         assigned.abandon("ORDER_CANCELLED")

@@ -31,6 +31,7 @@ from foodflow.delivery_service.domain import (
     DeliveryNotFound,
     DeliveryState,
     Point,
+    WrongCourier,
 )
 from foodflow.orders.lifecycle import IllegalTransition, advance
 from foodflow.platform.errors import ServiceUnavailable
@@ -412,13 +413,30 @@ async def test_illegal_courier_steps_are_conflicts_and_change_nothing() -> None:
     await services.dispatch_round(world.ports)
     with pytest.raises(DeliveryConflict, match="is ASSIGNED; it cannot be DELIVERED"):
         await services.deliver(world.ports, order.order_id, None)
-    with pytest.raises(DeliveryConflict, match="is not assigned to c-far"):
-        await services.pick_up(world.ports, order.order_id, "c-far")
     with pytest.raises(DeliveryNotFound):
         await services.pick_up(world.ports, uuid.uuid4(), None)
 
     assert world.state(order) is DeliveryState.ASSIGNED
     assert world.status(order) is OrderStatus.COURIER_ASSIGNED
+
+
+async def test_only_the_assigned_courier_reports_a_step_and_a_refusal_changes_nothing() -> None:
+    world = World([NEAR, FAR])
+    order = await world.order()
+    with pytest.raises(WrongCourier, match="is not assigned to c-near"):
+        await services.pick_up(world.ports, order.order_id, "c-near")  # nobody's yet
+    await services.dispatch_round(world.ports)
+
+    with pytest.raises(WrongCourier, match="is not assigned to c-far"):
+        await services.pick_up(world.ports, order.order_id, "c-far")
+    assert world.state(order) is DeliveryState.ASSIGNED
+    await services.pick_up(world.ports, order.order_id, "c-near")
+    with pytest.raises(WrongCourier, match="is not assigned to c-far"):
+        await services.deliver(world.ports, order.order_id, "c-far")
+
+    assert world.state(order) is DeliveryState.PICKED_UP
+    assert world.status(order) is OrderStatus.PICKED_UP
+    assert not world.deliveries.couriers_by_id["c-near"].available
 
 
 async def test_cancel_refunds_returns_stock_frees_the_courier_and_cancels_the_order() -> None:

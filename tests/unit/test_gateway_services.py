@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
@@ -10,6 +11,7 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from foodflow.contracts import topics
 from foodflow.contracts.delivery import CourierView
@@ -33,7 +35,7 @@ from foodflow.gateway.schemas import (
     OrderLineIn,
     UserCreate,
 )
-from foodflow.gateway.security import Principal, Role, read_token
+from foodflow.gateway.security import Principal, Role, read_token, verify_password
 from foodflow.gateway.services import Account, PlacedOrder
 from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
@@ -63,6 +65,13 @@ class FakeRepository:
             return False
         self.users[account.user_id] = (account, password_hash)
         return True
+
+    async def put_user(self, account: Account, password_hash: str) -> Account:
+        found = await self.user_by_email(account.email)
+        if found is not None:
+            account = replace(account, user_id=found[0].user_id)
+        self.users[account.user_id] = (account, password_hash)
+        return account
 
     async def user(self, user_id: UUID) -> Account | None:
         found = self.users.get(user_id)
@@ -151,17 +160,17 @@ class FakeCatalogue:
 
 class FakeDeliveries:
     def __init__(self, couriers: list[CourierView] | None = None) -> None:
-        self.steps: list[tuple[str, UUID]] = []
+        self.steps: list[tuple[str, UUID, str | None]] = []
         self._couriers = couriers
 
     async def cancel(self, order_id: UUID) -> None:
-        self.steps.append(("cancel", order_id))
+        self.steps.append(("cancel", order_id, None))
 
-    async def pick_up(self, order_id: UUID) -> None:
-        self.steps.append(("pickup", order_id))
+    async def pick_up(self, order_id: UUID, courier_id: str | None) -> None:
+        self.steps.append(("pickup", order_id, courier_id))
 
-    async def deliver(self, order_id: UUID) -> None:
-        self.steps.append(("deliver", order_id))
+    async def deliver(self, order_id: UUID, courier_id: str | None) -> None:
+        self.steps.append(("deliver", order_id, courier_id))
 
     async def couriers(self) -> list[CourierView]:
         if self._couriers is None:
@@ -422,23 +431,97 @@ async def test_a_confirmed_order_is_cancelled_through_the_delivery_service(world
     view = await services.cancel_order(
         world.repository, world.views, world.deliveries, accepted.order_id, user
     )
-    assert world.deliveries.steps == [("cancel", accepted.order_id)]
+    assert world.deliveries.steps == [("cancel", accepted.order_id, None)]
     assert view.order_id == accepted.order_id
 
 
-async def test_only_couriers_report_delivery_steps(world: World) -> None:
+async def courier_account(world: World, courier_id: str | None) -> Principal:
+    account = Account(uuid4(), f"{uuid4().hex}@example.org", "Rider", Role.COURIER, courier_id)
+    assert await world.repository.add_user(account, "hash")
+    return Principal(account.user_id, Role.COURIER)
+
+
+async def test_couriers_report_steps_as_their_own_courier_and_staff_as_nobody(
+    world: World,
+) -> None:
     accepted = await world.place(customer(), order_body("pho-bo"))
-    args = (world.repository, world.views, world.deliveries, accepted.order_id)
-    with pytest.raises(services.Forbidden):
-        await services.pick_up(*args, customer())
-    courier = Principal(uuid4(), Role.COURIER)
+    order_id = accepted.order_id
+    args = (world.repository, world.repository, world.views, world.deliveries, order_id)
+    courier = await courier_account(world, "courier-03")
     picked = await services.pick_up(*args, courier)
     delivered = await services.deliver(*args, courier)
-    assert picked.order_id == delivered.order_id == accepted.order_id
+    await services.pick_up(*args, Principal(uuid4(), Role.OPERATOR))
+    await services.deliver(*args, Principal(uuid4(), Role.ADMIN))
+    assert picked.order_id == delivered.order_id == order_id
     assert world.deliveries.steps == [
-        ("pickup", accepted.order_id),
-        ("deliver", accepted.order_id),
+        ("pickup", order_id, "courier-03"),
+        ("deliver", order_id, "courier-03"),
+        ("pickup", order_id, None),
+        ("deliver", order_id, None),
     ]
+
+
+async def test_customers_and_unbound_couriers_report_no_steps(world: World) -> None:
+    accepted = await world.place(customer(), order_body("pho-bo"))
+    args = (world.repository, world.repository, world.views, world.deliveries)
+    with pytest.raises(services.Forbidden, match="only couriers"):
+        await services.pick_up(*args, accepted.order_id, customer())
+    unbound = await courier_account(world, None)
+    with pytest.raises(services.Forbidden, match="not bound to a courier"):
+        await services.deliver(*args, accepted.order_id, unbound)
+    gone = Principal(uuid4(), Role.COURIER)  # a token whose account no longer exists
+    with pytest.raises(services.Forbidden, match="not bound to a courier"):
+        await services.pick_up(*args, accepted.order_id, gone)
+    assert world.deliveries.steps == []
+
+
+async def test_a_courier_account_is_bound_to_a_known_courier(world: World) -> None:
+    known = CourierView(courier_id="courier-01", name="Anna", lat=52.5, lon=13.4, available=True)
+    deliveries = FakeDeliveries([known])
+
+    def body(courier_id: str) -> schemas.CourierAccountCreate:
+        email = f"{uuid4().hex}@example.org"
+        return schemas.CourierAccountCreate(
+            email=email, name="Anna", password="correct horse", courier_id=courier_id
+        )
+
+    created = await services.create_courier_account(
+        world.repository, deliveries, body(known.courier_id)
+    )
+    assert (created.role, created.courier_id) == (Role.COURIER, "courier-01")
+    assert (await world.repository.user(created.user_id)) == Account(
+        created.user_id, created.email, "Anna", Role.COURIER, "courier-01"
+    )
+    with pytest.raises(services.Invalid, match="no courier courier-99"):
+        await services.create_courier_account(world.repository, deliveries, body("courier-99"))
+    with pytest.raises(services.DeliveryUnavailable):
+        await services.create_courier_account(world.repository, FakeDeliveries(), body("c"))
+
+
+async def test_demo_accounts_are_created_once_and_reset_at_every_start(world: World) -> None:
+    squatter = UserCreate(
+        email=services.DEMO_OPERATOR_EMAIL, name="Mallory", password="mallory's own"
+    )
+    await services.sign_up(world.repository, squatter, Role.CUSTOMER)
+
+    demo = await services.ensure_demo_accounts(world.repository, "operator password")
+    again = await services.ensure_demo_accounts(world.repository, "operator password")
+
+    assert demo == again
+    by_email = {a.email: (a, h) for a, h in world.repository.users.values()}
+    assert len(by_email) == len(world.repository.users) == 2
+    customer_account, customer_hash = by_email[services.DEMO_CUSTOMER_EMAIL]
+    assert (customer_account.user_id, customer_account.role) == (demo, Role.CUSTOMER)
+    operator, operator_hash = by_email[services.DEMO_OPERATOR_EMAIL]
+    assert operator.role is Role.OPERATOR and operator.courier_id is None
+    assert verify_password(operator_hash, "operator password")
+    assert not verify_password(operator_hash, "mallory's own")
+    assert not verify_password(customer_hash, "")
+
+
+async def test_without_a_password_there_is_no_demo_operator(world: World) -> None:
+    await services.ensure_demo_accounts(world.repository, None)
+    assert [a.email for a, _ in world.repository.users.values()] == [services.DEMO_CUSTOMER_EMAIL]
 
 
 # --- dashboard --------------------------------------------------------------------------------
@@ -490,17 +573,33 @@ async def test_stock_flags_low_items_and_couriers_say_when_unreachable(world: Wo
 async def test_a_test_order_is_published_or_refused_with_the_validation_errors(
     world: World,
 ) -> None:
+    demo = uuid4()
     body = schemas.TestOrderRequest(items=[schemas.TestOrderLine(item_id="pho-bo", quantity=2)])
-    accepted = await services.place_test_order(world.publisher, body)
+    accepted = await services.place_test_order(world.repository, world.publisher, demo, body)
     [(topic, order)] = world.publisher.published
     assert accepted.topic == topic == topics.VALIDATED_ORDERS
-    assert order.order_id == accepted.order_id and order.user_id == "dashboard"
+    assert order.order_id == accepted.order_id
+    assert order.user_id == accepted.user_id == str(demo)
+    placed = await world.repository.order(accepted.order_id)
+    assert placed is not None and placed.user_id == demo
 
     line = schemas.TestOrderLine(item_id="pho-bo", quantity=1)
     twice = schemas.TestOrderRequest(items=[line, line])
     with pytest.raises(services.Invalid) as refused:
-        await services.place_test_order(world.publisher, twice)
+        await services.place_test_order(world.repository, world.publisher, demo, twice)
     assert isinstance(refused.value.detail, list) and "msg" in refused.value.detail[0]
+    assert len(world.publisher.published) == 1
+
+
+def test_no_one_chooses_the_user_of_a_test_order_or_a_role_at_sign_up() -> None:
+    with pytest.raises(ValidationError, match="user_id"):
+        schemas.TestOrderRequest.model_validate(
+            {"user_id": "someone-else", "items": [{"item_id": "pho-bo", "quantity": 1}]}
+        )
+    with pytest.raises(ValidationError, match="role"):
+        UserCreate.model_validate(
+            {"email": "a@example.org", "name": "A", "password": "correct horse", "role": "admin"}
+        )
 
 
 # --- errors to HTTP ---------------------------------------------------------------------------

@@ -11,9 +11,11 @@ from pydantic import BaseModel, Field
 
 
 class CourierStep(BaseModel):
-    """A courier reporting a step; when given, it must be the courier assigned to the order."""
+    """A step reported for an order's delivery. With `courier_id` (the gateway sends it for a
+    courier's account) it must be the courier carrying the order, else 403; without, it is
+    reported by staff."""
 
-    courier_id: str | None = Field(default=None, max_length=64)
+    courier_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class CancelDelivery(BaseModel):

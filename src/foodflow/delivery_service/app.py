@@ -24,7 +24,12 @@ from foodflow.contracts import topics
 from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
 from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
 from foodflow.delivery_service import services
-from foodflow.delivery_service.domain import DeliveryConflict, DeliveryError, DeliveryNotFound
+from foodflow.delivery_service.domain import (
+    DeliveryConflict,
+    DeliveryError,
+    DeliveryNotFound,
+    WrongCourier,
+)
 from foodflow.delivery_service.order_status import OrderStatusMover
 from foodflow.delivery_service.repository import DeliveryRepository
 from foodflow.orders.announcer import KafkaAnnouncer
@@ -52,6 +57,7 @@ CONSUMER_STOP_SECONDS = 30
 ERROR_STATUS: tuple[tuple[type[DeliveryError], int], ...] = (
     (DeliveryNotFound, status.HTTP_404_NOT_FOUND),
     (DeliveryConflict, status.HTTP_409_CONFLICT),
+    (WrongCourier, status.HTTP_403_FORBIDDEN),
     (DeliveryError, status.HTTP_400_BAD_REQUEST),
 )
 
@@ -85,13 +91,15 @@ async def delivery(order_id: UUID, runtime: Runtime) -> DeliveryView:
 
 @router.post("/deliveries/{order_id}/pickup", response_model=DeliveryView)
 async def pickup(order_id: UUID, body: CourierStep, runtime: Runtime) -> DeliveryView:
-    """The courier has the food: COURIER_ASSIGNED → PICKED_UP."""
+    """The courier has the food: COURIER_ASSIGNED → PICKED_UP; 403 when `courier_id` is given
+    and is not the delivery's courier."""
     return await services.pick_up(runtime.ports, order_id, body.courier_id)
 
 
 @router.post("/deliveries/{order_id}/deliver", response_model=DeliveryView)
 async def deliver(order_id: UUID, body: CourierStep, runtime: Runtime) -> DeliveryView:
-    """The customer has the food: PICKED_UP → DELIVERED; the courier is free again."""
+    """The customer has the food: PICKED_UP → DELIVERED; the courier is free again; 403 when
+    `courier_id` is given and is not the delivery's courier."""
     return await services.deliver(runtime.ports, order_id, body.courier_id)
 
 

@@ -45,6 +45,10 @@ class DeliveryConflict(DeliveryError):
     """The delivery is in a state the requested step cannot leave from."""
 
 
+class WrongCourier(DeliveryError):
+    """A courier reported a step of a delivery they do not carry."""
+
+
 @dataclass(frozen=True)
 class Point:
     lat: float
@@ -100,7 +104,7 @@ class Delivery:
 
     def pick_up(self, courier_id: str | None) -> Delivery:
         """ASSIGNED -> PICKED_UP; PICKED_UP stays. `courier_id`, when given, must be the
-        assigned courier."""
+        assigned courier (`WrongCourier` otherwise, whatever the state)."""
         return self._courier_step(courier_id, DeliveryState.ASSIGNED, DeliveryState.PICKED_UP)
 
     def deliver(self, courier_id: str | None) -> Delivery:
@@ -136,7 +140,7 @@ class Delivery:
         self, courier_id: str | None, source: DeliveryState, target: DeliveryState
     ) -> Delivery:
         if courier_id is not None and self.courier_id != courier_id:
-            raise DeliveryConflict(f"order {self.order_id} is not assigned to {courier_id}")
+            raise WrongCourier(f"order {self.order_id} is not assigned to {courier_id}")
         if self.state is target:
             return self
         if self.state is not source:

@@ -62,11 +62,11 @@ class DeliveryClient(ServiceClient):
     async def cancel(self, order_id: UUID) -> None:
         await self._step(f"/deliveries/{order_id}/cancel", CancelDelivery())
 
-    async def pick_up(self, order_id: UUID) -> None:
-        await self._step(f"/deliveries/{order_id}/pickup", CourierStep())
+    async def pick_up(self, order_id: UUID, courier_id: str | None) -> None:
+        await self._step(f"/deliveries/{order_id}/pickup", CourierStep(courier_id=courier_id))
 
-    async def deliver(self, order_id: UUID) -> None:
-        await self._step(f"/deliveries/{order_id}/deliver", CourierStep())
+    async def deliver(self, order_id: UUID, courier_id: str | None) -> None:
+        await self._step(f"/deliveries/{order_id}/deliver", CourierStep(courier_id=courier_id))
 
     async def couriers(self) -> list[CourierView]:
         try:

@@ -23,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from foodflow.clients.inventory import InventoryClient
 from foodflow.contracts import topics
-from foodflow.gateway import auth, dashboard, menu, orders
+from foodflow.gateway import auth, couriers, dashboard, menu, orders
 from foodflow.gateway.adapters import (
     DeliveryClient,
     KafkaOrderPublisher,
@@ -44,6 +44,7 @@ from foodflow.gateway.services import (
     NotFound,
     TooManyAttempts,
     WrongCredentials,
+    ensure_demo_accounts,
 )
 from foodflow.orders.records import migrate_orders
 from foodflow.platform.config import Settings
@@ -142,6 +143,11 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(settings, min_size=1, max_size=5)
         await migrate_gateway(pool)
         await migrate_orders(pool)  # the gateway reads them: they must be there first
+        repository = GatewayRepository(pool)
+        operator_password = settings.demo_operator_password
+        demo_customer = await ensure_demo_accounts(
+            repository, operator_password.get_secret_value() if operator_password else None
+        )
         redis_client = create_redis(settings)
         producer = EventProducer(settings, client_id="gateway")
         await producer.start()
@@ -170,12 +176,13 @@ def create_app(settings: Settings) -> FastAPI:
             consumer=consumer,
             board=board,
             broadcaster=broadcaster,
-            repository=GatewayRepository(pool),
+            repository=repository,
             orders=OrderState(redis_client, pool),
             inventory=InventoryClient(settings, tokens),
             delivery=DeliveryClient(settings, tokens),
             publisher=KafkaOrderPublisher(producer),
             login_attempts=RedisLoginAttempts(redis_client),
+            demo_customer=demo_customer,
         )
         runtime.tasks = [
             asyncio.create_task(consumer.run(), name="gateway status consumer"),
@@ -225,7 +232,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     # One router per resource. The order API (orders, users, auth) is included here too.
     app.include_router(menu.router)
+    app.include_router(dashboard.page_router)
     app.include_router(dashboard.router)
     app.include_router(auth.router)
+    app.include_router(couriers.router)
     app.include_router(orders.router)
     return app

@@ -1,4 +1,4 @@
-"""Sign-up, login (rate-limited) and the current user of a request."""
+"""Sign-up, login (rate-limited), the current user of a request and the roles routes need."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from foodflow.gateway import services
 from foodflow.gateway.deps import AppSettings, LoginCounter, Repository
 from foodflow.gateway.schemas import Login, Token, UserCreate, UserPublic
-from foodflow.gateway.security import InvalidToken, Principal, Role, read_token
+from foodflow.gateway.security import STAFF, InvalidToken, Principal, Role, read_token
 
 router = APIRouter(tags=["users"])
 _bearer = HTTPBearer(auto_error=False)
@@ -35,6 +35,16 @@ async def current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def staff_user(user: CurrentUser) -> Principal:
+    """The current user if an operator or admin: 401 without a valid token, 403 for others."""
+    if user.role not in STAFF:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "operators and admins only")
+    return user
+
+
+StaffUser = Annotated[Principal, Depends(staff_user)]
 
 
 @router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)

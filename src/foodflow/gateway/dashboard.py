@@ -1,4 +1,9 @@
-"""The live operations dashboard: the page, its Server-Sent-Events stream and its JSON endpoints."""
+"""The live operations dashboard: the page, its Server-Sent-Events stream and its JSON endpoints.
+
+The page is public (it holds no data, only a login form); everything under /dashboard/ needs
+an operator's or admin's bearer token. The page reads the stream with fetch(), which can send
+the token in a header, unlike EventSource: no token ever travels in a URL (logs, history).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,22 @@ from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from foodflow.gateway import services
+from foodflow.gateway.auth import staff_user
 from foodflow.gateway.board import Board, BoardStats
-from foodflow.gateway.deps import Delivery, Inventory, OrderBoard, Orders, Publisher, Runtime
+from foodflow.gateway.deps import (
+    Delivery,
+    DemoCustomer,
+    Inventory,
+    OrderBoard,
+    Orders,
+    Publisher,
+    Repository,
+    Runtime,
+)
 from foodflow.gateway.feed import Broadcaster
 from foodflow.gateway.schemas import (
     BoardSnapshot,
@@ -26,7 +41,8 @@ from foodflow.gateway.schemas import (
     TestOrderRequest,
 )
 
-router = APIRouter(tags=["dashboard"])
+page_router = APIRouter(tags=["dashboard"])
+router = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[Depends(staff_user)])
 
 STATIC = files("foodflow.gateway") / "static"
 BOARD_SIZE = 100
@@ -44,7 +60,7 @@ def snapshot(board: Board) -> BoardSnapshot:
     return BoardSnapshot(orders=board.recent(BOARD_SIZE), stats=board.stats(datetime.now(UTC)))
 
 
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+@page_router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def dashboard_page() -> HTMLResponse:
     """The live dashboard page (plain HTML, CSS and JavaScript served from the package)."""
     return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
@@ -70,7 +86,7 @@ async def _stream(
 
 
 @router.get(
-    "/dashboard/events",
+    "/events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
@@ -83,20 +99,20 @@ async def dashboard_events(runtime: Runtime) -> StreamingResponse:
     )
 
 
-@router.get("/dashboard/orders", response_model=BoardSnapshot)
+@router.get("/orders", response_model=BoardSnapshot)
 async def dashboard_orders(board: OrderBoard) -> BoardSnapshot:
     """The board as JSON: the most recently changed orders and the current figures."""
     return snapshot(board)
 
 
-@router.get("/dashboard/stats", response_model=BoardStats)
+@router.get("/stats", response_model=BoardStats)
 async def dashboard_stats(board: OrderBoard) -> BoardStats:
     """Counts by status, orders per minute and end-to-end latency p50/p99 (last 5 minutes)."""
     return board.stats(datetime.now(UTC))
 
 
 @router.get(
-    "/dashboard/orders/{order_id}",
+    "/orders/{order_id}",
     response_model=OrderTimeline,
     responses={404: {"description": "No such order in Redis, PostgreSQL or on the board"}},
 )
@@ -105,24 +121,29 @@ async def order_timeline(order_id: uuid.UUID, orders: Orders, board: OrderBoard)
     return await services.order_timeline(orders, board, order_id)
 
 
-@router.get("/dashboard/stock", response_model=StockReport)
+@router.get("/stock", response_model=StockReport)
 async def dashboard_stock(inventory: Inventory) -> StockReport:
     """Stock per menu item, each flagged `low` below the low-stock threshold."""
     return await services.stock_report(inventory)
 
 
-@router.get("/dashboard/couriers", response_model=CourierBoard)
+@router.get("/couriers", response_model=CourierBoard)
 async def dashboard_couriers(delivery: Delivery) -> CourierBoard:
     """Couriers, free or with the order they carry, from the delivery service's `/couriers`."""
     return await services.courier_board(delivery)
 
 
 @router.post(
-    "/dashboard/test-order",
+    "/test-order",
     response_model=TestOrderAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     responses={422: {"description": "The order is not valid (e.g. an item twice)"}},
 )
-async def place_test_order(body: TestOrderRequest, publisher: Publisher) -> TestOrderAccepted:
-    """Publish a test order on `validated_orders` under a new order id (202 with the id)."""
-    return await services.place_test_order(publisher, body)
+async def place_test_order(
+    body: TestOrderRequest,
+    repository: Repository,
+    publisher: Publisher,
+    demo_customer: DemoCustomer,
+) -> TestOrderAccepted:
+    """Publish a test order of the demo customer's on `validated_orders` (202 with its id)."""
+    return await services.place_test_order(repository, publisher, demo_customer, body)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
+from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -46,6 +47,8 @@ class GatewayRuntime:
     delivery: DeliveryClient
     publisher: KafkaOrderPublisher
     login_attempts: RedisLoginAttempts
+    # Who places the dashboard's test orders (created at start).
+    demo_customer: UUID
     # Set when shutdown begins, so that open dashboard streams end at once.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -91,6 +94,10 @@ async def get_board(request: Request) -> Board:
     return runtime_of(request).board
 
 
+async def get_demo_customer(request: Request) -> UUID:
+    return runtime_of(request).demo_customer
+
+
 Runtime = Annotated[GatewayRuntime, Depends(RUNTIME.dependency)]
 AppSettings = Annotated[Settings, Depends(get_settings)]
 Repository = Annotated[GatewayRepository, Depends(get_repository)]
@@ -100,3 +107,4 @@ Delivery = Annotated[DeliveryClient, Depends(get_delivery)]
 Publisher = Annotated[KafkaOrderPublisher, Depends(get_publisher)]
 LoginCounter = Annotated[RedisLoginAttempts, Depends(get_login_attempts)]
 OrderBoard = Annotated[Board, Depends(get_board)]
+DemoCustomer = Annotated[UUID, Depends(get_demo_customer)]

@@ -68,13 +68,15 @@ async def cancel_order(
 async def picked_up(
     order_id: UUID, user: CurrentUser, repository: Repository, orders: Orders, delivery: Delivery
 ) -> OrderPublic:
-    """Courier: the food is picked up at the restaurant."""
-    return await services.pick_up(repository, orders, delivery, order_id, user)
+    """Courier: the food is picked up at the restaurant (only the courier carrying the order,
+    or staff)."""
+    return await services.pick_up(repository, repository, orders, delivery, order_id, user)
 
 
 @router.post("/deliveries/{order_id}/deliver", response_model=OrderPublic, tags=["couriers"])
 async def delivered(
     order_id: UUID, user: CurrentUser, repository: Repository, orders: Orders, delivery: Delivery
 ) -> OrderPublic:
-    """Courier: the food is handed to the customer."""
-    return await services.deliver(repository, orders, delivery, order_id, user)
+    """Courier: the food is handed to the customer (only the courier carrying the order, or
+    staff)."""
+    return await services.deliver(repository, repository, orders, delivery, order_id, user)

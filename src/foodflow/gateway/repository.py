@@ -15,6 +15,7 @@ from foodflow.platform.db.migrations import migrate_pool
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _PLACED_COLUMNS = "order_id, user_id, request_hash, request, created_at"
+_ACCOUNT_COLUMNS = "user_id, email, name, role, courier_id"
 
 
 async def migrate_gateway(pool: asyncpg.Pool) -> list[str]:
@@ -32,27 +33,47 @@ class GatewayRepository:
         """False when the email is taken already."""
         try:
             await self._pool.execute(
-                "INSERT INTO users (user_id, email, name, password_hash, role)"
-                " VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO users (user_id, email, name, password_hash, role, courier_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
                 account.user_id,
                 account.email,
                 account.name,
                 password_hash,
                 account.role.value,
+                account.courier_id,
             )
         except asyncpg.UniqueViolationError:
             return False
         return True
 
+    async def put_user(self, account: Account, password_hash: str) -> Account:
+        """Create the account, or make the one with its email exactly this (role, name,
+        password, no courier), keeping its user id; the account as stored."""
+        row = await self._pool.fetchrow(
+            "INSERT INTO users (user_id, email, name, password_hash, role, courier_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name,"
+            " password_hash = EXCLUDED.password_hash, role = EXCLUDED.role,"
+            " courier_id = EXCLUDED.courier_id"
+            f" RETURNING {_ACCOUNT_COLUMNS}",
+            account.user_id,
+            account.email,
+            account.name,
+            password_hash,
+            account.role.value,
+            account.courier_id,
+        )
+        return _account(row)
+
     async def user(self, user_id: UUID) -> Account | None:
         row = await self._pool.fetchrow(
-            "SELECT user_id, email, name, role FROM users WHERE user_id = $1", user_id
+            f"SELECT {_ACCOUNT_COLUMNS} FROM users WHERE user_id = $1", user_id
         )
         return None if row is None else _account(row)
 
     async def user_by_email(self, email: str) -> tuple[Account, str] | None:
         row = await self._pool.fetchrow(
-            "SELECT user_id, email, name, role, password_hash FROM users WHERE email = $1", email
+            f"SELECT {_ACCOUNT_COLUMNS}, password_hash FROM users WHERE email = $1", email
         )
         if row is None:
             return None
@@ -124,5 +145,9 @@ def _placed(row: asyncpg.Record) -> PlacedOrder:
 
 def _account(row: asyncpg.Record) -> Account:
     return Account(
-        user_id=row["user_id"], email=row["email"], name=row["name"], role=Role(row["role"])
+        user_id=row["user_id"],
+        email=row["email"],
+        name=row["name"],
+        role=Role(row["role"]),
+        courier_id=row["courier_id"],
     )

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from foodflow.contracts.delivery import CourierView
 from foodflow.contracts.inventory import ItemId
@@ -18,7 +18,6 @@ from foodflow.contracts.orders import (
     OrderStatusUpdate,
     PricedItem,
     StatusChange,
-    UserId,
 )
 from foodflow.contracts.pricing import PriceBreakdown
 from foodflow.gateway.board import BoardStats, OrderCard
@@ -32,9 +31,19 @@ Email = Annotated[
 
 
 class UserCreate(BaseModel):
+    """A customer's sign-up: no role, no courier (a body naming either is refused)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     email: Email
     name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
     password: str = Field(min_length=8, max_length=200)
+
+
+class CourierAccountCreate(UserCreate):
+    """A courier's account, bound to a courier of the delivery service (`GET /couriers`)."""
+
+    courier_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
 class UserPublic(BaseModel):
@@ -42,6 +51,7 @@ class UserPublic(BaseModel):
     email: str
     name: str
     role: Role
+    courier_id: str | None = None
 
 
 class Login(BaseModel):
@@ -159,7 +169,10 @@ class TestOrderLine(BaseModel):
 
 
 class TestOrderRequest(BaseModel):
-    user_id: UserId = "dashboard"
+    """Placed by the demo customer, always: there is no user to choose."""
+
+    model_config = ConfigDict(extra="forbid")
+
     items: list[TestOrderLine] = Field(min_length=1)
     promo_code: str | None = Field(default=None, max_length=32)
 
@@ -167,3 +180,4 @@ class TestOrderRequest(BaseModel):
 class TestOrderAccepted(BaseModel):
     order_id: uuid.UUID
     topic: str
+    user_id: str = Field(description="The demo customer, who placed it.")

@@ -24,9 +24,16 @@ ALGORITHM = "HS256"
 
 
 class Role(StrEnum):
+    """Who a user is: customers order, couriers report the steps of the deliveries they ride,
+    operators run the dashboard, admins do all of it."""
+
     CUSTOMER = "customer"
     COURIER = "courier"
+    OPERATOR = "operator"
     ADMIN = "admin"
+
+
+STAFF = frozenset({Role.OPERATOR, Role.ADMIN})
 
 
 class InvalidToken(Exception):
@@ -41,6 +48,11 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    @property
+    def is_staff(self) -> bool:
+        """Operators and admins: the dashboard, courier accounts, any delivery's steps."""
+        return self.role in STAFF
 
 
 def hash_password(password: str) -> str:

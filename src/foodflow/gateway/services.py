@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from foodflow.contracts.orders import (
 )
 from foodflow.gateway.board import Board
 from foodflow.gateway.schemas import (
+    CourierAccountCreate,
     CourierBoard,
     OrderAccepted,
     OrderCreate,
@@ -64,6 +66,9 @@ from foodflow.platform.errors import FoodflowError
 
 log = logging.getLogger(__name__)
 
+DEMO_OPERATOR_EMAIL = "operator@foodflow.local"
+# Places the dashboard's test orders; nobody logs in as it (its password is random, unknown).
+DEMO_CUSTOMER_EMAIL = "demo-customer@foodflow.local"
 CANCEL_WAIT_SECONDS = 5.0
 CANCEL_POLL_SECONDS = 0.1
 LOW_STOCK_THRESHOLD = 20
@@ -126,6 +131,8 @@ class Account:
     email: str
     name: str
     role: Role
+    # A courier account's courier (the delivery service's id); None for every other role.
+    courier_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,10 @@ class PlacedOrder:
 
 class Accounts(Protocol):
     async def add_user(self, account: Account, password_hash: str) -> bool: ...
+    async def put_user(self, account: Account, password_hash: str) -> Account:
+        """Create, or reset the account with this email to this one (keeping its user id)."""
+        ...
+
     async def user(self, user_id: UUID) -> Account | None: ...
     async def user_by_email(self, email: str) -> tuple[Account, str] | None: ...
 
@@ -180,8 +191,12 @@ class Catalogue(Protocol):
 
 class Deliveries(Protocol):
     async def cancel(self, order_id: UUID) -> None: ...
-    async def pick_up(self, order_id: UUID) -> None: ...
-    async def deliver(self, order_id: UUID) -> None: ...
+    async def pick_up(self, order_id: UUID, courier_id: str | None) -> None:
+        """Report the pickup as `courier_id` (refused unless it carries the order), or as staff
+        when None."""
+        ...
+
+    async def deliver(self, order_id: UUID, courier_id: str | None) -> None: ...
     async def couriers(self) -> list[CourierView]:
         """`DeliveryUnavailable` when the delivery service does not answer well."""
         ...
@@ -196,13 +211,19 @@ class OrderPublisher(Protocol):
 
 def _public(account: Account) -> UserPublic:
     return UserPublic(
-        user_id=account.user_id, email=account.email, name=account.name, role=account.role
+        user_id=account.user_id,
+        email=account.email,
+        name=account.name,
+        role=account.role,
+        courier_id=account.courier_id,
     )
 
 
-async def sign_up(accounts: Accounts, body: UserCreate, role: Role) -> UserPublic:
+async def sign_up(
+    accounts: Accounts, body: UserCreate, role: Role, courier_id: str | None = None
+) -> UserPublic:
     """Store a new user; the email is unique (case-insensitively)."""
-    account = Account(user_id=uuid.uuid4(), email=body.email.lower(), name=body.name, role=role)
+    account = Account(uuid.uuid4(), body.email.lower(), body.name, role, courier_id)
     if not await accounts.add_user(account, hash_password(body.password)):
         raise Conflict(f"a user with email {body.email} exists already")
     return _public(account)
@@ -238,6 +259,33 @@ async def log_in(
     return Token(
         access_token=token, expires_in=settings.access_token_ttl_seconds, user=_public(account)
     )
+
+
+async def create_courier_account(
+    accounts: Accounts, deliveries: Deliveries, body: CourierAccountCreate
+) -> UserPublic:
+    """A courier account bound to one of the delivery service's couriers (Invalid if unknown)."""
+    if body.courier_id not in {c.courier_id for c in await deliveries.couriers()}:
+        raise Invalid(f"no courier {body.courier_id}")
+    return await sign_up(accounts, body, Role.COURIER, courier_id=body.courier_id)
+
+
+async def ensure_demo_accounts(accounts: Accounts, operator_password: str | None) -> UUID:
+    """Create (or reset) the demo customer, and the demo operator when it has a password; the
+    demo customer's user id. Safe at every start, from several gateways at once."""
+    # Reset at every start: whoever signed up with these emails first neither keeps the
+    # account nor learns its password. Both hashes at once: each takes about half a second.
+    passwords = [secrets.token_urlsafe(32)] + ([operator_password] if operator_password else [])
+    hashes = await asyncio.gather(*(asyncio.to_thread(hash_password, p) for p in passwords))
+    customer = Account(uuid.uuid4(), DEMO_CUSTOMER_EMAIL, "Dashboard test orders", Role.CUSTOMER)
+    stored = await accounts.put_user(customer, hashes[0])
+    if operator_password is None:
+        log.info("DEMO_OPERATOR_PASSWORD is not set: no demo operator")
+    else:
+        operator = Account(uuid.uuid4(), DEMO_OPERATOR_EMAIL, "Demo operator", Role.OPERATOR)
+        await accounts.put_user(operator, hashes[1])
+        log.info("Demo operator %s ready", DEMO_OPERATOR_EMAIL)
+    return stored.user_id
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -387,9 +435,17 @@ def _still_processing(status: str) -> bool:
     return status == NOT_YET_RECEIVED or OrderStatus(status).in_saga
 
 
-def _courier(user: Principal) -> None:
-    if user.role not in (Role.COURIER, Role.ADMIN):
+async def _reporting_courier(accounts: Accounts, user: Principal) -> str | None:
+    """Whom a delivery step is reported as: a courier account's own courier (the delivery
+    service refuses it for another courier's delivery); None for staff, who may report any."""
+    if user.is_staff:
+        return None
+    if user.role is not Role.COURIER:
         raise Forbidden("only couriers report delivery steps")
+    account = await accounts.user(user.user_id)
+    if account is None or account.courier_id is None:
+        raise Forbidden("this courier account is not bound to a courier")
+    return account.courier_id
 
 
 async def _after_step(
@@ -401,20 +457,28 @@ async def _after_step(
 
 
 async def pick_up(
-    placed: PlacedOrders, views: OrderViews, deliveries: Deliveries, order_id: UUID, user: Principal
+    accounts: Accounts,
+    placed: PlacedOrders,
+    views: OrderViews,
+    deliveries: Deliveries,
+    order_id: UUID,
+    user: Principal,
 ) -> OrderPublic:
     """Courier: the food is picked up at the restaurant."""
-    _courier(user)
-    await deliveries.pick_up(order_id)
+    await deliveries.pick_up(order_id, await _reporting_courier(accounts, user))
     return await _after_step(placed, views, order_id, user)
 
 
 async def deliver(
-    placed: PlacedOrders, views: OrderViews, deliveries: Deliveries, order_id: UUID, user: Principal
+    accounts: Accounts,
+    placed: PlacedOrders,
+    views: OrderViews,
+    deliveries: Deliveries,
+    order_id: UUID,
+    user: Principal,
 ) -> OrderPublic:
     """Courier: the food is handed to the customer."""
-    _courier(user)
-    await deliveries.deliver(order_id)
+    await deliveries.deliver(order_id, await _reporting_courier(accounts, user))
     return await _after_step(placed, views, order_id, user)
 
 
@@ -485,12 +549,15 @@ async def courier_board(deliveries: Deliveries) -> CourierBoard:
     )
 
 
-async def place_test_order(publisher: OrderPublisher, body: TestOrderRequest) -> TestOrderAccepted:
-    """Publish a test order under a new order id, without an account."""
+async def place_test_order(
+    placed: PlacedOrders, publisher: OrderPublisher, demo_customer: UUID, body: TestOrderRequest
+) -> TestOrderAccepted:
+    """Publish a test order under a new order id, placed by the demo customer (never anyone
+    else: the order is charged and stock taken in its owner's name)."""
     try:
         order = ValidatedOrder(
             order_id=uuid.uuid4(),
-            user_id=body.user_id,
+            user_id=str(demo_customer),
             items=[
                 OrderItemIn(item_id=line.item_id, quantity=line.quantity) for line in body.items
             ],
@@ -499,6 +566,10 @@ async def place_test_order(publisher: OrderPublisher, body: TestOrderRequest) ->
     except ValidationError as exc:
         raise Invalid([{"msg": e["msg"], "loc": e["loc"]} for e in exc.errors()]) from None
     assert order.order_id is not None
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+    await placed.add_order(order, demo_customer, None, digest)
     await publisher.publish(topics.VALIDATED_ORDERS, order)
-    log.info("Dashboard test order %s published for %s", order.order_id, body.user_id)
-    return TestOrderAccepted(order_id=order.order_id, topic=topics.VALIDATED_ORDERS)
+    log.info("Dashboard test order %s published for the demo customer", order.order_id)
+    return TestOrderAccepted(
+        order_id=order.order_id, topic=topics.VALIDATED_ORDERS, user_id=order.user_id
+    )

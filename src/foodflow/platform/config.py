@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     # public keys of every service (JSON, by service name) verify the tokens it receives.
     service_private_key: SecretStr | None = Field(None, alias="SERVICE_PRIVATE_KEY")
     service_public_keys: dict[str, str] | None = Field(None, alias="SERVICE_PUBLIC_KEYS")
+    # The demo operator's (operator@foodflow.local) password, generated like the others.
     demo_operator_password: SecretStr | None = Field(None, alias="DEMO_OPERATOR_PASSWORD")
 
     @field_validator("service_private_key", mode="before")

@@ -1,4 +1,7 @@
 // foodflow live dashboard: Server-Sent Events in, plain DOM and hand-drawn SVG out. No libraries.
+// Operators log in with the form; the bearer token lives in this page's memory only (a reload
+// logs out) and goes with every /dashboard/ request, the event stream included: it is read with
+// fetch(), because EventSource cannot send an Authorization header.
 "use strict";
 
 const BOARD_LIMIT = 100;
@@ -7,6 +10,10 @@ const COURIER_POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const orders = new Map(); // order_id -> card, insertion order = last change order
+
+// The logged-in session: its token, its stream and its timers; null when logged out.
+let session = null;
+let reconnectMs = 1000; // the stream's `retry:` field may change it
 
 const $ = (id) => document.getElementById(id);
 
@@ -164,6 +171,77 @@ function renderStats(stats) {
   ]);
 }
 
+// --- session ---------------------------------------------------------------------------------
+
+class LoggedOut extends Error {}
+
+// A request to the gateway with the session's token; a 401 or 403 ends the session.
+async function api(path, options = {}) {
+  if (!session) throw new LoggedOut("logged out");
+  const headers = { ...(options.headers || {}), Authorization: `Bearer ${session.token}` };
+  const response = await fetch(path, { ...options, headers, signal: session.aborts.signal });
+  if (response.status === 401 || response.status === 403) {
+    const answer = await response.json().catch(() => ({}));
+    logOut(typeof answer.detail === "string" ? answer.detail : `HTTP ${response.status}`);
+    throw new LoggedOut(`HTTP ${response.status}`);
+  }
+  return response;
+}
+
+async function logIn(event) {
+  event.preventDefault();
+  const error = $("login-error");
+  error.textContent = "";
+  const body = { email: $("login-email").value.trim(), password: $("login-password").value };
+  let response;
+  try {
+    response = await fetch("/auth/login", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+  } catch (err) {
+    error.textContent = "The gateway cannot be reached.";
+    return;
+  }
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    error.textContent = typeof answer.detail === "string" ? answer.detail : "Wrong email or password.";
+    return;
+  }
+  if (answer.user.role !== "operator" && answer.user.role !== "admin") {
+    error.textContent = "This dashboard is for operators and admins.";
+    return;
+  }
+  $("login-password").value = "";
+  start(answer);
+}
+
+function start(login) {
+  session = { token: login.access_token, aborts: new AbortController(), timers: [] };
+  // The token expires: end the session then rather than fail request by request.
+  session.timers.push(setTimeout(() => logOut("The session has expired; log in again."), login.expires_in * 1000));
+  $("session-user").textContent = `${login.user.email} (${login.user.role})`;
+  $("login").hidden = true;
+  $("session").hidden = false;
+  $("app").hidden = false;
+  stream(session);
+  pollStock();
+  pollCouriers();
+  session.timers.push(setInterval(pollStock, STOCK_POLL_MS), setInterval(pollCouriers, COURIER_POLL_MS));
+}
+
+function logOut(message) {
+  if (!session) return;
+  session.aborts.abort();
+  for (const timer of session.timers) clearTimeout(timer);
+  session = null;
+  setConnection("logged-out", "Logged out");
+  $("app").hidden = true;
+  $("session").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+  $("login-email").focus();
+}
+
 // --- live stream ----------------------------------------------------------------------------
 
 function setConnection(state, text) {
@@ -172,25 +250,70 @@ function setConnection(state, text) {
   node.textContent = text;
 }
 
-function connect() {
-  const source = new EventSource("/dashboard/events");
-  source.addEventListener("open", () => setConnection("live", "Live"));
-  source.addEventListener("error", () => setConnection("lost", "Reconnecting…"));
-  source.addEventListener("snapshot", (e) => {
-    const snap = JSON.parse(e.data);
+const STREAM_HANDLERS = {
+  snapshot(snap) {
     replaceBoard(snap.orders);
     renderStats(snap.stats);
-    setConnection("live", "Live");
-  });
-  source.addEventListener("order", (e) => upsert(JSON.parse(e.data), true));
-  source.addEventListener("stats", (e) => renderStats(JSON.parse(e.data)));
+  },
+  order(card) { upsert(card, true); },
+  stats(stats) { renderStats(stats); },
+};
+
+// One block of the text/event-stream format: `event:`, `data:` (joined), `retry:`; comments skipped.
+function dispatchBlock(block) {
+  let name = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (field === "event") name = value;
+    else if (field === "data") data.push(value);
+    else if (field === "retry" && /^\d+$/.test(value)) reconnectMs = Number(value);
+  }
+  const handler = STREAM_HANDLERS[name];
+  if (data.length && handler) handler(JSON.parse(data.join("\n")));
+}
+
+async function readEvents(body) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer = (buffer + value).replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      dispatchBlock(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+// The board's stream for as long as this session lasts, reconnecting when it drops.
+async function stream(mine) {
+  while (session === mine) {
+    try {
+      const response = await api("/dashboard/events", { headers: { Accept: "text/event-stream" }, cache: "no-store" });
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      setConnection("live", "Live");
+      await readEvents(response.body);
+    } catch (err) {
+      if (err instanceof LoggedOut || session !== mine) return;
+      console.warn("event stream dropped", err);
+    }
+    if (session !== mine) return;
+    setConnection("lost", "Reconnecting…");
+    await new Promise((resolve) => setTimeout(resolve, reconnectMs));
+  }
 }
 
 // --- stock, couriers ------------------------------------------------------------------------
 
 async function pollStock() {
   try {
-    const report = await (await fetch("/dashboard/stock")).json();
+    const report = await (await api("/dashboard/stock")).json();
     $("stock-threshold").textContent = String(report.threshold);
     $("stock-list").replaceChildren(...report.items.map((item) => {
       const li = el("li", { "data-item-id": item.item_id, class: item.low ? "low" : "" });
@@ -198,13 +321,13 @@ async function pollStock() {
       return li;
     }));
   } catch (err) {
-    console.warn("stock poll failed", err);
+    if (!(err instanceof LoggedOut)) console.warn("stock poll failed", err);
   }
 }
 
 async function pollCouriers() {
   try {
-    const board = await (await fetch("/dashboard/couriers")).json();
+    const board = await (await api("/dashboard/couriers")).json();
     const box = $("couriers");
     if (!board.delivery_service) {
       box.replaceChildren(el("p", { class: "empty" }, board.message));
@@ -217,7 +340,7 @@ async function pollCouriers() {
     }
     box.replaceChildren(el("p", {}, board.message), list);
   } catch (err) {
-    console.warn("courier poll failed", err);
+    if (!(err instanceof LoggedOut)) console.warn("courier poll failed", err);
   }
 }
 
@@ -229,7 +352,13 @@ async function showTimeline(orderId) {
   $("timeline-heading").textContent = `Order ${orderId}`;
   body.replaceChildren(el("p", {}, "Loading…"));
   if (!dialog.open) dialog.showModal();
-  const response = await fetch(`/dashboard/orders/${orderId}`);
+  let response;
+  try {
+    response = await api(`/dashboard/orders/${orderId}`);
+  } catch (err) {
+    if (dialog.open) dialog.close();
+    return;
+  }
   if (!response.ok) {
     body.replaceChildren(el("p", {}, `No timeline (${response.status}).`));
     return;
@@ -294,10 +423,18 @@ async function placeOrder(event) {
     result.textContent = "Choose at least one item (quantity above 0).";
     return;
   }
-  const body = { user_id: $("order-user").value.trim() || "dashboard-user", items, promo_code: $("order-promo").value.trim() || null };
-  const response = await fetch("/dashboard/test-order", {
-    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-  });
+  const body = { items, promo_code: $("order-promo").value.trim() || null };
+  let response;
+  try {
+    response = await api("/dashboard/test-order", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+  } catch (err) {
+    if (err instanceof LoggedOut) return;
+    result.dataset.ok = "false";
+    result.textContent = "The gateway cannot be reached.";
+    return;
+  }
   const answer = await response.json();
   if (!response.ok) {
     result.dataset.ok = "false";
@@ -306,18 +443,17 @@ async function placeOrder(event) {
   }
   result.dataset.ok = "true";
   result.dataset.orderId = answer.order_id;
-  result.textContent = `Order ${answer.order_id} sent to ${answer.topic}.`;
+  result.dataset.userId = answer.user_id;
+  result.textContent = `Order ${answer.order_id} sent to ${answer.topic} as the demo customer.`;
 }
 
 // --- start ----------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", logIn);
+  $("logout").addEventListener("click", () => logOut("Logged out."));
   $("test-order").addEventListener("submit", placeOrder);
-  connect();
-  loadMenu();
-  pollStock();
-  pollCouriers();
-  setInterval(pollStock, STOCK_POLL_MS);
-  setInterval(pollCouriers, COURIER_POLL_MS);
+  loadMenu(); // the menu is public
   setInterval(refreshAges, 1000);
+  $("login-email").focus();
 });

@@ -1,0 +1,30 @@
+"""Courier accounts: created by operators, each bound to one courier of the delivery service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, status
+
+from foodflow.gateway import services
+from foodflow.gateway.auth import staff_user
+from foodflow.gateway.deps import Delivery, Repository
+from foodflow.gateway.schemas import CourierAccountCreate, UserPublic
+
+router = APIRouter(tags=["couriers"])
+
+
+@router.post(
+    "/couriers/accounts",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(staff_user)],
+    responses={
+        409: {"description": "The email is taken"},
+        422: {"description": "No such courier at the delivery service"},
+        503: {"description": "The delivery service cannot say which couriers exist"},
+    },
+)
+async def create_courier_account(
+    body: CourierAccountCreate, repository: Repository, delivery: Delivery
+) -> UserPublic:
+    """Operators: a courier's account, bound to a courier of `GET /dashboard/couriers`."""
+    return await services.create_courier_account(repository, delivery, body)
