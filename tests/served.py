@@ -24,7 +24,7 @@ def served(app: FastAPI, name: str) -> Iterator[str]:
         target=server.run, kwargs={"sockets": [listener]}, name=name, daemon=True
     )
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, f"{name} did not start"
         time.sleep(0.05)

@@ -7,16 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import socket
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import asyncpg
 import httpx
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -36,29 +32,6 @@ def with_demo_operator(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"demo_operator_password": SecretStr(secrets.token_urlsafe(32))}
     )
-
-
-@contextlib.contextmanager
-def served(app: FastAPI, name: str) -> Iterator[str]:
-    """`app` under uvicorn in a thread of its own; its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [listener]}, name=name, daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, f"{name} did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        listener.close()
 
 
 @contextlib.asynccontextmanager

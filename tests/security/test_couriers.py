@@ -29,8 +29,10 @@ from foodflow.contracts.orders import (
 from foodflow.delivery_service.app import create_app as create_delivery_app
 from foodflow.orders.status_store import RedisStatusStore
 from foodflow.platform.config import Settings
+from foodflow.tools.secrets import load_settings
+from tests.served import served
 
-from .gateway_app import PASSWORD, Headers, gateway, log_in, served, user_of_role
+from .gateway_app import PASSWORD, Headers, gateway, log_in, user_of_role
 
 pytestmark = pytest.mark.integration
 
@@ -47,8 +49,11 @@ ASSIGNED = (
 
 @pytest.fixture(scope="module")
 def gateway_settings(settings: Settings) -> Iterator[Settings]:
-    with served(create_delivery_app(settings), "delivery") as delivery_url:
-        yield settings.model_copy(update={"delivery_url_override": delivery_url})
+    delivery = create_delivery_app(load_settings(settings, "delivery_service"))
+    with served(delivery, "delivery") as delivery_url:
+        yield load_settings(settings, "gateway").model_copy(
+            update={"delivery_url_override": delivery_url}
+        )
 
 
 @pytest.fixture(scope="module")

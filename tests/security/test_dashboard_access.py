@@ -21,13 +21,14 @@ from fastapi import FastAPI
 from foodflow.contracts.orders import ValidatedOrder
 from foodflow.inventory_service.app import create_app as create_inventory_app
 from foodflow.platform.config import Settings
+from foodflow.tools.secrets import load_settings
+from tests.served import served
 
 from .gateway_app import (
     Headers,
     first_chunk,
     gateway,
     log_in,
-    served,
     user_of_role,
     with_demo_operator,
 )
@@ -50,8 +51,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
 
 @pytest.fixture(scope="module")
 def gateway_settings(settings: Settings) -> Iterator[Settings]:
-    with served(create_inventory_app(settings), "inventory") as inventory_url:
-        yield with_demo_operator(settings).model_copy(
+    inventory = create_inventory_app(load_settings(settings, "inventory_service"))
+    with served(inventory, "inventory") as inventory_url:
+        yield with_demo_operator(load_settings(settings, "gateway")).model_copy(
             update={
                 "inventory_url_override": inventory_url,
                 "delivery_url_override": "http://127.0.0.1:9",  # nothing listens there
