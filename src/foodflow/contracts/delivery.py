@@ -9,11 +9,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from foodflow.contracts.text import Text
+
 
 class CourierStep(BaseModel):
     """A courier reporting a step; when given, it must be the courier assigned to the order."""
 
-    courier_id: str | None = Field(default=None, max_length=64)
+    courier_id: Text | None = Field(default=None, max_length=64)
 
 
 class CancelDelivery(BaseModel):

@@ -28,12 +28,13 @@ from foodflow.gateway.adapters import (
     DeliveryClient,
     KafkaOrderPublisher,
     OrderState,
-    RedisLoginAttempts,
+    RedisThrottle,
 )
 from foodflow.gateway.board import Board
 from foodflow.gateway.deps import GatewayRuntime, runtime_of
 from foodflow.gateway.feed import Broadcaster, StatusFeed
 from foodflow.gateway.repository import GatewayRepository, migrate_gateway
+from foodflow.gateway.security import Passwords
 from foodflow.gateway.services import (
     Conflict,
     DeliveryRefused,
@@ -51,6 +52,7 @@ from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.errors import ErrorTable, status_of
+from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.producer import EventProducer
@@ -171,7 +173,8 @@ def create_app(settings: Settings) -> FastAPI:
             inventory=InventoryClient(settings),
             delivery=DeliveryClient(settings),
             publisher=KafkaOrderPublisher(producer),
-            login_attempts=RedisLoginAttempts(redis_client),
+            throttle=RedisThrottle(redis_client, settings),
+            passwords=Passwords(settings.password_hash_concurrency),
         )
         runtime.tasks = [
             asyncio.create_task(consumer.run(), name="gateway status consumer"),
@@ -206,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def collect(app: FastAPI) -> None:
         await record_consumer_lag("gateway", app.state.runtime.consumer)
 
+    install_body_limit(app, settings)
     install_probes(
         app,
         "gateway",

@@ -1,11 +1,15 @@
 """The gateway's runtime and what routes depend on, as `Annotated` aliases.
 
 Everything is built once by the lifespan in `gateway.app` and kept on `app.state.runtime`.
+The client's address is the socket peer's, unless that peer is a trusted proxy
+(`TRUSTED_PROXIES`): then the right-most X-Forwarded-For entry that is not a trusted proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -18,11 +22,12 @@ from foodflow.gateway.adapters import (
     DeliveryClient,
     KafkaOrderPublisher,
     OrderState,
-    RedisLoginAttempts,
+    RedisThrottle,
 )
 from foodflow.gateway.board import Board
 from foodflow.gateway.feed import Broadcaster
 from foodflow.gateway.repository import GatewayRepository
+from foodflow.gateway.security import Passwords
 from foodflow.platform.config import Settings
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -45,7 +50,8 @@ class GatewayRuntime:
     inventory: InventoryClient
     delivery: DeliveryClient
     publisher: KafkaOrderPublisher
-    login_attempts: RedisLoginAttempts
+    throttle: RedisThrottle
+    passwords: Passwords
     # Set when shutdown begins, so that open dashboard streams end at once.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -83,8 +89,34 @@ async def get_publisher(request: Request) -> KafkaOrderPublisher:
     return runtime_of(request).publisher
 
 
-async def get_login_attempts(request: Request) -> RedisLoginAttempts:
-    return runtime_of(request).login_attempts
+async def get_throttle(request: Request) -> RedisThrottle:
+    return runtime_of(request).throttle
+
+
+async def get_passwords(request: Request) -> Passwords:
+    return runtime_of(request).passwords
+
+
+async def get_client_address(request: Request) -> str:
+    peer = request.client.host if request.client else "unknown"
+    proxies = runtime_of(request).settings.trusted_proxies
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [hop.strip() for hop in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not _trusted(hop, proxies):
+            return hop
+    return peer
+
+
+def _trusted(
+    address: str, proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
 
 
 async def get_board(request: Request) -> Board:
@@ -98,5 +130,7 @@ Orders = Annotated[OrderState, Depends(get_order_state)]
 Inventory = Annotated[InventoryClient, Depends(get_inventory)]
 Delivery = Annotated[DeliveryClient, Depends(get_delivery)]
 Publisher = Annotated[KafkaOrderPublisher, Depends(get_publisher)]
-LoginCounter = Annotated[RedisLoginAttempts, Depends(get_login_attempts)]
+Throttles = Annotated[RedisThrottle, Depends(get_throttle)]
+PasswordHashing = Annotated[Passwords, Depends(get_passwords)]
+ClientAddress = Annotated[str, Depends(get_client_address)]
 OrderBoard = Annotated[Board, Depends(get_board)]

@@ -3,7 +3,8 @@
 Each use case takes the ports it needs (Protocols below) and returns an API body or raises a
 `GatewayError`; `gateway.app` maps those to status codes in one table. The adapters are
 `repository.GatewayRepository` (users, customer_orders), `adapters` (order state in Redis and
-PostgreSQL, the delivery service, Kafka, login attempts in Redis) and the inventory client.
+PostgreSQL, the delivery service, Kafka, the throttles in Redis), `security.Passwords` and the
+inventory client.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -42,6 +43,7 @@ from foodflow.gateway.schemas import (
     OrderPage,
     OrderPublic,
     OrderTimeline,
+    SignUpAccepted,
     StockLevel,
     StockReport,
     StoredOrder,
@@ -51,13 +53,7 @@ from foodflow.gateway.schemas import (
     UserCreate,
     UserPublic,
 )
-from foodflow.gateway.security import (
-    Principal,
-    Role,
-    hash_password,
-    issue_token,
-    verify_password,
-)
+from foodflow.gateway.security import Principal, Role, issue_token
 from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import FoodflowError
@@ -157,12 +153,24 @@ class PlacedOrders(Protocol):
     async def orders(self, user_id: UUID, limit: int, offset: int) -> list[PlacedOrder]: ...
 
 
-class LoginAttempts(Protocol):
-    async def hit(self, email: str, client: str) -> int:
-        """Count one attempt; the attempts of the last minute."""
+class Throttle(Protocol):
+    """Attempts counted per account and per client address; each answer is None (go on) or
+    the seconds to wait before trying again."""
+
+    async def login(self, email: str, address: str) -> int | None: ...
+    async def login_succeeded(self, email: str) -> None: ...
+    async def sign_up(self, address: str) -> int | None: ...
+
+
+class PasswordHashing(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """False for a wrong password, and for no hash at all, as slowly as for a right one."""
         ...
 
-    async def clear(self, email: str, client: str) -> None: ...
+    async def weakness(self, password: str, user_inputs: Sequence[str]) -> str | None:
+        """Why the password is too easy to guess; None when it is not."""
+        ...
 
 
 class OrderViews(Protocol):
@@ -200,12 +208,34 @@ def _public(account: Account) -> UserPublic:
     )
 
 
-async def sign_up(accounts: Accounts, body: UserCreate, role: Role) -> UserPublic:
-    """Store a new user; the email is unique (case-insensitively)."""
-    account = Account(user_id=uuid.uuid4(), email=body.email.lower(), name=body.name, role=role)
-    if not await accounts.add_user(account, hash_password(body.password)):
-        raise Conflict(f"a user with email {body.email} exists already")
-    return _public(account)
+SIGNED_UP = "if this email was not registered yet, its account is created: log in with it"
+
+
+async def sign_up(
+    accounts: Accounts,
+    passwords: PasswordHashing,
+    throttle: Throttle,
+    body: UserCreate,
+    role: Role,
+    address: str,
+) -> SignUpAccepted:
+    """Store a new user unless the email (case-insensitive) is taken; the answer and its time
+    are the same either way, so that sign-up does not tell which emails have accounts."""
+    wait = await throttle.sign_up(address)
+    if wait is not None:
+        raise TooManyAttempts(
+            "too many sign-ups from this address; try again later",
+            headers={"Retry-After": str(wait)},
+        )
+    email = body.email.lower()
+    own_words = (email, email.partition("@")[0], body.name)
+    weakness = await passwords.weakness(body.password, own_words)
+    if weakness is not None:
+        raise Invalid(weakness)
+    account = Account(user_id=uuid.uuid4(), email=email, name=body.name, role=role)
+    if not await accounts.add_user(account, await passwords.hash(body.password)):
+        log.info("Sign-up for a registered email refused silently")
+    return SignUpAccepted(email=email, detail=SIGNED_UP)
 
 
 async def me(accounts: Accounts, user: Principal) -> UserPublic:
@@ -217,23 +247,26 @@ async def me(accounts: Accounts, user: Principal) -> UserPublic:
 
 async def log_in(
     accounts: Accounts,
-    attempts: LoginAttempts,
+    passwords: PasswordHashing,
+    throttle: Throttle,
     settings: Settings,
     email: str,
     password: str,
-    client: str,
+    address: str,
 ) -> Token:
-    """A bearer token for a right email and password; a few attempts per minute at most."""
+    """A bearer token for a right email and password; a few attempts per minute per account
+    and per address at most. An unknown email takes as long as a wrong password."""
     email = email.lower()
-    if await attempts.hit(email, client) > settings.login_attempts_per_minute:
+    wait = await throttle.login(email, address)
+    if wait is not None:
         raise TooManyAttempts(
-            "too many login attempts; wait a minute and try again", headers={"Retry-After": "60"}
+            "too many login attempts; try again later", headers={"Retry-After": str(wait)}
         )
     found = await accounts.user_by_email(email)
-    if found is None or not verify_password(found[1], password):
+    account, password_hash = found if found is not None else (None, None)
+    if not await passwords.verify(password_hash, password) or account is None:
         raise WrongCredentials("wrong email or password")
-    await attempts.clear(email, client)
-    account = found[0]
+    await throttle.login_succeeded(email)
     token = issue_token(Principal(account.user_id, account.role), settings)
     return Token(
         access_token=token, expires_in=settings.access_token_ttl_seconds, user=_public(account)
