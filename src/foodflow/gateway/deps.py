@@ -57,6 +57,8 @@ class GatewayRuntime:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 RUNTIME = RuntimeSlot(GatewayRuntime)
 runtime_of = RUNTIME.of
 
@@ -97,30 +99,39 @@ async def get_passwords(request: Request) -> Passwords:
     return runtime_of(request).passwords
 
 
+async def get_board(request: Request) -> Board:
+    return runtime_of(request).board
+
+
 async def get_client_address(request: Request) -> str:
     peer = request.client.host if request.client else "unknown"
-    proxies = runtime_of(request).settings.trusted_proxies
-    if not proxies or not _trusted(peer, proxies):
+    return client_address(
+        peer,
+        request.headers.getlist("x-forwarded-for"),
+        runtime_of(request).settings.trusted_proxies,
+    )
+
+
+def client_address(peer: str, forwarded_for: Sequence[str], proxies: Sequence[Network]) -> str:
+    """The socket peer, or, when it is a trusted proxy, the right-most X-Forwarded-For hop that
+    is not: every hop left of it could have been written by the client itself."""
+    if not _trusted(peer, proxies):
         return peer
-    hops = [hop.strip() for hop in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",")]
     for hop in reversed([hop for hop in hops if hop]):
         if not _trusted(hop, proxies):
             return hop
     return peer
 
 
-def _trusted(
-    address: str, proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> bool:
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    if not proxies:
+        return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
     return any(ip in network for network in proxies)
-
-
-async def get_board(request: Request) -> Board:
-    return runtime_of(request).board
 
 
 Runtime = Annotated[GatewayRuntime, Depends(RUNTIME.dependency)]

@@ -49,7 +49,6 @@ class UserPublic(BaseModel):
 class SignUpAccepted(BaseModel):
     """The same answer whether the email was free or not (no account enumeration)."""
 
-    email: str
     detail: str
 
 

@@ -235,7 +235,7 @@ async def sign_up(
     account = Account(user_id=uuid.uuid4(), email=email, name=body.name, role=role)
     if not await accounts.add_user(account, await passwords.hash(body.password)):
         log.info("Sign-up for a registered email refused silently")
-    return SignUpAccepted(email=email, detail=SIGNED_UP)
+    return SignUpAccepted(detail=SIGNED_UP)
 
 
 async def me(accounts: Accounts, user: Principal) -> UserPublic:
