@@ -19,8 +19,11 @@ from foodflow.tools import processes
 from foodflow.tools.kafka_io import TopicReader
 
 # A short payment step keeps the suite fast and still exercises the delay; short sweeps let the
-# chaos test see stuck orders and orphaned reservations recovered within the run.
+# chaos test see stuck orders and orphaned reservations recovered within the run. Every test
+# client is 127.0.0.1: the per-address throttles are tested in tests/security, not here.
 E2E_ENV = {
+    "LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE": "1000",
+    "SIGNUPS_PER_ADDRESS_PER_MINUTE": "1000",
     "PAYMENT_DELAY_SECONDS": "0.2",
     "ORDER_TIMEOUT_SECONDS": "20",
     "RESERVATION_TTL_SECONDS": "15",

@@ -36,8 +36,18 @@ def with_demo_operator(settings: Settings) -> Settings:
 
 @contextlib.asynccontextmanager
 async def gateway(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The gateway app, started (migrations, demo accounts, clients), and a client of it."""
-    app = create_app(settings)
+    """The gateway app, started (migrations, demo accounts, clients), and a client of it.
+
+    Every request of these tests comes from one address and they log in often: the limits per
+    address are raised (throttling has its own tests, from addresses of their own)."""
+    app = create_app(
+        settings.model_copy(
+            update={
+                "login_attempts_per_address_per_minute": 10_000,
+                "signups_per_address_per_minute": 10_000,
+            }
+        )
+    )
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),

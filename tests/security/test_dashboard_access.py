@@ -202,7 +202,10 @@ async def test_the_demo_customer_cannot_log_in_and_sign_up_cannot_choose_a_role(
     assert (await client.post("/users", json=body)).status_code == 422
     del body["role"]
     created = await client.post("/users", json=body)
-    assert created.status_code == 201 and created.json()["role"] == "customer", created.text
+    assert created.status_code == 202, created.text
+    headers = await log_in(client, email, body["password"])
+    me = await client.get("/users/me", headers=headers)
+    assert me.json()["role"] == "customer", me.text
 
 
 async def test_the_openapi_shows_the_test_order_has_no_user(client: httpx.AsyncClient) -> None:

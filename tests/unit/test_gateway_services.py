@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,13 +30,18 @@ from foodflow.gateway import schemas, services
 from foodflow.gateway.app import install_gateway_errors
 from foodflow.gateway.board import Board
 from foodflow.gateway.schemas import (
-    Login,
     OrderAccepted,
     OrderCreate,
     OrderLineIn,
+    Token,
     UserCreate,
 )
-from foodflow.gateway.security import Principal, Role, read_token, verify_password
+from foodflow.gateway.security import (
+    Principal,
+    Role,
+    password_weakness,
+    read_token,
+)
 from foodflow.gateway.services import Account, PlacedOrder
 from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
@@ -114,16 +120,44 @@ class FakeRepository:
         return mine[offset : offset + limit]
 
 
-class FakeAttempts:
-    def __init__(self) -> None:
+class FakeThrottle:
+    """Attempts per (rule, key), never forgotten with time; `limit` for every rule."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self.counts: dict[tuple[str, str], int] = {}
 
-    async def hit(self, email: str, client: str) -> int:
-        self.counts[email, client] = self.counts.get((email, client), 0) + 1
-        return self.counts[email, client]
+    def _hit(self, rule: str, key: str) -> int | None:
+        if self.counts.get((rule, key), 0) >= self.limit:
+            return 42
+        self.counts[rule, key] = self.counts.get((rule, key), 0) + 1
+        return None
 
-    async def clear(self, email: str, client: str) -> None:
-        self.counts.pop((email, client), None)
+    async def login(self, email: str, address: str) -> int | None:
+        return self._hit("address", address) or self._hit("account", email)
+
+    async def login_succeeded(self, email: str) -> None:
+        self.counts.pop(("account", email), None)
+
+    async def sign_up(self, address: str) -> int | None:
+        return self._hit("sign-up", address)
+
+
+class FakePasswords:
+    """Hashes that are the password reversed; the policy is the real one (no I/O)."""
+
+    def __init__(self) -> None:
+        self.verified: list[str | None] = []
+
+    async def hash(self, password: str) -> str:
+        return password[::-1]
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        self.verified.append(password_hash)
+        return password_hash == password[::-1]
+
+    async def weakness(self, password: str, user_inputs: Sequence[str]) -> str | None:
+        return password_weakness(password, user_inputs)
 
 
 class FakeViews:
@@ -246,6 +280,18 @@ class World:
         self.catalogue = FakeCatalogue({"pho-bo": 50, "ramen": 5})
         self.deliveries = FakeDeliveries()
         self.publisher = FakePublisher()
+        self.passwords = FakePasswords()
+        self.throttle = FakeThrottle(SETTINGS.login_attempts_per_minute)
+
+    async def sign_up(self, body: UserCreate, address: str = "10.0.0.1") -> schemas.SignUpAccepted:
+        return await services.sign_up(
+            self.repository, self.passwords, self.throttle, body, Role.CUSTOMER, address
+        )
+
+    async def log_in(self, email: str, password: str, address: str = "10.0.0.1") -> Token:
+        return await services.log_in(
+            self.repository, self.passwords, self.throttle, SETTINGS, email, password, address
+        )
 
     async def place(
         self, user: Principal, body: OrderCreate, key: str | None = None
@@ -265,39 +311,78 @@ def world() -> World:
 
 async def test_sign_up_then_log_in_gives_a_token_for_that_user(world: World) -> None:
     body = UserCreate(email="Ada@Example.org", name="Ada", password="correct horse")
-    user = await services.sign_up(world.repository, body, Role.CUSTOMER)
-    assert user.email == "ada@example.org" and user.role is Role.CUSTOMER
-    with pytest.raises(services.Conflict, match="exists already"):
-        await services.sign_up(world.repository, body, Role.CUSTOMER)
+    accepted = await world.sign_up(body)
+    assert accepted.detail == services.SIGNED_UP
 
-    attempts = FakeAttempts()
-    login = Login(email="ADA@example.org", password="correct horse")
-    token = await services.log_in(
-        world.repository, attempts, SETTINGS, login.email, login.password, "10.0.0.1"
-    )
-    assert token.user == user
-    assert read_token(token.access_token, SETTINGS) == Principal(user.user_id, Role.CUSTOMER)
-    assert attempts.counts == {}  # a success forgets the attempts
-    principal = Principal(user.user_id, Role.CUSTOMER)
-    assert await services.me(world.repository, principal) == user
+    token = await world.log_in("ADA@example.org", "correct horse")
+    assert token.user.email == "ada@example.org" and token.user.role is Role.CUSTOMER
+    user_id = token.user.user_id
+    assert read_token(token.access_token, SETTINGS) == Principal(user_id, Role.CUSTOMER)
+    assert ("account", "ada@example.org") not in world.throttle.counts  # success forgets
+    assert await services.me(world.repository, Principal(user_id, Role.CUSTOMER)) == token.user
     with pytest.raises(services.NotFound):
         await services.me(world.repository, customer())
 
 
-async def test_wrong_passwords_are_limited_per_minute(world: World) -> None:
-    body = UserCreate(email="bob@example.org", name="Bob", password="correct horse")
-    await services.sign_up(world.repository, body, Role.CUSTOMER)
-    attempts = FakeAttempts()
-    for _ in range(SETTINGS.login_attempts_per_minute):
+async def test_a_taken_email_is_answered_like_a_free_one(world: World) -> None:
+    body = UserCreate(email="ada@example.org", name="Ada", password="correct horse")
+    first = await world.sign_up(body)
+    again = await world.sign_up(body.model_copy(update={"password": "another horse"}))
+    assert again == first
+    assert "ada@example.org" not in again.detail
+    # The account keeps its first password.
+    await world.log_in("ada@example.org", "correct horse")
+    with pytest.raises(services.WrongCredentials):
+        await world.log_in("ada@example.org", "another horse")
+
+
+async def test_an_unknown_email_is_checked_against_a_password_all_the_same(world: World) -> None:
+    with pytest.raises(services.WrongCredentials, match="wrong email or password"):
+        await world.log_in("nobody@example.org", "correct horse")
+    assert world.passwords.verified == [None]  # Passwords.verify(None, ...) hashes a dummy
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "password12", "aaaaaaaaaaaa"])
+async def test_weak_passwords_are_refused(world: World, password: str) -> None:
+    body = UserCreate.model_construct(email="eve@example.org", name="Eve", password=password)
+    with pytest.raises(services.Invalid, match="password"):
+        await world.sign_up(body)
+    assert world.repository.users == {}
+
+
+async def test_the_own_email_is_no_password(world: World) -> None:
+    body = UserCreate(email="carol.kowalski@example.org", name="C", password="carol.kowalski")
+    with pytest.raises(services.Invalid, match="too weak"):
+        await world.sign_up(body)
+
+
+async def test_wrong_passwords_are_limited_per_account(world: World) -> None:
+    await world.sign_up(UserCreate(email="bob@example.org", name="Bob", password="correct horse"))
+    for attempt in range(SETTINGS.login_attempts_per_minute):
         with pytest.raises(services.WrongCredentials, match="wrong email or password"):
-            await services.log_in(
-                world.repository, attempts, SETTINGS, "bob@example.org", "nope", "c"
-            )
+            await world.log_in("bob@example.org", "nope", address=f"10.0.0.{attempt}")
     with pytest.raises(services.TooManyAttempts) as refused:
-        await services.log_in(
-            world.repository, attempts, SETTINGS, "bob@example.org", "correct horse", "c"
-        )
-    assert refused.value.headers == {"Retry-After": "60"}
+        await world.log_in("bob@example.org", "correct horse", address="10.0.1.1")
+    assert refused.value.headers == {"Retry-After": "42"}
+
+
+async def test_spraying_accounts_from_one_address_is_limited(world: World) -> None:
+    for n in range(SETTINGS.login_attempts_per_minute):
+        with pytest.raises(services.WrongCredentials):
+            await world.log_in(f"user{n}@example.org", "Spring2026!")
+    with pytest.raises(services.TooManyAttempts):
+        await world.log_in("another@example.org", "Spring2026!")
+
+
+async def test_sign_ups_are_limited_per_address(world: World) -> None:
+    def body(email: str) -> UserCreate:
+        return UserCreate(email=email, name="U", password="horse staple")
+
+    for n in range(SETTINGS.login_attempts_per_minute):
+        await world.sign_up(body(f"u{n}@example.org"))
+    with pytest.raises(services.TooManyAttempts):
+        await world.sign_up(body("late@example.org"))
+    await world.sign_up(body("late@example.org"), "10.9.9.9")
 
 
 # --- placing ----------------------------------------------------------------------------------
@@ -486,26 +571,34 @@ async def test_a_courier_account_is_bound_to_a_known_courier(world: World) -> No
         )
 
     created = await services.create_courier_account(
-        world.repository, deliveries, body(known.courier_id)
+        world.repository, world.passwords, deliveries, body(known.courier_id)
     )
     assert (created.role, created.courier_id) == (Role.COURIER, "courier-01")
     assert (await world.repository.user(created.user_id)) == Account(
         created.user_id, created.email, "Anna", Role.COURIER, "courier-01"
     )
     with pytest.raises(services.Invalid, match="no courier courier-99"):
-        await services.create_courier_account(world.repository, deliveries, body("courier-99"))
+        await services.create_courier_account(
+            world.repository, world.passwords, deliveries, body("courier-99")
+        )
     with pytest.raises(services.DeliveryUnavailable):
-        await services.create_courier_account(world.repository, FakeDeliveries(), body("c"))
+        await services.create_courier_account(
+            world.repository, world.passwords, FakeDeliveries(), body("c")
+        )
 
 
 async def test_demo_accounts_are_created_once_and_reset_at_every_start(world: World) -> None:
     squatter = UserCreate(
-        email=services.DEMO_OPERATOR_EMAIL, name="Mallory", password="mallory's own"
+        email=services.DEMO_OPERATOR_EMAIL, name="Mallory", password="mallory's own long passphrase"
     )
-    await services.sign_up(world.repository, squatter, Role.CUSTOMER)
+    await world.sign_up(squatter)
 
-    demo = await services.ensure_demo_accounts(world.repository, "operator password")
-    again = await services.ensure_demo_accounts(world.repository, "operator password")
+    demo = await services.ensure_demo_accounts(
+        world.repository, world.passwords, "operator password"
+    )
+    again = await services.ensure_demo_accounts(
+        world.repository, world.passwords, "operator password"
+    )
 
     assert demo == again
     by_email = {a.email: (a, h) for a, h in world.repository.users.values()}
@@ -514,13 +607,13 @@ async def test_demo_accounts_are_created_once_and_reset_at_every_start(world: Wo
     assert (customer_account.user_id, customer_account.role) == (demo, Role.CUSTOMER)
     operator, operator_hash = by_email[services.DEMO_OPERATOR_EMAIL]
     assert operator.role is Role.OPERATOR and operator.courier_id is None
-    assert verify_password(operator_hash, "operator password")
-    assert not verify_password(operator_hash, "mallory's own")
-    assert not verify_password(customer_hash, "")
+    assert await world.passwords.verify(operator_hash, "operator password")
+    assert not await world.passwords.verify(operator_hash, "mallory's own long passphrase")
+    assert not await world.passwords.verify(customer_hash, "")
 
 
 async def test_without_a_password_there_is_no_demo_operator(world: World) -> None:
-    await services.ensure_demo_accounts(world.repository, None)
+    await services.ensure_demo_accounts(world.repository, world.passwords, None)
     assert [a.email for a, _ in world.repository.users.values()] == [services.DEMO_CUSTOMER_EMAIL]
 
 

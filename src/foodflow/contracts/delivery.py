@@ -9,13 +9,15 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from foodflow.contracts.text import Text
+
 
 class CourierStep(BaseModel):
     """A step reported for an order's delivery. With `courier_id` (the gateway sends it for a
     courier's account) it must be the courier carrying the order, else 403; without, it is
     reported by staff."""
 
-    courier_id: str | None = Field(default=None, min_length=1, max_length=64)
+    courier_id: Text | None = Field(default=None, min_length=1, max_length=64)
 
 
 class CancelDelivery(BaseModel):

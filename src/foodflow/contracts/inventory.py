@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from foodflow.contracts.text import Text
+
 # Catalogue ids are plain slugs; anything else (NUL, control characters, emoji) is refused
 # at the edge instead of reaching PostgreSQL.
 ItemId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -20,7 +22,7 @@ class StockLine(BaseModel):
 
 class CheckInventoryRequest(BaseModel):
     items: list[StockLine] = Field(min_length=1, max_length=50)
-    order_id: str | None = Field(default=None, max_length=64)  # only for the log lines
+    order_id: Text | None = Field(default=None, max_length=64)  # only for the log lines
 
 
 class ItemAvailability(BaseModel):

@@ -12,11 +12,12 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from foodflow.contracts.inventory import ItemId
-from foodflow.contracts.pricing import PriceBreakdown
+from foodflow.contracts.pricing import PriceBreakdown, PromoCode
+from foodflow.contracts.text import Latitude, Longitude, Text
 
 MAX_ITEMS_PER_ORDER = 50
 MAX_QUANTITY = 100
-UserId = Annotated[str, Field(min_length=1, max_length=64)]
+UserId = Annotated[Text, Field(min_length=1, max_length=64)]
 
 
 def utcnow() -> datetime:
@@ -121,9 +122,9 @@ class OrderItemIn(BaseModel):
 class DeliveryAddress(BaseModel):
     """Where the order goes: a postal address and its point on the map (degrees)."""
 
-    address: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    address: Text = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$")
+    lat: Latitude
+    lon: Longitude
 
 
 class ValidatedOrder(BaseModel):
@@ -134,7 +135,7 @@ class ValidatedOrder(BaseModel):
     order_id: UUID | None = None
     user_id: UserId
     items: list[OrderItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
-    promo_code: str | None = Field(default=None, max_length=32)
+    promo_code: PromoCode | None = None
     # Test card token for the payment provider; None pays with the default (approving) card.
     payment_token: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
     # Orders with an address are delivered by a courier; the seed's orders (none) end CONFIRMED.
@@ -152,7 +153,7 @@ class ValidatedOrder(BaseModel):
 class PricedItem(BaseModel):
     """An order line as charged; prices are None when the order failed before it was priced."""
 
-    item_id: str
+    item_id: Text
     quantity: int
     unit_price: Decimal | None = None
     line_total: Decimal | None = None
@@ -172,11 +173,11 @@ class OrderStatusUpdate(BaseModel):
     """
 
     order_id: UUID
-    user_id: str
+    user_id: Text
     status: OrderStatus
     version: int = Field(ge=1)
     reason: FailureReason | None = None
-    detail: str | None = None
+    detail: Text | None = None
     price: PriceBreakdown | None = None
     created_at: datetime
     updated_at: datetime = Field(default_factory=utcnow)
@@ -201,7 +202,9 @@ class OrderFinalEvent(OrderSnapshot):
 
 
 class DeadLetter(BaseModel):
-    """A message that could not be handled, with why, where it came from and when."""
+    """A message that could not be handled, with why, where it came from and when.
+
+    Plain `str` on purpose: a dead letter carries the hostile text it was refused for."""
 
     source_topic: str
     source_partition: int

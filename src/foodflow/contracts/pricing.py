@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from foodflow.contracts.inventory import ItemId
+from foodflow.contracts.text import Text
+
+PromoCode = Annotated[Text, Field(max_length=32)]
 
 
 class PriceLineIn(BaseModel):
@@ -17,8 +21,8 @@ class PriceLineIn(BaseModel):
 
 class PriceRequest(BaseModel):
     items: list[PriceLineIn] = Field(min_length=1, max_length=50)
-    promo_code: str | None = Field(default=None, max_length=32)
-    order_id: str | None = Field(default=None, max_length=64)
+    promo_code: PromoCode | None = None
+    order_id: Text | None = Field(default=None, max_length=64)
 
 
 class PriceLine(BaseModel):
@@ -40,7 +44,7 @@ class PriceBreakdown(BaseModel):
     tax: Decimal
     total: Decimal
     currency: str = "EUR"
-    promo_code: str | None = None
+    promo_code: Text | None = None
     promo_applied: bool = False  # False when the code is known but its min_subtotal is not met
     price_mismatches: list[str] = Field(default_factory=list)
 

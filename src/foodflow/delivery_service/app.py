@@ -39,6 +39,7 @@ from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.errors import install_error_handlers
+from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
@@ -191,6 +192,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
 
     app = FastAPI(title="foodflow delivery service", lifespan=lifespan)
+    install_body_limit(app, settings)
     install_probes(
         app,
         SERVICE,

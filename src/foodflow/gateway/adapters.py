@@ -1,13 +1,19 @@
 """The gateway's ports over the outside world: order state (Redis, PostgreSQL), the delivery
-service (HTTP), Kafka and the login-attempt counters (Redis)."""
+service (HTTP), Kafka and the throttles of login and sign-up (Redis)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import math
+import time
 from uuid import UUID
 
 import asyncpg
 import redis.asyncio as aioredis
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, TypeAdapter
 
 from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
@@ -25,7 +31,7 @@ from foodflow.platform.kafka.producer import EventProducer
 DELIVERY_TIMEOUT_SECONDS = 10.0
 # The dashboard's courier panel would rather say "not reachable" than keep the page waiting.
 COURIERS_TIMEOUT_SECONDS = 2.0
-LOGIN_WINDOW_SECONDS = 60
+THROTTLE_KEY_PREFIX = "throttle"
 
 _COURIERS = TypeAdapter(list[CourierView])
 
@@ -94,22 +100,50 @@ class KafkaOrderPublisher:
         await self._producer.publish(topic, order, key=str(order.order_id))
 
 
-class RedisLoginAttempts:
-    """`LoginAttempts`: a counter per email and client address that lives one minute."""
+class RedisThrottle:
+    """`Throttle` with the `limits` library on Redis (moving windows of one minute, shared by
+    every gateway process): login per account and per client address, sign-up per address."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self._redis = redis
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        storage = RedisStorage(
+            settings.redis_url.replace("redis://", "async+redis://", 1),
+            implementation="redispy",
+            # The gateway's own pool; limits types its options narrower than it reads them.
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+            key_prefix=THROTTLE_KEY_PREFIX,
+        )
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._login_account = RateLimitItemPerMinute(settings.login_attempts_per_minute)
+        self._login_address = RateLimitItemPerMinute(settings.login_attempts_per_address_per_minute)
+        self._sign_up_address = RateLimitItemPerMinute(settings.signups_per_address_per_minute)
 
-    async def hit(self, email: str, client: str) -> int:
-        key = _attempts_key(email, client)
-        attempts = int(await self._redis.incr(key))
-        if attempts == 1:
-            await self._redis.expire(key, LOGIN_WINDOW_SECONDS)
-        return attempts
+    async def login(self, email: str, address: str) -> int | None:
+        return await self._hit(
+            (self._login_address, "login-address", _address_key(address)),
+            (self._login_account, "login-account", email),
+        )
 
-    async def clear(self, email: str, client: str) -> None:
-        await self._redis.delete(_attempts_key(email, client))
+    async def login_succeeded(self, email: str) -> None:
+        await self._limiter.clear(self._login_account, "login-account", email)
+
+    async def sign_up(self, address: str) -> int | None:
+        return await self._hit((self._sign_up_address, "sign-up-address", _address_key(address)))
+
+    async def _hit(self, *rules: tuple[RateLimitItem, str, str]) -> int | None:
+        """Count one attempt under each rule until one refuses: then the seconds to wait."""
+        for item, *identifiers in rules:
+            if not await self._limiter.hit(item, *identifiers):
+                stats = await self._limiter.get_window_stats(item, *identifiers)
+                return max(1, math.ceil(stats.reset_time - time.time()))
+        return None
 
 
-def _attempts_key(email: str, client: str) -> str:
-    return f"login_attempts:{email}:{client}"
+def _address_key(address: str) -> str:
+    """An IPv4 address, or the /64 of an IPv6 one: one host commonly holds a whole /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -28,12 +28,13 @@ from foodflow.gateway.adapters import (
     DeliveryClient,
     KafkaOrderPublisher,
     OrderState,
-    RedisLoginAttempts,
+    RedisThrottle,
 )
 from foodflow.gateway.board import Board
 from foodflow.gateway.deps import GatewayRuntime, runtime_of
 from foodflow.gateway.feed import Broadcaster, StatusFeed
 from foodflow.gateway.repository import GatewayRepository, migrate_gateway
+from foodflow.gateway.security import Passwords
 from foodflow.gateway.services import (
     Conflict,
     DeliveryRefused,
@@ -52,6 +53,7 @@ from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.errors import ErrorTable, status_of
+from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -145,8 +147,11 @@ def create_app(settings: Settings) -> FastAPI:
         await migrate_orders(pool)  # the gateway reads them: they must be there first
         repository = GatewayRepository(pool)
         operator_password = settings.demo_operator_password
+        passwords = Passwords(settings.password_hash_concurrency)
         demo_customer = await ensure_demo_accounts(
-            repository, operator_password.get_secret_value() if operator_password else None
+            repository,
+            passwords,
+            operator_password.get_secret_value() if operator_password else None,
         )
         redis_client = create_redis(settings)
         producer = EventProducer(settings, client_id="gateway")
@@ -181,7 +186,8 @@ def create_app(settings: Settings) -> FastAPI:
             inventory=InventoryClient(settings, tokens),
             delivery=DeliveryClient(settings, tokens),
             publisher=KafkaOrderPublisher(producer),
-            login_attempts=RedisLoginAttempts(redis_client),
+            throttle=RedisThrottle(redis_client, settings),
+            passwords=passwords,
             demo_customer=demo_customer,
         )
         runtime.tasks = [
@@ -217,6 +223,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def collect(app: FastAPI) -> None:
         await record_consumer_lag("gateway", app.state.runtime.consumer)
 
+    install_body_limit(app, settings)
     install_probes(
         app,
         "gateway",

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from foodflow.gateway import services
-from foodflow.gateway.deps import AppSettings, LoginCounter, Repository
-from foodflow.gateway.schemas import Login, Token, UserCreate, UserPublic
+from foodflow.gateway.deps import (
+    AppSettings,
+    ClientAddress,
+    PasswordHashing,
+    Repository,
+    Throttles,
+)
+from foodflow.gateway.schemas import Login, SignUpAccepted, Token, UserCreate, UserPublic
 from foodflow.gateway.security import STAFF, InvalidToken, Principal, Role, read_token
 
 router = APIRouter(tags=["users"])
@@ -47,10 +53,16 @@ async def staff_user(user: CurrentUser) -> Principal:
 StaffUser = Annotated[Principal, Depends(staff_user)]
 
 
-@router.post("/users", response_model=UserPublic, status_code=status.HTTP_201_CREATED)
-async def sign_up(body: UserCreate, repository: Repository) -> UserPublic:
-    """Create a customer account."""
-    return await services.sign_up(repository, body, Role.CUSTOMER)
+@router.post("/users", response_model=SignUpAccepted, status_code=status.HTTP_202_ACCEPTED)
+async def sign_up(
+    body: UserCreate,
+    repository: Repository,
+    passwords: PasswordHashing,
+    throttle: Throttles,
+    address: ClientAddress,
+) -> SignUpAccepted:
+    """Create a customer account; the same answer whether or not the email had one."""
+    return await services.sign_up(repository, passwords, throttle, body, Role.CUSTOMER, address)
 
 
 @router.get("/users/me", response_model=UserPublic)
@@ -62,11 +74,13 @@ async def me(user: CurrentUser, repository: Repository) -> UserPublic:
 @router.post("/auth/login", response_model=Token)
 async def login(
     body: Login,
-    request: Request,
     repository: Repository,
-    attempts: LoginCounter,
+    passwords: PasswordHashing,
+    throttle: Throttles,
     settings: AppSettings,
+    address: ClientAddress,
 ) -> Token:
     """Exchange email and password for a bearer token; a few attempts per minute at most."""
-    client = request.client.host if request.client else "unknown"
-    return await services.log_in(repository, attempts, settings, body.email, body.password, client)
+    return await services.log_in(
+        repository, passwords, throttle, settings, body.email, body.password, address
+    )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, status
 
 from foodflow.gateway import services
 from foodflow.gateway.auth import staff_user
-from foodflow.gateway.deps import Delivery, Repository
+from foodflow.gateway.deps import Delivery, PasswordHashing, Repository
 from foodflow.gateway.schemas import CourierAccountCreate, UserPublic
 
 router = APIRouter(tags=["couriers"])
@@ -24,7 +24,10 @@ router = APIRouter(tags=["couriers"])
     },
 )
 async def create_courier_account(
-    body: CourierAccountCreate, repository: Repository, delivery: Delivery
+    body: CourierAccountCreate,
+    repository: Repository,
+    passwords: PasswordHashing,
+    delivery: Delivery,
 ) -> UserPublic:
     """Operators: a courier's account, bound to a courier of `GET /dashboard/couriers`."""
-    return await services.create_courier_account(repository, delivery, body)
+    return await services.create_courier_account(repository, passwords, delivery, body)

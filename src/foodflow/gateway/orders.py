@@ -12,6 +12,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, status
 
+from foodflow.contracts.text import MAX_PAGE_OFFSET
 from foodflow.gateway import services
 from foodflow.gateway.auth import CurrentUser
 from foodflow.gateway.deps import Delivery, Inventory, Orders, Publisher, Repository
@@ -50,7 +51,7 @@ async def list_orders(
     repository: Repository,
     orders: Orders,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_PAGE_OFFSET)] = 0,
 ) -> OrderPage:
     """My orders, newest first, `limit` at a time."""
     return await services.list_orders(repository, orders, user, limit, offset)

@@ -19,14 +19,15 @@ from foodflow.contracts.orders import (
     PricedItem,
     StatusChange,
 )
-from foodflow.contracts.pricing import PriceBreakdown
+from foodflow.contracts.pricing import PriceBreakdown, PromoCode
+from foodflow.contracts.text import Text
 from foodflow.gateway.board import BoardStats, OrderCard
-from foodflow.gateway.security import Role
+from foodflow.gateway.security import MIN_PASSWORD_LENGTH, Role
 
 # --- users ------------------------------------------------------------------------------------
 
 Email = Annotated[
-    str, Field(pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", max_length=254)
+    Text, Field(pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", max_length=254)
 ]
 
 
@@ -36,8 +37,9 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
-    password: str = Field(min_length=8, max_length=200)
+    name: Text = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f]+$")
+    # Length alone; common and guessable passwords are refused by the sign-up (`security`).
+    password: Text = Field(min_length=MIN_PASSWORD_LENGTH, max_length=200)
 
 
 class CourierAccountCreate(UserCreate):
@@ -54,9 +56,15 @@ class UserPublic(BaseModel):
     courier_id: str | None = None
 
 
+class SignUpAccepted(BaseModel):
+    """The same answer whether the email was free or not (no account enumeration)."""
+
+    detail: str
+
+
 class Login(BaseModel):
     email: Email
-    password: str = Field(min_length=1, max_length=200)
+    password: Text = Field(min_length=1, max_length=200)
 
 
 class Token(BaseModel):
@@ -78,7 +86,7 @@ class OrderLineIn(BaseModel):
 class OrderCreate(BaseModel):
     items: list[OrderLineIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_ORDER)
     delivery_address: DeliveryAddress
-    promo_code: str | None = Field(default=None, max_length=32)
+    promo_code: PromoCode | None = None
     payment_token: str | None = Field(
         default=None,
         max_length=64,

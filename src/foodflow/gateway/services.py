@@ -3,7 +3,8 @@
 Each use case takes the ports it needs (Protocols below) and returns an API body or raises a
 `GatewayError`; `gateway.app` maps those to status codes in one table. The adapters are
 `repository.GatewayRepository` (users, customer_orders), `adapters` (order state in Redis and
-PostgreSQL, the delivery service, Kafka, login attempts in Redis) and the inventory client.
+PostgreSQL, the delivery service, Kafka, the throttles in Redis), `security.Passwords` and the
+inventory client.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,6 +45,7 @@ from foodflow.gateway.schemas import (
     OrderPage,
     OrderPublic,
     OrderTimeline,
+    SignUpAccepted,
     StockLevel,
     StockReport,
     StoredOrder,
@@ -53,13 +55,7 @@ from foodflow.gateway.schemas import (
     UserCreate,
     UserPublic,
 )
-from foodflow.gateway.security import (
-    Principal,
-    Role,
-    hash_password,
-    issue_token,
-    verify_password,
-)
+from foodflow.gateway.security import Principal, Role, issue_token
 from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import FoodflowError
@@ -168,12 +164,24 @@ class PlacedOrders(Protocol):
     async def orders(self, user_id: UUID, limit: int, offset: int) -> list[PlacedOrder]: ...
 
 
-class LoginAttempts(Protocol):
-    async def hit(self, email: str, client: str) -> int:
-        """Count one attempt; the attempts of the last minute."""
+class Throttle(Protocol):
+    """Attempts counted per account and per client address; each answer is None (go on) or
+    the seconds to wait before trying again."""
+
+    async def login(self, email: str, address: str) -> int | None: ...
+    async def login_succeeded(self, email: str) -> None: ...
+    async def sign_up(self, address: str) -> int | None: ...
+
+
+class PasswordHashing(Protocol):
+    async def hash(self, password: str) -> str: ...
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        """False for a wrong password, and for no hash at all, as slowly as for a right one."""
         ...
 
-    async def clear(self, email: str, client: str) -> None: ...
+    async def weakness(self, password: str, user_inputs: Sequence[str]) -> str | None:
+        """Why the password is too easy to guess; None when it is not."""
+        ...
 
 
 class OrderViews(Protocol):
@@ -219,14 +227,34 @@ def _public(account: Account) -> UserPublic:
     )
 
 
+SIGNED_UP = "if this email was not registered yet, its account is created: log in with it"
+
+
 async def sign_up(
-    accounts: Accounts, body: UserCreate, role: Role, courier_id: str | None = None
-) -> UserPublic:
-    """Store a new user; the email is unique (case-insensitively)."""
-    account = Account(uuid.uuid4(), body.email.lower(), body.name, role, courier_id)
-    if not await accounts.add_user(account, hash_password(body.password)):
-        raise Conflict(f"a user with email {body.email} exists already")
-    return _public(account)
+    accounts: Accounts,
+    passwords: PasswordHashing,
+    throttle: Throttle,
+    body: UserCreate,
+    role: Role,
+    address: str,
+) -> SignUpAccepted:
+    """Store a new user unless the email (case-insensitive) is taken; the answer and its time
+    are the same either way, so that sign-up does not tell which emails have accounts."""
+    wait = await throttle.sign_up(address)
+    if wait is not None:
+        raise TooManyAttempts(
+            "too many sign-ups from this address; try again later",
+            headers={"Retry-After": str(wait)},
+        )
+    email = body.email.lower()
+    own_words = (email, email.partition("@")[0], body.name)
+    weakness = await passwords.weakness(body.password, own_words)
+    if weakness is not None:
+        raise Invalid(weakness)
+    account = Account(user_id=uuid.uuid4(), email=email, name=body.name, role=role)
+    if not await accounts.add_user(account, await passwords.hash(body.password)):
+        log.info("Sign-up for a registered email refused silently")
+    return SignUpAccepted(detail=SIGNED_UP)
 
 
 async def me(accounts: Accounts, user: Principal) -> UserPublic:
@@ -238,23 +266,26 @@ async def me(accounts: Accounts, user: Principal) -> UserPublic:
 
 async def log_in(
     accounts: Accounts,
-    attempts: LoginAttempts,
+    passwords: PasswordHashing,
+    throttle: Throttle,
     settings: Settings,
     email: str,
     password: str,
-    client: str,
+    address: str,
 ) -> Token:
-    """A bearer token for a right email and password; a few attempts per minute at most."""
+    """A bearer token for a right email and password; a few attempts per minute per account
+    and per address at most. An unknown email takes as long as a wrong password."""
     email = email.lower()
-    if await attempts.hit(email, client) > settings.login_attempts_per_minute:
+    wait = await throttle.login(email, address)
+    if wait is not None:
         raise TooManyAttempts(
-            "too many login attempts; wait a minute and try again", headers={"Retry-After": "60"}
+            "too many login attempts; try again later", headers={"Retry-After": str(wait)}
         )
     found = await accounts.user_by_email(email)
-    if found is None or not verify_password(found[1], password):
+    account, password_hash = found if found is not None else (None, None)
+    if not await passwords.verify(password_hash, password) or account is None:
         raise WrongCredentials("wrong email or password")
-    await attempts.clear(email, client)
-    account = found[0]
+    await throttle.login_succeeded(email)
     token = issue_token(Principal(account.user_id, account.role), settings)
     return Token(
         access_token=token, expires_in=settings.access_token_ttl_seconds, user=_public(account)
@@ -262,21 +293,36 @@ async def log_in(
 
 
 async def create_courier_account(
-    accounts: Accounts, deliveries: Deliveries, body: CourierAccountCreate
+    accounts: Accounts,
+    passwords: PasswordHashing,
+    deliveries: Deliveries,
+    body: CourierAccountCreate,
 ) -> UserPublic:
-    """A courier account bound to one of the delivery service's couriers (Invalid if unknown)."""
+    """A courier account bound to one of the delivery service's couriers (Invalid if unknown).
+
+    Operators create these, so a taken email is a plain Conflict: no account is probed here.
+    """
     if body.courier_id not in {c.courier_id for c in await deliveries.couriers()}:
         raise Invalid(f"no courier {body.courier_id}")
-    return await sign_up(accounts, body, Role.COURIER, courier_id=body.courier_id)
+    email = body.email.lower()
+    weakness = await passwords.weakness(body.password, (email, email.partition("@")[0], body.name))
+    if weakness is not None:
+        raise Invalid(weakness)
+    account = Account(uuid.uuid4(), email, body.name, Role.COURIER, body.courier_id)
+    if not await accounts.add_user(account, await passwords.hash(body.password)):
+        raise Conflict("a user with this email exists already")
+    return _public(account)
 
 
-async def ensure_demo_accounts(accounts: Accounts, operator_password: str | None) -> UUID:
+async def ensure_demo_accounts(
+    accounts: Accounts, passwords: PasswordHashing, operator_password: str | None
+) -> UUID:
     """Create (or reset) the demo customer, and the demo operator when it has a password; the
     demo customer's user id. Safe at every start, from several gateways at once."""
     # Reset at every start: whoever signed up with these emails first neither keeps the
     # account nor learns its password. Both hashes at once: each takes about half a second.
-    passwords = [secrets.token_urlsafe(32)] + ([operator_password] if operator_password else [])
-    hashes = await asyncio.gather(*(asyncio.to_thread(hash_password, p) for p in passwords))
+    chosen = [secrets.token_urlsafe(32)] + ([operator_password] if operator_password else [])
+    hashes = await asyncio.gather(*(passwords.hash(p) for p in chosen))
     customer = Account(uuid.uuid4(), DEMO_CUSTOMER_EMAIL, "Dashboard test orders", Role.CUSTOMER)
     stored = await accounts.put_user(customer, hashes[0])
     if operator_password is None:

@@ -43,6 +43,7 @@ from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
+from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
@@ -253,6 +254,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
+    install_body_limit(app, settings)
     install_probes(
         app,
         "inventory_service",

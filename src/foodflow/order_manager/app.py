@@ -22,6 +22,7 @@ from foodflow.orders.announcer import KafkaAnnouncer
 from foodflow.orders.status_store import RedisStatusStore
 from foodflow.platform.config import Settings
 from foodflow.platform.db.redis import create_redis
+from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, redis_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def collect(app: FastAPI) -> None:
         await record_consumer_lag("order_manager", app.state.runtime.consumer)
 
+    install_body_limit(app, settings)
     install_probes(
         app,
         "order_manager",

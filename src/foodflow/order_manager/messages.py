@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import ValidatedOrder
+from foodflow.contracts.text import storable_text
 
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -72,4 +73,10 @@ def _salvage_ids(value: bytes) -> tuple[UUID | None, str | None]:
     except ValueError:
         return None, None
     user = data.get("user_id")
-    return order_id, (user[:64] if isinstance(user, str) and user else None)
+    if not isinstance(user, str) or not user:
+        return order_id, None
+    try:
+        # The user goes into the FAILED event and then PostgreSQL: only text it can hold.
+        return order_id, storable_text(user[:64])
+    except ValueError:
+        return order_id, None

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, computed_field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
@@ -102,6 +103,28 @@ class Settings(BaseSettings):
     # json: one JSON object per line (services started by `foodflow up`); console: for people.
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
 
+    # --- abuse limits -----------------------------------------------------------------------
+    # Request bodies beyond this are answered 413 before they are read (every service).
+    max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=64 * 1024 * 1024)
+    # The limit of the internal batch endpoints (`…_batch`): the largest legitimate body, 500
+    # orders of 50 lines with 64-character item ids sent to /calculate_price_batch, is 2.9 MB
+    # (a typical 500-order /reserve_batch: 70 kB).
+    max_batch_body_bytes: int = Field(
+        4 * 1024 * 1024, alias="MAX_BATCH_BODY_BYTES", ge=1024, le=64 * 1024 * 1024
+    )
+    # Peers whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated); empty:
+    # the client address is the socket peer, whatever the headers say.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list, alias="TRUSTED_PROXIES"
+    )
+    # Login attempts from one client address per minute, whichever accounts they name.
+    login_attempts_per_address_per_minute: int = Field(
+        20, alias="LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE", ge=1
+    )
+    signups_per_address_per_minute: int = Field(10, alias="SIGNUPS_PER_ADDRESS_PER_MINUTE", ge=1)
+    # argon2id takes 64 MiB and a core for ~0.1 s per hash: this many at once, the rest wait.
+    password_hash_concurrency: int = Field(2, alias="PASSWORD_HASH_CONCURRENCY", ge=1, le=64)
+
     # --- users and tokens (gateway) --------------------------------------------------------
     access_token_ttl_seconds: int = Field(3600, alias="ACCESS_TOKEN_TTL_SECONDS", ge=60)
     login_attempts_per_minute: int = Field(5, alias="LOGIN_ATTEMPTS_PER_MINUTE", ge=1)
@@ -125,6 +148,13 @@ class Settings(BaseSettings):
     def _pem_newlines(cls, value: object) -> object:
         # A PEM on one line (an .env file) carries its line breaks as the two characters \n.
         return value.replace("\\n", "\n") if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @computed_field  # type: ignore[prop-decorator]
     @property

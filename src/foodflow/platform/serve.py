@@ -28,4 +28,7 @@ def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | N
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        # The client address is the socket peer: trusting X-Forwarded-For is the gateway's
+        # decision, against TRUSTED_PROXIES (uvicorn would trust it from any local peer).
+        proxy_headers=False,
     )
