@@ -23,7 +23,7 @@ from foodflow.tools.customer import customer_app
 from foodflow.tools.customer import order as customer_order
 from foodflow.tools.dead_letters import dlq_app
 from foodflow.tools.infra import manager
-from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key
+from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key, secrets_dir
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
@@ -177,7 +177,8 @@ def up(
         "  foodflow order send --user user-001 --item sushi-set:1 --item pho-bo:2\n"
         "  foodflow customer order --item ramen:1 --card tok_declined\n"
         f"  dashboard: {settings.service_url(settings.gateway_port)}/"
-        "  (log in as operator@foodflow.local, password DEMO_OPERATOR_PASSWORD)\n"
+        "  (log in as operator@foodflow.local, password in"
+        f" {secrets_dir(settings) / 'demo_operator_password'})\n"
         f"  foodflow logs {order_id}    (its lines from every service)\n"
         f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
         "  foodflow down    (stops everything; data kept)"
