@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from foodflow.gateway.adapters import _address_key
 from foodflow.gateway.deps import client_address
 from foodflow.platform import serve
 from foodflow.platform.config import Settings
@@ -58,6 +59,16 @@ def test_forwarded_for_counts_only_behind_a_trusted_proxy() -> None:
     assert client_address("10.9.9.9", ["1.1.1.1", "203.0.113.9"], proxies) == "203.0.113.9"
     assert client_address("10.9.9.9", ["garbage"], proxies) == "garbage"
     assert client_address("10.9.9.9", [], proxies) == "10.9.9.9"
+    # A proxy seen on a dual-stack socket as an IPv4-mapped address is still that proxy.
+    assert client_address("::ffff:10.1.2.3", ["203.0.113.9"], proxies) == "203.0.113.9"
+
+
+def test_ipv4_clients_on_a_dual_stack_socket_keep_a_throttle_key_each() -> None:
+    # Mapped IPv4 addresses (::ffff:a.b.c.d) all sit in ::/64: keyed by /64 they would share
+    # one bucket, and twenty bad logins from anyone would lock out every IPv4 client.
+    assert _address_key("::ffff:198.51.100.1") == "198.51.100.1"
+    assert _address_key("::ffff:198.51.100.1") != _address_key("::ffff:198.51.100.2")
+    assert _address_key("2001:db8::1") == _address_key("2001:db8::2") == "2001:db8::/64"
 
 
 async def test_forged_forwarded_for_does_not_escape_the_login_throttle(

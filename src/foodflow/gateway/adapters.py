@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import math
 import time
 from uuid import UUID
@@ -30,7 +31,11 @@ from foodflow.platform.kafka.producer import EventProducer
 # A courier step or a cancellation waits for the delivery service's own work (a refund).
 DELIVERY_TIMEOUT_SECONDS = 10.0
 # The dashboard's courier panel would rather say "not reachable" than keep the page waiting.
+log = logging.getLogger(__name__)
+
 COURIERS_TIMEOUT_SECONDS = 2.0
+# What a client learns when the delivery service fails: not its address nor the error.
+DELIVERY_UNAVAILABLE = "the delivery service is unavailable; try again in a moment"
 THROTTLE_KEY_PREFIX = "throttle"
 
 _COURIERS = TypeAdapter(list[CourierView])
@@ -79,7 +84,8 @@ class DeliveryClient(ServiceClient):
             async with asyncio.timeout(COURIERS_TIMEOUT_SECONDS):
                 return await self.get("/couriers", _COURIERS, attempts=1)
         except (FoodflowError, ValueError, TimeoutError) as exc:
-            raise DeliveryUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            log.warning("The delivery service's couriers are unavailable: %r", exc)
+            raise DeliveryUnavailable(DELIVERY_UNAVAILABLE) from exc
 
     async def _step(self, path: str, body: BaseModel) -> None:
         try:
@@ -87,7 +93,8 @@ class DeliveryClient(ServiceClient):
         except RequestRefused as exc:
             raise DeliveryRefused(exc.status, exc.message) from None
         except FoodflowError as exc:
-            raise DeliveryUnavailable(f"delivery service unavailable: {exc}") from None
+            log.warning("Delivery step %s failed: %s", path, exc)
+            raise DeliveryUnavailable(DELIVERY_UNAVAILABLE) from None
 
 
 class KafkaOrderPublisher:
@@ -141,9 +148,12 @@ class RedisThrottle:
 def _address_key(address: str) -> str:
     """An IPv4 address, or the /64 of an IPv6 one: one host commonly holds a whole /64."""
     try:
-        ip = ipaddress.ip_address(address)
+        parsed = ipaddress.ip_address(address)
     except ValueError:
         return address
+    # An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is that IPv4 address, not a /64
+    # shared with every other IPv4 client.
+    ip = (parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else None) or parsed
     if ip.version == 6:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)

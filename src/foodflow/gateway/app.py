@@ -79,6 +79,9 @@ ERROR_STATUS: ErrorTable = (
 )
 
 
+UNAVAILABLE = "a service behind the gateway is unavailable; try again in a moment"
+
+
 def install_gateway_errors(app: FastAPI) -> None:
     """Answer the use cases' errors with `{"detail": ...}`, the body the public API has always
     had (that of FastAPI's HTTPException)."""
@@ -88,7 +91,12 @@ def install_gateway_errors(app: FastAPI) -> None:
             code = exc.status
         else:
             code = status_of(exc, ERROR_STATUS) or status.HTTP_500_INTERNAL_SERVER_ERROR
-        detail = exc.detail if isinstance(exc, GatewayError) else str(exc)
+        if isinstance(exc, GatewayError):
+            detail = exc.detail
+        else:
+            # Which service failed, and where it runs, is for the logs, not for the client.
+            log.warning("Answering 503: %s", exc)
+            detail = UNAVAILABLE
         headers = exc.headers if isinstance(exc, GatewayError) else None
         return JSONResponse({"detail": detail}, status_code=code, headers=headers or None)
 

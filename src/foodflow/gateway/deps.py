@@ -135,9 +135,11 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
     if not proxies:
         return False
     try:
-        ip = ipaddress.ip_address(address)
+        parsed = ipaddress.ip_address(address)
     except ValueError:
         return False
+    # An IPv4 client on a dual-stack socket shows as ::ffff:a.b.c.d: compare the IPv4 address.
+    ip = (parsed.ipv4_mapped if isinstance(parsed, ipaddress.IPv6Address) else None) or parsed
     return any(ip in network for network in proxies)
 
 
