@@ -94,6 +94,10 @@ class TopicTail:
         missing = [k for k in wanted if len(self.by_key.get(k, [])) < count_per_key]
         raise AssertionError(f"{len(missing)} keys lacked {count_per_key} messages on {self.topic}")
 
+    async def poll(self, timeout: float = 0.5) -> None:
+        """Read what has arrived (waiting up to `timeout`)."""
+        await asyncio.to_thread(self._drain, timeout)
+
     def values(self, key: str) -> list[bytes]:
         return self.by_key.get(key.encode(), [])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from decimal import Decimal
@@ -226,6 +227,45 @@ async def test_bad_messages_go_to_dead_letter_and_the_next_order_still_flows(
     garbage = payloads["this is not json"]
     assert garbage.source_topic == topics.VALIDATED_ORDERS and garbage.error
     assert garbage.source_offset >= 0
+
+
+async def test_an_oversized_message_is_parked_once_and_the_orders_behind_it_flow(
+    system: Settings, redis_client: aioredis.Redis, tail: Tail
+) -> None:
+    """A 900 KB order and 150 KB of NUL bytes used to wedge every partition: their dead letters
+    (payload as text and base64) outgrew Kafka's 1 MB limit and the batch was retried for ever,
+    dead-lettering it again on each try. Now the letter keeps the payload's first 64 KiB."""
+    dead = tail(topics.DEAD_LETTER)
+    key = f"oversized-{uuid.uuid4().hex[:8]}"
+    huge = b'{"user_id": "u", "items": [], "note": "' + b"x" * 900_000 + b'"}'
+    nuls = b"\x00" * 150_000
+    sent = [await asyncio.to_thread(tracking.publish_raw, system, raw, key) for raw in (huge, nuls)]
+    # Behind them on the same partition (same key), an order that must go through.
+    good = order_of(("pho-bo", 1)).model_copy(update={"order_id": uuid.uuid4()})
+    await asyncio.to_thread(tracking.publish_raw, system, good.model_dump_json().encode(), key)
+    assert (await wait_final(redis_client, sent_id(good))).status == "CONFIRMED"
+
+    letters: dict[tuple[int, int], list[DeadLetter]] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(letters) < len(sent):
+        await dead.poll()
+        for value in (v for values in dead.by_key.values() for v in values):
+            letter = DeadLetter.model_validate_json(value)
+            where = (letter.source_partition, letter.source_offset)
+            if where in sent:
+                letters.setdefault(where, []).append(letter)
+        dead.by_key.clear()
+    await dead.poll(2.0)  # a retried batch would park them again: nothing more may come
+    for value in (v for values in dead.by_key.values() for v in values):
+        letter = DeadLetter.model_validate_json(value)
+        assert (letter.source_partition, letter.source_offset) not in sent, "parked twice"
+    assert sorted(letters) == sorted(sent)
+    for (where, found), raw in zip(sorted(letters.items()), (huge, nuls), strict=True):
+        assert len(found) == 1, where
+        letter = found[0]
+        assert letter.payload_truncated and letter.payload_bytes == len(raw)
+        assert letter.payload_sha256 == hashlib.sha256(raw).hexdigest()
+        assert len(letter.model_dump_json()) < 1_000_000
 
 
 def test_following_an_order_sent_just_before_shows_every_transition(system: Settings) -> None:

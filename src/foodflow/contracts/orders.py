@@ -214,6 +214,11 @@ class DeadLetter(BaseModel):
     payload_base64: str | None = None
     order_id: UUID | None = None
     failed_at: datetime = Field(default_factory=utcnow)
+    # A payload too large to park whole keeps its first bytes only (so that the letter always
+    # fits in a Kafka message); its size and SHA-256 name the original.
+    payload_truncated: bool = False
+    payload_bytes: int | None = None
+    payload_sha256: str | None = None
 
 
 ALLOWED_TRANSITIONS: dict[OrderStatus | None, frozenset[OrderStatus]] = {

@@ -68,6 +68,12 @@ def dlq_replay(
         for partition, offset, letter in _letters(since_hours)
         if all_ or f"{partition}:{offset}" in wanted
     ]
+    cut = [letter for letter in chosen if letter.payload_truncated]
+    if cut:
+        # Only the start of these was kept: what they said is gone, and resending a part
+        # would be a different message.
+        console.print(f"[yellow]skipping {len(cut)} truncated dead letter(s)[/]")
+        chosen = [letter for letter in chosen if not letter.payload_truncated]
     producer = tool_producer(get_settings())
     for letter in chosen:
         raw = (
