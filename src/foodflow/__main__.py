@@ -1,6 +1,6 @@
 """`python -m foodflow`: the same command line as the `foodflow` script."""
 
-from foodflow.cli import app
+from foodflow.cli import run
 
 if __name__ == "__main__":
-    app()
+    run()

@@ -9,12 +9,15 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 import typer
+from confluent_kafka import KafkaException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.table import Table
 
 from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
 from foodflow.platform.config import get_settings
-from foodflow.platform.errors import FoodflowError, InfraError
+from foodflow.platform.errors import FoodflowError, InfraError, PublishError
 from foodflow.platform.logs import lines_for_order
 from foodflow.tools import processes, tracking
 from foodflow.tools.bench.command import bench
@@ -26,6 +29,15 @@ from foodflow.tools.infra import manager
 from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key, secrets_dir
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
+# A server that does not answer is the user's situation to mend, not a bug to debug: one line
+# and a hint instead of a traceback (see `run`).
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    KafkaException,
+    PublishError,
+)
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
 app.add_typer(infra_app, name="infra")
 order_app = typer.Typer(help="Send orders and follow them.")
@@ -233,6 +245,10 @@ def status() -> None:
             svc.name, "[green]up[/]" if svc.running else "[red]down[/]", svc.url, str(svc.log)
         )
     console.print(table)
+    if not all(s.running for s in manager.status(settings)) or not all(
+        svc.running for svc in processes.status(settings)
+    ):
+        raise typer.Exit(1)  # scripts can ask `foodflow status` whether everything runs
 
 
 def _parse_item(text: str) -> OrderItemIn:
@@ -339,3 +355,17 @@ def logs(
 
 if __name__ == "__main__":
     app()
+
+
+def run() -> None:
+    """The `foodflow` command: `app`, with unreachable servers reported in one line (exit 2)."""
+    try:
+        app()
+    except UNREACHABLE as exc:
+        console.print(
+            f"cannot reach a server foodflow needs: {exc}", style="bold red", markup=False
+        )
+        console.print(
+            "is the system up? `foodflow status` shows what runs; `foodflow up` starts it"
+        )
+        raise SystemExit(2) from None

@@ -77,6 +77,8 @@ def order(
     lines = []
     for text in item:
         item_id, _, quantity = text.partition(":")
+        if not quantity.isdigit() and quantity:
+            raise typer.BadParameter(f"{text!r}: expected ITEM_ID[:QUANTITY]", param_hint="--item")
         lines.append({"item_id": item_id, "quantity": int(quantity or "1")})
     body = {
         "items": lines,
