@@ -145,3 +145,16 @@ def _payment(row: asyncpg.Record) -> Payment:
         refunded_cents=row["refunded_cents"],
         decline_code=DeclineCode(row["decline_code"]) if row["decline_code"] else None,
     )
+
+
+async def net_charges(
+    db: asyncpg.Pool | asyncpg.Connection, order_ids: Collection[UUID | str]
+) -> dict[str, int]:
+    """Captured minus refunded cents of each of these orders that has a payment, by order id
+    (as str): what the customer was charged in the end, for audits such as `foodflow chaos`."""
+    rows = await db.fetch(
+        "SELECT order_id::text AS id, captured_cents - refunded_cents AS net FROM payments"
+        " WHERE order_id = ANY($1::uuid[])",
+        [str(order_id) for order_id in order_ids],
+    )
+    return {row["id"]: row["net"] for row in rows}

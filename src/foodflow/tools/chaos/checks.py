@@ -1,20 +1,41 @@
-"""The five invariants, checked against PostgreSQL, Redis and the topics after a chaos run.
+"""The invariants, checked against PostgreSQL, Redis, the payment ledger and the topics after a
+chaos run, and the stalls measured after each fault.
 
-Pure functions over what was read: each takes plain data and returns the offending order ids,
-so the rules themselves are unit-tested without any server.
+Pure functions over what was read: each takes plain data and returns the offending order ids
+(or message coordinates, or seconds), so the rules themselves are unit-tested without any server.
+
+PostgreSQL is the record: Redis is a cache that a FLUSHALL may empty at any moment, so an order
+missing from Redis is fine, and only a Redis status that is there must agree.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, pairwise
 
-from foodflow.contracts.orders import OrderStatus
+from foodflow.contracts.orders import FailureReason, OrderStatus
 
 # Statuses in which an order holds its stock for good: it left the saga confirmed and was not
 # cancelled since (a cancellation gives the stock back).
 STOCK_TAKEN = frozenset(s.value for s in OrderStatus.LEFT_SAGA - OrderStatus.ABORTED)
+# Statuses in which an order must not have cost the customer anything.
+NOT_CHARGED = frozenset(s.value for s in OrderStatus.ABORTED)
+# Reasons an order fails because something it needed was away (or did not answer in time).
+UNAVAILABLE = frozenset(
+    r.value
+    for r in (
+        FailureReason.INVENTORY_UNAVAILABLE,
+        FailureReason.PRICING_UNAVAILABLE,
+        FailureReason.PAYMENT_UNAVAILABLE,
+        FailureReason.TIMED_OUT,
+    )
+)
+# Where a message sits: (topic, partition, offset).
+Coordinates = tuple[str, int, int]
 
 
 @dataclass
@@ -31,6 +52,26 @@ class Observed:
     initial_stock: dict[str, int] = field(default_factory=dict)
     current_stock: dict[str, int] = field(default_factory=dict)
     held_reservations: dict[str, dict[str, int]] = field(default_factory=dict)  # RESERVED
+    reasons: dict[str, str | None] = field(default_factory=dict)  # order → reason in `orders`
+    totals: dict[str, int | None] = field(default_factory=dict)  # order → total (cents)
+    charges: dict[str, int] = field(default_factory=dict)  # order → captured - refunded, cents
+    sent_at: dict[str, float] = field(default_factory=dict)  # order → epoch s the broker took it
+    final_at: dict[str, float] = field(default_factory=dict)  # order → first final event, epoch s
+
+
+@dataclass(frozen=True)
+class Window:
+    """A stretch of wall-clock time (epoch seconds)."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+    def overlaps(self, other: Window) -> bool:
+        return self.start <= other.end and other.start <= self.end
 
 
 def all_orders(o: Observed) -> set[str]:
@@ -38,12 +79,8 @@ def all_orders(o: Observed) -> set[str]:
 
 
 def lost(o: Observed) -> list[str]:
-    """Invariant 1: every accepted order has a final state in PostgreSQL and in Redis."""
-    return sorted(
-        oid
-        for oid in all_orders(o)
-        if o.postgres.get(oid) not in o.final_statuses or o.redis.get(oid) not in o.final_statuses
-    )
+    """Invariant 1: every accepted order has a final state in PostgreSQL, the record."""
+    return sorted(oid for oid in all_orders(o) if o.postgres.get(oid) not in o.final_statuses)
 
 
 def duplicated(o: Observed) -> list[str]:
@@ -69,12 +106,15 @@ def stuck(o: Observed) -> list[str]:
 
 
 def inconsistent(o: Observed) -> list[str]:
-    """Invariant 5: Redis, PostgreSQL and the last status event tell the same story."""
+    """Invariant 5: PostgreSQL, the last status event and Redis (where it still holds the
+    order: a flushed cache forgets, it must not contradict) tell the same story."""
     bad = []
     for oid in all_orders(o):
         events = o.events.get(oid, [])
         last = max(events)[1] if events else None
-        seen = {o.postgres.get(oid), o.redis.get(oid), last}
+        seen = {o.postgres.get(oid), last}
+        if oid in o.redis:
+            seen.add(o.redis[oid])
         if len(seen) != 1:
             bad.append(oid)
     return sorted(bad)
@@ -99,6 +139,81 @@ def stock_drift(o: Observed) -> dict[str, int]:
 
 def invalid_not_failed(o: Observed) -> list[str]:
     return sorted(oid for oid in o.expected_invalid if o.postgres.get(oid) != "FAILED")
+
+
+def charged_not_persisted(o: Observed) -> list[str]:
+    """Invariant 6: the ledger and the record agree. A net charge (captured minus refunded)
+    needs an `orders` row; a confirmed order (or one delivered since) was charged exactly its
+    total; a FAILED or CANCELLED one was charged nothing (or refunded in full)."""
+    bad = []
+    for oid in set(all_orders(o)) | set(o.charges):
+        net = o.charges.get(oid, 0)
+        status = o.postgres.get(oid)
+        if status is None:
+            wrong = net != 0
+        elif status in STOCK_TAKEN:
+            wrong = o.totals.get(oid) is None or net != o.totals[oid]
+        elif status in NOT_CHARGED:
+            wrong = net != 0
+        else:
+            wrong = False  # not final: `stuck` reports it
+        if wrong:
+            bad.append(oid)
+    return sorted(bad)
+
+
+def failed_by_short_fault(o: Observed, faults: Sequence[Window], grace: float) -> list[str]:
+    """Invariant 7: no order FAILED for a dependency's absence (or a timeout) while only faults
+    shorter than the grace were under way. An order counts when its life (sent → final)
+    overlaps a fault and every fault it overlaps lasted less than `grace` seconds: a longer
+    one may rightly end orders FAILED."""
+    bad = []
+    for oid in all_orders(o):
+        if o.postgres.get(oid) != "FAILED" or o.reasons.get(oid) not in UNAVAILABLE:
+            continue
+        life = Window(o.sent_at.get(oid, -math.inf), o.final_at.get(oid, math.inf))
+        during = [w for w in faults if w.overlaps(life)]
+        if during and all(w.seconds < grace for w in during):
+            bad.append(oid)
+    return sorted(bad)
+
+
+def longest_stall(o: Observed, since: float, until: float) -> float:
+    """The longest stretch within [since, until] in which some order was waiting (sent, not
+    yet final) and none reached a final state; 0 when orders kept finishing.
+
+    Between two consecutive final events a and b, the orders waiting are those sent before b
+    whose final event is b or later (or never came); the stall is from the later of a and the
+    earliest of their sending to b."""
+    finals = sorted(t for t in o.final_at.values() if since < t <= until)
+    orders = sorted(
+        (o.final_at.get(oid, math.inf), sent)
+        for oid, sent in o.sent_at.items()
+        if o.final_at.get(oid, math.inf) > since
+    )
+    by_final = [final for final, _ in orders]
+    # earliest_sent[i]: the earliest sending among orders[i:], those final at or after orders[i].
+    earliest_sent = list(accumulate(reversed([sent for _, sent in orders]), min))[::-1]
+    longest = 0.0
+    for a, b in pairwise([since, *finals, until]):
+        first = bisect.bisect_left(by_final, b)
+        if first < len(orders) and earliest_sent[first] < b:
+            longest = max(longest, b - max(a, earliest_sent[first]))
+    return longest
+
+
+def not_dead_lettered(bad: Iterable[Coordinates], letters: Iterable[Coordinates]) -> list[str]:
+    """Bad messages with no dead letter naming them as source (as `topic/partition@offset`)."""
+    lettered = set(letters)
+    return [f"{t}/{p}@{off}" for t, p, off in sorted(set(bad) - lettered)]
+
+
+def repeated_letters(bad: Iterable[Coordinates], letters: Iterable[Coordinates]) -> int:
+    """Dead letters beyond the first for each bad message (same source coordinates): none
+    unless a consumer crashed between publishing a letter and committing its message."""
+    wanted = set(bad)
+    counts = Counter(c for c in letters if c in wanted)
+    return sum(n - 1 for n in counts.values())
 
 
 def outcome_counts(statuses: Mapping[str, str], orders: Iterable[str]) -> Counter[str]:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from foodflow.platform.config import get_settings
 from foodflow.tools import processes
+from foodflow.tools.chaos.faults import OUTAGE_TARGETS, POISON_KINDS
 from foodflow.tools.chaos.runner import ChaosConfig, ChaosReport, ChaosRun
 from foodflow.tools.infra import manager
 
@@ -34,10 +35,37 @@ def chaos(
     keep_items: bool = typer.Option(
         False, help="Leave the run's menu items (chaos-<run>-N) in place after the audit."
     ),
+    flushall: bool = typer.Option(True, help="Redis FLUSHALL once during the run."),
+    poison: list[str] = typer.Option(
+        list(POISON_KINDS),
+        help=f"Poison messages to publish on validated_orders, one each: {', '.join(POISON_KINDS)}"
+        " (repeat the option; --poison none for none).",
+    ),
+    outage: list[str] = typer.Option(
+        [],
+        help=f"Take a dependency away for --outage-seconds: {', '.join(OUTAGE_TARGETS)}, or all"
+        " (repeat the option).",
+    ),
+    outage_seconds: float = typer.Option(30.0, min=1, help="How long each outage lasts."),
+    kill2: bool = typer.Option(
+        True, help="Run two order managers and SIGKILL one of them (scaled back afterwards)."
+    ),
+    grace: float | None = typer.Option(
+        None, help="The services' grace for outages [default: DEPENDENCY_GRACE_SECONDS]."
+    ),
+    max_stall: float = typer.Option(15.0, help="Longest stall allowed after any single fault."),
 ) -> None:
-    """Drive orders while killing services and restarting Kafka, Redis and PostgreSQL; then
-    check that no order was lost, duplicated or stuck and that stock is conserved."""
+    """Drive orders while killing services, restarting and flushing Kafka, Redis and
+    PostgreSQL, taking dependencies away and publishing poison messages; then check that no
+    order was lost, duplicated, stuck, failed by a short outage or charged without a record,
+    that stock is conserved, every bad message dead-lettered once, and no fault stalled the
+    system for long."""
     settings = get_settings()
+    outages = tuple(OUTAGE_TARGETS) if "all" in outage else tuple(outage)
+    poisons = tuple(p for p in poison if p != "none")
+    unknown = set(outages) - set(OUTAGE_TARGETS) | set(poisons) - set(POISON_KINDS)
+    if unknown:
+        raise typer.BadParameter(f"unknown outage target or poison kind: {sorted(unknown)}")
     down = [s.name for s in manager.status(settings) if not s.running]
     down += [s.name for s in processes.status(settings) if not s.running]
     if down:
@@ -53,7 +81,20 @@ def chaos(
         recover_timeout=recover_timeout,
         seed=seed,
         keep_items=keep_items,
+        flushall=flushall,
+        poison=poisons,
+        outages=outages,
+        outage_seconds=outage_seconds,
+        kill2=kill2,
+        grace_seconds=grace,
+        max_stall_seconds=max_stall,
     )
+    busy = len(outages) * outage_seconds
+    if busy > orders / rate:
+        console.print(
+            f"[yellow]outages take {busy:g} s, longer than the {orders / rate:g} s of sending:"
+            " the later ones find fewer orders in flight (lower --rate to spread them)[/]"
+        )
     with Progress(
         TextColumn("{task.description:<11}"),
         BarColumn(),
@@ -77,6 +118,13 @@ def chaos(
 def print_report(r: ChaosReport) -> None:
     for fault in r.faults:
         console.print(f"  fault: {fault}")
+    for name, ids in (
+        ("charged but not persisted", r.charged_not_persisted),
+        ("FAILED by a short fault", r.failed_by_short_fault),
+        ("not dead-lettered", r.not_dead_lettered),
+    ):
+        if ids:
+            console.print(f"  {name}: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}")
     table = Table("measure", "value", "verdict", title="foodflow chaos")
 
     def row(name: str, value: object, ok: bool | None = None) -> None:
@@ -86,15 +134,31 @@ def print_report(r: ChaosReport) -> None:
     row("orders sent", f"{r.sent} ({r.invalid_sent} malformed on purpose)")
     for status, count in sorted(r.outcomes.items()):
         row(f"  final {status}", count, status != "MISSING")
-    row("lost (no final state in PostgreSQL and Redis)", len(r.lost), not r.lost)
+    row("lost (no final state in PostgreSQL)", len(r.lost), not r.lost)
     row("duplicated (one version, two transitions)", len(r.duplicated), not r.duplicated)
     row("stock drift (units)", sum(abs(d) for d in r.stock_drift.values()), not r.stock_drift)
     row("stuck (non-final)", len(r.stuck), not r.stuck)
     row("Redis / PostgreSQL / events disagree", len(r.inconsistent), not r.inconsistent)
     row("malformed with id not FAILED", len(r.invalid_not_failed), not r.invalid_not_failed)
-    row("dead-letter messages", r.dead_letters, r.dead_letters >= r.invalid_sent)
+    charged = r.charged_not_persisted
+    row("charged but not persisted (ledger ≠ orders)", len(charged), not charged)
+    row(
+        f"FAILED by a fault shorter than the grace ({r.grace_seconds:g} s)",
+        len(r.failed_by_short_fault),
+        not r.failed_by_short_fault,
+    )
+    row(
+        f"bad messages not dead-lettered (of {r.bad_messages}, {r.poison_sent} poison)",
+        len(r.not_dead_lettered),
+        not r.not_dead_lettered,
+    )
+    excuse = f" ({r.crashes} crashes may repeat one)" if r.crashes else ""
+    row(f"dead letters repeated{excuse}", r.repeated_letters, r.letters_once)
+    row("dead-letter messages (all sources)", r.dead_letters)
     recover = "did not recover" if r.recover_seconds is None else f"{r.recover_seconds:.1f} s"
     row("time to recover (after the last fault/send)", recover, r.recover_seconds is not None)
+    for fault, seconds in r.stalls:
+        row(f"  longest stall after {fault}", f"{seconds:.1f} s", seconds <= r.max_stall_seconds)
     row("run time", f"{r.duration_seconds:.1f} s")
     console.print(table)
     for note in r.notes:

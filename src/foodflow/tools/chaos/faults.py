@@ -1,49 +1,280 @@
-"""The faults chaos injects: SIGKILL of a service, restart of Kafka, Redis or PostgreSQL."""
+"""The faults chaos injects, and the record of each as it happened.
+
+SIGKILL of a service (with or without a second instance beside it), a restart, FLUSHALL or a
+timed outage of Redis, PostgreSQL or Kafka, a timed outage of a service the order manager calls,
+and poison messages on `validated_orders`. Faults run one at a time (an outage of a service and a
+SIGKILL of it never overlap), and each is logged with its wall-clock start and end, which the
+checks compare with the orders' times.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+import uuid
 from dataclasses import dataclass
 
+import orjson
+import redis
+from confluent_kafka import Message
+
+from foodflow.contracts import topics
 from foodflow.platform.config import Settings
+from foodflow.platform.errors import InfraError, PublishError
 from foodflow.tools import processes
 from foodflow.tools.infra import manager, process
+from foodflow.tools.kafka_io import tool_producer
+
+# How long a SIGKILLed service is left for a supervisor to restart it before chaos starts it
+# itself: a process manager that restarts crashed services (with a short backoff) does it
+# within this; without one, chaos is the restarter.
+SUPERVISOR_WAIT_SECONDS = 5.0
+READY_TIMEOUT_SECONDS = 90.0
+
+# Dependencies an outage can take away: services the order manager calls, and servers.
+OUTAGE_SERVICES = ("inventory_service", "pricing_service", "payment_service")
+OUTAGE_SERVERS = ("postgres", "redis")
+OUTAGE_TARGETS = OUTAGE_SERVICES + OUTAGE_SERVERS
+
+# The broker refuses a record batch over its `message.max.bytes` (Kafka's default, 1,048,588
+# bytes, which is also each topic's `max.message.bytes`); one message travels in a batch of
+# its own with ~70 bytes of framing. The "1 MB" poison is 1 KiB under a MiB: as large as the
+# broker accepts with room to spare. The tool's producer must allow it (librdkafka's own
+# default limit is 1,000,000 bytes).
+BROKER_MESSAGE_LIMIT = 1_048_588
+BIG_POISON_BYTES = 1_048_576 - 1024
+NUL_POISON_BYTES = 150_000
+MANY_ITEMS = 10_000
+# Poison kinds: a ~1 MB JSON order; an order whose user_id holds NUL (valid JSON, text
+# PostgreSQL cannot store); 150 KB of raw NUL bytes; an order of 10,000 items.
+POISON_KINDS = ("big", "nul-user", "nuls", "many-items")
 
 
 @dataclass(frozen=True)
 class Fault:
-    at: float  # seconds after the start of the run
-    kind: str  # "kill" or "restart"
-    target: str
+    at: float  # earliest start, seconds after the start of the run
+    kind: str  # "kill", "kill2", "restart", "flushall", "outage" or "poison"
+    target: str  # a service or server name, or a poison kind
+    seconds: float = 0.0  # how long an outage keeps its target down
+    instance: int = 0  # which instance a kill hits
 
     def describe(self) -> str:
-        verb = "SIGKILL + restart" if self.kind == "kill" else "restart"
-        return f"{verb} {self.target}"
+        match self.kind:
+            case "kill":
+                return f"SIGKILL {self.target}"
+            case "kill2":
+                return f"SIGKILL {self.target}-{self.instance} of 2"
+            case "outage":
+                return f"{self.seconds:g}s outage of {self.target}"
+            case "flushall":
+                return "Redis FLUSHALL"
+            case "poison":
+                return f"poison message ({self.target})"
+            case _:
+                return f"restart {self.target}"
 
 
-def kill_service(settings: Settings, name: str, env: dict[str, str] | None) -> None:
-    """SIGKILL the service (no chance to clean up), then start it again and wait until ready."""
-    svc = processes.ServiceProcess(name, settings, env)
+@dataclass(frozen=True)
+class FaultRecord:
+    """A fault as it happened: wall-clock seconds (epoch) when it began and ended."""
+
+    fault: Fault
+    started: float
+    ended: float
+    detail: str = ""
+    # Where a poison message landed: (topic, partition, offset); its order id when it has one.
+    coordinates: tuple[str, int, int] | None = None
+    order_id: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.ended - self.started
+
+    @property
+    def stall_from(self) -> float:
+        """When the system is expected to move again: the moment of an instant fault (a kill
+        or a flush is the system's to recover from), the end of an outage or a restart (while
+        a dependency is away, waiting is right)."""
+        return self.ended if self.fault.kind in ("outage", "restart") else self.started
+
+
+@dataclass
+class PoisonMessage:
+    value: bytes
+    order_id: str | None = None
+
+
+def poison_message(kind: str, item_id: str, tag: str) -> PoisonMessage:
+    """The bytes of one poison message of `kind` (see POISON_KINDS)."""
+    if kind == "nuls":
+        return PoisonMessage(b"\x00" * NUL_POISON_BYTES)
+    if kind == "nul-user":
+        order_id = str(uuid.uuid4())
+        body = {
+            "order_id": order_id,
+            "user_id": "chaos\x00poison",
+            "items": [{"item_id": item_id, "quantity": 1}],
+        }
+        return PoisonMessage(orjson.dumps(body), order_id)
+    if kind == "many-items":
+        items = [{"item_id": f"chaos-{tag}-x{n}", "quantity": 1} for n in range(MANY_ITEMS)]
+        return PoisonMessage(orjson.dumps({"user_id": "chaos-poison", "items": items}))
+    if kind == "big":
+        head = orjson.dumps(
+            {"user_id": "chaos-poison", "items": [{"item_id": item_id, "quantity": 1}]}
+        )
+        pad = BIG_POISON_BYTES - len(head) - len(b',"note":""')
+        return PoisonMessage(head[:-1] + b',"note":"' + b"x" * pad + b'"}')
+    raise ValueError(f"unknown poison kind {kind!r}; one of {POISON_KINDS}")
+
+
+def publish_poison(settings: Settings, message: PoisonMessage) -> tuple[str, int, int]:
+    """Publish raw bytes on `validated_orders` and wait for the ack; its coordinates."""
+    where: list[tuple[str, int, int]] = []
+    errors: list[str] = []
+
+    def delivered(err: object, msg: Message) -> None:
+        if err is not None:
+            errors.append(str(err))
+        else:
+            where.append((msg.topic() or "", msg.partition() or 0, msg.offset() or 0))
+
+    producer = tool_producer(settings, {"message.max.bytes": BROKER_MESSAGE_LIMIT, "linger.ms": 0})
+    producer.produce(
+        topics.VALIDATED_ORDERS, value=message.value, key=message.order_id, on_delivery=delivered
+    )
+    producer.flush(60)
+    if errors or not where:
+        raise PublishError(errors[0] if errors else "poison message not acknowledged")
+    return where[0]
+
+
+def kill_service(
+    settings: Settings,
+    name: str,
+    env: dict[str, str] | None,
+    instance: int = 0,
+    supervisor_wait: float = SUPERVISOR_WAIT_SECONDS,
+) -> str:
+    """SIGKILL one instance (no chance to clean up) and wait until it is ready again.
+
+    If something else (a supervisor) starts it within `supervisor_wait` seconds, chaos only
+    waits for it; otherwise chaos starts it. Returns who restarted it."""
+    svc = processes.ServiceProcess(name, settings, env, instance)
     pid = process.read_pid(svc.pidfile)
     if process.pid_alive(pid):
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         while process.pid_alive(pid):
             time.sleep(0.02)
-    svc.start(timeout=90)
+    if _restarted_by_another(svc, pid, supervisor_wait):
+        process.wait_until(
+            lambda: svc.healthy("/ready"),
+            server=svc.name,
+            what="GET /ready",
+            timeout=READY_TIMEOUT_SECONDS,
+            log=svc.log,
+        )
+        return "restarted by its supervisor"
+    try:
+        svc.start(timeout=READY_TIMEOUT_SECONDS)
+    except InfraError:
+        # A supervisor that came just after our wait holds the port: it is its restart.
+        if not _restarted_by_another(svc, pid, 0):
+            raise
+        process.wait_until(
+            lambda: svc.healthy("/ready"),
+            server=svc.name,
+            what="GET /ready",
+            timeout=READY_TIMEOUT_SECONDS,
+            log=svc.log,
+        )
+        return "restarted by its supervisor"
+    return "restarted by chaos"
+
+
+def _restarted_by_another(svc: processes.ServiceProcess, killed: int | None, within: float) -> bool:
+    """True once the pidfile names a live process other than the one killed."""
+    deadline = time.monotonic() + within
+    while True:
+        pid = process.read_pid(svc.pidfile)
+        if pid != killed and process.pid_alive(pid):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def _server(settings: Settings, name: str) -> manager.Server:
+    return next(s for s in manager.servers(settings) if s.name == name)
 
 
 def restart_server(settings: Settings, name: str) -> None:
     """A clean stop and start of one infrastructure server."""
-    server = next(s for s in manager.servers(settings) if s.name == name)
+    server = _server(settings, name)
     server.stop()
     server.start()
 
 
-def apply(settings: Settings, fault: Fault, env: dict[str, str] | None) -> None:
-    if fault.kind == "kill":
-        kill_service(settings, fault.target, env)
+def flush_redis(settings: Settings) -> str:
+    """FLUSHALL: every key of every database gone, as a lost or replaced cache would be."""
+    client = redis.Redis(host=settings.redis_host, port=settings.redis_port, socket_timeout=10)
+    try:
+        keys = client.dbsize()
+        client.flushall()
+    finally:
+        client.close()
+    return f"{keys} keys flushed"
+
+
+def outage(settings: Settings, target: str, seconds: float, env: dict[str, str] | None) -> str:
+    """Stop `target` cleanly, keep it down for `seconds`, then start it and wait until ready.
+
+    Returns a note if something started it again before its time (a supervisor must not
+    restart a service that was stopped on purpose)."""
+    if target in OUTAGE_SERVERS:
+        server = _server(settings, target)
+        server.stop()
+        time.sleep(seconds)
+        early = server.is_running()
+        server.start()
+    elif target in OUTAGE_SERVICES:
+        svc = processes.ServiceProcess(target, settings, env)
+        svc.stop()
+        time.sleep(seconds)
+        early = svc.is_running()
+        svc.start(timeout=READY_TIMEOUT_SECONDS)
     else:
+        raise ValueError(f"no outage of {target!r}; one of {OUTAGE_TARGETS}")
+    return "came back before its time: something restarted it" if early else ""
+
+
+def apply(
+    settings: Settings, fault: Fault, env: dict[str, str] | None, poison_item: str, tag: str
+) -> FaultRecord:
+    """Inject one fault and return its record (blocking: run it in a thread)."""
+    started = time.time()
+    detail = ""
+    if fault.kind in ("kill", "kill2"):
+        detail = kill_service(settings, fault.target, env, fault.instance)
+    elif fault.kind == "restart":
         restart_server(settings, fault.target)
+    elif fault.kind == "flushall":
+        detail = flush_redis(settings)
+    elif fault.kind == "outage":
+        detail = outage(settings, fault.target, fault.seconds, env)
+    elif fault.kind == "poison":
+        message = poison_message(fault.target, poison_item, tag)
+        where = publish_poison(settings, message)
+        return FaultRecord(
+            fault,
+            started,
+            time.time(),
+            f"{len(message.value):,} bytes at {where[0]}/{where[1]}@{where[2]}",
+            coordinates=where,
+            order_id=message.order_id,
+        )
+    else:
+        raise ValueError(f"unknown fault kind {fault.kind!r}")
+    return FaultRecord(fault, started, time.time(), detail)

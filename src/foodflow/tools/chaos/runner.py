@@ -16,18 +16,27 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 from confluent_kafka import KafkaError, Message
+from redis.exceptions import RedisError
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
+from foodflow.contracts.money import to_cents
 from foodflow.contracts.orders import OrderStatus
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
-from foodflow.orders import records, status_store
+from foodflow.orders import status_store
+from foodflow.payment_service.repository import net_charges
 from foodflow.platform.config import Settings
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
 from foodflow.tools import processes
 from foodflow.tools.chaos import checks
-from foodflow.tools.chaos.faults import Fault, apply
+from foodflow.tools.chaos.faults import (
+    OUTAGE_TARGETS,
+    POISON_KINDS,
+    Fault,
+    FaultRecord,
+    apply,
+)
 from foodflow.tools.kafka_io import read_since, tool_producer
 
 ITEMS_PER_RUN = 8
@@ -37,6 +46,11 @@ QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
 QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 INFRA = ("kafka", "redis", "postgres")
 RECOVERY_CHECK_SECONDS = 1.0
+# The service `kill2` runs as two instances for the run, and kills one of.
+TWO_INSTANCES = "order_manager"
+# Faults that kill a process: after one, a dead letter may be published again (see
+# `checks.repeated_letters`).
+CRASHES = ("kill", "kill2", "restart")
 
 
 @dataclass
@@ -51,6 +65,13 @@ class ChaosConfig:
     seed: int | None = None
     service_env: dict[str, str] | None = None
     keep_items: bool = False  # leave the run's menu items in place, to inspect their stock
+    flushall: bool = True  # Redis FLUSHALL once, mid-run
+    poison: tuple[str, ...] = POISON_KINDS  # one poison message of each kind
+    outages: tuple[str, ...] = ()  # dependencies taken away for `outage_seconds` each
+    outage_seconds: float = 30.0
+    kill2: bool = True  # SIGKILL one of two order manager instances
+    grace_seconds: float | None = None  # the services' DEPENDENCY_GRACE_SECONDS; None: ours
+    max_stall_seconds: float = 15.0  # the longest stall allowed after any single fault
 
 
 @dataclass
@@ -69,6 +90,25 @@ class ChaosReport:
     recover_seconds: float | None
     duration_seconds: float
     notes: list[str] = field(default_factory=list)
+    charged_not_persisted: list[str] = field(default_factory=list)
+    failed_by_short_fault: list[str] = field(default_factory=list)
+    grace_seconds: float = 60.0
+    bad_messages: int = 0  # malformed orders plus poison messages, each to be dead-lettered
+    poison_sent: int = 0
+    not_dead_lettered: list[str] = field(default_factory=list)
+    repeated_letters: int = 0
+    crashes: int = 0  # kills and restarts: each may repeat a dead letter once
+    stalls: list[tuple[str, float]] = field(default_factory=list)  # (fault, longest stall s)
+    max_stall_seconds: float = 15.0
+
+    @property
+    def letters_once(self) -> bool:
+        """Exactly once: a repeated letter is only excused by a crash that could cause it."""
+        return self.repeated_letters == 0 or self.crashes > 0
+
+    @property
+    def stalls_ok(self) -> bool:
+        return all(seconds <= self.max_stall_seconds for _, seconds in self.stalls)
 
     @property
     def passed(self) -> bool:
@@ -80,7 +120,11 @@ class ChaosReport:
             or self.invalid_not_failed
             or self.stock_drift
             or self.recover_seconds is None
-            or self.dead_letters < self.invalid_sent
+            or self.charged_not_persisted
+            or self.failed_by_short_fault
+            or self.not_dead_lettered
+            or not self.letters_once
+            or not self.stalls_ok
         )
 
 
@@ -97,6 +141,21 @@ def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fau
     if cfg.restart_infra:
         for n, name in enumerate(INFRA):
             faults.append(Fault(window * (0.2 + 0.25 * n), "restart", name))
+    if cfg.kill2:
+        at = rng.uniform(0.1, 0.9) * window
+        faults.append(Fault(at, "kill2", TWO_INSTANCES, instance=rng.randint(0, 1)))
+    if cfg.flushall:
+        faults.append(Fault(rng.uniform(0.1, 0.9) * window, "flushall", "redis"))
+    faults += [Fault(rng.uniform(0.1, 0.9) * window, "poison", kind) for kind in cfg.poison]
+    # Outages spread evenly; faults run one at a time, so outages longer than their share of
+    # the window push the faults after them later.
+    faults += [
+        Fault(window * (n + 0.5) / len(cfg.outages), "outage", target, cfg.outage_seconds)
+        for n, target in enumerate(cfg.outages)
+    ]
+    unknown = set(cfg.outages) - set(OUTAGE_TARGETS) | set(cfg.poison) - set(POISON_KINDS)
+    if unknown:
+        raise ValueError(f"unknown outage target or poison kind: {sorted(unknown)}")
     return sorted(faults, key=lambda f: f.at)
 
 
@@ -113,7 +172,9 @@ class ChaosRun:
         self.invalid_sent = 0
         self.delivered = 0
         self.delivery_errors: list[str] = []
-        self.faults_done: list[str] = []
+        self.faults_done: list[FaultRecord] = []
+        self.sent_at: dict[str, float] = {}  # order → epoch s the broker took its message
+        self.bad_messages: list[checks.Coordinates] = []  # malformed or poison: dead letters
 
     # --- set-up -------------------------------------------------------------------------------
     async def create_items(self, conn: asyncpg.Connection) -> dict[str, int]:
@@ -133,12 +194,13 @@ class ChaosRun:
             await conn.close()
 
     # --- sending ------------------------------------------------------------------------------
-    def _order_payload(self, n: int) -> tuple[bytes, str | None, dict[str, int] | None]:
+    def _order_payload(self, n: int) -> Outgoing:
         roll = self.rng.random()
         if roll < self.cfg.invalid_ratio:
             self.invalid_sent += 1
             if self.rng.random() < 0.5:
-                return b"{not json at all " + str(n).encode(), f"chaos-bad-{self.tag}-{n}", None
+                value = b"{not json at all " + str(n).encode()
+                return Outgoing(value, f"chaos-bad-{self.tag}-{n}", bad=True)
             order_id = str(uuid.uuid4())
             self.expected_invalid.add(order_id)
             malformed = {
@@ -146,7 +208,7 @@ class ChaosRun:
                 "user_id": "chaos",
                 "items": [{"item_id": "x", "quantity": 0}],
             }
-            return orjson.dumps(malformed), order_id, None
+            return Outgoing(orjson.dumps(malformed), order_id, order_id=order_id, bad=True)
         chosen = self.rng.sample(self.items, self.rng.randint(1, 2))
         items = {item: self.rng.randint(1, 3) for item in chosen}
         body: dict[str, object] = {
@@ -154,11 +216,11 @@ class ChaosRun:
             "items": [{"item_id": i, "quantity": q} for i, q in items.items()],
         }
         if self.rng.random() < self.cfg.without_id_ratio:
-            return orjson.dumps(body), None, items  # the seed's way: no key, no id
+            return Outgoing(orjson.dumps(body), None, items)  # the seed's way: no key, no id
         order_id = str(uuid.uuid4())
         body["order_id"] = order_id
         self.expected[order_id] = items
-        return orjson.dumps(body), order_id, items
+        return Outgoing(orjson.dumps(body), order_id, items, order_id)
 
     async def send_orders(self, started: float) -> None:
         producer = tool_producer(
@@ -171,30 +233,32 @@ class ChaosRun:
             },
         )
 
-        def delivered(
-            err: KafkaError | None, msg: Message, *, items: dict[str, int] | None
-        ) -> None:
+        def delivered(err: KafkaError | None, msg: Message, *, out: Outgoing) -> None:
             if err is not None:
                 self.delivery_errors.append(str(err))
                 return
             self.delivered += 1
-            if items is not None and msg.key() is None:
-                order_id = derive_order_id(
-                    msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-                )
-                self.expected[str(order_id)] = items
+            where = (msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+            order_id = out.order_id
+            if out.items is not None and order_id is None:
+                order_id = str(derive_order_id(*where))
+                self.expected[order_id] = out.items
+            if order_id is not None:
+                self.sent_at[order_id] = msg.timestamp()[1] / 1000
+            if out.bad:
+                self.bad_messages.append(where)
 
         for n in range(self.cfg.orders):
             due = started + n / self.cfg.rate
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            value, key, items = self._order_payload(n)
+            out = self._order_payload(n)
             producer.produce(
                 topics.VALIDATED_ORDERS,
-                value=value,
-                key=key,
-                on_delivery=functools.partial(delivered, items=items),
+                value=out.value,
+                key=out.key,
+                on_delivery=functools.partial(delivered, out=out),
             )
             producer.poll(0)
             if n % 50 == 0:
@@ -204,33 +268,55 @@ class ChaosRun:
             self.progress("flushing", self.delivered, self.cfg.orders)
 
     async def inject_faults(self, faults: list[Fault], started: float) -> None:
+        """One fault at a time, each no earlier than its planned moment."""
         for fault in faults:
             delay = started + fault.at - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            t0 = time.monotonic()
-            await asyncio.to_thread(apply, self.settings, fault, self.cfg.service_env)
-            self.faults_done.append(
-                f"{fault.describe()} at {fault.at:.1f}s ({time.monotonic() - t0:.1f}s)"
+            record = await asyncio.to_thread(
+                apply, self.settings, fault, self.cfg.service_env, self.items[0], self.tag
             )
+            if record.coordinates is not None:
+                self.bad_messages.append(record.coordinates)
+            if record.order_id is not None:
+                self.expected_invalid.add(record.order_id)
+                self.sent_at[record.order_id] = record.started
+            self.faults_done.append(record)
             self.progress("faults", len(self.faults_done), len(faults))
+
+    def describe(self, record: FaultRecord, run_started: float) -> str:
+        detail = f"; {record.detail}" if record.detail else ""
+        return (
+            f"{record.fault.describe()} at {record.started - run_started:.1f}s"
+            f" ({record.seconds:.1f}s{detail})"
+        )
 
     # --- observing ----------------------------------------------------------------------------
     async def read_stores(
         self, conn: asyncpg.Connection, rds: aioredis.Redis, o: checks.Observed
     ) -> None:
         ids = list(checks.all_orders(o))
-        o.postgres = await records.stored_statuses(conn, ids)
-        live = await status_store.read_status_values(rds, ids)
+        rows = await stored_orders(conn, ids)
+        o.postgres = {row["id"]: row["status"] for row in rows}
+        o.reasons = {row["id"]: row["reason"] for row in rows}
+        o.totals = {
+            row["id"]: None if row["total"] is None else to_cents(row["total"]) for row in rows
+        }
+        o.charges = await net_charges(conn, ids)
+        try:
+            live = await status_store.read_status_values(rds, ids)
+        except RedisError:
+            live = [None] * len(ids)  # a cache that is away holds nothing to contradict
         o.redis = {oid: status for oid, status in zip(ids, live, strict=True) if status}
         inventory = InventoryRepository(conn)
         o.current_stock = await inventory.stock_levels(self.items)
         o.held_reservations = await inventory.held_reservations(ids)
 
-    def read_topics(self, since_ms: int, o: checks.Observed) -> int:
-        """Status events per order from both output topics; returns the dead-letter count."""
+    def read_topics(self, since_ms: int, o: checks.Observed) -> list[checks.Coordinates]:
+        """Status events per order (and when each first became final) from both output topics;
+        returns the source coordinates of every dead letter since `since_ms`."""
         wanted = {oid.encode() for oid in checks.all_orders(o)}
-        dead = 0
+        letters: list[checks.Coordinates] = []
         for topic in (
             topics.ORDER_STATUS_UPDATES,
             topics.DB_WRITE_ORDER_STATUS,
@@ -244,10 +330,17 @@ class ChaosRun:
                 timeout=30,
                 logger=QUIET_KAFKA_LOG,
             ):
-                if topic == topics.DEAD_LETTER:
-                    dead += 1
-                    continue
                 key, value = msg.key(), msg.value()
+                if topic == topics.DEAD_LETTER:
+                    letter = orjson.loads(value or b"{}")
+                    letters.append(
+                        (
+                            letter.get("source_topic", ""),
+                            letter.get("source_partition", -1),
+                            letter.get("source_offset", -1),
+                        )
+                    )
+                    continue
                 if key not in wanted or key is None or value is None:
                     continue
                 event = orjson.loads(value)
@@ -256,9 +349,11 @@ class ChaosRun:
                     o.events.setdefault(oid, []).append(
                         (event["version"], event["status"], event.get("reason"))
                     )
+                    if event["status"] in o.final_statuses and oid not in o.final_at:
+                        o.final_at[oid] = msg.timestamp()[1] / 1000
                 else:
                     o.final_events.setdefault(oid, []).append((event["version"], event["status"]))
-        return dead
+        return letters
 
     async def run(self) -> ChaosReport:
         s = self.settings
@@ -267,10 +362,32 @@ class ChaosRun:
             initial = await self.create_items(conn)
         finally:
             await conn.close()
+        scaled = self.cfg.kill2 and await asyncio.to_thread(self.scale_for_kill2)
+        try:
+            return await self._run(initial)
+        finally:
+            if scaled:
+                await asyncio.to_thread(self.scale_back)
+
+    def scale_for_kill2(self) -> bool:
+        """Run a second order manager for `kill2`; True if this run started it."""
+        second = processes.ServiceProcess(
+            TWO_INSTANCES, self.settings, self.cfg.service_env, instance=1
+        )
+        if second.is_running():
+            return False
+        processes.up(self.settings, env=self.cfg.service_env, scale={TWO_INSTANCES: 2})
+        return True
+
+    def scale_back(self) -> None:
+        processes.up(self.settings, env=self.cfg.service_env, scale={TWO_INSTANCES: 1})
+
+    async def _run(self, initial: dict[str, int]) -> ChaosReport:
         since_ms = int(time.time() * 1000) - 1000
         window = self.cfg.orders / self.cfg.rate
         faults = plan_faults(self.cfg, window, self.rng)
         started = time.monotonic()
+        started_wall = time.time()
         await asyncio.gather(self.send_orders(started), self.inject_faults(faults, started))
         disturbed_until = time.monotonic()
 
@@ -279,12 +396,19 @@ class ChaosRun:
             expected_invalid=self.expected_invalid,
             final_statuses=frozenset(s.value for s in OrderStatus.LEFT_SAGA),
             initial_stock=initial,
+            sent_at=self.sent_at,
         )
         recovered_at = await self.wait_for_recovery(observed)
-        dead = await asyncio.to_thread(self.read_topics, since_ms, observed)
+        observed_until = time.time()
+        letters = await asyncio.to_thread(self.read_topics, since_ms, observed)
         if not self.cfg.keep_items:
             await self.remove_items()
         total = len(observed.expected) + len(observed.expected_invalid)
+        grace = (
+            self.cfg.grace_seconds
+            if self.cfg.grace_seconds is not None
+            else self.settings.dependency_grace_seconds
+        )
         return ChaosReport(
             sent=self.cfg.orders,
             invalid_sent=self.invalid_sent,
@@ -295,15 +419,37 @@ class ChaosRun:
             inconsistent=checks.inconsistent(observed),
             invalid_not_failed=checks.invalid_not_failed(observed),
             stock_drift=checks.stock_drift(observed),
-            dead_letters=dead,
-            faults=self.faults_done,
+            dead_letters=len(letters),
+            faults=[self.describe(r, started_wall) for r in self.faults_done],
             recover_seconds=None if recovered_at is None else recovered_at - disturbed_until,
             duration_seconds=time.monotonic() - started,
             notes=[
                 f"{total} orders tracked, {len(self.delivery_errors)} delivery errors",
                 *self.delivery_errors[:5],
             ],
+            charged_not_persisted=checks.charged_not_persisted(observed),
+            failed_by_short_fault=checks.failed_by_short_fault(
+                observed, [checks.Window(r.started, r.ended) for r in self.faults_done], grace
+            ),
+            grace_seconds=grace,
+            bad_messages=len(self.bad_messages),
+            poison_sent=sum(1 for r in self.faults_done if r.coordinates is not None),
+            not_dead_lettered=checks.not_dead_lettered(self.bad_messages, letters),
+            repeated_letters=checks.repeated_letters(self.bad_messages, letters),
+            crashes=sum(1 for r in self.faults_done if r.fault.kind in CRASHES),
+            stalls=self.stalls(observed, started_wall, observed_until),
+            max_stall_seconds=self.cfg.max_stall_seconds,
         )
+
+    def stalls(
+        self, o: checks.Observed, run_started: float, until: float
+    ) -> list[tuple[str, float]]:
+        """The longest stall after each fault, up to the next fault (or the end of the run)."""
+        ends = [r.started for r in self.faults_done[1:]] + [until]
+        return [
+            (self.describe(r, run_started), checks.longest_stall(o, r.stall_from, end))
+            for r, end in zip(self.faults_done, ends, strict=True)
+        ]
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
         """Look every few seconds until every order is final everywhere and no stock drifts; the
@@ -324,7 +470,8 @@ class ChaosRun:
             total = len(checks.all_orders(o))
             done = total - len(checks.lost(o))
             self.progress("recovering", done, total)
-            if done == total and not checks.stock_drift(o) and not recovered.is_set():
+            finished = done == total and not checks.stuck(o) and not checks.stock_drift(o)
+            if finished and not recovered.is_set():
                 recovered_at = time.monotonic()
                 recovered.set()
 
@@ -340,6 +487,28 @@ class ChaosRun:
             await conn.close()
             await rds.aclose()
         return recovered_at
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message chaos sends: its bytes and key, the items of a valid order, the order's id
+    when chaos knows it before sending, and whether it must end as a dead letter."""
+
+    value: bytes
+    key: str | None
+    items: dict[str, int] | None = None
+    order_id: str | None = None
+    bad: bool = False
+
+
+async def stored_orders(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
+    """Status, reason and total of each of these orders that has an `orders` row."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT order_id::text AS id, status, reason, total FROM orders"
+        " WHERE order_id = ANY($1::uuid[])",
+        ids,
+    )
+    return rows
 
 
 async def connect_retrying(dsn: str, attempts: int = 30) -> asyncpg.Connection:
