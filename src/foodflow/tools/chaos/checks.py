@@ -57,6 +57,7 @@ class Observed:
     charges: dict[str, int] = field(default_factory=dict)  # order → captured - refunded, cents
     sent_at: dict[str, float] = field(default_factory=dict)  # order → epoch s the broker took it
     final_at: dict[str, float] = field(default_factory=dict)  # order → first final event, epoch s
+    partitions: dict[str, int] = field(default_factory=dict)  # order → its message's partition
 
 
 @dataclass(frozen=True)
@@ -179,18 +180,31 @@ def failed_by_short_fault(o: Observed, faults: Sequence[Window], grace: float) -
 
 
 def longest_stall(o: Observed, since: float, until: float) -> float:
-    """The longest stretch within [since, until] in which some order was waiting (sent, not
-    yet final) and none reached a final state; 0 when orders kept finishing.
-
-    Between two consecutive final events a and b, the orders waiting are those sent before b
-    whose final event is b or later (or never came); the stall is from the later of a and the
-    earliest of their sending to b."""
-    finals = sorted(t for t in o.final_at.values() if since < t <= until)
-    orders = sorted(
-        (o.final_at.get(oid, math.inf), sent)
-        for oid, sent in o.sent_at.items()
-        if o.final_at.get(oid, math.inf) > since
+    """The longest stretch within [since, until] in which, on some partition of the orders'
+    topic, an order was waiting (sent, not yet final) and none of that partition's orders
+    reached a final state; 0 when every partition kept finishing orders. Per partition, so
+    that one wedged partition shows even while the others flow."""
+    by_partition: dict[int, dict[str, float]] = defaultdict(dict)
+    for oid, sent in o.sent_at.items():
+        by_partition[o.partitions.get(oid, 0)][oid] = sent
+    return max(
+        (_longest_gap(sent_at, o.final_at, since, until) for sent_at in by_partition.values()),
+        default=0.0,
     )
+
+
+def _longest_gap(
+    sent_at: Mapping[str, float], final_at: Mapping[str, float], since: float, until: float
+) -> float:
+    """Between two consecutive final events a and b (of these orders), the orders waiting are
+    those sent before b whose final event is b or later (or never came); the stall runs from
+    the later of a and the earliest of their sending to b."""
+    orders = sorted(
+        (final_at.get(oid, math.inf), sent)
+        for oid, sent in sent_at.items()
+        if final_at.get(oid, math.inf) > since
+    )
+    finals = [final for final, _ in orders if final <= until]
     by_final = [final for final, _ in orders]
     # earliest_sent[i]: the earliest sending among orders[i:], those final at or after orders[i].
     earliest_sent = list(accumulate(reversed([sent for _, sent in orders]), min))[::-1]

@@ -126,6 +126,7 @@ def print_report(r: ChaosReport) -> None:
         if ids:
             console.print(f"  {name}: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}")
     table = Table("measure", "value", "verdict", title="foodflow chaos")
+    table.columns[0].no_wrap = True
 
     def row(name: str, value: object, ok: bool | None = None) -> None:
         verdict = "" if ok is None else ("[green]ok[/]" if ok else "[bold red]FAIL[/]")
@@ -141,24 +142,24 @@ def print_report(r: ChaosReport) -> None:
     row("Redis / PostgreSQL / events disagree", len(r.inconsistent), not r.inconsistent)
     row("malformed with id not FAILED", len(r.invalid_not_failed), not r.invalid_not_failed)
     charged = r.charged_not_persisted
-    row("charged but not persisted (ledger ≠ orders)", len(charged), not charged)
+    row("charged but not persisted", len(charged), not charged)
     row(
-        f"FAILED by a fault shorter than the grace ({r.grace_seconds:g} s)",
+        f"FAILED by a fault under the grace ({r.grace_seconds:g} s)",
         len(r.failed_by_short_fault),
         not r.failed_by_short_fault,
     )
     row(
-        f"bad messages not dead-lettered (of {r.bad_messages}, {r.poison_sent} poison)",
+        f"not dead-lettered (of {r.bad_messages} bad, {r.poison_sent} poison)",
         len(r.not_dead_lettered),
         not r.not_dead_lettered,
     )
-    excuse = f" ({r.crashes} crashes may repeat one)" if r.crashes else ""
+    excuse = f" ({r.crashes} crashes)" if r.crashes else ""
     row(f"dead letters repeated{excuse}", r.repeated_letters, r.letters_once)
-    row("dead-letter messages (all sources)", r.dead_letters)
+    row("dead letters (all sources)", r.dead_letters)
     recover = "did not recover" if r.recover_seconds is None else f"{r.recover_seconds:.1f} s"
     row("time to recover (after the last fault/send)", recover, r.recover_seconds is not None)
     for fault, seconds in r.stalls:
-        row(f"  longest stall after {fault}", f"{seconds:.1f} s", seconds <= r.max_stall_seconds)
+        row(f"  stall after {fault}", f"{seconds:.1f} s", seconds <= r.max_stall_seconds)
     row("run time", f"{r.duration_seconds:.1f} s")
     console.print(table)
     for note in r.notes:

@@ -174,6 +174,7 @@ class ChaosRun:
         self.delivery_errors: list[str] = []
         self.faults_done: list[FaultRecord] = []
         self.sent_at: dict[str, float] = {}  # order → epoch s the broker took its message
+        self.partitions: dict[str, int] = {}  # order → partition of its message
         self.bad_messages: list[checks.Coordinates] = []  # malformed or poison: dead letters
 
     # --- set-up -------------------------------------------------------------------------------
@@ -245,6 +246,7 @@ class ChaosRun:
                 self.expected[order_id] = out.items
             if order_id is not None:
                 self.sent_at[order_id] = msg.timestamp()[1] / 1000
+                self.partitions[order_id] = where[1]
             if out.bad:
                 self.bad_messages.append(where)
 
@@ -278,9 +280,10 @@ class ChaosRun:
             )
             if record.coordinates is not None:
                 self.bad_messages.append(record.coordinates)
-            if record.order_id is not None:
+            if record.order_id is not None and record.coordinates is not None:
                 self.expected_invalid.add(record.order_id)
                 self.sent_at[record.order_id] = record.started
+                self.partitions[record.order_id] = record.coordinates[1]
             self.faults_done.append(record)
             self.progress("faults", len(self.faults_done), len(faults))
 
@@ -397,6 +400,7 @@ class ChaosRun:
             final_statuses=frozenset(s.value for s in OrderStatus.LEFT_SAGA),
             initial_stock=initial,
             sent_at=self.sent_at,
+            partitions=self.partitions,
         )
         recovered_at = await self.wait_for_recovery(observed)
         observed_until = time.time()
@@ -420,7 +424,9 @@ class ChaosRun:
             invalid_not_failed=checks.invalid_not_failed(observed),
             stock_drift=checks.stock_drift(observed),
             dead_letters=len(letters),
-            faults=[self.describe(r, started_wall) for r in self.faults_done],
+            faults=[
+                f"#{n} {self.describe(r, started_wall)}" for n, r in enumerate(self.faults_done, 1)
+            ],
             recover_seconds=None if recovered_at is None else recovered_at - disturbed_until,
             duration_seconds=time.monotonic() - started,
             notes=[
@@ -437,18 +443,16 @@ class ChaosRun:
             not_dead_lettered=checks.not_dead_lettered(self.bad_messages, letters),
             repeated_letters=checks.repeated_letters(self.bad_messages, letters),
             crashes=sum(1 for r in self.faults_done if r.fault.kind in CRASHES),
-            stalls=self.stalls(observed, started_wall, observed_until),
+            stalls=self.stalls(observed, observed_until),
             max_stall_seconds=self.cfg.max_stall_seconds,
         )
 
-    def stalls(
-        self, o: checks.Observed, run_started: float, until: float
-    ) -> list[tuple[str, float]]:
+    def stalls(self, o: checks.Observed, until: float) -> list[tuple[str, float]]:
         """The longest stall after each fault, up to the next fault (or the end of the run)."""
         ends = [r.started for r in self.faults_done[1:]] + [until]
         return [
-            (self.describe(r, run_started), checks.longest_stall(o, r.stall_from, end))
-            for r, end in zip(self.faults_done, ends, strict=True)
+            (f"#{n} {r.fault.describe()}", checks.longest_stall(o, r.stall_from, end))
+            for n, (r, end) in enumerate(zip(self.faults_done, ends, strict=True), 1)
         ]
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
