@@ -174,8 +174,6 @@ def test_a_stall_runs_from_the_fault_until_orders_finish_again() -> None:
     orders = flow(0, 60, 0.5, 0.2)
     # Everything sent from 20 s on waits until 38 s, then finishes.
     orders |= {o: (sent, max(sent + 0.2, 38.0)) for o, (sent, _) in orders.items() if sent >= 20}
-        oid: (sent, max(sent + 0.2, 38.0)) for oid, (sent, _) in orders.items() if sent >= 20
-    }
     o = stalled(orders, {})
     assert checks.longest_stall(o, 20, 60) == pytest.approx(18.0, abs=0.3)
     assert checks.longest_stall(o, 45, 60) == pytest.approx(0.2)
