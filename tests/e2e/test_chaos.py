@@ -1,5 +1,9 @@
-"""A small chaos run in the suite: every service SIGKILLed once, Kafka, Redis and PostgreSQL
-restarted once, while orders flow; then the five invariants must hold."""
+"""Small chaos runs in the suite. One: every service SIGKILLed once, Kafka, Redis and PostgreSQL
+restarted once, while orders flow; then the invariants must hold. Two: the faults of a lost
+cache, poison and short outages (FLUSHALL, one poison message of each kind, a SIGKILL of one of
+two order managers, 10 s outages of the payment service and PostgreSQL); then also nothing is
+charged without a record, nothing FAILED by those short outages, each bad message is
+dead-lettered exactly once and no fault stalls the system for more than 15 s."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import pytest
 
 from foodflow.contracts.orders import OrderItemIn, OrderStatus, ValidatedOrder
 from foodflow.platform.config import Settings
-from foodflow.tools import tracking
+from foodflow.tools import processes, tracking
+from foodflow.tools.chaos.faults import POISON_KINDS
 from foodflow.tools.chaos.runner import ChaosConfig, ChaosRun
 
 from .conftest import E2E_ENV
@@ -36,6 +41,9 @@ async def test_invariants_hold_through_kills_and_restarts(
         recover_timeout=180.0,
         seed=7,
         service_env=E2E_ENV,
+        flushall=False,
+        poison=(),
+        kill2=False,
     )
     run = ChaosRun(system, cfg, progress)
     report = await run.run()
@@ -64,11 +72,56 @@ async def test_invariants_hold_through_kills_and_restarts(
         await conn.close()
     assert left == 0  # the run's own menu items are taken off the menu after the audit
 
-    # Recovered means serving again, not only finishing what was in flight: a service killed
-    # last rejoins its consumer group after the old member's session times out. A new order
-    # must go all the way through (the session's next tests run against this same system).
+    await canary_confirms(system, test_item[0])
+
+
+async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing(
+    system: Settings, test_item: tuple[str, Decimal]
+) -> None:
+    cfg = ChaosConfig(
+        orders=400,
+        rate=10.0,
+        kills_per_service=0,
+        restart_infra=False,
+        recover_timeout=180.0,
+        seed=13,
+        service_env=E2E_ENV,
+        flushall=True,
+        poison=POISON_KINDS,
+        kill2=True,
+        outages=("payment_service", "postgres"),
+        outage_seconds=10.0,
+    )
+    run = ChaosRun(system, cfg, lambda stage, done, total: None)
+    report = await run.run()
+
+    kinds = [f.split()[1] for f in report.faults]
+    assert len(report.faults) == 1 + 4 + 1 + 2, report.faults
+    assert {"Redis", "SIGKILL", "10s"} <= set(kinds), report.faults
+    assert report.poison_sent == len(POISON_KINDS)
+    assert report.lost == [], report
+    assert report.duplicated == []
+    assert report.stuck == []
+    assert report.inconsistent == []
+    assert report.invalid_not_failed == []  # the NUL user's order among them
+    assert report.stock_drift == {}
+    assert report.charged_not_persisted == []
+    assert report.failed_by_short_fault == []
+    assert report.not_dead_lettered == []
+    assert report.letters_once
+    assert report.stalls and report.stalls_ok, report.stalls
+    assert report.passed
+    second = processes.ServiceProcess("order_manager", system, E2E_ENV, instance=1)
+    assert not second.is_running()  # scaled back to one after the run
+    await canary_confirms(system, test_item[0])
+
+
+async def canary_confirms(system: Settings, item_id: str) -> None:
+    """Recovered means serving again, not only finishing what was in flight: a service killed
+    last rejoins its consumer group after the old member's session times out. A new order must
+    go all the way through (the session's next tests run against this same system)."""
     canary = ValidatedOrder(
-        user_id="chaos-canary", items=[OrderItemIn(item_id=test_item[0], quantity=1)]
+        user_id="chaos-canary", items=[OrderItemIn(item_id=item_id, quantity=1)]
     )
     since_ms = int(time.time() * 1000)
     order_id = await asyncio.to_thread(tracking.send_order, system, canary)
