@@ -9,6 +9,7 @@ checks compare with the orders' times.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -25,6 +26,11 @@ from foodflow.platform.errors import InfraError, PublishError
 from foodflow.tools import processes
 from foodflow.tools.infra import manager, process
 from foodflow.tools.kafka_io import tool_producer
+
+# librdkafka reports every refused reconnect while a broker restarts; chaos causes those on
+# purpose and reports delivery failures itself, so its clients' own logs stay quiet.
+QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
+QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 
 # How long a SIGKILLed service is left for a supervisor to restart it before chaos starts it
 # itself: a process manager that restarts crashed services (with a short backoff) does it

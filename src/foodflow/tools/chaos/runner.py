@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import random
 import time
 import uuid
@@ -33,6 +32,7 @@ from foodflow.tools.chaos import checks
 from foodflow.tools.chaos.faults import (
     OUTAGE_TARGETS,
     POISON_KINDS,
+    QUIET_KAFKA_LOG,
     Fault,
     FaultRecord,
     apply,
@@ -40,10 +40,6 @@ from foodflow.tools.chaos.faults import (
 from foodflow.tools.kafka_io import read_since, tool_producer
 
 ITEMS_PER_RUN = 8
-# librdkafka reports every refused reconnect while a broker restarts; chaos causes those on
-# purpose and reports delivery failures itself, so its clients' own logs stay quiet.
-QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
-QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 INFRA = ("kafka", "redis", "postgres")
 RECOVERY_CHECK_SECONDS = 1.0
 # The service `kill2` runs as two instances for the run, and kills one of.
