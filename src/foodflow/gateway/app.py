@@ -190,7 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
             board=board,
             broadcaster=broadcaster,
             repository=repository,
-            orders=OrderState(redis_client, pool),
+            orders=OrderState(redis_client, pool, settings),
             inventory=InventoryClient(settings, tokens),
             delivery=DeliveryClient(settings, tokens),
             publisher=KafkaOrderPublisher(producer),

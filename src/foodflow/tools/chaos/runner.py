@@ -221,8 +221,8 @@ class ChaosRun:
     ) -> None:
         ids = list(checks.all_orders(o))
         o.postgres = await records.stored_statuses(conn, ids)
-        live = await status_store.read_status_values(rds, ids)
-        o.redis = {oid: status for oid, status in zip(ids, live, strict=True) if status}
+        # The current state's truth (order_state); Redis is only its cache and may be flushed.
+        o.redis = await status_store.stored_status_values(conn, ids)
         inventory = InventoryRepository(conn)
         o.current_stock = await inventory.stock_levels(self.items)
         o.held_reservations = await inventory.held_reservations(ids)
