@@ -158,3 +158,24 @@ async def test_unfinished_orders_are_leased_to_one_sweeper(
     assert stuck.order_id not in again  # leased to the first sweeper
     statuses = await stored_status_values(pool, [stuck.order_id, done.order_id, uuid4()])
     assert statuses == {str(stuck.order_id): "RECEIVED", str(done.order_id): "FAILED"}
+
+
+async def test_orders_final_past_the_retention_are_forgotten(
+    store: OrderStateStore, pool: asyncpg.Pool
+) -> None:
+    old, recent, unfinished = new_order(), new_order(), new_order()
+    for order in (old, recent, unfinished):
+        order.receive()
+        await store.save(order.full_snapshot(), order.request)
+    for order in (old, recent):
+        order.fail(FailureReason.OUT_OF_STOCK)
+        await store.save(order.full_snapshot())
+    await pool.execute(
+        "UPDATE order_state SET updated_at = now() - interval '40 days'"
+        " WHERE order_id = ANY($1::uuid[])",
+        [old.order_id, unfinished.order_id],
+    )
+    while await store.prune(older_than_seconds=30 * 86400):
+        pass
+    left = await stored_status_values(pool, [old.order_id, recent.order_id, unfinished.order_id])
+    assert left == {str(recent.order_id): "FAILED", str(unfinished.order_id): "RECEIVED"}

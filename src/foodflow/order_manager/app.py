@@ -85,7 +85,12 @@ def create_app(settings: Settings) -> FastAPI:
             max_batches_in_flight=settings.consume_batches_in_flight,
             max_messages_in_flight=settings.max_in_flight_orders,
         )
-        sweeper = StuckOrderSweeper(saga, store, stuck_after=settings.stuck_order_after_seconds)
+        sweeper = StuckOrderSweeper(
+            saga,
+            store,
+            stuck_after=settings.stuck_order_after_seconds,
+            retention_seconds=settings.order_state_retention_days * 86400,
+        )
         await consumer.start()
         loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
         lag_task = asyncio.create_task(watch_event_loop_lag("order_manager"), name="loop lag")

@@ -20,10 +20,18 @@ class StuckOrderSweeper:
     that was merely slow changes nothing.
     """
 
-    def __init__(self, saga: OrderSaga, store: OrderStateStore, *, stuck_after: float) -> None:
+    def __init__(
+        self,
+        saga: OrderSaga,
+        store: OrderStateStore,
+        *,
+        stuck_after: float,
+        retention_seconds: float = 30 * 86400,
+    ) -> None:
         self.saga = saga
         self.store = store
         self.stuck_after = stuck_after
+        self.retention_seconds = retention_seconds
         self.swept = 0
 
     async def sweep_once(self) -> int:
@@ -39,4 +47,7 @@ class StuckOrderSweeper:
             await self.saga.run(order_id, request)
             finished += 1
         self.swept += finished
+        pruned = await self.store.prune(self.retention_seconds)
+        if pruned:
+            log.info("Forgot the state of %d orders final for over the retention", pruned)
         return finished

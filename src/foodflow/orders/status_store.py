@@ -115,6 +115,13 @@ LEFT JOIN order_state before ON before.order_id = i.order_id
 _CURRENT = "SELECT order_id, version, status FROM order_state WHERE order_id = ANY($1::uuid[])"
 _SNAPSHOTS = "SELECT order_id, snapshot FROM order_state WHERE order_id = ANY($1::uuid[])"
 _REQUEST = "SELECT request FROM order_state WHERE order_id = $1"
+_PRUNE = """
+DELETE FROM order_state WHERE order_id IN (
+    SELECT order_id FROM order_state
+    WHERE NOT in_saga AND updated_at < now() - make_interval(secs => $1)
+    LIMIT $2
+)
+"""
 
 # Unfinished orders the saga took in long ago, each leased to one sweeper (of any instance) for
 # a while: the lease is dropped with the order's next transition.
@@ -331,6 +338,14 @@ class OrderStateStore:
             )
             for row in rows
         ]
+
+    async def prune(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Forget up to `limit` orders that left the saga over `older_than_seconds` ago (the
+        `orders` table keeps them); returns how many."""
+        status = await _on_postgres(
+            "order state prune", lambda: self._pool.execute(_PRUNE, older_than_seconds, limit)
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
 
 async def _save_round(conn: asyncpg.Connection, rows: Sequence[_Row]) -> list[SaveOutcome]:

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # Orders still not final this long after they arrived are re-driven by the sweeper.
     stuck_order_after_seconds: float = Field(90.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
     sweep_interval_seconds: float = Field(10.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
+    # An order's state (`order_state`) is kept this long after it left the saga: a message
+    # replayed within it is recognised. Longer than Kafka keeps `validated_orders` (7 days).
+    order_state_retention_days: float = Field(30.0, alias="ORDER_STATE_RETENTION_DAYS", gt=0)
     # A reservation neither committed nor released this long is given back by inventory.
     reservation_ttl_seconds: float = Field(120.0, alias="RESERVATION_TTL_SECONDS", gt=0)
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
