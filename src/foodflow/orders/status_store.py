@@ -203,24 +203,30 @@ class StatusCache:
         if not self._stale:
             return
         keys = list(self._stale)
-        await self._redis.delete(*keys)
-        for key in keys:
-            self._stale.pop(key, None)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            await self._redis.delete(*chunk)
+            for key in chunk:
+                self._stale.pop(key, None)
         log.info("Dropped %d cached statuses written while the cache was away", len(keys))
 
     async def put(self, snapshots: Sequence[OrderSnapshot]) -> None:
         """Copy `snapshots` (stored in PostgreSQL already) to the cache, never backwards."""
-        keys = [order_status_key(s.order_id) for s in snapshots]
-        if not snapshots:
+        await self.put_json([(s.order_id, s.version, s.model_dump_json()) for s in snapshots])
+
+    async def put_json(self, entries: Sequence[tuple[UUID, int, str]]) -> None:
+        """`put` of snapshots as (order id, version, JSON): one pipeline for all of them."""
+        if not entries:
             return
+        keys = [order_status_key(order_id) for order_id, _, _ in entries]
         if not self._available():
             self._mark_stale(keys)
             return
         try:
             await self._drop_stale()
             pipe = self._redis.pipeline(transaction=False)
-            for key, snapshot in zip(keys, snapshots, strict=True):
-                args: list[str | int] = [snapshot.model_dump_json(), snapshot.version, self._ttl]
+            for key, (_, version, snapshot) in zip(keys, entries, strict=True):
+                args: list[str | int] = [snapshot, version, self._ttl]
                 await self._script(keys=[key], args=args, client=pipe)
             await pipe.execute()
         except RedisError as exc:
@@ -273,10 +279,7 @@ class OrderStateStore:
             request=request.model_dump_json() if request is not None else None,
             created_at=update.created_at,
         )
-        outcome = await _on_postgres("order state write", lambda: self._saves.submit(row))
-        if outcome is SaveOutcome.WRITTEN:
-            await self.cache.put([update])
-        return outcome
+        return await _on_postgres("order state write", lambda: self._saves.submit(row))
 
     async def _save_batch(self, rows: list[_Row]) -> list[SaveOutcome | BaseException]:
         # One statement may change a row once: a second transition of one order in the same
@@ -299,6 +302,10 @@ class OrderStateStore:
                     remaining = later
         except DB_ERRORS as exc:
             return [exc] * len(rows)
+        # The cache is written before any saver goes on (to announce the transition), in one
+        # pipeline for the whole batch; a cache that fails costs nothing but the copy.
+        written = [r for r, o in zip(rows, outcomes, strict=True) if o is SaveOutcome.WRITTEN]
+        await self.cache.put_json([(r.order_id, r.version, r.snapshot) for r in written])
         return outcomes
 
     async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
