@@ -159,4 +159,3 @@ class PoisonIsolator:
         )
         await self._park(msg, reason_for(error, self.attempts, self.group))
         POISON_MESSAGES.labels(self.group).inc()
-
