@@ -140,6 +140,8 @@ def kafka_exception(code: int) -> KafkaException:
         (TimeoutError(), True),
         (RedisConnectionError("gone"), True),
         (asyncpg.CannotConnectNowError("starting up"), True),
+        (asyncpg.InterfaceError("pool is closing"), True),
+        (asyncpg.exceptions._base.DataError("invalid input for query argument $1"), False),
         (PublishError("delivery timed out"), True),
         (PublishError("message too large", refused=True), False),
         (kafka_exception(KafkaError._TRANSPORT), True),

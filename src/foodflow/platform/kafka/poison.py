@@ -76,6 +76,8 @@ def is_outage(exc: BaseException) -> bool:
             return not seen.refused
         if isinstance(seen, KafkaException):
             return not refuses_message(seen.args[0] if seen.args else None)
+        if isinstance(seen, ValueError):  # asyncpg's InterfaceError for a bad query argument
+            return False
         if isinstance(seen, UNAVAILABLE_ERRORS):
             return True
         seen = seen.__cause__ or seen.__context__
