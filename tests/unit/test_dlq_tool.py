@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from confluent_kafka import Message
 
 from foodflow.contracts.orders import DeadLetter
+from foodflow.tools.chaos.runner import dead_letter_source
 from foodflow.tools.dead_letters import collapse, matches
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -58,3 +62,31 @@ def test_the_original_is_recognised_by_its_hash_or_its_bytes() -> None:
         update={"payload_sha256": None, "payload_base64": base64.b64encode(b"abc").decode()}
     )
     assert matches(whole, b"abc") and not matches(whole, b"abd")
+
+
+class Letter:
+    def __init__(self, value: bytes) -> None:
+        self._value = value
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return "dead_letter_orders"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 9
+
+
+def test_chaos_counts_a_repeated_letter_once() -> None:
+    repeated = [Letter(letter(5, minutes=m).model_dump_json().encode()) for m in (1, 2)]
+    sources = {dead_letter_source(cast(Message, one)) for one in repeated}
+    assert sources == {("validated_orders", 1, 5)}
+    assert dead_letter_source(cast(Message, Letter(b"not a letter"))) == (
+        "dead_letter_orders",
+        0,
+        9,
+    )
