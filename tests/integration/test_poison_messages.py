@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from uuid import uuid4
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
 
 from foodflow.contracts.orders import DeadLetter
 from foodflow.platform.config import Settings
@@ -181,3 +181,60 @@ async def test_a_letter_the_handler_sent_is_not_sent_again_when_an_outage_retrie
     assert calls[:3] == [6, 6, 6]  # an outage is retried whole, never bisected
     [letter] = await asyncio.to_thread(letters_on, settings, dead)
     assert letter.payload == "not a number"
+
+
+async def test_a_parked_message_is_not_handled_again_when_an_outage_hands_its_batch_back(
+    settings: Settings, producer: EventProducer, new_topic: Callable[[int], Awaitable[str]]
+) -> None:
+    topic, dead = await new_topic(1), await new_topic(1)
+    await publish_numbers(producer, topic, range(3))
+    await producer.publish(topic, POISON)
+    await publish_numbers(producer, topic, range(3, 10))
+    letters = DeadLetterPublisher(producer, dead)
+    parked: list[Message] = []
+    after_outage: list[list[bytes]] = []
+    handled: set[int] = set()
+
+    class Sink:
+        async def park(self, msg: Message, reason: str) -> None:
+            await letters.park(msg, reason)
+            parked.append(msg)
+
+        def committed(self, offsets: Sequence[TopicPartition]) -> None:
+            letters.committed(offsets)
+
+    async def handle(batch: list[Message]) -> None:
+        values = [msg.value() or b"" for msg in batch]
+        if after_outage:
+            after_outage.append(values)
+        if POISON in values:
+            raise ValueError("cannot handle this one")
+        if parked and not after_outage:  # the poison is parked: now PostgreSQL goes away once
+            after_outage.append(values)
+            raise ServiceUnavailable("PostgreSQL unavailable")
+        handled.update(int(v) for v in values)
+
+    consumer = BatchConsumer(
+        settings,
+        [topic],
+        f"g-{uuid4().hex[:8]}",
+        handle,
+        batch_size=100,
+        poll_timeout=0.2,
+        dead_letter=Sink(),
+        poison_attempts=2,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        async with asyncio.timeout(20):
+            while consumer.messages_handled < 11:
+                assert not task.done(), task.exception()
+                await asyncio.sleep(0.05)
+    finally:
+        await consumer.stop()
+        await task
+    assert handled == set(range(10))
+    assert len(parked) == 1
+    assert len(after_outage) >= 2  # the batch was read again after the outage...
+    assert all(POISON not in values for values in after_outage)  # ...without the parked one
+    assert len(await asyncio.to_thread(letters_on, settings, dead)) == 1
