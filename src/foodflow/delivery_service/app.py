@@ -45,6 +45,7 @@ from foodflow.platform.http.probes import install_probes, postgres_check, runnin
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
 from foodflow.platform.kafka.consumer import BatchConsumer, BatchHandler
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.secrets import require
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 CONSUMER_GROUP,
                 confirmed_orders(ports),
                 config={"auto.offset.reset": "latest"},
+                dead_letter=DeadLetterPublisher(producer),
             )
             await consumer.start()
             consuming = asyncio.create_task(consumer.run(), name="status consumer")

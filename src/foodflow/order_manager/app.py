@@ -30,6 +30,7 @@ from foodflow.platform.http.probes import install_probes, postgres_check, runnin
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag, watch_event_loop_lag
 from foodflow.platform.periodic import periodic_task
@@ -75,7 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
             payment=payment,
             order_timeout=settings.order_timeout_seconds,
         )
-        intake = OrderIntake(saga, producer, store, announce, settings.max_in_flight_orders)
+        dead_letters = DeadLetterPublisher(producer)
+        intake = OrderIntake(saga, dead_letters, store, announce, settings.max_in_flight_orders)
         consumer = BatchConsumer(
             settings,
             [topics.VALIDATED_ORDERS],
@@ -84,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
             batch_size=settings.consume_batch_size,
             max_batches_in_flight=settings.consume_batches_in_flight,
             max_messages_in_flight=settings.max_in_flight_orders,
+            dead_letter=dead_letters,
         )
         sweeper = StuckOrderSweeper(
             saga,

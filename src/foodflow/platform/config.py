@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # The window is also bounded by MAX_IN_FLIGHT_ORDERS messages, which binds first under
     # load; batches are small under light load (what has arrived is handed over at once).
     consume_batches_in_flight: int = Field(1024, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)
+    # A message a failing batch was bisected down to is tried alone this often before its dead
+    # letter (a batch that fails because a dependency is down is retried whole instead).
+    poison_attempts: int = Field(3, alias="POISON_ATTEMPTS", ge=1, le=20)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     # Enough retries (with backoff up to 2 s) to outlast a restart of the called service.
     http_retries: int = Field(6, alias="HTTP_RETRIES", ge=0, le=10)
