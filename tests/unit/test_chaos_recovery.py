@@ -52,7 +52,7 @@ def chaos(recover_timeout: float, looks: list[str]) -> ChaosRun:
         if look == "down":
             raise ConnectionRefusedError("PostgreSQL is restarting")
         status = "CONFIRMED" if look == "done" else "PROCESSING"
-        o.postgres = o.redis = {"o1": status}
+        o.postgres = o.state = {"o1": status}
         o.current_stock = {"item": 4 if look == "done" else 5}
 
     run = ChaosRun(Settings(), ChaosConfig(recover_timeout=recover_timeout), lambda *a: None)
@@ -89,10 +89,11 @@ def orders_observed(**fields: Any) -> checks.Observed:
     return o
 
 
-def test_a_flushed_redis_is_neither_lost_nor_inconsistent_but_a_contradiction_is() -> None:
+def test_a_flushed_cache_is_neither_lost_nor_inconsistent_but_a_contradiction_is() -> None:
     o = orders_observed(
         postgres={"kept": "CONFIRMED", "flushed": "CONFIRMED", "wrong": "CONFIRMED"},
-        redis={"kept": "CONFIRMED", "wrong": "FAILED"},
+        state={"kept": "CONFIRMED", "flushed": "CONFIRMED", "wrong": "CONFIRMED"},
+        cache={"kept": "CONFIRMED", "wrong": "FAILED"},
         events={
             oid: [(1, "RECEIVED", None), (2, "CONFIRMED", None)]
             for oid in ("kept", "flushed", "wrong")
@@ -100,8 +101,10 @@ def test_a_flushed_redis_is_neither_lost_nor_inconsistent_but_a_contradiction_is
     )
     assert checks.lost(o) == []
     assert checks.inconsistent(o) == ["wrong"]
-    o.redis["flushed"] = "PROCESSING"
+    o.cache["flushed"] = "PROCESSING"
     assert checks.stuck(o) == ["flushed"]
+    del o.state["kept"]  # the truth of the current state must hold every order
+    assert checks.lost(o) == ["kept"]
 
 
 def test_charged_but_not_persisted() -> None:
@@ -281,3 +284,22 @@ def test_a_fault_stalls_from_its_moment_and_an_outage_from_its_end() -> None:
     kill = faults.FaultRecord(faults.Fault(1, "kill", "order_manager"), 100.0, 104.0)
     down = faults.FaultRecord(faults.Fault(1, "outage", "redis", 30), 100.0, 131.0)
     assert (kill.stall_from, down.stall_from) == (100.0, 131.0)
+
+
+def test_a_stall_is_looked_for_until_the_next_outage_or_a_minute_on() -> None:
+    def record(kind: str, started: float, ended: float) -> faults.FaultRecord:
+        return faults.FaultRecord(faults.Fault(0, kind, "x", 10), started, ended)
+
+    records = [
+        record("kill", 100, 105),
+        record("poison", 110, 111),
+        record("outage", 130, 160),
+        record("flushall", 300, 300),
+    ]
+    windows = runner.stall_windows(records, until=330)
+    assert [(w.start, w.end) for w in windows] == [
+        (100, 130),  # a later kill or poison does not cut it; the outage does
+        (110, 130),
+        (160, 220),  # from the end of the outage, for a minute
+        (300, 330),  # until the end of the run
+    ]

@@ -4,8 +4,9 @@ chaos run, and the stalls measured after each fault.
 Pure functions over what was read: each takes plain data and returns the offending order ids
 (or message coordinates, or seconds), so the rules themselves are unit-tested without any server.
 
-PostgreSQL is the record: Redis is a cache that a FLUSHALL may empty at any moment, so an order
-missing from Redis is fine, and only a Redis status that is there must agree.
+PostgreSQL holds the truth: `orders` is the record of final orders, `order_state` every order's
+current state. Redis is a cache that a FLUSHALL may empty at any moment: an order missing from
+it is fine, and only a cached status that is there must agree.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Observed:
     expected_invalid: set[str]  # orders sent malformed but with an id: must end FAILED
     final_statuses: frozenset[str]
     postgres: dict[str, str] = field(default_factory=dict)  # order → status in `orders`
-    redis: dict[str, str] = field(default_factory=dict)  # order → status in Redis
+    state: dict[str, str] = field(default_factory=dict)  # order → status in `order_state`
+    cache: dict[str, str] = field(default_factory=dict)  # order → status cached in Redis
     events: dict[str, list[tuple[int, str, str | None]]] = field(default_factory=dict)
     final_events: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     initial_stock: dict[str, int] = field(default_factory=dict)
@@ -80,8 +82,12 @@ def all_orders(o: Observed) -> set[str]:
 
 
 def lost(o: Observed) -> list[str]:
-    """Invariant 1: every accepted order has a final state in PostgreSQL, the record."""
-    return sorted(oid for oid in all_orders(o) if o.postgres.get(oid) not in o.final_statuses)
+    """Invariant 1: every accepted order has a final state in `orders` and in `order_state`."""
+    return sorted(
+        oid
+        for oid in all_orders(o)
+        if o.postgres.get(oid) not in o.final_statuses or o.state.get(oid) not in o.final_statuses
+    )
 
 
 def duplicated(o: Observed) -> list[str]:
@@ -97,25 +103,28 @@ def duplicated(o: Observed) -> list[str]:
 
 
 def stuck(o: Observed) -> list[str]:
-    """Invariant 4: nothing left in a non-final state (of those that got any state at all)."""
+    """Invariant 4: nothing left in a non-final state (of those that got any state at all),
+    in PostgreSQL or in the cache."""
     return sorted(
         oid
         for oid in all_orders(o)
-        if (oid in o.redis and o.redis[oid] not in o.final_statuses)
-        or (oid in o.postgres and o.postgres[oid] not in o.final_statuses)
+        if any(
+            oid in where and where[oid] not in o.final_statuses
+            for where in (o.postgres, o.state, o.cache)
+        )
     )
 
 
 def inconsistent(o: Observed) -> list[str]:
-    """Invariant 5: PostgreSQL, the last status event and Redis (where it still holds the
-    order: a flushed cache forgets, it must not contradict) tell the same story."""
+    """Invariant 5: `orders`, `order_state`, the last status event and the Redis cache (where
+    it still holds the order: a flushed cache forgets, it must not contradict) agree."""
     bad = []
     for oid in all_orders(o):
         events = o.events.get(oid, [])
         last = max(events)[1] if events else None
-        seen = {o.postgres.get(oid), last}
-        if oid in o.redis:
-            seen.add(o.redis[oid])
+        seen = {o.postgres.get(oid), o.state.get(oid), last}
+        if oid in o.cache:
+            seen.add(o.cache[oid])
         if len(seen) != 1:
             bad.append(oid)
     return sorted(bad)

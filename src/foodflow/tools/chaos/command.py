@@ -135,11 +135,11 @@ def print_report(r: ChaosReport) -> None:
     row("orders sent", f"{r.sent} ({r.invalid_sent} malformed on purpose)")
     for status, count in sorted(r.outcomes.items()):
         row(f"  final {status}", count, status != "MISSING")
-    row("lost (no final state in PostgreSQL)", len(r.lost), not r.lost)
+    row("lost (not final in orders and order_state)", len(r.lost), not r.lost)
     row("duplicated (one version, two transitions)", len(r.duplicated), not r.duplicated)
     row("stock drift (units)", sum(abs(d) for d in r.stock_drift.values()), not r.stock_drift)
     row("stuck (non-final)", len(r.stuck), not r.stuck)
-    row("Redis / PostgreSQL / events disagree", len(r.inconsistent), not r.inconsistent)
+    row("orders / order_state / events / cache disagree", len(r.inconsistent), not r.inconsistent)
     row("malformed with id not FAILED", len(r.invalid_not_failed), not r.invalid_not_failed)
     charged = r.charged_not_persisted
     row("charged but not persisted", len(charged), not charged)

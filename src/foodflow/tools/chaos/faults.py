@@ -98,11 +98,16 @@ class FaultRecord:
         return self.ended - self.started
 
     @property
+    def takes_a_dependency_away(self) -> bool:
+        """An outage or a restart: orders may rightly wait while it lasts."""
+        return self.fault.kind in ("outage", "restart")
+
+    @property
     def stall_from(self) -> float:
         """When the system is expected to move again: the moment of an instant fault (a kill
         or a flush is the system's to recover from), the end of an outage or a restart (while
         a dependency is away, waiting is right)."""
-        return self.ended if self.fault.kind in ("outage", "restart") else self.started
+        return self.ended if self.takes_a_dependency_away else self.started
 
 
 @dataclass
@@ -235,20 +240,22 @@ def flush_redis(settings: Settings) -> str:
 
 
 def outage(settings: Settings, target: str, seconds: float, env: dict[str, str] | None) -> str:
-    """Stop `target` cleanly, keep it down for `seconds`, then start it and wait until ready.
+    """Stop `target`, keep it away until `seconds` after the stop began (a draining service
+    takes a while to go), then start it and wait until it is ready.
 
     Returns a note if something started it again before its time (a supervisor must not
     restart a service that was stopped on purpose)."""
+    began = time.monotonic()
     if target in OUTAGE_SERVERS:
         server = _server(settings, target)
         server.stop()
-        time.sleep(seconds)
+        time.sleep(max(0.0, began + seconds - time.monotonic()))
         early = server.is_running()
         server.start()
     elif target in OUTAGE_SERVICES:
         svc = processes.ServiceProcess(target, settings, env)
         svc.stop()
-        time.sleep(seconds)
+        time.sleep(max(0.0, began + seconds - time.monotonic()))
         early = svc.is_running()
         svc.start(timeout=READY_TIMEOUT_SECONDS)
     else:

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.money import to_cents
-from foodflow.contracts.orders import OrderStatus
+from foodflow.contracts.orders import DeadLetter, OrderStatus
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.orders import status_store
 from foodflow.payment_service.repository import net_charges
@@ -47,6 +47,8 @@ TWO_INSTANCES = "order_manager"
 # Faults that kill a process: after one, a dead letter may be published again (see
 # `checks.repeated_letters`).
 CRASHES = ("kill", "kill2", "restart")
+# How long after a fault a stall is still put down to it.
+STALL_HORIZON_SECONDS = 60.0
 
 
 @dataclass
@@ -125,6 +127,15 @@ class ChaosReport:
 
 
 Progress = Callable[[str, int, int], None]
+
+
+def dead_letter_source(msg: Message) -> tuple[str, int, int]:
+    """The source a dead letter names (itself, for a message that is no letter)."""
+    try:
+        letter = DeadLetter.model_validate_json(msg.value() or b"")
+    except ValueError:
+        return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+    return letter.source_topic, letter.source_partition, letter.source_offset
 
 
 def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fault]:
@@ -302,18 +313,20 @@ class ChaosRun:
             row["id"]: None if row["total"] is None else to_cents(row["total"]) for row in rows
         }
         o.charges = await net_charges(conn, ids)
+        # The current state's truth (order_state); Redis is only its cache and may be flushed.
+        o.state = await status_store.stored_status_values(conn, ids)
         try:
-            live = await status_store.read_status_values(rds, ids)
+            cached = await status_store.cached_status_values(rds, ids)
         except RedisError:
-            live = [None] * len(ids)  # a cache that is away holds nothing to contradict
-        o.redis = {oid: status for oid, status in zip(ids, live, strict=True) if status}
+            cached = [None] * len(ids)  # a cache that is away holds nothing to contradict
+        o.cache = {oid: status for oid, status in zip(ids, cached, strict=True) if status}
         inventory = InventoryRepository(conn)
         o.current_stock = await inventory.stock_levels(self.items)
         o.held_reservations = await inventory.held_reservations(ids)
 
     def read_topics(self, since_ms: int, o: checks.Observed) -> list[checks.Coordinates]:
         """Status events per order (and when each first became final) from both output topics;
-        returns the source coordinates of every dead letter since `since_ms`."""
+        returns the source each dead letter since `since_ms` names, one per letter."""
         wanted = {oid.encode() for oid in checks.all_orders(o)}
         letters: list[checks.Coordinates] = []
         for topic in (
@@ -329,17 +342,10 @@ class ChaosRun:
                 timeout=30,
                 logger=QUIET_KAFKA_LOG,
             ):
-                key, value = msg.key(), msg.value()
                 if topic == topics.DEAD_LETTER:
-                    letter = orjson.loads(value or b"{}")
-                    letters.append(
-                        (
-                            letter.get("source_topic", ""),
-                            letter.get("source_partition", -1),
-                            letter.get("source_offset", -1),
-                        )
-                    )
+                    letters.append(dead_letter_source(msg))
                     continue
+                key, value = msg.key(), msg.value()
                 if key not in wanted or key is None or value is None:
                     continue
                 event = orjson.loads(value)
@@ -419,7 +425,7 @@ class ChaosRun:
             inconsistent=checks.inconsistent(observed),
             invalid_not_failed=checks.invalid_not_failed(observed),
             stock_drift=checks.stock_drift(observed),
-            dead_letters=len(letters),
+            dead_letters=len(set(letters)),
             faults=[
                 f"#{n} {self.describe(r, started_wall)}" for n, r in enumerate(self.faults_done, 1)
             ],
@@ -444,11 +450,12 @@ class ChaosRun:
         )
 
     def stalls(self, o: checks.Observed, until: float) -> list[tuple[str, float]]:
-        """The longest stall after each fault, up to the next fault (or the end of the run)."""
-        ends = [r.started for r in self.faults_done[1:]] + [until]
+        """The longest stall after each fault (see `stall_windows`)."""
         return [
-            (f"#{n} {r.fault.describe()}", checks.longest_stall(o, r.stall_from, end))
-            for n, (r, end) in enumerate(zip(self.faults_done, ends, strict=True), 1)
+            (f"#{n} {r.fault.describe()}", checks.longest_stall(o, w.start, w.end))
+            for n, (r, w) in enumerate(
+                zip(self.faults_done, stall_windows(self.faults_done, until), strict=True), 1
+            )
         ]
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
@@ -487,6 +494,21 @@ class ChaosRun:
             await conn.close()
             await rds.aclose()
         return recovered_at
+
+
+def stall_windows(records: list[FaultRecord], until: float) -> list[checks.Window]:
+    """Where to look for a stall after each fault: from when the system should move again,
+    for STALL_HORIZON_SECONDS, cut short where the next outage or restart begins (orders may
+    rightly wait while a dependency is away) or at `until`. Faults close together share a
+    stall: it shows after each of them."""
+    windows = []
+    for n, record in enumerate(records):
+        end = min(until, record.stall_from + STALL_HORIZON_SECONDS)
+        away = [r.started for r in records[n + 1 :] if r.takes_a_dependency_away]
+        if away:
+            end = min(end, away[0])
+        windows.append(checks.Window(record.stall_from, max(end, record.stall_from)))
+    return windows
 
 
 @dataclass(frozen=True)
