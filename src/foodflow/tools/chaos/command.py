@@ -155,7 +155,7 @@ def print_report(r: ChaosReport) -> None:
     )
     excuse = f" ({r.crashes} crashes)" if r.crashes else ""
     row(f"dead letters repeated{excuse}", r.repeated_letters, r.letters_once)
-    row("dead letters (all sources)", r.dead_letters)
+    row("messages dead-lettered (any source)", r.dead_letters)
     recover = "did not recover" if r.recover_seconds is None else f"{r.recover_seconds:.1f} s"
     row("time to recover (after the last fault/send)", recover, r.recover_seconds is not None)
     for fault, seconds in r.stalls:
