@@ -91,6 +91,8 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
         kill2=True,
         outages=("payment_service", "postgres"),
         outage_seconds=10.0,
+        # The grace the services run with, which decides what a short outage is.
+        grace_seconds=Settings.model_validate(E2E_ENV).dependency_grace_seconds,
     )
     run = ChaosRun(system, cfg, lambda stage, done, total: None)
     report = await run.run()
