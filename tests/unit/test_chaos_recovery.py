@@ -168,9 +168,13 @@ def stalled(
     )
 
 
+def longest_stall(o: checks.Observed, since: float, until: float) -> float:
+    return max((w.seconds for w in checks.stall_segments(o, since, until)), default=0.0)
+
+
 def test_orders_that_keep_finishing_stall_no_longer_than_each_one_takes() -> None:
     o = stalled(flow(0, 60, 0.5, 0.2), {})
-    assert checks.longest_stall(o, 10, 50) == pytest.approx(0.2)
+    assert longest_stall(o, 10, 50) == pytest.approx(0.2)
 
 
 def test_a_stall_runs_from_the_fault_until_orders_finish_again() -> None:
@@ -178,8 +182,8 @@ def test_a_stall_runs_from_the_fault_until_orders_finish_again() -> None:
     # Everything sent from 20 s on waits until 38 s, then finishes.
     orders |= {o: (sent, max(sent + 0.2, 38.0)) for o, (sent, _) in orders.items() if sent >= 20}
     o = stalled(orders, {})
-    assert checks.longest_stall(o, 20, 60) == pytest.approx(18.0, abs=0.3)
-    assert checks.longest_stall(o, 45, 60) == pytest.approx(0.2)
+    assert longest_stall(o, 20, 60) == pytest.approx(18.0, abs=0.3)
+    assert longest_stall(o, 45, 60) == pytest.approx(0.2)
 
 
 def test_a_wedged_partition_shows_while_the_others_flow() -> None:
@@ -188,14 +192,14 @@ def test_a_wedged_partition_shows_while_the_others_flow() -> None:
     partitions = dict.fromkeys(busy, 0) | dict.fromkeys(wedged, 1)
     o = stalled(busy | wedged, partitions)
     # Never finished: the stall lasts until the end of what was observed.
-    assert checks.longest_stall(o, 25, 70) == pytest.approx(40.0)
-    assert checks.longest_stall(stalled(busy, {}), 25, 70) == pytest.approx(0.2)
+    assert longest_stall(o, 25, 70) == pytest.approx(40.0)
+    assert longest_stall(stalled(busy, {}), 25, 70) == pytest.approx(0.2)
 
 
 def test_nothing_waiting_is_no_stall() -> None:
     o = stalled(flow(0, 10, 0.5, 0.2), {})
-    assert checks.longest_stall(o, 20, 80) == 0.0
-    assert checks.longest_stall(stalled({}, {}), 0, 10) == 0.0
+    assert longest_stall(o, 20, 80) == 0.0
+    assert longest_stall(stalled({}, {}), 0, 10) == 0.0
 
 
 def test_every_bad_message_dead_lettered_once() -> None:
@@ -286,20 +290,13 @@ def test_a_fault_stalls_from_its_moment_and_an_outage_from_its_end() -> None:
     assert (kill.stall_from, down.stall_from) == (100.0, 131.0)
 
 
-def test_a_stall_is_looked_for_until_the_next_outage_or_a_minute_on() -> None:
-    def record(kind: str, started: float, ended: float) -> faults.FaultRecord:
-        return faults.FaultRecord(faults.Fault(0, kind, "x", 10), started, ended)
-
-    records = [
-        record("kill", 100, 105),
-        record("poison", 110, 111),
-        record("outage", 130, 160),
-        record("flushall", 300, 300),
+def test_each_stall_belongs_to_the_latest_fault_before_it_and_outages_are_waited_out() -> None:
+    segments = [
+        checks.Window(100, 104),  # after a kill at 100 and before a poison at 102: split
+        checks.Window(120, 170),  # during an outage from 110 to 160: only 160..170 counts
+        checks.Window(199, 230),  # starts just before a flush at 200: 200..230 is the flush's
     ]
-    windows = runner.stall_windows(records, until=330)
-    assert [(w.start, w.end) for w in windows] == [
-        (100, 130),  # a later kill or poison does not cut it; the outage does
-        (110, 130),
-        (160, 220),  # from the end of the outage, for a minute
-        (300, 330),  # until the end of the run
-    ]
+    moments = [100, 102, 160, 200]  # kill, poison, end of the outage, flush
+    away = [checks.Window(110, 160)]
+    assert checks.stalls_after(segments, moments, away) == [2, 2, 10, 30]
+    assert checks.stalls_after([checks.Window(10, 50)], moments, away) == [0, 0, 0, 0]

@@ -188,23 +188,23 @@ def failed_by_short_fault(o: Observed, faults: Sequence[Window], grace: float) -
     return sorted(bad)
 
 
-def longest_stall(o: Observed, since: float, until: float) -> float:
-    """The longest stretch within [since, until] in which, on some partition of the orders'
-    topic, an order was waiting (sent, not yet final) and none of that partition's orders
-    reached a final state; 0 when every partition kept finishing orders. Per partition, so
-    that one wedged partition shows even while the others flow."""
+def stall_segments(o: Observed, since: float, until: float) -> list[Window]:
+    """Every stretch within [since, until] in which, on some partition of the orders' topic,
+    an order was waiting (sent, not yet final) and none of that partition's orders reached a
+    final state. Per partition, so that one wedged partition shows while the others flow."""
     by_partition: dict[int, dict[str, float]] = defaultdict(dict)
     for oid, sent in o.sent_at.items():
         by_partition[o.partitions.get(oid, 0)][oid] = sent
-    return max(
-        (_longest_gap(sent_at, o.final_at, since, until) for sent_at in by_partition.values()),
-        default=0.0,
-    )
+    return [
+        segment
+        for sent_at in by_partition.values()
+        for segment in _waits(sent_at, o.final_at, since, until)
+    ]
 
 
-def _longest_gap(
+def _waits(
     sent_at: Mapping[str, float], final_at: Mapping[str, float], since: float, until: float
-) -> float:
+) -> list[Window]:
     """Between two consecutive final events a and b (of these orders), the orders waiting are
     those sent before b whose final event is b or later (or never came); the stall runs from
     the later of a and the earliest of their sending to b."""
@@ -217,12 +217,57 @@ def _longest_gap(
     by_final = [final for final, _ in orders]
     # earliest_sent[i]: the earliest sending among orders[i:], those final at or after orders[i].
     earliest_sent = list(accumulate(reversed([sent for _, sent in orders]), min))[::-1]
-    longest = 0.0
+    waits = []
     for a, b in pairwise([since, *finals, until]):
         first = bisect.bisect_left(by_final, b)
         if first < len(orders) and earliest_sent[first] < b:
-            longest = max(longest, b - max(a, earliest_sent[first]))
+            waits.append(Window(max(a, earliest_sent[first]), b))
+    return waits
+
+
+def stalls_after(
+    segments: Iterable[Window], moments: Sequence[float], away: Sequence[Window]
+) -> list[float]:
+    """The longest stall after each fault, by fault (`moments[i]`: when the system should
+    move again after fault i). The stall segments, less the times a dependency was away
+    (orders may rightly wait then), are cut at every fault's moment; each piece belongs to
+    the latest fault whose moment is at or before its start."""
+    order = sorted(range(len(moments)), key=lambda i: moments[i])
+    sorted_moments = [moments[i] for i in order]
+    longest = [0.0] * len(moments)
+    for segment in segments:
+        for piece in _cut(_less(segment, away), sorted_moments):
+            latest = bisect.bisect_right(sorted_moments, piece.start) - 1
+            if latest >= 0:
+                fault = order[latest]
+                longest[fault] = max(longest[fault], piece.seconds)
     return longest
+
+
+def _less(segment: Window, away: Sequence[Window]) -> list[Window]:
+    """What is left of `segment` outside every window of `away`."""
+    pieces = [segment]
+    for gone in away:
+        pieces = [
+            part
+            for p in pieces
+            for part in (
+                Window(p.start, min(p.end, gone.start)),
+                Window(max(p.start, gone.end), p.end),
+            )
+            if part.seconds > 0
+        ]
+    return pieces
+
+
+def _cut(pieces: list[Window], at: Sequence[float]) -> list[Window]:
+    """`pieces`, each cut at every moment of `at` within it."""
+    out = []
+    for piece in pieces:
+        inside = [t for t in at if piece.start < t < piece.end]
+        bounds = [piece.start, *inside, piece.end]
+        out += [Window(a, b) for a, b in pairwise(bounds)]
+    return out
 
 
 def not_dead_lettered(bad: Iterable[Coordinates], letters: Iterable[Coordinates]) -> list[str]:

@@ -47,8 +47,6 @@ TWO_INSTANCES = "order_manager"
 # Faults that kill a process: after one, a dead letter may be published again (see
 # `checks.repeated_letters`).
 CRASHES = ("kill", "kill2", "restart")
-# How long after a fault a stall is still put down to it.
-STALL_HORIZON_SECONDS = 60.0
 
 
 @dataclass
@@ -450,12 +448,19 @@ class ChaosRun:
         )
 
     def stalls(self, o: checks.Observed, until: float) -> list[tuple[str, float]]:
-        """The longest stall after each fault (see `stall_windows`)."""
+        """The longest stall after each fault (see `checks.stalls_after`)."""
+        records = self.faults_done
+        if not records:
+            return []
+        since = min(r.started for r in records)
+        longest = checks.stalls_after(
+            checks.stall_segments(o, since, until),
+            [r.stall_from for r in records],
+            [checks.Window(r.started, r.ended) for r in records if r.takes_a_dependency_away],
+        )
         return [
-            (f"#{n} {r.fault.describe()}", checks.longest_stall(o, w.start, w.end))
-            for n, (r, w) in enumerate(
-                zip(self.faults_done, stall_windows(self.faults_done, until), strict=True), 1
-            )
+            (f"#{n} {r.fault.describe()}", seconds)
+            for n, (r, seconds) in enumerate(zip(records, longest, strict=True), 1)
         ]
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
@@ -494,21 +499,6 @@ class ChaosRun:
             await conn.close()
             await rds.aclose()
         return recovered_at
-
-
-def stall_windows(records: list[FaultRecord], until: float) -> list[checks.Window]:
-    """Where to look for a stall after each fault: from when the system should move again,
-    for STALL_HORIZON_SECONDS, cut short where the next outage or restart begins (orders may
-    rightly wait while a dependency is away) or at `until`. Faults close together share a
-    stall: it shows after each of them."""
-    windows = []
-    for n, record in enumerate(records):
-        end = min(until, record.stall_from + STALL_HORIZON_SECONDS)
-        away = [r.started for r in records[n + 1 :] if r.takes_a_dependency_away]
-        if away:
-            end = min(end, away[0])
-        windows.append(checks.Window(record.stall_from, max(end, record.stall_from)))
-    return windows
 
 
 @dataclass(frozen=True)
