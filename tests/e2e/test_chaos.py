@@ -1,6 +1,6 @@
 """Small chaos runs in the suite. One: every service SIGKILLed once, Kafka, Redis and PostgreSQL
 restarted once, while orders flow; then the invariants must hold. Two: the faults of a lost
-cache, poison and short outages (FLUSHALL, one poison message of each kind, a SIGKILL of one of
+cache, poison and short outages (FLUSHALL, poison messages of each kind, a SIGKILL of one of
 two order managers, 10 s outages of the payment service and PostgreSQL); then also nothing is
 charged without a record, nothing FAILED by those short outages, each bad message is
 dead-lettered exactly once and no fault stalls the system for more than 15 s."""
@@ -79,8 +79,10 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
     system: Settings, test_item: tuple[str, Decimal]
 ) -> None:
     cfg = ChaosConfig(
+        # Slow enough that orders flow through every fault: faults come one at a time, 20 s
+        # apart (the longest stall allowed, and 5 s), so that each stall shows whole.
         orders=400,
-        rate=10.0,
+        rate=3.0,
         kills_per_service=0,
         restart_infra=False,
         recover_timeout=180.0,
@@ -98,8 +100,7 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
     report = await run.run()
 
     kinds = [f.split()[1] for f in report.faults]
-    assert len(report.faults) == 1 + 4 + 1 + 2, report.faults
-    assert {"Redis", "SIGKILL", "10s"} <= set(kinds), report.faults
+    assert sorted(kinds) == ["10s", "10s", "Redis", "SIGKILL", "poison"], report.faults
     assert report.poison_sent == len(POISON_KINDS)
     # Every broken invariant at once, so that one run shows all that is wrong.
     broken = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import typer
 from rich.console import Console
@@ -19,7 +20,13 @@ from rich.table import Table
 from foodflow.platform.config import get_settings
 from foodflow.tools import processes
 from foodflow.tools.chaos.faults import OUTAGE_TARGETS, POISON_KINDS
-from foodflow.tools.chaos.runner import ChaosConfig, ChaosReport, ChaosRun
+from foodflow.tools.chaos.runner import (
+    SETTLE_MARGIN_SECONDS,
+    ChaosConfig,
+    ChaosReport,
+    ChaosRun,
+    plan_faults,
+)
 from foodflow.tools.infra import manager
 
 console = Console(soft_wrap=True)
@@ -38,8 +45,8 @@ def chaos(
     flushall: bool = typer.Option(True, help="Redis FLUSHALL once during the run."),
     poison: list[str] = typer.Option(
         list(POISON_KINDS),
-        help=f"Poison messages to publish on validated_orders, one each: {', '.join(POISON_KINDS)}"
-        " (repeat the option; --poison none for none).",
+        help=f"Poison messages to publish on validated_orders together, one of each kind:"
+        f" {', '.join(POISON_KINDS)} (repeat the option; --poison none for none).",
     ),
     outage: list[str] = typer.Option(
         [],
@@ -89,11 +96,14 @@ def chaos(
         grace_seconds=grace,
         max_stall_seconds=max_stall,
     )
-    busy = len(outages) * outage_seconds
+    planned = plan_faults(cfg, orders / rate, random.Random(seed))
+    apart = max_stall + SETTLE_MARGIN_SECONDS
+    busy = len(outages) * outage_seconds + len(planned) * apart
     if busy > orders / rate:
         console.print(
-            f"[yellow]outages take {busy:g} s, longer than the {orders / rate:g} s of sending:"
-            " the later ones find fewer orders in flight (lower --rate to spread them)[/]"
+            f"[yellow]{len(planned)} faults, one at a time and {apart:g} s apart, take at"
+            f" least {busy:g} s, longer than the {orders / rate:g} s of"
+            " sending: the later ones find fewer orders in flight (lower --rate)[/]"
         )
     with Progress(
         TextColumn("{task.description:<11}"),

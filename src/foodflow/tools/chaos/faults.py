@@ -61,7 +61,7 @@ POISON_KINDS = ("big", "nul-user", "nuls", "many-items")
 class Fault:
     at: float  # earliest start, seconds after the start of the run
     kind: str  # "kill", "kill2", "restart", "flushall", "outage" or "poison"
-    target: str  # a service or server name, or a poison kind
+    target: str  # a service or server name, or poison kinds joined by ","
     seconds: float = 0.0  # how long an outage keeps its target down
     instance: int = 0  # which instance a kill hits
 
@@ -76,7 +76,7 @@ class Fault:
             case "flushall":
                 return "Redis FLUSHALL"
             case "poison":
-                return f"poison message ({self.target})"
+                return f"poison messages ({self.target})"
             case _:
                 return f"restart {self.target}"
 
@@ -89,9 +89,8 @@ class FaultRecord:
     started: float
     ended: float
     detail: str = ""
-    # Where a poison message landed: (topic, partition, offset); its order id when it has one.
-    coordinates: tuple[str, int, int] | None = None
-    order_id: str | None = None
+    # Where each poison message landed, (topic, partition, offset), and its order id if any.
+    poisoned: tuple[tuple[tuple[str, int, int], str | None], ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -278,16 +277,13 @@ def apply(
     elif fault.kind == "outage":
         detail = outage(settings, fault.target, fault.seconds, env)
     elif fault.kind == "poison":
-        message = poison_message(fault.target, poison_item, tag)
-        where = publish_poison(settings, message)
-        return FaultRecord(
-            fault,
-            started,
-            time.time(),
-            f"{len(message.value):,} bytes at {where[0]}/{where[1]}@{where[2]}",
-            coordinates=where,
-            order_id=message.order_id,
+        messages = [poison_message(kind, poison_item, tag) for kind in fault.target.split(",")]
+        poisoned = tuple((publish_poison(settings, m), m.order_id) for m in messages)
+        sizes = ", ".join(
+            f"{len(m.value):,} B at {p}@{o}"
+            for m, ((_, p, o), _) in zip(messages, poisoned, strict=True)
         )
+        return FaultRecord(fault, started, time.time(), sizes, poisoned)
     else:
         raise ValueError(f"unknown fault kind {fault.kind!r}")
     return FaultRecord(fault, started, time.time(), detail)

@@ -47,6 +47,8 @@ TWO_INSTANCES = "order_manager"
 # Faults that kill a process: after one, a dead letter may be published again (see
 # `checks.repeated_letters`).
 CRASHES = ("kill", "kill2", "restart")
+# Faults are this much longer apart than the longest stall allowed (see `inject_faults`).
+SETTLE_MARGIN_SECONDS = 5.0
 
 
 @dataclass
@@ -151,7 +153,8 @@ def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fau
         faults.append(Fault(at, "kill2", TWO_INSTANCES, instance=rng.randint(0, 1)))
     if cfg.flushall:
         faults.append(Fault(rng.uniform(0.1, 0.9) * window, "flushall", "redis"))
-    faults += [Fault(rng.uniform(0.1, 0.9) * window, "poison", kind) for kind in cfg.poison]
+    if cfg.poison:
+        faults.append(Fault(rng.uniform(0.1, 0.9) * window, "poison", ",".join(cfg.poison)))
     # Outages spread evenly; faults run one at a time, so outages longer than their share of
     # the window push the faults after them later.
     faults += [
@@ -275,20 +278,25 @@ class ChaosRun:
             self.progress("flushing", self.delivered, self.cfg.orders)
 
     async def inject_faults(self, faults: list[Fault], started: float) -> None:
-        """One fault at a time, each no earlier than its planned moment."""
+        """One fault at a time, each no earlier than its planned moment, nor than `settle`
+        seconds after the system should have moved again after the one before: a stall then
+        shows whole after the fault that caused it (`checks.stalls_after`)."""
+        settle = self.cfg.max_stall_seconds + SETTLE_MARGIN_SECONDS
         for fault in faults:
             delay = started + fault.at - time.monotonic()
+            if self.faults_done:
+                delay = max(delay, self.faults_done[-1].stall_from + settle - time.time())
             if delay > 0:
                 await asyncio.sleep(delay)
             record = await asyncio.to_thread(
                 apply, self.settings, fault, self.cfg.service_env, self.items[0], self.tag
             )
-            if record.coordinates is not None:
-                self.bad_messages.append(record.coordinates)
-            if record.order_id is not None and record.coordinates is not None:
-                self.expected_invalid.add(record.order_id)
-                self.sent_at[record.order_id] = record.started
-                self.partitions[record.order_id] = record.coordinates[1]
+            for where, order_id in record.poisoned:
+                self.bad_messages.append(where)
+                if order_id is not None:
+                    self.expected_invalid.add(order_id)
+                    self.sent_at[order_id] = record.started
+                    self.partitions[order_id] = where[1]
             self.faults_done.append(record)
             self.progress("faults", len(self.faults_done), len(faults))
 
@@ -439,7 +447,7 @@ class ChaosRun:
             ),
             grace_seconds=grace,
             bad_messages=len(self.bad_messages),
-            poison_sent=sum(1 for r in self.faults_done if r.coordinates is not None),
+            poison_sent=sum(len(r.poisoned) for r in self.faults_done),
             not_dead_lettered=checks.not_dead_lettered(self.bad_messages, letters),
             repeated_letters=checks.repeated_letters(self.bad_messages, letters),
             crashes=sum(1 for r in self.faults_done if r.fault.kind in CRASHES),
