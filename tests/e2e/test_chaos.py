@@ -44,6 +44,7 @@ async def test_invariants_hold_through_kills_and_restarts(
         flushall=False,
         poison=(),
         kill2=False,
+        settle_seconds=0,  # ten faults within the 20 s of sending, as many at once as may be
     )
     run = ChaosRun(system, cfg, progress)
     report = await run.run()

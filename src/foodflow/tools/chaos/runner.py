@@ -70,6 +70,10 @@ class ChaosConfig:
     kill2: bool = True  # SIGKILL one of two order manager instances
     grace_seconds: float | None = None  # the services' DEPENDENCY_GRACE_SECONDS; None: ours
     max_stall_seconds: float = 15.0  # the longest stall allowed after any single fault
+    # Least time between a fault's moment and the next fault; None: max_stall_seconds + 5 s,
+    # so that a stall over the limit shows whole after its own fault. 0 packs faults closer
+    # (each stall is then cut at the next fault: stalls are told less well).
+    settle_seconds: float | None = None
 
 
 @dataclass
@@ -281,7 +285,9 @@ class ChaosRun:
         """One fault at a time, each no earlier than its planned moment, nor than `settle`
         seconds after the system should have moved again after the one before: a stall then
         shows whole after the fault that caused it (`checks.stalls_after`)."""
-        settle = self.cfg.max_stall_seconds + SETTLE_MARGIN_SECONDS
+        settle = self.cfg.settle_seconds
+        if settle is None:
+            settle = self.cfg.max_stall_seconds + SETTLE_MARGIN_SECONDS
         for fault in faults:
             delay = started + fault.at - time.monotonic()
             if self.faults_done:
