@@ -179,13 +179,7 @@ def kill_service(
         while process.pid_alive(pid):
             time.sleep(0.02)
     if _restarted_by_another(svc, pid, supervisor_wait):
-        process.wait_until(
-            lambda: svc.healthy("/ready"),
-            server=svc.name,
-            what="GET /ready",
-            timeout=READY_TIMEOUT_SECONDS,
-            log=svc.log,
-        )
+        _await_ready(svc)
         return "restarted by its supervisor"
     try:
         svc.start(timeout=READY_TIMEOUT_SECONDS)
@@ -193,15 +187,19 @@ def kill_service(
         # A supervisor that came just after our wait holds the port: it is its restart.
         if not _restarted_by_another(svc, pid, 0):
             raise
-        process.wait_until(
-            lambda: svc.healthy("/ready"),
-            server=svc.name,
-            what="GET /ready",
-            timeout=READY_TIMEOUT_SECONDS,
-            log=svc.log,
-        )
+        _await_ready(svc)
         return "restarted by its supervisor"
     return "restarted by chaos"
+
+
+def _await_ready(svc: processes.ServiceProcess) -> None:
+    process.wait_until(
+        lambda: svc.healthy("/ready"),
+        server=svc.name,
+        what="GET /ready",
+        timeout=READY_TIMEOUT_SECONDS,
+        log=svc.log,
+    )
 
 
 def _restarted_by_another(svc: processes.ServiceProcess, killed: int | None, within: float) -> bool:
