@@ -101,7 +101,7 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
     report = await run.run()
 
     kinds = [f.split()[1] for f in report.faults]
-    assert sorted(kinds) == ["10s", "10s", "Redis", "SIGKILL", "poison"], report.faults
+    assert sorted(kinds) == ["10s", "10s", "4", "Redis", "SIGKILL"], report.faults
     assert report.poison_sent == len(POISON_KINDS)
     # Every broken invariant at once, so that one run shows all that is wrong.
     broken = {

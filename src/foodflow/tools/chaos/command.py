@@ -137,6 +137,7 @@ def print_report(r: ChaosReport) -> None:
             console.print(f"  {name}: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}")
     table = Table("measure", "value", "verdict", title="foodflow chaos")
     table.columns[0].no_wrap = True
+    table.columns[1].no_wrap = True
 
     def row(name: str, value: object, ok: bool | None = None) -> None:
         verdict = "" if ok is None else ("[green]ok[/]" if ok else "[bold red]FAIL[/]")

@@ -76,7 +76,7 @@ class Fault:
             case "flushall":
                 return "Redis FLUSHALL"
             case "poison":
-                return f"poison messages ({self.target})"
+                return f"{len(self.target.split(','))} poison messages"
             case _:
                 return f"restart {self.target}"
 
@@ -278,8 +278,10 @@ def apply(
         messages = [poison_message(kind, poison_item, tag) for kind in fault.target.split(",")]
         poisoned = tuple((publish_poison(settings, m), m.order_id) for m in messages)
         sizes = ", ".join(
-            f"{len(m.value):,} B at {p}@{o}"
-            for m, ((_, p, o), _) in zip(messages, poisoned, strict=True)
+            f"{kind} {len(m.value):,} B at {p}@{o}"
+            for kind, m, ((_, p, o), _) in zip(
+                fault.target.split(","), messages, poisoned, strict=True
+            )
         )
         return FaultRecord(fault, started, time.time(), sizes, poisoned)
     else:
