@@ -16,14 +16,15 @@ from foodflow.clients.payment import PaymentClient
 from foodflow.clients.pricing import PricingClient
 from foodflow.contracts import topics
 from foodflow.order_manager.intake import OrderIntake
-from foodflow.order_manager.saga import OrderSaga
+from foodflow.order_manager.saga import SAGA_DEPENDENCIES, OrderSaga
 from foodflow.order_manager.sweeper import StuckOrderSweeper
 from foodflow.orders.announcer import KafkaAnnouncer
 from foodflow.orders.status_store import RedisStatusStore
 from foodflow.platform.config import Settings
 from foodflow.platform.db.redis import create_redis
+from foodflow.platform.gate import DependencyGates
 from foodflow.platform.http.limits import install_body_limit
-from foodflow.platform.http.probes import install_probes, redis_check, running_check
+from foodflow.platform.http.probes import gate_check, install_probes, redis_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -43,12 +44,18 @@ class OrderManagerRuntime:
     redis: aioredis.Redis
     consumer: BatchConsumer
     consumer_task: asyncio.Task[None]
+    inventory: InventoryClient
+    pricing: PricingClient
+    payment: PaymentClient
 
 
 RUNTIME = RuntimeSlot(OrderManagerRuntime)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # Built with the app, not in the lifespan: `/ready` reports them.
+    gates = DependencyGates.named(SAGA_DEPENDENCIES, settings.dependency_grace_seconds)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         require(settings, "service_private_key")
@@ -67,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             store=store,
             announce=announce,
             payment=payment,
+            gates=gates,
             order_timeout=settings.order_timeout_seconds,
         )
         intake = OrderIntake(saga, producer, store, announce, settings.max_in_flight_orders)
@@ -81,9 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
         )
         sweeper = StuckOrderSweeper(saga, store, stuck_after=settings.stuck_order_after_seconds)
         await consumer.start()
-        loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
+        # No new order is read while a dependency's gate is open within the grace.
+        loop_task = asyncio.create_task(
+            consumer.run(gate=gates.wait_passable), name="validated_orders consumer"
+        )
         lag_task = asyncio.create_task(watch_event_loop_lag("order_manager"), name="loop lag")
-        app.state.runtime = OrderManagerRuntime(redis_client, consumer, loop_task)
+        app.state.runtime = OrderManagerRuntime(
+            redis_client, consumer, loop_task, inventory, pricing, payment
+        )
         log.info("order_manager consuming %s as group %s", topics.VALIDATED_ORDERS, CONSUMER_GROUP)
         try:
             async with periodic_task(
@@ -119,6 +132,11 @@ def create_app(settings: Settings) -> FastAPI:
         {
             "consumer": running_check(lambda r: not RUNTIME.of(r).consumer_task.done()),
             "redis": redis_check(lambda r: RUNTIME.of(r).redis),
+            # Each gate is ready while closed; a called service must also answer /health now.
+            "inventory": gate_check(gates["inventory"], lambda r: RUNTIME.of(r).inventory),
+            "pricing": gate_check(gates["pricing"], lambda r: RUNTIME.of(r).pricing),
+            "payment": gate_check(gates["payment"], lambda r: RUNTIME.of(r).payment),
+            "postgres_gate": gate_check(gates["postgres"]),
         },
         collect=collect,
     )

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # json: one JSON object per line (services started by `foodflow up`); console: for people.
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
+    # An outage of a dependency (inventory, pricing, payment, PostgreSQL) shorter than this,
+    # from its first failed call, fails no order: calls wait behind its gate (platform.gate).
+    dependency_grace_seconds: float = Field(60.0, alias="DEPENDENCY_GRACE_SECONDS", ge=0)
 
     # --- abuse limits -----------------------------------------------------------------------
     # Request bodies beyond this are answered 413 before they are read (every service).
