@@ -42,7 +42,9 @@ async def topic(settings: Settings) -> AsyncIterator[str]:
 
 async def until(condition: Callable[[], bool], within: float = 30.0) -> None:
     async with asyncio.timeout(within):
-        while not condition():
+        while True:
+            if condition():
+                return
             await asyncio.sleep(0.05)
 
 

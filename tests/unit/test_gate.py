@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -45,6 +46,14 @@ class Dependency:
             self.concurrent -= 1
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.001)
+
+
 def gate(grace: float = 10.0, probe_every: float = 0.05) -> DependencyGate:
     return DependencyGate(
         "inventory", grace, open_after=3, probe_every=probe_every, retry_delay=0.01
@@ -55,8 +64,7 @@ async def open_it(g: DependencyGate) -> None:
     """Open the gate: `open_after` callers fail at once, then give up waiting."""
     down = Dependency(up=False)
     callers = [asyncio.create_task(g.call(down)) for _ in range(g.open_after)]
-    while g.state is GateState.CLOSED:
-        await asyncio.sleep(0.001)
+    await until(lambda: g.state is not GateState.CLOSED)
     for caller in callers:
         caller.cancel()
     await asyncio.gather(*callers, return_exceptions=True)
@@ -72,8 +80,7 @@ async def test_closed_gate_passes_calls_and_answers() -> None:
 async def test_consecutive_failures_open_the_gate_and_one_success_closes_it() -> None:
     g, dependency = gate(), Dependency(up=False)
     caller = asyncio.create_task(g.call(dependency))
-    while g.state is GateState.CLOSED:
-        await asyncio.sleep(0.005)
+    await until(lambda: g.state is not GateState.CLOSED)
     # Open after three failed tries; while open, calls go out one at a time (the trials).
     assert dependency.calls == 3 and g.holding and g.outage_seconds > 0
     await asyncio.sleep(0.2)
@@ -87,11 +94,9 @@ async def test_a_failed_trial_opens_the_gate_again() -> None:
     g, dependency = gate(probe_every=0.05), Dependency(up=False)
     await open_it(g)
     caller = asyncio.create_task(g.call(dependency))
-    while dependency.calls == 0:
-        await asyncio.sleep(0.005)
+    await until(lambda: dependency.calls > 0)
     assert g.state is GateState.HALF_OPEN and g.holding  # the trial is out
-    while g.state is GateState.HALF_OPEN:
-        await asyncio.sleep(0.005)
+    await until(lambda: g.state is not GateState.HALF_OPEN)
     assert g.state is GateState.OPEN and dependency.calls == 1
     caller.cancel()
 
@@ -111,7 +116,7 @@ async def test_waiters_are_woken_by_the_close_and_each_calls_once() -> None:
 async def test_past_the_grace_the_step_fails_with_the_last_error() -> None:
     g, dependency = gate(grace=0.3), Dependency(up=False)
     started = time.monotonic()
-    with pytest.raises(DependencyDown, match="inventory unavailable .*grace.*connection refused"):
+    with pytest.raises(DependencyDown, match=r"inventory unavailable .*grace.*connection refused"):
         await g.call(dependency)
     assert time.monotonic() - started >= 0.3
     # Past the grace, calls fail at once (but for the trials) and nothing holds consumers.
