@@ -30,8 +30,8 @@ from foodflow.platform.retry import backoff_delay, retry_async
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Message]], Coroutine[Any, Any, None]]
-# Awaited before each poll: returns when new messages may be taken (a dependency is up).
-Gate = Callable[[], Awaitable[None]]
+# Awaited before each poll: returns (its result ignored) when new messages may be taken.
+Gate = Callable[[], Awaitable[object]]
 T = TypeVar("T")
 
 # Backoff after a failed handle_batch, before the same messages are tried again.
