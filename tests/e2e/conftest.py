@@ -29,6 +29,8 @@ E2E_ENV = {
     "RESERVATION_TTL_SECONDS": "15",
     "STUCK_ORDER_AFTER_SECONDS": "30",
     "SWEEP_INTERVAL_SECONDS": "2",
+    # Long enough for test_outage's 10 s stop of inventory (plus its restart) to fail nothing.
+    "DEPENDENCY_GRACE_SECONDS": "30",
 }
 
 
