@@ -232,3 +232,17 @@ async def test_the_deadline_still_fires_for_time_not_spent_waiting() -> None:
             with paused_while_waiting(PausableTimeout(deadline)):
                 assert await g.call(Dependency()) == "answer"
                 await asyncio.sleep(1)
+
+
+async def test_consumers_are_let_in_for_a_trial_only_when_no_caller_waits_to_make_it() -> None:
+    g = gate(probe_every=0.05)
+    await open_it(g)  # its callers gave up: nobody waits
+    assert g.holding
+    await asyncio.sleep(0.06)
+    assert not g.holding  # a trial is due and a new caller must make it
+    waiter = asyncio.create_task(g.call(Dependency(up=False)))
+    await until(lambda: g.state is GateState.OPEN and not waiter.done() and g.holding)
+    await asyncio.sleep(0.1)  # trials come due while the caller waits: it makes them
+    assert g.holding
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)

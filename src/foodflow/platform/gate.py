@@ -166,6 +166,7 @@ class DependencyGate:
         self._outage_began: float | None = None
         self._probe_at = 0.0
         self._last_error = ""
+        self._waiting_calls = 0
         self._changed = asyncio.Event()
         self._show_state()
 
@@ -182,13 +183,14 @@ class DependencyGate:
 
     @property
     def holding(self) -> bool:
-        """True while work needing this dependency should not start: the gate is open within
-        the grace and no trial is due (a trial needs a caller, so it lets one in)."""
-        if self.expired:
+        """True while work needing this dependency should not start: the gate is not closed,
+        the outage is within the grace, and a trial is out, not due yet, or due with callers
+        waiting to make it (with none, a new caller is let in to make it)."""
+        if self.expired or self.state is GateState.CLOSED:
             return False
-        if self.state is GateState.HALF_OPEN:
+        if self.state is GateState.HALF_OPEN or self._waiting_calls:
             return True
-        return self.state is GateState.OPEN and self._clock() < self._probe_at
+        return self._clock() < self._probe_at
 
     async def call(self, step: Callable[[], Awaitable[T]]) -> T:
         """Await `step()` (idempotent), waiting out an outage within the grace; past it, the
@@ -235,7 +237,11 @@ class DependencyGate:
             if self.expired:
                 raise self._down()
             waiting.begin()
-            await self._wait_change()
+            self._waiting_calls += 1
+            try:
+                await self._wait_change()
+            finally:
+                self._waiting_calls -= 1
 
     async def _wait_change(self) -> None:
         """Sleep until the state changes, a trial is due or the grace runs out."""
