@@ -10,7 +10,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from foodflow.platform.errors import ItemUnavailable, ServiceUnavailable
 from foodflow.platform.gate import (
@@ -22,6 +25,7 @@ from foodflow.platform.gate import (
     paused_while_waiting,
 )
 from foodflow.platform.http.client import RequestRefused
+from foodflow.platform.http.probes import gate_check, install_probes
 
 
 class Dependency:
@@ -246,3 +250,26 @@ async def test_consumers_are_let_in_for_a_trial_only_when_no_caller_waits_to_mak
     assert g.holding
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
+
+
+async def test_ready_is_unavailable_while_a_gate_is_open_and_the_state_is_a_metric() -> None:
+    g = gate(probe_every=0.05)
+    app = FastAPI()
+    install_probes(app, "unit_gates", {"inventory": gate_check(g)})
+
+    def state_metric(state: str) -> float | None:
+        return REGISTRY.get_sample_value(
+            "foodflow_dependency_gate_state", {"dependency": "inventory", "state": state}
+        )
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://unit") as client:
+        assert (await client.get("/ready")).status_code == 200
+        await open_it(g)
+        answer = await client.get("/ready")
+        assert answer.status_code == 503
+        assert answer.json() == {"status": "unavailable", "checks": {"inventory": False}}
+        assert (state_metric("open"), state_metric("closed")) == (1.0, 0.0)
+        assert await g.call(Dependency()) == "answer"  # the trial closes it
+        assert (await client.get("/ready")).status_code == 200
+        assert (state_metric("open"), state_metric("closed")) == (0.0, 1.0)
