@@ -153,14 +153,12 @@ class DependencyGate:
         open_after: int = 3,
         probe_every: float = 1.0,
         retry_delay: float = 0.5,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.grace = grace
         self.open_after = open_after
         self.probe_every = probe_every
         self.retry_delay = retry_delay
-        self._clock = clock
         self.state = GateState.CLOSED
         self._failures = 0
         self._outage_began: float | None = None
@@ -174,7 +172,7 @@ class DependencyGate:
     def outage_seconds(self) -> float:
         """How long the dependency has been failing (0 when it is not)."""
         began = self._outage_began
-        return 0.0 if began is None else self._clock() - began
+        return 0.0 if began is None else time.monotonic() - began
 
     @property
     def expired(self) -> bool:
@@ -190,7 +188,7 @@ class DependencyGate:
             return False
         if self.state is GateState.HALF_OPEN or self._waiting_calls:
             return True
-        return self._clock() < self._probe_at
+        return time.monotonic() < self._probe_at
 
     async def call(self, step: Callable[[], Awaitable[T]]) -> T:
         """Await `step()` (idempotent), waiting out an outage within the grace; past it, the
@@ -231,7 +229,7 @@ class DependencyGate:
         while True:
             if self.state is GateState.CLOSED:
                 return False
-            if self.state is GateState.OPEN and self._clock() >= self._probe_at:
+            if self.state is GateState.OPEN and time.monotonic() >= self._probe_at:
                 self._set_state(GateState.HALF_OPEN)
                 return True
             if self.expired:
@@ -245,7 +243,7 @@ class DependencyGate:
 
     async def _wait_change(self) -> None:
         """Sleep until the state changes, a trial is due or the grace runs out."""
-        now = self._clock()
+        now = time.monotonic()
         began = self._outage_began if self._outage_began is not None else now
         until = began + self.grace
         if self.state is GateState.OPEN:
@@ -254,7 +252,7 @@ class DependencyGate:
             await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, until - now) + 0.001)
 
     def _failed(self, exc: ServiceUnavailable, trial: bool) -> None:
-        now = self._clock()
+        now = time.monotonic()
         self._failures += 1
         self._last_error = str(exc)
         if self._outage_began is None:
@@ -291,7 +289,7 @@ class DependencyGate:
     def _end_trial(self) -> None:
         """The trial ended without an answer (cancelled): let the next caller try at once."""
         if self.state is GateState.HALF_OPEN:
-            self._probe_at = self._clock()
+            self._probe_at = time.monotonic()
             self._set_state(GateState.OPEN)
 
     def _down(self) -> DependencyDown:
