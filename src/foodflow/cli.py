@@ -309,18 +309,18 @@ def order_send(
 
 @order_app.command("status")
 def order_status(order_id: uuid.UUID) -> None:
-    """Current status from Redis; from PostgreSQL once the Redis key has expired."""
+    """Current status (Redis' copy, else PostgreSQL's order state); the stored order after."""
     settings = get_settings()
-    update = tracking.redis_status(settings, order_id)
+    update = tracking.current_status(settings, order_id)
     if update is not None:
-        console.print(f"[dim]from Redis[/]  order {order_id}  user {update.user_id}")
+        console.print(f"[dim]current[/]  order {order_id}  user {update.user_id}")
         _print_update(update)
         if update.price is not None:
             console.print_json(update.price.model_dump_json())
         return
     row = asyncio.run(tracking.stored_order(settings, order_id))
     if row is None:
-        console.print(f"[red]no order {order_id} in Redis or PostgreSQL[/]")
+        console.print(f"[red]no order {order_id}[/]")
         raise typer.Exit(1)
     console.print(f"[dim]from PostgreSQL[/]  order {order_id}  user {row['user_id']}")
     console.print(
@@ -336,7 +336,7 @@ def order_watch(
     timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
 ) -> None:
     """Follow an order's status events live until it is final."""
-    current = tracking.redis_status(get_settings(), order_id)
+    current = tracking.current_status(get_settings(), order_id)
     since = (
         int(current.created_at.timestamp() * 1000) - 1000
         if current

@@ -32,7 +32,7 @@ from foodflow.delivery_service import services
 from foodflow.delivery_service.order_status import OrderStatusMover
 from foodflow.delivery_service.repository import DeliveryRepository
 from foodflow.delivery_service.services import DeliveryPorts
-from foodflow.orders.status_store import RedisStatusStore
+from foodflow.orders.status_store import OrderStateStore, StatusCache
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
 
@@ -76,10 +76,10 @@ class FakeStock:
 @pytest.fixture
 async def parts(
     settings: Settings,
-) -> AsyncIterator[tuple[asyncpg.Pool, RedisStatusStore, Announced]]:
+) -> AsyncIterator[tuple[asyncpg.Pool, OrderStateStore, Announced]]:
     pool = await create_pool(settings, min_size=1, max_size=4)
     client = aioredis.from_url(settings.redis_url)
-    yield pool, RedisStatusStore(client, 600), Announced()
+    yield pool, OrderStateStore(pool, StatusCache(client, 600)), Announced()
     # Whatever a failed test left behind must not hold a courier.
     await pool.execute(
         "UPDATE couriers SET available = true, current_order = NULL WHERE current_order IN"
@@ -93,7 +93,7 @@ async def parts(
 def dispatcher(
     settings: Settings,
     pool: asyncpg.Pool,
-    store: RedisStatusStore,
+    store: OrderStateStore,
     announced: Announced,
     **over: Any,
 ) -> tuple[DeliveryPorts, FakePayment, FakeStock]:
@@ -110,7 +110,7 @@ def dispatcher(
     return ports, payment, stock
 
 
-async def confirmed_order(store: RedisStatusStore) -> OrderSnapshot:
+async def confirmed_order(store: OrderStateStore) -> OrderSnapshot:
     now = datetime.now(UTC)
     snapshot = OrderSnapshot(
         order_id=uuid.uuid4(),
@@ -133,7 +133,7 @@ async def confirmed_order(store: RedisStatusStore) -> OrderSnapshot:
 
 
 async def test_an_order_waits_while_no_courier_is_free_then_gets_the_one_that_frees_up(
-    settings: Settings, parts: tuple[asyncpg.Pool, RedisStatusStore, Announced]
+    settings: Settings, parts: tuple[asyncpg.Pool, OrderStateStore, Announced]
 ) -> None:
     pool, store, announced = parts
     d, _, _ = dispatcher(settings, pool, store, announced)
@@ -159,7 +159,7 @@ async def test_an_order_waits_while_no_courier_is_free_then_gets_the_one_that_fr
 
 
 async def test_waiting_too_long_cancels_and_refunds(
-    settings: Settings, parts: tuple[asyncpg.Pool, RedisStatusStore, Announced]
+    settings: Settings, parts: tuple[asyncpg.Pool, OrderStateStore, Announced]
 ) -> None:
     pool, store, announced = parts
     d, payment, stock = dispatcher(

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from foodflow.contracts.orders import DeadLetter
 from foodflow.platform.config import Settings
-from foodflow.platform.errors import PublishError
+from foodflow.platform.errors import PublishError, ServiceUnavailable
 from foodflow.platform.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.dlq import send_to_dead_letter
@@ -59,7 +59,8 @@ async def producer(settings: Settings, kafka: str) -> AsyncIterator[EventProduce
 
 
 class Collector:
-    """A handle_batch that records what it saw and can fail on purpose."""
+    """A handle_batch that records what it saw and can fail on purpose (as if a dependency
+    were down: the batch is handed back whole)."""
 
     def __init__(self, fail_times: int = 0) -> None:
         self.messages: list[Message] = []
@@ -71,7 +72,7 @@ class Collector:
         self.calls += 1
         if self.fail_times > 0:
             self.fail_times -= 1
-            raise RuntimeError("handler failure on purpose")
+            raise ServiceUnavailable("handler failure on purpose")
         self.sizes.append(len(batch))
         self.messages.extend(batch)
 

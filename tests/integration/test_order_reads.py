@@ -1,5 +1,5 @@
 """The shared reads of orders by their owners' modules, against the real PostgreSQL and Redis:
-`records.stored_statuses` / `records.read_order` and `status_store.read_status_values`."""
+`records.stored_statuses` / `records.read_order` and `status_store.cached_status_values`."""
 
 from __future__ import annotations
 
@@ -52,6 +52,6 @@ async def test_live_statuses_come_back_in_order_across_chunks(
         if n % 3 != 1:  # every third order has no live status
             status = "CONFIRMED" if n % 2 else "FAILED"
             await redis_client.set(f"order_status:{order_id}", f'{{"status": "{status}"}}', ex=60)
-    values = await status_store.read_status_values(redis_client, ids, chunk=2)
+    values = await status_store.cached_status_values(redis_client, ids, chunk=2)
     expected = [None if n % 3 == 1 else ("CONFIRMED" if n % 2 else "FAILED") for n in range(7)]
     assert values == expected

@@ -366,6 +366,8 @@ async def test_an_event_postgres_refuses_is_dead_lettered_and_the_rest_written(
     [letter] = await read_dead_letters(settings, writer.dead_letter_topic, 1)
     assert letter.order_id == refused
     assert "PostgreSQL rejected" in letter.error
+    metrics = (await writer.http.get("/metrics")).text
+    assert "foodflow_order_writer_rejects_total 1.0" in metrics
 
 
 async def test_replaying_the_topic_leaves_the_tables_identical(

@@ -27,8 +27,9 @@ from foodflow.contracts.orders import (
     ValidatedOrder,
 )
 from foodflow.delivery_service.app import create_app as create_delivery_app
-from foodflow.orders.status_store import RedisStatusStore
+from foodflow.orders.status_store import OrderStateStore, StatusCache
 from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool
 from foodflow.tools.secrets import load_settings
 from tests.served import served
 
@@ -70,9 +71,11 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture(scope="module")
-async def store(settings: Settings) -> AsyncIterator[RedisStatusStore]:
+async def store(settings: Settings) -> AsyncIterator[OrderStateStore]:
     client = aioredis.from_url(settings.redis_url)
-    yield RedisStatusStore(client, 3600)
+    pool = await create_pool(settings, min_size=1, max_size=2)
+    yield OrderStateStore(pool, StatusCache(client, 3600))
+    await pool.close()
     await client.aclose()
 
 
@@ -102,7 +105,7 @@ async def courier_account(client: httpx.AsyncClient, staff: Headers, courier_id:
 
 
 @pytest.fixture
-async def assigned_to(db: asyncpg.Connection, store: RedisStatusStore) -> AsyncIterator[AssignedTo]:
+async def assigned_to(db: asyncpg.Connection, store: OrderStateStore) -> AsyncIterator[AssignedTo]:
     """Makes orders of a new customer's, each assigned to the courier given; removed after."""
     made: list[uuid.UUID] = []
 

@@ -531,3 +531,22 @@ async def test_waiting_too_long_cancels_for_no_courier() -> None:
     assert (current.status, current.reason) == (OrderStatus.CANCELLED, "NO_COURIER")
     assert world.payment.refunded == [order.order_id]
     assert world.state(fresh) is DeliveryState.WAITING
+
+
+async def test_a_cancellation_that_cannot_finish_does_not_stop_the_round() -> None:
+    # Seen live: one CANCELLING delivery whose order could not be read failed every round, so
+    # new orders waited with couriers free.
+    world = World([NEAR, FAR])
+    stuck = await world.order()
+    await services.dispatch_round(world.ports)
+    world.payment.down = True
+    await services.cancel_delivery(world.ports, stuck.order_id, FailureReason.CUSTOMER_CANCELLED)
+    world.payment.down = False
+    del world.statuses.orders[stuck.order_id]  # its status cannot be moved (KeyError here)
+    world.deliveries.updated_at[stuck.order_id] -= timedelta(minutes=1)
+    waiting = await world.order()
+
+    assert await services.dispatch_round(world.ports) == 1
+
+    assert world.state(waiting) is DeliveryState.ASSIGNED
+    assert world.state(stuck) is DeliveryState.CANCELLING  # tried again next round

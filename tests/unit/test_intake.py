@@ -21,6 +21,7 @@ from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.orders.lifecycle import Order
 from foodflow.orders.status_store import SaveOutcome
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 
 SEED_LINE = (
@@ -153,12 +154,16 @@ async def test_an_unreadable_order_with_an_id_is_parked_and_announced_failed() -
 
     # The saga is never reached: the message is refused before an order exists.
     intake = OrderIntake(
-        cast(OrderSaga, None), cast(EventProducer, parked), store, announce, max_in_flight=10
+        cast(OrderSaga, None),
+        DeadLetterPublisher(cast(EventProducer, parked)),
+        store,
+        announce,
+        max_in_flight=10,
     )
     message = cast(Message, FakeMessage(raw))
     await intake.handle_batch([message])
-    await intake.handle_batch([message])  # redelivered: the same event again
-    assert [topic for topic, _ in parked.letters] == [topics.DEAD_LETTER] * 2
+    await intake.handle_batch([message])  # redelivered: the same event again, no second letter
+    assert [topic for topic, _ in parked.letters] == [topics.DEAD_LETTER]
     assert [(u.status, u.version, u.user_id) for u, _ in announced] == [("FAILED", 1, "u-9")] * 2
     finals = [f for _, f in announced if f is not None]
     assert len(finals) == 2 and finals[0].model_dump_json() == finals[1].model_dump_json()

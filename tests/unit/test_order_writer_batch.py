@@ -152,6 +152,9 @@ def test_transient_errors_are_connection_and_shutdown_not_bad_data() -> None:
     assert not is_transient(asyncpg.exceptions.CheckViolationError())
     assert not is_transient(asyncpg.exceptions.NumericValueOutOfRangeError())
     assert not is_transient(ValueError())
+    assert is_transient(asyncpg.InterfaceError("pool is closing"))
+    # asyncpg's own DataError (an InterfaceError too) is an argument it cannot encode.
+    assert not is_transient(asyncpg.exceptions._base.DataError("invalid input for $1"))
 
 
 def test_next_offsets_are_one_past_the_highest_per_partition() -> None:

@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import cast
 from uuid import uuid4
 
 import asyncpg
 import pytest
+from confluent_kafka import Message
 
 from foodflow.contracts.orders import OrderFinalEvent, OrderStatus, PricedItem, StatusChange
+from foodflow.order_writer.handler import PersistFinalOrders
+from foodflow.order_writer.metrics import WriterMetrics
 from foodflow.order_writer.services import OrdersRefused, write_final_orders
 from foodflow.order_writer.store import PostgresOrderStore
 from foodflow.orders.records import WriteResult
 from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
+from foodflow.platform.kafka.producer import EventProducer
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -113,3 +119,48 @@ async def test_the_store_does_not_retry_data_postgres_refuses() -> None:
     with pytest.raises(OrdersRefused, match="violates check constraint"):
         await store.write([event()])
     assert pool.attempts == 1 and store.retries == 0
+
+
+class FakeMessage:
+    def __init__(self, value: bytes, offset: int) -> None:
+        self._value, self._offset = value, offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return "db_write_order_status"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class LetterBox:
+    def __init__(self) -> None:
+        self.letters: list[object] = []
+
+    async def publish(self, topic: str, value: object, key: str | None = None) -> None:
+        self.letters.append(value)
+
+
+async def test_a_refused_order_is_one_reject_and_one_letter_however_often_its_batch_runs() -> None:
+    box, metrics = LetterBox(), WriterMetrics()
+    persist = PersistFinalOrders(
+        FakeStore(), DeadLetterPublisher(cast(EventProducer, box)), metrics
+    )
+    batch = [
+        cast(Message, FakeMessage(event(quantity=0).model_dump_json().encode(), 0)),
+        cast(Message, FakeMessage(event().model_dump_json().encode(), 1)),
+    ]
+    await persist(batch)
+    await persist(batch)  # handed back after an outage further on, or bisected
+    assert len(box.letters) == 1
+    sample = metrics.registry.get_sample_value
+    assert sample("foodflow_order_writer_rejects_total") == 1
+    assert sample("foodflow_order_writer_dead_letters_total") == 1

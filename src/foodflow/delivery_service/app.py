@@ -33,17 +33,19 @@ from foodflow.delivery_service.domain import (
 from foodflow.delivery_service.order_status import OrderStatusMover
 from foodflow.delivery_service.repository import DeliveryRepository
 from foodflow.orders.announcer import KafkaAnnouncer
-from foodflow.orders.status_store import RedisStatusStore
+from foodflow.orders.records import migrate_orders
+from foodflow.orders.status_store import OrderStateStore, StatusCache
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.errors import install_error_handlers
 from foodflow.platform.http.limits import install_body_limit
-from foodflow.platform.http.probes import install_probes, postgres_check, redis_check, running_check
+from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
 from foodflow.platform.kafka.consumer import BatchConsumer, BatchHandler
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.secrets import require
@@ -152,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool = await create_pool(settings)
             stack.push_async_callback(pool.close)
             await migrate_pool(pool, SERVICE, MIGRATIONS)
+            await migrate_orders(pool)  # the order state it moves on lives there
             redis_client = create_redis(settings)
             stack.push_async_callback(redis_client.aclose)
             producer = EventProducer(settings)
@@ -160,7 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             payment, inventory = PaymentClient(settings, tokens), InventoryClient(settings, tokens)
             stack.push_async_callback(payment.aclose)
             stack.push_async_callback(inventory.aclose)
-            store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
+            cache = StatusCache(redis_client, settings.order_status_ttl_seconds)
+            store = OrderStateStore(pool, cache)
             ports = services.DeliveryPorts(
                 deliveries=DeliveryRepository(pool),
                 statuses=OrderStatusMover(store, KafkaAnnouncer(producer)),
@@ -175,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 CONSUMER_GROUP,
                 confirmed_orders(ports),
                 config={"auto.offset.reset": "latest"},
+                dead_letter=DeadLetterPublisher(producer),
             )
             await consumer.start()
             consuming = asyncio.create_task(consumer.run(), name="status consumer")
@@ -198,7 +203,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         SERVICE,
         checks={
             "postgres": postgres_check(lambda request: runtime_of(request).pool),
-            "redis": redis_check(lambda request: runtime_of(request).redis),
             "consumer": running_check(lambda request: not runtime_of(request).consumer.done()),
             "dispatch": running_check(lambda request: not runtime_of(request).dispatch.done()),
         },

@@ -21,7 +21,7 @@ from foodflow.contracts.orders import (
 )
 from foodflow.delivery_service.domain import DeliveryConflict, DeliveryNotFound
 from foodflow.orders.lifecycle import IllegalTransition, advance
-from foodflow.orders.status_store import RedisStatusStore, SaveOutcome
+from foodflow.orders.status_store import OrderStateStore, SaveOutcome
 from foodflow.platform.retry import retry_async
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,10 @@ class OrderOvertaken(DeliveryConflict):
 
 
 class OrderStatusMover:
-    """`OrderStatuses` over Redis (version-guarded) and an announcer."""
+    """`OrderStatuses` over the order state store (PostgreSQL, version-guarded) and an
+    announcer."""
 
-    def __init__(self, store: RedisStatusStore, announce: Announce) -> None:
+    def __init__(self, store: OrderStateStore, announce: Announce) -> None:
         self.store = store
         self.announce = announce
 

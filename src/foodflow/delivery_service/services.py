@@ -171,6 +171,9 @@ async def _expire_waiting(ports: DeliveryPorts) -> None:
                 await _cancel(ports, order_id, FailureReason.NO_COURIER)
             except DeliveryConflict as exc:
                 log.info("Order %s not cancelled: %s", order_id, exc)
+            except Exception:
+                # One order that cannot be cancelled now must not stop the round for the rest.
+                log.exception("Order %s: cancelling for no courier failed; next round", order_id)
 
 
 async def _resume_cancelling(ports: DeliveryPorts) -> None:
@@ -178,7 +181,12 @@ async def _resume_cancelling(ports: DeliveryPorts) -> None:
         RESUME_CANCELLING_AFTER_SECONDS, ROUND_BATCH
     )
     for order_id, reason in stalled:
-        await _compensate(ports, order_id, FailureReason(reason))
+        try:
+            await _compensate(ports, order_id, FailureReason(reason))
+        except Exception:
+            # Left CANCELLING for the next round; the couriers and orders waiting behind it
+            # are assigned all the same.
+            log.exception("Order %s: finishing its cancellation failed; next round", order_id)
 
 
 async def _assign_next(ports: DeliveryPorts) -> bool:

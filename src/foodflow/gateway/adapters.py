@@ -42,21 +42,22 @@ _COURIERS = TypeAdapter(list[CourierView])
 
 
 class OrderState:
-    """`OrderViews`: the live status through `orders.status_store`, the stored order through
-    `orders.records`."""
+    """`OrderViews`: the current state through `orders.status_store` (Redis' copy, else the
+    truth in PostgreSQL), the stored order through `orders.records`."""
 
-    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
-        self._redis = redis
+    def __init__(self, redis: aioredis.Redis, pool: asyncpg.Pool, settings: Settings) -> None:
         self._pool = pool
+        cache = status_store.StatusCache(redis, settings.order_status_ttl_seconds)
+        self._reader = status_store.StatusReader(pool, cache)
 
     async def snapshot(self, order_id: UUID) -> OrderSnapshot | None:
-        return await status_store.read_snapshot(self._redis, order_id)
+        return await self._reader.snapshot(order_id)
 
     async def status(self, order_id: UUID) -> OrderStatusUpdate | None:
-        return await status_store.read_status(self._redis, order_id)
+        return await self._reader.status(order_id)
 
     async def is_live(self, order_id: UUID) -> bool:
-        return await status_store.has_status(self._redis, order_id)
+        return await self._reader.snapshot(order_id) is not None
 
     async def record(self, order_id: UUID) -> OrderRecord | None:
         return await records.read_order(self._pool, order_id)

@@ -57,6 +57,7 @@ from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag
 from foodflow.platform.periodic import run_periodically
@@ -175,6 +176,7 @@ def create_app(settings: Settings) -> FastAPI:
             poll_timeout=0.2,
             # Start at the end: the dashboard shows what happens from now on.
             config={"auto.offset.reset": "latest"},
+            dead_letter=DeadLetterPublisher(producer),
         )
         await consumer.start()
 
@@ -190,7 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
             board=board,
             broadcaster=broadcaster,
             repository=repository,
-            orders=OrderState(redis_client, pool),
+            orders=OrderState(redis_client, pool, settings),
             inventory=InventoryClient(settings, tokens),
             delivery=DeliveryClient(settings, tokens),
             publisher=KafkaOrderPublisher(producer),

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import asyncpg
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
@@ -19,14 +20,17 @@ from foodflow.order_manager.intake import OrderIntake
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.order_manager.sweeper import StuckOrderSweeper
 from foodflow.orders.announcer import KafkaAnnouncer
-from foodflow.orders.status_store import RedisStatusStore
+from foodflow.orders.records import migrate_orders
+from foodflow.orders.status_store import OrderStateStore, StatusCache
 from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.limits import install_body_limit
-from foodflow.platform.http.probes import install_probes, redis_check, running_check
+from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag, watch_event_loop_lag
 from foodflow.platform.periodic import periodic_task
@@ -40,6 +44,7 @@ CONSUMER_GROUP = "order_manager"
 class OrderManagerRuntime:
     """What the order manager runs on, built once per process in the lifespan."""
 
+    pool: asyncpg.Pool
     redis: aioredis.Redis
     consumer: BatchConsumer
     consumer_task: asyncio.Task[None]
@@ -53,13 +58,15 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         require(settings, "service_private_key")
         tokens = ServiceTokens.from_settings("order_manager", settings)
+        pool = await create_pool(settings, min_size=1, max_size=8)
+        await migrate_orders(pool)  # the order state the saga resumes from lives there
         redis_client = create_redis(settings)
         inventory = InventoryClient(settings, tokens)
         pricing = PricingClient(settings, tokens)
         payment = PaymentClient(settings, tokens)
         producer = EventProducer(settings)
         await producer.start()
-        store = RedisStatusStore(redis_client, settings.order_status_ttl_seconds)
+        store = OrderStateStore(pool, StatusCache(redis_client, settings.order_status_ttl_seconds))
         announce = KafkaAnnouncer(producer)
         saga = OrderSaga(
             inventory=inventory,
@@ -69,7 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
             payment=payment,
             order_timeout=settings.order_timeout_seconds,
         )
-        intake = OrderIntake(saga, producer, store, announce, settings.max_in_flight_orders)
+        dead_letters = DeadLetterPublisher(producer)
+        intake = OrderIntake(saga, dead_letters, store, announce, settings.max_in_flight_orders)
         consumer = BatchConsumer(
             settings,
             [topics.VALIDATED_ORDERS],
@@ -78,12 +86,18 @@ def create_app(settings: Settings) -> FastAPI:
             batch_size=settings.consume_batch_size,
             max_batches_in_flight=settings.consume_batches_in_flight,
             max_messages_in_flight=settings.max_in_flight_orders,
+            dead_letter=dead_letters,
         )
-        sweeper = StuckOrderSweeper(saga, store, stuck_after=settings.stuck_order_after_seconds)
+        sweeper = StuckOrderSweeper(
+            saga,
+            store,
+            stuck_after=settings.stuck_order_after_seconds,
+            retention_seconds=settings.order_state_retention_days * 86400,
+        )
         await consumer.start()
         loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
         lag_task = asyncio.create_task(watch_event_loop_lag("order_manager"), name="loop lag")
-        app.state.runtime = OrderManagerRuntime(redis_client, consumer, loop_task)
+        app.state.runtime = OrderManagerRuntime(pool, redis_client, consumer, loop_task)
         log.info("order_manager consuming %s as group %s", topics.VALIDATED_ORDERS, CONSUMER_GROUP)
         try:
             async with periodic_task(
@@ -106,6 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
             await pricing.aclose()
             await payment.aclose()
             await redis_client.aclose()
+            await pool.close()
 
     app = FastAPI(title="foodflow order_manager", lifespan=lifespan)
 
@@ -118,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
         "order_manager",
         {
             "consumer": running_check(lambda r: not RUNTIME.of(r).consumer_task.done()),
-            "redis": redis_check(lambda r: RUNTIME.of(r).redis),
+            "postgres": postgres_check(lambda r: RUNTIME.of(r).pool),
         },
         collect=collect,
     )

@@ -14,8 +14,7 @@ from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
 from foodflow.order_manager.saga import Announcer, OrderSaga, StatusStore
 from foodflow.orders.lifecycle import Order
 from foodflow.orders.status_store import SaveOutcome
-from foodflow.platform.kafka.dlq import send_to_dead_letter
-from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +33,13 @@ class OrderIntake:
     def __init__(
         self,
         saga: OrderSaga,
-        producer: EventProducer,
+        dead_letters: DeadLetterPublisher,
         store: StatusStore,
         announce: Announcer,
         max_in_flight: int,
     ) -> None:
         self.saga = saga
-        self.producer = producer
+        self.dead_letters = dead_letters
         self.store = store
         self.announce = announce
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -85,8 +84,10 @@ class OrderIntake:
             msg.offset(),
             invalid.error,
         )
-        await send_to_dead_letter(self.producer, msg, invalid.error, invalid.order_id)
-        DEAD_LETTERS.inc()
+        # Once per process: a batch retried after an outage does not publish the letter again,
+        # but stores and announces the order's failure if that did not happen yet.
+        if await self.dead_letters.publish(msg, invalid.error, invalid.order_id):
+            DEAD_LETTERS.inc()
         if invalid.order_id is not None:
             event = Order.reject(
                 invalid.order_id, invalid.user_id or "unknown", invalid.error[:1000]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from uuid import UUID
 
 from foodflow.order_manager.saga import OrderSaga
-from foodflow.orders.status_store import RedisStatusStore
+from foodflow.orders.status_store import OrderStateStore
 
 log = logging.getLogger(__name__)
 
@@ -21,24 +20,34 @@ class StuckOrderSweeper:
     that was merely slow changes nothing.
     """
 
-    def __init__(self, saga: OrderSaga, store: RedisStatusStore, *, stuck_after: float) -> None:
+    def __init__(
+        self,
+        saga: OrderSaga,
+        store: OrderStateStore,
+        *,
+        stuck_after: float,
+        retention_seconds: float = 30 * 86400,
+    ) -> None:
         self.saga = saga
         self.store = store
         self.stuck_after = stuck_after
+        self.retention_seconds = retention_seconds
         self.swept = 0
 
     async def sweep_once(self) -> int:
         finished = 0
-        for order_id in await self.store.stale_in_flight(self.stuck_after):
-            if not await self.store.claim(order_id, seconds=int(self.saga.order_timeout * 2)):
-                continue  # another instance's sweeper has it
-            request = await self.store.load_request(order_id)
+        # Each order is leased to this sweeper for twice an order's time: another instance's
+        # sweeper skips it meanwhile, and takes it over if this process dies.
+        lease = self.saga.order_timeout * 2
+        for order_id, request in await self.store.claim_stale(self.stuck_after, lease):
             if request is None:
                 log.error("Stuck order %s has no stored request; cannot re-drive it", order_id)
-                await self.store.forget_in_flight(order_id)
                 continue
             log.warning("Sweeping stuck order %s", order_id)
-            await self.saga.run(UUID(order_id), request)
+            await self.saga.run(order_id, request)
             finished += 1
         self.swept += finished
+        pruned = await self.store.prune(self.retention_seconds)
+        if pruned:
+            log.info("Forgot the state of %d orders final for over the retention", pruned)
         return finished

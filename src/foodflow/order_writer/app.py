@@ -23,6 +23,7 @@ from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.metrics import record_consumer_lag
 from foodflow.platform.retry import retry_async
@@ -66,9 +67,16 @@ def create_app(
         store = PostgresOrderStore(pool)
         producer = EventProducer(settings, client_id=f"{group_id}-dlq")
         await producer.start()
-        handler = PersistFinalOrders(store, producer, metrics, dead_letter_topic=dead_letter_topic)
+        dead_letters = DeadLetterPublisher(producer, dead_letter_topic)
+        handler = PersistFinalOrders(store, dead_letters, metrics)
         consumer = BatchConsumer(
-            settings, [topic], group_id, handler, batch_size=batch_size, poll_timeout=0.5
+            settings,
+            [topic],
+            group_id,
+            handler,
+            batch_size=batch_size,
+            poll_timeout=0.5,
+            dead_letter=dead_letters,
         )
         consuming = False
 

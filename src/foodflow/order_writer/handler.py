@@ -9,14 +9,12 @@ from uuid import UUID
 
 from confluent_kafka import Message
 
-from foodflow.contracts import topics
 from foodflow.contracts.orders import OrderFinalEvent
 from foodflow.order_writer.domain import Rejected, parse_message, reduce_batch
 from foodflow.order_writer.metrics import WriterMetrics
 from foodflow.order_writer.services import OrderStore, write_final_orders
 from foodflow.orders.records import WriteResult
-from foodflow.platform.kafka.dlq import send_to_dead_letter
-from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
 
 log = logging.getLogger(__name__)
 
@@ -28,30 +26,26 @@ class PersistFinalOrders:
     """`handle_batch` for the writer's BatchConsumer.
 
     Dead letters are published only after the batch is in PostgreSQL, so a retried batch
-    (PostgreSQL or Kafka failing midway) writes the same rows and, at worst, repeats a dead letter.
+    (PostgreSQL or Kafka failing midway) writes the same rows; `DeadLetterPublisher` sends each
+    letter once per process. An event PostgreSQL refuses is a final order the system of record
+    will not hold: it counts in `rejects` (an alert) and is logged as an error, once.
     """
 
     def __init__(
-        self,
-        store: OrderStore,
-        producer: EventProducer,
-        metrics: WriterMetrics,
-        *,
-        dead_letter_topic: str = topics.DEAD_LETTER,
+        self, store: OrderStore, dead_letters: DeadLetterPublisher, metrics: WriterMetrics
     ) -> None:
         self._store = store
-        self._producer = producer
+        self._dead_letters = dead_letters
         self._metrics = metrics
-        self._dead_letter_topic = dead_letter_topic
 
     async def __call__(self, messages: list[Message]) -> None:
         sources: dict[int, Message] = {}
         events: list[OrderFinalEvent] = []
-        rejected: list[tuple[Message, str, UUID | None]] = []
+        unreadable: list[tuple[Message, str, UUID | None]] = []
         for msg in messages:
             parsed = parse_message(msg.value(), msg.key())
             if isinstance(parsed, Rejected):
-                rejected.append((msg, parsed.error, parsed.order_id))
+                unreadable.append((msg, parsed.error, parsed.order_id))
             else:
                 events.append(parsed)
                 sources[id(parsed)] = msg
@@ -60,18 +54,19 @@ class PersistFinalOrders:
         started = time.perf_counter()
         result, failed = await write_final_orders(self._store, reduced)
         self._metrics.batch_write_seconds.observe(time.perf_counter() - started)
-        rejected.extend((sources[id(event)], error, event.order_id) for event, error in failed)
+        refused = [(sources[id(event)], error, event.order_id) for event, error in failed]
 
-        if rejected:
-            await asyncio.gather(
-                *(
-                    send_to_dead_letter(
-                        self._producer, msg, error, order_id, topic=self._dead_letter_topic
-                    )
-                    for msg, error, order_id in rejected
-                )
+        sent = await asyncio.gather(
+            *(
+                self._dead_letters.publish(msg, error, order_id)
+                for msg, error, order_id in unreadable + refused
             )
-        self._record(result, superseded=len(events) - len(reduced), dead_letters=len(rejected))
+        )
+        for (_, error, order_id), new in zip(refused, sent[len(unreadable) :], strict=True):
+            if new:
+                self._metrics.rejects.inc()
+                log.error("PostgreSQL refused final order %s (dead-lettered): %s", order_id, error)
+        self._record(result, superseded=len(events) - len(reduced), dead_letters=sum(sent))
 
     def _record(self, result: WriteResult, *, superseded: int, dead_letters: int) -> None:
         m = self._metrics

@@ -28,6 +28,12 @@ class WriterMetrics:
             "Messages sent to the dead-letter topic",
             registry=self.registry,
         )
+        # An alert: a final order PostgreSQL refused is missing from the system of record.
+        self.rejects = Counter(
+            "foodflow_order_writer_rejects",
+            "Final order events PostgreSQL refused (dead-lettered): orders missing from the record",
+            registry=self.registry,
+        )
         self.batch_write_seconds = Histogram(
             "foodflow_order_writer_batch_write_seconds",
             "Time to write one batch to PostgreSQL, retries included",

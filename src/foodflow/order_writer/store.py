@@ -25,6 +25,8 @@ TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
 
 def is_transient(exc: BaseException) -> bool:
     """True for errors that a retry can cure (PostgreSQL down, restarting, overloaded)."""
+    if isinstance(exc, ValueError):  # an argument asyncpg cannot encode: bad data, not down
+        return False
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError):
         return True
     if isinstance(exc, asyncpg.PostgresError):
@@ -84,7 +86,7 @@ class PostgresOrderStore:
             except Exception as exc:
                 if is_transient(exc):
                     raise _Unavailable from exc
-                if isinstance(exc, asyncpg.PostgresError):
+                if isinstance(exc, asyncpg.PostgresError | ValueError):
                     raise OrdersRefused(str(exc)) from exc
                 raise
 

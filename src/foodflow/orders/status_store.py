@@ -1,20 +1,31 @@
-"""The current status of each order in Redis, under `order_status:<order_id>`, with a TTL.
+"""Each order's current state: its truth in PostgreSQL (`order_state`), a copy in Redis.
 
-Beside it, for orders not yet final: the original request (`order_request:<order_id>`) and a
-sorted set of their ids by age (`orders_in_flight`), so a sweeper can find and finish orders
-whose saga died with its process.
+PostgreSQL holds, per order, the whole snapshot (status, version, history, price), the original
+request while the saga drives the order, and a sweeper's lease. Every transition is written
+there first, behind a version guard: a version is stored once, with one status, whoever writes
+it (a saga, a sweeper, a second instance, the delivery service). Only then is the snapshot
+copied to Redis under `order_status:<order_id>` (with a TTL, as the seed's design has it), for
+those who only look (the gateway, the command line). Redis may be flushed, restarted or down at
+any moment: nothing decides from it, a reader that misses it reads PostgreSQL and fills it again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
+from typing import TypeVar
 from uuid import UUID
 
+import asyncpg
 import orjson
 import redis.asyncio as aioredis
+from prometheus_client import Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts.orders import (
@@ -23,15 +34,33 @@ from foodflow.contracts.orders import (
     ValidatedOrder,
     order_status_key,
 )
+from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS
+from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.batching import Coalescer
 from foodflow.platform.retry import retry_async
 
-IN_FLIGHT_KEY = "orders_in_flight"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DB_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InterfaceError)
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
+# How long the cache is left alone after it failed: a Redis that is down costs each write its
+# connect timeout, which the orders must not wait for.
+CACHE_PAUSE_SECONDS = 5.0
+# Orders whose cached copy may be stale (written while Redis was unreachable), removed from the
+# cache once it answers again; past this many the oldest are forgotten (and logged).
+MAX_STALE_CACHE_KEYS = 100_000
+STORE_ATTEMPTS = 3
+
+CACHE_ERRORS = Counter(
+    "foodflow_status_cache_errors_total",
+    "Order status cache (Redis) operations that failed; PostgreSQL answered instead",
+    ["operation"],
+)
 
 
-def order_request_key(order_id: UUID | str) -> str:
-    return f"order_request:{order_id}"
+class StateStoreUnavailable(ServiceUnavailable):
+    """PostgreSQL, which holds the order state, did not answer."""
 
 
 class SaveOutcome(IntEnum):
@@ -40,148 +69,397 @@ class SaveOutcome(IntEnum):
     WRITTEN = 1
 
 
-# One round trip per transition: the version guard, the status, the in-flight index and (on
-# RECEIVED) the request, all or nothing.
+@dataclass(frozen=True)
+class _Row:
+    """One transition to store."""
+
+    order_id: UUID
+    version: int
+    status: str
+    in_saga: bool
+    snapshot: str
+    request: str | None
+    created_at: datetime
+
+
+# Version-guarded upsert of many orders in one statement. The final SELECT sees the table as it
+# was before the statement (a data-modifying WITH runs on one snapshot), so for each row not
+# written it tells a replay (stored version newer, or the same transition) from a conflict.
 _SAVE = """
+WITH incoming AS (
+    SELECT * FROM unnest(
+        $1::uuid[], $2::int[], $3::text[], $4::bool[], $5::text[], $6::text[], $7::timestamptz[]
+    ) AS t(order_id, version, status, in_saga, snapshot, request, created_at)
+), written AS (
+    INSERT INTO order_state AS s
+        (order_id, version, status, in_saga, snapshot, request, created_at)
+    SELECT order_id, version, status, in_saga, snapshot, request, created_at FROM incoming
+    ON CONFLICT (order_id) DO UPDATE SET
+        version = EXCLUDED.version,
+        status = EXCLUDED.status,
+        in_saga = EXCLUDED.in_saga,
+        snapshot = EXCLUDED.snapshot,
+        request = CASE WHEN EXCLUDED.in_saga THEN COALESCE(EXCLUDED.request, s.request) END,
+        updated_at = now(),
+        claimed_until = NULL
+    WHERE s.version < EXCLUDED.version
+    RETURNING s.order_id
+)
+SELECT i.order_id, w.order_id IS NOT NULL AS written,
+       before.version AS stored_version, before.status AS stored_status
+FROM incoming i
+LEFT JOIN written w ON w.order_id = i.order_id
+LEFT JOIN order_state before ON before.order_id = i.order_id
+"""
+
+_CURRENT = "SELECT order_id, version, status FROM order_state WHERE order_id = ANY($1::uuid[])"
+_SNAPSHOTS = "SELECT order_id, snapshot FROM order_state WHERE order_id = ANY($1::uuid[])"
+_REQUEST = "SELECT request FROM order_state WHERE order_id = $1"
+_PRUNE = """
+DELETE FROM order_state WHERE order_id IN (
+    SELECT order_id FROM order_state
+    WHERE NOT in_saga AND updated_at < now() - make_interval(secs => $1)
+    LIMIT $2
+)
+"""
+
+# Unfinished orders the saga took in long ago, each leased to one sweeper (of any instance) for
+# a while: the lease is dropped with the order's next transition.
+_CLAIM_STALE = """
+UPDATE order_state SET claimed_until = now() + make_interval(secs => $2)
+WHERE order_id IN (
+    SELECT order_id FROM order_state
+    WHERE in_saga
+      AND created_at < now() - make_interval(secs => $1)
+      AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY created_at
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING order_id, request
+"""
+
+# The cached copy only ever moves forward: a late or repeated write of an older version is
+# dropped (the truth is in PostgreSQL; this keeps a reader from seeing a status go back).
+_CACHE = """
 local current = redis.call('GET', KEYS[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
-  if ok and tonumber(decoded['version']) then
-    local stored = tonumber(decoded['version'])
-    local incoming = tonumber(ARGV[2])
-    if stored > incoming then return 0 end
-    if stored == incoming then
-      if decoded['status'] == ARGV[4] then return 0 end
-      return -1
-    end
+  if ok and tonumber(decoded['version']) and tonumber(decoded['version']) >= tonumber(ARGV[2]) then
+    return 0
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-if ARGV[5] == '1' then
-  redis.call('ZREM', KEYS[2], ARGV[6])
-  redis.call('DEL', KEYS[3])
-else
-  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[6])
-  if ARGV[8] ~= '' then redis.call('SET', KEYS[3], ARGV[8], 'EX', ARGV[3]) end
-end
 return 1
 """
 
 
-ScriptCall = tuple[list[str], list[str | int | float]]  # keys and arguments of one script run
+def _decide(
+    version: int, status: str, stored_version: int | None, stored: str | None
+) -> SaveOutcome:
+    """What an unwritten transition means, given what was stored."""
+    if stored_version is None:
+        return SaveOutcome.CONFLICT  # written by someone else meanwhile: read it again
+    if stored_version > version or (stored_version == version and stored == status):
+        return SaveOutcome.ALREADY_THERE
+    return SaveOutcome.CONFLICT
 
 
-class RedisStatusStore:
-    """Writes and reads of many sagas at once share round trips: the saves made in one turn
-    of the event loop go as one pipeline of script calls, the snapshot reads as one MGET."""
+class StatusCache:
+    """The Redis copy of order snapshots. Every failure is absorbed: PostgreSQL answers instead,
+    and for `CACHE_PAUSE_SECONDS` after one the cache is not tried at all."""
 
     def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl = ttl_seconds
-        self._save = client.register_script(_SAVE)
-        self._saves: Coalescer[ScriptCall, SaveOutcome] = Coalescer(
-            self._save_batch, max_batch=500, name="redis status writes"
+        self._script = client.register_script(_CACHE)
+        self._paused_until = 0.0
+        self._stale: dict[str, None] = {}  # ordered set of keys to drop once Redis is back
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._paused_until
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        CACHE_ERRORS.labels(operation).inc()
+        if self._available():
+            log.warning(
+                "Order status cache unavailable (%s: %s); reading and writing PostgreSQL only"
+                " for %.0fs",
+                operation,
+                exc,
+                CACHE_PAUSE_SECONDS,
+            )
+        self._paused_until = time.monotonic() + CACHE_PAUSE_SECONDS
+
+    def _mark_stale(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._stale[key] = None
+        while len(self._stale) > MAX_STALE_CACHE_KEYS:
+            forgotten = next(iter(self._stale))
+            del self._stale[forgotten]
+            log.warning("Forgot that the cached status %s may be stale", forgotten)
+
+    async def _drop_stale(self) -> None:
+        if not self._stale:
+            return
+        keys = list(self._stale)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            await self._redis.delete(*chunk)
+            for key in chunk:
+                self._stale.pop(key, None)
+        log.info("Dropped %d cached statuses written while the cache was away", len(keys))
+
+    async def put(self, snapshots: Sequence[OrderSnapshot]) -> None:
+        """Copy `snapshots` (stored in PostgreSQL already) to the cache, never backwards."""
+        await self.put_json([(s.order_id, s.version, s.model_dump_json()) for s in snapshots])
+
+    async def put_json(self, entries: Sequence[tuple[UUID, int, str]]) -> None:
+        """`put` of snapshots as (order id, version, JSON): one pipeline for all of them."""
+        if not entries:
+            return
+        keys = [order_status_key(order_id) for order_id, _, _ in entries]
+        if not self._available():
+            self._mark_stale(keys)
+            return
+        try:
+            await self._drop_stale()
+            pipe = self._redis.pipeline(transaction=False)
+            for key, (_, version, snapshot) in zip(keys, entries, strict=True):
+                args: list[str | int] = [snapshot, version, self._ttl]
+                await self._script(keys=[key], args=args, client=pipe)
+            await pipe.execute()
+        except RedisError as exc:
+            self._failed("write", exc)
+            self._mark_stale(keys)
+
+    async def get(self, order_id: UUID | str) -> bytes | str | None:
+        """The cached JSON, or None on a miss or when the cache is unavailable."""
+        if not self._available():
+            return None
+        try:
+            raw: bytes | str | None = await self._redis.get(order_status_key(order_id))
+        except RedisError as exc:
+            self._failed("read", exc)
+            return None
+        return raw
+
+
+class OrderStateStore:
+    """Saves and loads order snapshots: PostgreSQL first (the truth), the cache after.
+
+    The saves and loads of many sagas made in one turn of the event loop share one statement.
+    PostgreSQL being unreachable raises `StateStoreUnavailable` after a few quick attempts.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, cache: StatusCache) -> None:
+        self._pool = pool
+        self.cache = cache
+        self._saves: Coalescer[_Row, SaveOutcome] = Coalescer(
+            self._save_batch, max_batch=500, name="order state writes"
         )
-        self._reads: Coalescer[str, bytes | str | None] = Coalescer(
-            self._read_batch, max_batch=500, name="redis status reads"
+        self._loads: Coalescer[UUID, str | None] = Coalescer(
+            self._load_batch, max_batch=500, name="order state reads"
         )
 
     async def save(
         self, update: OrderSnapshot, request: ValidatedOrder | None = None
     ) -> SaveOutcome:
-        """Store a transition unless that version is there already.
+        """Store a transition unless that version is there already, then cache it.
 
         The stored JSON is the whole snapshot (a superset of the status event), so a saga can be
         resumed from it and a final state announced again without recomputing anything.
         """
-        order_id = str(update.order_id)
-        call: ScriptCall = (
-            [order_status_key(order_id), IN_FLIGHT_KEY, order_request_key(order_id)],
-            [
-                update.model_dump_json(),
-                update.version,
-                self._ttl,
-                update.status.value,
-                "1" if update.status.left_saga else "0",
-                order_id,
-                update.created_at.timestamp(),
-                request.model_dump_json() if request is not None else "",
-            ],
+        row = _Row(
+            order_id=update.order_id,
+            version=update.version,
+            status=update.status.value,
+            in_saga=not update.status.left_saga,
+            snapshot=update.model_dump_json(),
+            request=request.model_dump_json() if request is not None else None,
+            created_at=update.created_at,
         )
-        return await retry_async(
-            lambda: self._saves.submit(call),
-            retry_on=REDIS_ERRORS,
-            attempts=8,
-            max_delay=2.0,
-            what="redis status write",
-        )
+        return await _on_postgres("order state write", lambda: self._saves.submit(row))
 
-    async def _save_batch(self, calls: list[ScriptCall]) -> list[SaveOutcome | BaseException]:
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in calls:
-            await self._save(keys=keys, args=args, client=pipe)
-        results = await pipe.execute(raise_on_error=False)
-        return [r if isinstance(r, BaseException) else SaveOutcome(int(r)) for r in results]
-
-    async def _read_batch(self, keys: list[str]) -> list[bytes | str | None]:
-        values: list[bytes | str | None] = await self._redis.mget(keys)
-        return values
+    async def _save_batch(self, rows: list[_Row]) -> list[SaveOutcome | BaseException]:
+        # One statement may change a row once: a second transition of one order in the same
+        # batch goes in a later round, in the order the transitions were submitted.
+        outcomes: list[SaveOutcome | BaseException] = [SaveOutcome.CONFLICT] * len(rows)
+        remaining = list(range(len(rows)))
+        try:
+            async with self._pool.acquire() as conn:
+                while remaining:
+                    seen: set[UUID] = set()
+                    now: list[int] = []
+                    later: list[int] = []
+                    for i in remaining:
+                        (later if rows[i].order_id in seen else now).append(i)
+                        seen.add(rows[i].order_id)
+                    for i, outcome in zip(
+                        now, await _save_round(conn, [rows[i] for i in now]), strict=True
+                    ):
+                        outcomes[i] = outcome
+                    remaining = later
+        except DB_ERRORS as exc:
+            return [exc] * len(rows)
+        # The cache is written before any saver goes on (to announce the transition), in one
+        # pipeline for the whole batch; a cache that fails costs nothing but the copy.
+        written = [r for r, o in zip(rows, outcomes, strict=True) if o is SaveOutcome.WRITTEN]
+        await self.cache.put_json([(r.order_id, r.version, r.snapshot) for r in written])
+        return outcomes
 
     async def load_snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
-        raw = await retry_async(
-            lambda: self._reads.submit(order_status_key(order_id)),
-            retry_on=REDIS_ERRORS,
-            attempts=8,
-            max_delay=2.0,
-            what="redis status read",
-        )
+        """The order's stored snapshot (from PostgreSQL), or None before it is taken in."""
+        key = order_id if isinstance(order_id, UUID) else UUID(order_id)
+        raw = await _on_postgres("order state read", lambda: self._loads.submit(key))
         return OrderSnapshot.model_validate_json(raw) if raw else None
 
+    async def _load_batch(self, ids: list[UUID]) -> list[str | BaseException | None]:
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(_SNAPSHOTS, list(set(ids)))
+        except DB_ERRORS as exc:
+            return [exc] * len(ids)
+        found: dict[UUID, str] = {row["order_id"]: row["snapshot"] for row in rows}
+        return [found.get(i) for i in ids]
+
     async def load_request(self, order_id: UUID | str) -> ValidatedOrder | None:
-        raw = await self._redis.get(order_request_key(order_id))
+        raw = await _on_postgres(
+            "order request read", lambda: self._pool.fetchval(_REQUEST, _uuid(order_id))
+        )
         return ValidatedOrder.model_validate_json(raw) if raw else None
 
-    async def stale_in_flight(self, older_than_seconds: float, limit: int = 100) -> list[str]:
-        """Ids of orders that entered the saga long ago and are still not final."""
-        cutoff = time.time() - older_than_seconds
-        ids = await self._redis.zrangebyscore(IN_FLIGHT_KEY, "-inf", cutoff, start=0, num=limit)
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+    async def claim_stale(
+        self, older_than_seconds: float, lease_seconds: float, limit: int = 100
+    ) -> list[tuple[UUID, ValidatedOrder | None]]:
+        """Orders the saga took in over `older_than_seconds` ago and has not finished, each
+        leased to this caller for `lease_seconds` (another sweeper skips them meanwhile)."""
+        rows = await _on_postgres(
+            "order state sweep",
+            lambda: self._pool.fetch(_CLAIM_STALE, older_than_seconds, lease_seconds, limit),
+        )
+        return [
+            (
+                row["order_id"],
+                ValidatedOrder.model_validate_json(row["request"]) if row["request"] else None,
+            )
+            for row in rows
+        ]
 
-    async def forget_in_flight(self, order_id: UUID | str) -> None:
-        await self._redis.zrem(IN_FLIGHT_KEY, str(order_id))
-
-    async def claim(self, order_id: UUID | str, seconds: int) -> bool:
-        """A short lease so that one sweeper (of several instances) takes an order."""
-        return bool(await self._redis.set(f"sweep_lock:{order_id}", "1", nx=True, ex=seconds))
-
-
-# Reads for those who only look (the gateway, the command line): one GET, no retry.
-
-
-async def read_status(client: aioredis.Redis, order_id: UUID | str) -> OrderStatusUpdate | None:
-    """The order's live status, or None once its key expired (or before it exists)."""
-    raw = await client.get(order_status_key(order_id))
-    return OrderStatusUpdate.model_validate_json(raw) if raw else None
-
-
-async def read_snapshot(client: aioredis.Redis, order_id: UUID | str) -> OrderSnapshot | None:
-    """The order's live snapshot (its status with the whole history), or None."""
-    raw = await client.get(order_status_key(order_id))
-    return OrderSnapshot.model_validate_json(raw) if raw else None
+    async def prune(self, older_than_seconds: float, limit: int = 1000) -> int:
+        """Forget up to `limit` orders that left the saga over `older_than_seconds` ago (the
+        `orders` table keeps them); returns how many."""
+        status = await _on_postgres(
+            "order state prune", lambda: self._pool.execute(_PRUNE, older_than_seconds, limit)
+        )
+        return int(status.rsplit(" ", 1)[-1])
 
 
-async def has_status(client: aioredis.Redis, order_id: UUID | str) -> bool:
-    """True while the order has a live status (the saga took it in)."""
-    return bool(await client.exists(order_status_key(order_id)))
+async def _save_round(conn: asyncpg.Connection, rows: Sequence[_Row]) -> list[SaveOutcome]:
+    columns = [
+        [r.order_id for r in rows],
+        [r.version for r in rows],
+        [r.status for r in rows],
+        [r.in_saga for r in rows],
+        [r.snapshot for r in rows],
+        [r.request for r in rows],
+        [r.created_at for r in rows],
+    ]
+    by_id = {rec["order_id"]: rec for rec in await conn.fetch(_SAVE, *columns)}
+    outcomes: list[SaveOutcome] = []
+    unsure: list[int] = []
+    for i, row in enumerate(rows):
+        rec = by_id[row.order_id]
+        if rec["written"]:
+            outcomes.append(SaveOutcome.WRITTEN)
+            continue
+        outcomes.append(
+            _decide(row.version, row.status, rec["stored_version"], rec["stored_status"])
+        )
+        if rec["stored_version"] is None or rec["stored_version"] < row.version:
+            unsure.append(i)  # another transaction wrote it meanwhile: look at what it wrote
+    if unsure:
+        current = {
+            rec["order_id"]: rec
+            for rec in await conn.fetch(_CURRENT, [rows[i].order_id for i in unsure])
+        }
+        for i in unsure:
+            rec = current.get(rows[i].order_id)
+            stored = (rec["version"], rec["status"]) if rec else (None, None)
+            outcomes[i] = _decide(rows[i].version, rows[i].status, *stored)
+    return outcomes
 
 
-async def read_status_values(
+async def _on_postgres(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, tried again briefly while PostgreSQL is unreachable; then
+    `StateStoreUnavailable` (the saga waits out a longer outage behind its dependency gate)."""
+    try:
+        return await retry_async(
+            call, retry_on=DB_ERRORS, attempts=STORE_ATTEMPTS, max_delay=1.0, what=what
+        )
+    except DB_ERRORS as exc:
+        raise StateStoreUnavailable(f"{what}: PostgreSQL is unavailable ({exc})") from exc
+
+
+def _uuid(order_id: UUID | str) -> UUID:
+    return order_id if isinstance(order_id, UUID) else UUID(order_id)
+
+
+# --- reads for those who only look (the gateway, the command line, the tools) ------------------
+
+
+class StatusReader:
+    """An order's current state as the cache has it, else as PostgreSQL has it (which then
+    fills the cache): one GET when cached, one indexed read when not."""
+
+    def __init__(self, db: asyncpg.Pool | asyncpg.Connection, cache: StatusCache) -> None:
+        self._db = db
+        self._cache = cache
+
+    async def snapshot(self, order_id: UUID | str) -> OrderSnapshot | None:
+        """The order's snapshot (its status with the whole history), or None before the saga
+        took it in."""
+        raw = await self._cache.get(order_id)
+        if raw:
+            return OrderSnapshot.model_validate_json(raw)
+        try:
+            raw = await self._db.fetchval(_SNAPSHOT, _uuid(order_id))
+        except DB_ERRORS as exc:
+            raise StateStoreUnavailable(
+                f"order state read: PostgreSQL is unavailable ({exc})"
+            ) from exc
+        if not raw:
+            return None
+        snapshot = OrderSnapshot.model_validate_json(raw)
+        await self._cache.put([snapshot])
+        return snapshot
+
+    async def status(self, order_id: UUID | str) -> OrderStatusUpdate | None:
+        snapshot = await self.snapshot(order_id)
+        return snapshot.status_update() if snapshot is not None else None
+
+
+_SNAPSHOT = "SELECT snapshot FROM order_state WHERE order_id = $1"
+
+
+async def stored_status_values(
+    db: asyncpg.Pool | asyncpg.Connection, order_ids: Sequence[UUID | str]
+) -> dict[str, str]:
+    """The current status of each of `order_ids` the saga took in, by order id (as text), from
+    PostgreSQL: for tools that check thousands of orders at once."""
+    rows = await db.fetch(
+        "SELECT order_id::text AS id, status FROM order_state WHERE order_id = ANY($1::uuid[])",
+        [_uuid(i) for i in order_ids],
+    )
+    return {row["id"]: row["status"] for row in rows}
+
+
+async def cached_status_values(
     client: aioredis.Redis, order_ids: Sequence[UUID | str], *, chunk: int = 500
 ) -> list[str | None]:
-    """The live status value of each order (None where it has none), by `MGET`s of `chunk`.
-
-    For tools that check thousands of orders at once: only the `status` field is decoded.
-    """
+    """The cached status value of each order (None where the cache has none), by `MGET`s of
+    `chunk`: for the benchmark, which checks the cache is written before an event is announced.
+    Only the `status` field is decoded."""
     values: list[str | None] = []
     for start in range(0, len(order_ids), chunk):
         keys = [order_status_key(i) for i in order_ids[start : start + chunk]]

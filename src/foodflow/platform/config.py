@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # Orders still not final this long after they arrived are re-driven by the sweeper.
     stuck_order_after_seconds: float = Field(90.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
     sweep_interval_seconds: float = Field(10.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
+    # An order's state (`order_state`) is kept this long after it left the saga: a message
+    # replayed within it is recognised. Longer than Kafka keeps `validated_orders` (7 days).
+    order_state_retention_days: float = Field(30.0, alias="ORDER_STATE_RETENTION_DAYS", gt=0)
     # A reservation neither committed nor released this long is given back by inventory.
     reservation_ttl_seconds: float = Field(120.0, alias="RESERVATION_TTL_SECONDS", gt=0)
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
@@ -84,6 +87,9 @@ class Settings(BaseSettings):
     # The window is also bounded by MAX_IN_FLIGHT_ORDERS messages, which binds first under
     # load; batches are small under light load (what has arrived is handed over at once).
     consume_batches_in_flight: int = Field(1024, alias="CONSUME_BATCHES_IN_FLIGHT", ge=1, le=1024)
+    # A message a failing batch was bisected down to is tried alone this often before its dead
+    # letter (a batch that fails because a dependency is down is retried whole instead).
+    poison_attempts: int = Field(3, alias="POISON_ATTEMPTS", ge=1, le=20)
     http_timeout_seconds: float = Field(3.0, alias="HTTP_TIMEOUT_SECONDS", gt=0)
     # Enough retries (with backoff up to 2 s) to outlast a restart of the called service.
     http_retries: int = Field(6, alias="HTTP_RETRIES", ge=0, le=10)

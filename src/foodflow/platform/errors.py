@@ -18,7 +18,15 @@ class InfraError(FoodflowError):
 
 
 class PublishError(FoodflowError):
-    """A Kafka message was not acknowledged by the broker."""
+    """A Kafka message was not acknowledged by the broker.
+
+    `refused` says the broker or the client refused the message itself (too large, invalid):
+    sending it again cannot succeed, unlike a broker that is down or slow to answer.
+    """
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class ServiceUnavailable(FoodflowError):

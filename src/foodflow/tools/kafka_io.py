@@ -150,6 +150,33 @@ def _start_offsets(
     return ends, {tp.partition: tp.offset if tp.offset >= 0 else ends[tp.partition] for tp in found}
 
 
+def read_at(
+    settings: Settings, topic: str, partition: int, offset: int, *, timeout: float = 10.0
+) -> bytes | None:
+    """The value of the message at `offset` of `topic`[`partition`]; None when it is gone
+    (past the topic's retention) or did not come within `timeout` seconds."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"foodflow-tool-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            # An offset no longer kept is answered with the first one still there, not an error.
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            msg = consumer.poll(left)
+            if msg is None or msg.error() is not None:
+                continue
+            return msg.value() if msg.offset() == offset else None
+        return None
+    finally:
+        consumer.close()
+
+
 def read_since(
     settings: Settings,
     topic: str,

@@ -63,12 +63,17 @@ def follow(
         raise FoodflowError(f"order {order_id} reached no final state within {timeout:.0f}s")
 
 
-def redis_status(settings: Settings, order_id: uuid.UUID) -> OrderStatusUpdate | None:
+def current_status(settings: Settings, order_id: uuid.UUID) -> OrderStatusUpdate | None:
+    """The order's current status: from the Redis cache, else from PostgreSQL's order state."""
+
     async def read() -> OrderStatusUpdate | None:
         client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        conn = await asyncpg.connect(settings.postgres_dsn, timeout=10)
         try:
-            return await status_store.read_status(client, order_id)
+            cache = status_store.StatusCache(client, settings.order_status_ttl_seconds)
+            return await status_store.StatusReader(conn, cache).status(order_id)
         finally:
+            await conn.close()
             await client.aclose()
 
     return asyncio.run(read())

@@ -1,8 +1,9 @@
 """The one place where a service's domain errors and an unreachable PostgreSQL become HTTP.
 
 Every service answers with the same body (`contracts.errors.ErrorBody`): the domain error's
-message and class name with the status code its table gives, or 503 while PostgreSQL is down,
-so callers know to retry rather than to fail the order.
+message and class name with the status code its table gives, or 503 while PostgreSQL (or
+another dependency, `ServiceUnavailable`) is down, so callers know to retry rather than to fail
+the order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from foodflow.contracts.batch import Outcome, batch_response_type
 from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS
+from foodflow.platform.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,24 @@ def install_error_handlers(app: FastAPI, domain_errors: ErrorTable) -> None:
             content={"detail": "PostgreSQL is not reachable, retry later", "error": "Unavailable"},
         )
 
+    async def dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("A dependency was unavailable during %s: %s", request.url.path, exc)
+        return JSONResponse(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            content={
+                "detail": "a dependency is not reachable, retry later",
+                "error": "Unavailable",
+            },
+        )
+
     for error_type in {error for error, _ in domain_errors}:
         app.add_exception_handler(error_type, domain_error)
     for error_type in DATABASE_UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_type, database_unavailable)
+    if status_of(ServiceUnavailable(), domain_errors) is None:
+        # A store or client that gave up on its dependency (e.g. the order state store while
+        # PostgreSQL is down): the caller retries, as for PostgreSQL itself.
+        app.add_exception_handler(ServiceUnavailable, dependency_unavailable)
 
 
 def status_of(exc: Exception, domain_errors: ErrorTable) -> int | None:

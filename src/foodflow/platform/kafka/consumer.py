@@ -4,7 +4,9 @@ Every call on the underlying `confluent_kafka.Consumer` runs on one dedicated th
 event loop never blocks and librdkafka sees a single caller (rebalance callbacks included).
 Offsets are committed synchronously after `handle_batch` returns (batches finished within
 `KAFKA_COMMIT_INTERVAL_MS` of each other share one commit): at-least-once delivery, so
-handlers must be idempotent.
+handlers must be idempotent. A batch that fails for a reason other than an outage is bisected
+(`foodflow.platform.kafka.poison`): a message that fails alone `POISON_ATTEMPTS` times is
+dead-lettered and committed past, and the rest of the batch is handled.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from foodflow.platform.config import Settings
 from foodflow.platform.kafka._logging import librdkafka_logger
+from foodflow.platform.kafka.dlq import SourceRecord, source_of
+from foodflow.platform.kafka.poison import PoisonIsolator
 from foodflow.platform.retry import backoff_delay, retry_async
 
 log = logging.getLogger(__name__)
@@ -39,15 +43,32 @@ COMMIT_ATTEMPTS = 3
 COMMIT_RETRY_BASE_SECONDS = 0.2
 
 
+class DeadLetterSink(Protocol):
+    """Where a consumer parks a message that failed alone `POISON_ATTEMPTS` times
+    (`foodflow.platform.kafka.dlq.DeadLetterPublisher`)."""
+
+    async def park(self, msg: Message, reason: str) -> None:
+        """Publish `msg`'s dead letter with `reason` (once per process) and return after the ack."""
+        ...
+
+    def committed(self, offsets: Sequence[TopicPartition]) -> None:
+        """The consumer committed `offsets`: what lies before them is never read again."""
+        ...
+
+
 class BatchConsumer:
     """Consume `topics` as `group_id` in batches of up to `batch_size` messages.
 
     `run()` loops until `stop()`: consume what has arrived (waiting at most `poll_timeout`
     seconds for the first message), drop error events (partition EOF and the like, logged),
     `await handle_batch(messages)`, then commit the batch's offsets (in order, at most every
-    `KAFKA_COMMIT_INTERVAL_MS`). If `handle_batch` raises, nothing is committed: the consumer
-    seeks back to the batch's first offsets and retries it after a capped, jittered backoff.
-    `stop()` lets the current batch finish and commit, then leaves the group and closes.
+    `KAFKA_COMMIT_INTERVAL_MS`). If `handle_batch` raises because a dependency is down
+    (`poison.is_outage`), nothing is committed: the consumer seeks back to the batch's first
+    offsets and retries it after a capped, jittered backoff. Any other failure is bisected down
+    to the message at fault, which `dead_letter.park` gets after `poison_attempts` failures
+    alone (without a sink it is logged and skipped) and which is then committed past like a
+    handled one. `stop()` lets the current batch finish and commit, then leaves the group and
+    closes.
     """
 
     def __init__(
@@ -63,6 +84,8 @@ class BatchConsumer:
         max_messages_in_flight: int | None = None,
         client_id: str | None = None,
         config: Mapping[str, Any] | None = None,
+        dead_letter: DeadLetterSink | None = None,
+        poison_attempts: int | None = None,
     ) -> None:
         self.topics = list(topics)
         self.group_id = group_id
@@ -72,7 +95,16 @@ class BatchConsumer:
         # Read-ahead is bounded by messages too: under light load batches hold one message
         # each, and a window counted in batches alone would cap the orders in hand.
         self.max_messages_in_flight = max_messages_in_flight
-        self._handle_batch = handle_batch
+        self._dead_letter = dead_letter
+        self._isolate = PoisonIsolator(
+            handle_batch,
+            self._park,
+            attempts=poison_attempts or settings.poison_attempts,
+            group=group_id,
+        )
+        # Messages parked by this consumer: a batch handed back after an outage is read again,
+        # and they are not handed to the handler a second time.
+        self._parked = SourceRecord()
         self._config: dict[str, Any] = {
             "bootstrap.servers": settings.kafka_bootstrap,
             "group.id": group_id,
@@ -176,13 +208,26 @@ class BatchConsumer:
                 polled = await self._call(_consume_available, consumer, self.batch_size, timeout)
                 batch = [msg for msg in polled if not _is_error(msg)]
                 if batch:
-                    in_flight.append((batch, asyncio.create_task(self._handle_batch(batch))))
+                    in_flight.append((batch, asyncio.create_task(self._handle(batch))))
             if self._consumer is not None:
                 await self._settle(self._consumer, in_flight, drain=True)
         finally:
             for _, task in in_flight:
                 task.cancel()
             finished.set()
+
+    async def _handle(self, batch: list[Message]) -> None:
+        """Hand `batch` to the handler, bisecting it if it fails; skip what was parked."""
+        fresh = [msg for msg in batch if msg not in self._parked]
+        if fresh:
+            await self._isolate(fresh)
+
+    async def _park(self, msg: Message, reason: str) -> None:
+        if self._dead_letter is not None:
+            await self._dead_letter.park(msg, reason)
+        else:
+            log.error("Skipping %s[%d]@%d (no dead-letter topic): %s", *source_of(msg), reason)
+        self._parked.add(msg)
 
     def _full(self, in_flight: deque[tuple[list[Message], asyncio.Task[None]]]) -> bool:
         if len(in_flight) >= self.max_batches_in_flight:
@@ -237,12 +282,16 @@ class BatchConsumer:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._staged.items()]
         self._staged.clear()
-        await self._commit(consumer, offsets)
+        if await self._commit(consumer, offsets):
+            self._parked.committed(offsets)
+            if self._dead_letter is not None:
+                self._dead_letter.committed(offsets)
 
     async def _hand_back(
         self, consumer: Consumer, in_flight: deque[tuple[list[Message], asyncio.Task[None]]]
     ) -> None:
-        """The oldest batch failed: let the others finish, then re-read all of them later."""
+        """The oldest batch failed for an outage (or its dead letter could not be sent): let the
+        others finish, then re-read all of them later."""
         await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
         messages = [msg for batch, _ in in_flight for msg in batch]
         in_flight.clear()
@@ -250,7 +299,8 @@ class BatchConsumer:
         # After failure n: up to RETRY_BASE_SECONDS * 2**n, capped at RETRY_CAP_SECONDS.
         delay = backoff_delay(self._failures + 1, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)
         log.exception(
-            "Handling %d message(s) failed (attempt %d); retrying in %.1fs",
+            "Handling %d message(s) failed: a dependency is unavailable (attempt %d); "
+            "retrying them all in %.1fs",
             len(messages),
             self._failures,
             delay,
@@ -260,7 +310,8 @@ class BatchConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
-    async def _commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+    async def _commit(self, consumer: Consumer, offsets: list[TopicPartition]) -> bool:
+        """Commit `offsets`; False (logged) when the commit failed."""
         try:
             await retry_async(
                 functools.partial(self._call, consumer.commit, offsets=offsets, asynchronous=False),
@@ -276,6 +327,8 @@ class BatchConsumer:
             # batch, which the idempotent handler absorbs.
             error: KafkaError = exc.args[0]
             log.warning("Committing offsets failed: %s", error.str())
+            return False
+        return True
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._executor is None:

@@ -31,6 +31,24 @@ log = logging.getLogger(__name__)
 # How long `publish` waits for room when librdkafka's local queue is full before giving up.
 QUEUE_FULL_WAIT_SECONDS = 30.0
 
+# Errors that name the message itself, not the broker's state: publishing it again cannot help.
+MESSAGE_FAULTS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError._INVALID_ARG,
+        KafkaError._BAD_MSG,
+    }
+)
+
+
+def refuses_message(error: object) -> bool:
+    """True when `error` (a KafkaError, or anything else) says the message itself is refused."""
+    return isinstance(error, KafkaError) and error.code() in MESSAGE_FAULTS
+
 
 def encode_value(value: BaseModel | bytes) -> bytes:
     if isinstance(value, BaseModel):
@@ -167,7 +185,9 @@ class EventProducer:
         except BufferError as exc:
             raise PublishError(f"local producer queue is full ({topic})") from exc
         except KafkaException as exc:
-            raise PublishError(f"producing to {topic} failed: {exc}") from exc
+            raise PublishError(
+                f"producing to {topic} failed: {exc}", refused=refuses_message(exc.args[0])
+            ) from exc
         return future
 
     async def publish(self, topic: str, value: BaseModel | bytes, key: str | None = None) -> None:
@@ -218,7 +238,10 @@ def _settle(future: asyncio.Future[None], err: KafkaError | None, msg: Message) 
         return
     if err is not None:
         future.set_exception(
-            PublishError(f"delivery to {msg.topic()} failed: {err.str()} ({err.name()})")
+            PublishError(
+                f"delivery to {msg.topic()} failed: {err.str()} ({err.name()})",
+                refused=refuses_message(err),
+            )
         )
     else:
         future.set_result(None)

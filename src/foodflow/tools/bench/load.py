@@ -308,7 +308,7 @@ class LoadRun:
         if ready:
             ids = [self.ids[i] for i in ready]
             values = await retry_async(
-                lambda: status_store.read_status_values(client, ids),
+                lambda: status_store.cached_status_values(client, ids),
                 retry_on=(RedisConnectionError, RedisTimeoutError),
                 attempts=None,
                 base_delay=0.5,

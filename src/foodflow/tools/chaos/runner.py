@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.ids import derive_order_id
-from foodflow.contracts.orders import OrderStatus
+from foodflow.contracts.orders import DeadLetter, OrderStatus
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.orders import records, status_store
 from foodflow.platform.config import Settings
@@ -85,6 +85,15 @@ class ChaosReport:
 
 
 Progress = Callable[[str, int, int], None]
+
+
+def dead_letter_source(msg: Message) -> tuple[str, int, int]:
+    """The source a dead letter names (itself, for a message that is no letter)."""
+    try:
+        letter = DeadLetter.model_validate_json(msg.value() or b"")
+    except ValueError:
+        return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+    return letter.source_topic, letter.source_partition, letter.source_offset
 
 
 def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fault]:
@@ -221,16 +230,17 @@ class ChaosRun:
     ) -> None:
         ids = list(checks.all_orders(o))
         o.postgres = await records.stored_statuses(conn, ids)
-        live = await status_store.read_status_values(rds, ids)
-        o.redis = {oid: status for oid, status in zip(ids, live, strict=True) if status}
+        # The current state's truth (order_state); Redis is only its cache and may be flushed.
+        o.redis = await status_store.stored_status_values(conn, ids)
         inventory = InventoryRepository(conn)
         o.current_stock = await inventory.stock_levels(self.items)
         o.held_reservations = await inventory.held_reservations(ids)
 
     def read_topics(self, since_ms: int, o: checks.Observed) -> int:
-        """Status events per order from both output topics; returns the dead-letter count."""
+        """Status events per order from both output topics; returns how many messages were
+        dead-lettered (letters collapsed by source: a crash can repeat one)."""
         wanted = {oid.encode() for oid in checks.all_orders(o)}
-        dead = 0
+        dead: set[tuple[str, int, int]] = set()
         for topic in (
             topics.ORDER_STATUS_UPDATES,
             topics.DB_WRITE_ORDER_STATUS,
@@ -245,7 +255,7 @@ class ChaosRun:
                 logger=QUIET_KAFKA_LOG,
             ):
                 if topic == topics.DEAD_LETTER:
-                    dead += 1
+                    dead.add(dead_letter_source(msg))
                     continue
                 key, value = msg.key(), msg.value()
                 if key not in wanted or key is None or value is None:
@@ -258,7 +268,7 @@ class ChaosRun:
                     )
                 else:
                     o.final_events.setdefault(oid, []).append((event["version"], event["status"]))
-        return dead
+        return len(dead)
 
     async def run(self) -> ChaosReport:
         s = self.settings
