@@ -108,6 +108,15 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # json: one JSON object per line (services started by `foodflow up`); console: for people.
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
+    # This process's instance number among those of its service (`foodflow up --scale`
+    # order_manager=2 runs 0 and 1), given by the process manager; it names the consumer's
+    # static group membership, `group.instance.id` = f"{group_id}-{instance}".
+    instance: int = Field(0, alias="FOODFLOW_INSTANCE", ge=0)
+    # A consumer that stops heartbeating loses its partitions to the others after this long;
+    # a static member restarted within it takes them back with no rebalance at all.
+    kafka_session_timeout_ms: int = Field(
+        10000, alias="KAFKA_SESSION_TIMEOUT_MS", ge=6000, le=300000
+    )
     # An outage of a dependency (inventory, pricing, payment, PostgreSQL) shorter than this,
     # from its first failed call, fails no order: calls wait behind its gate (platform.gate).
     dependency_grace_seconds: float = Field(60.0, alias="DEPENDENCY_GRACE_SECONDS", ge=0)

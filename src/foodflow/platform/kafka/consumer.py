@@ -118,6 +118,11 @@ class BatchConsumer:
             # that is far fewer, fuller fetches (broker CPU), at a cost of at most the wait.
             "fetch.min.bytes": settings.kafka_fetch_min_bytes,
             "fetch.wait.max.ms": settings.kafka_fetch_wait_ms,
+            # Static membership: a restarted instance takes its partitions straight back, with
+            # no rebalance; a dead one's go to the others after the session timeout. Two live
+            # processes with one id fence each other (docs/reliability.md, failover).
+            "group.instance.id": f"{group_id}-{settings.instance}",
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
             "logger": librdkafka_logger(),
         }
         self._config.update(config or {})

@@ -24,7 +24,8 @@ class Fault:
 
 
 def kill_service(settings: Settings, name: str, env: dict[str, str] | None) -> None:
-    """SIGKILL the service (no chance to clean up), then start it again and wait until ready."""
+    """SIGKILL the service (no chance to clean up), then wait until its supervisor has
+    restarted it and it is ready (started here only if it runs unsupervised)."""
     svc = processes.ServiceProcess(name, settings, env)
     pid = process.read_pid(svc.pidfile)
     if process.pid_alive(pid):
@@ -32,7 +33,10 @@ def kill_service(settings: Settings, name: str, env: dict[str, str] | None) -> N
         os.kill(pid, signal.SIGKILL)
         while process.pid_alive(pid):
             time.sleep(0.02)
-    svc.start(timeout=90)
+    if svc.supervised():
+        svc.await_restart(pid, timeout=90)
+    else:
+        svc.start(timeout=90)
 
 
 def restart_server(settings: Settings, name: str) -> None:
