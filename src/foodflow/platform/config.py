@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
     max_in_flight_orders: int = Field(500, alias="MAX_IN_FLIGHT_ORDERS", ge=1)
     order_timeout_seconds: float = Field(30.0, alias="ORDER_TIMEOUT_SECONDS", gt=0)
-    # Orders still not final this long after they arrived are re-driven by the sweeper.
-    stuck_order_after_seconds: float = Field(90.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
+    # Orders still not final this long after they arrived are re-driven by the sweeper: longer
+    # than an order may wait out an outage (DEPENDENCY_GRACE_SECONDS + ORDER_TIMEOUT_SECONDS).
+    stuck_order_after_seconds: float = Field(120.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
     sweep_interval_seconds: float = Field(10.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
     # An order's state (`order_state`) is kept this long after it left the saga: a message
     # replayed within it is recognised. Longer than Kafka keeps `validated_orders` (7 days).
