@@ -235,20 +235,29 @@ def down(
 def status() -> None:
     """Show the infrastructure and every service, up or down."""
     settings = get_settings()
-    table = Table("component", "state", "address", "log")
-    for s in manager.status(settings):
+    table = Table("component", "state", "restarts", "address", "log")
+    infra = manager.status(settings)
+    for s in infra:
         table.add_row(
-            s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log)
+            s.name, "[green]up[/]" if s.running else "[red]down[/]", "", s.address, str(s.log)
         )
-    for svc in processes.status(settings):
+    services = processes.status(settings)
+    for svc in services:
         table.add_row(
-            svc.name, "[green]up[/]" if svc.running else "[red]down[/]", svc.url, str(svc.log)
+            svc.name,
+            "[green]up[/]" if svc.running else "[red]down[/]",
+            _restarts(svc),
+            svc.url,
+            str(svc.log),
         )
     console.print(table)
-    if not all(s.running for s in manager.status(settings)) or not all(
-        svc.running for svc in processes.status(settings)
-    ):
+    if not all(s.running for s in infra) or not all(svc.running for svc in services):
         raise typer.Exit(1)  # scripts can ask `foodflow status` whether everything runs
+
+
+def _restarts(svc: processes.ServiceState) -> str:
+    """How often the supervisor restarted the service; whether it gave up on a crash loop."""
+    return f"[red]{svc.restarts}, gave up[/]" if svc.gave_up else str(svc.restarts)
 
 
 def _parse_item(text: str) -> OrderItemIn:

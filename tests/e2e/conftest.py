@@ -26,9 +26,14 @@ E2E_ENV = {
     "SIGNUPS_PER_ADDRESS_PER_MINUTE": "1000",
     "PAYMENT_DELAY_SECONDS": "0.2",
     "ORDER_TIMEOUT_SECONDS": "20",
-    "RESERVATION_TTL_SECONDS": "15",
-    "STUCK_ORDER_AFTER_SECONDS": "30",
+    # Longer than an order can wait out an outage (the grace, plus its own timeout): a
+    # reservation given back or an order swept while its saga still waits would fail it.
+    "RESERVATION_TTL_SECONDS": "75",
+    "STUCK_ORDER_AFTER_SECONDS": "75",
     "SWEEP_INTERVAL_SECONDS": "2",
+    # Long enough for test_outage's 10 s stop of inventory, and a restart slowed by a busy
+    # machine (measured: 20 s at a load of 15 on 2 cores), to fail no order.
+    "DEPENDENCY_GRACE_SECONDS": "40",
 }
 
 

@@ -189,8 +189,11 @@ async def test_pricing_down_fails_order_and_releases_stock(
     try:
         order = order_of((item_id, 3))
         await asyncio.to_thread(tracking.send_order, system, order)
-        final = await wait_final(redis_client, sent_id(order))
+        # Pricing stays down: the order waits out the grace (DEPENDENCY_GRACE_SECONDS), then fails.
+        grace = float(E2E_ENV["DEPENDENCY_GRACE_SECONDS"])
+        final = await wait_final(redis_client, sent_id(order), timeout=grace + 30)
         assert (final.status, final.reason) == ("FAILED", "PRICING_UNAVAILABLE")
+        assert "grace" in (final.detail or "")
         assert await stock_of(db, item_id) == 10
         state = await db.fetchval(
             "SELECT state FROM stock_reservations WHERE order_id=$1", order.order_id

@@ -50,7 +50,10 @@ ASSIGNED = (
 
 @pytest.fixture(scope="module")
 def gateway_settings(settings: Settings) -> Iterator[Settings]:
-    delivery = create_delivery_app(load_settings(settings, "delivery_service"))
+    # An instance number of its own: with static membership, one that a running delivery
+    # service also has would fence that service's consumer out of the group.
+    own = load_settings(settings, "delivery_service").model_copy(update={"instance": 90})
+    delivery = create_delivery_app(own)
     with served(delivery, "delivery") as delivery_url:
         yield load_settings(settings, "gateway").model_copy(
             update={"delivery_url_override": delivery_url}

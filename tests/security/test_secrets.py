@@ -165,10 +165,10 @@ def test_every_started_service_process_gets_its_secrets(
         monkeypatch.setattr(svc, "_port_frees", lambda within: True)
         svc.start()
     assert (
-        spawned["foodflow.order_manager"]["SERVICE_PRIVATE_KEY"]
+        spawned["order_manager"]["SERVICE_PRIVATE_KEY"]
         == (tool.load_secrets(generated).service_keys["order_manager"])
     )
-    assert "JWT_SIGNING_KEYS" in spawned["foodflow.gateway"]
+    assert "JWT_SIGNING_KEYS" in spawned["gateway"]
 
 
 def test_compose_lines_carry_every_secret_on_one_line(generated: Settings) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -24,10 +25,11 @@ from foodflow.contracts.payment import (
     PaymentState,
 )
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceResponse
-from foodflow.order_manager.saga import OrderSaga
+from foodflow.order_manager.saga import SAGA_DEPENDENCIES, OrderSaga
 from foodflow.orders.status_store import SaveOutcome
 from foodflow.payment_service.domain import Payment, decide_authorisation
 from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.gate import DependencyGate, DependencyGates
 from foodflow.platform.http.client import RequestRefused
 
 ORDER = ValidatedOrder.model_validate(
@@ -172,12 +174,25 @@ class FakePayment:
         )
 
 
+def gates(grace: float) -> DependencyGates:
+    """The saga's gates with quick trials, so short outages end within a test's time."""
+    return DependencyGates(
+        {
+            name: DependencyGate(name, grace, open_after=2, probe_every=0.02, retry_delay=0.01)
+            for name in SAGA_DEPENDENCIES
+        }
+    )
+
+
 def saga(
     inventory: FakeInventory,
     pricing: FakePricing,
     payment: FakePayment | None = None,
     store: FakeStore | None = None,
+    grace: float = 0.0,
 ) -> tuple[OrderSaga, Recorder, FakeStore]:
+    """A saga over fakes, timing out after 0.5 s; with no grace (the default) the first
+    unavailability fails its step, as it did before the gates."""
     recorder, store = Recorder(), store or FakeStore()
     return (
         OrderSaga(
@@ -186,6 +201,7 @@ def saga(
             store=store,
             announce=recorder,
             payment=payment or FakePayment(),
+            gates=gates(grace),
             order_timeout=0.5,
         ),
         recorder,
@@ -404,3 +420,120 @@ async def test_a_declined_card_fails_the_order_only_after_processing_is_recorded
 
     assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
     assert store.log.index("save PROCESSING ends") < store.log.index("save FAILED begins")
+
+
+class Outage:
+    """A dependency down from now for `seconds` (forever with None): `check()` raises
+    ServiceUnavailable meanwhile."""
+
+    def __init__(self, what: str, seconds: float | None) -> None:
+        self.what = what
+        self.ends = None if seconds is None else time.monotonic() + seconds
+        self.refused = 0
+
+    def check(self) -> None:
+        if self.ends is None or time.monotonic() < self.ends:
+            self.refused += 1
+            raise ServiceUnavailable(f"{self.what} down")
+
+
+class InventoryWithOutage(FakeInventory):
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    async def reserve(self, order_id: UUID, order: ValidatedOrder) -> ReservationState:
+        self.outage.check()
+        return await super().reserve(order_id, order)
+
+    async def release(self, order_id: UUID) -> ReservationState | None:
+        self.outage.check()
+        return await super().release(order_id)
+
+
+async def test_an_inventory_outage_shorter_than_the_grace_ends_confirmed() -> None:
+    # Down for longer than the order's own timeout (0.5 s): the waiting does not count.
+    outage = Outage("inventory", 0.8)
+    inventory = InventoryWithOutage(outage)
+    s, recorder, _ = saga(inventory, FakePricing(), grace=10.0)
+    await s.run(uuid4(), ORDER)
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "CONFIRMED"]
+    assert outage.refused >= 2  # it was tried while down, and waited
+    assert inventory.calls == ["reserve", "commit"]
+
+
+async def test_an_inventory_outage_longer_than_the_grace_fails_with_its_reason() -> None:
+    outage = Outage("inventory", None)
+    inventory = InventoryWithOutage(outage)
+    # The grace (1 s) outlasts the order timeout (0.5 s): the reason must still be the outage.
+    s, recorder, _ = saga(inventory, FakePricing(), grace=1.0)
+    started = time.monotonic()
+    await s.run(uuid4(), ORDER)
+    assert time.monotonic() - started >= 1.0
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "FAILED"]
+    assert recorder.updates[-1].reason == "INVENTORY_UNAVAILABLE"
+    assert "grace" in (recorder.updates[-1].detail or "")
+
+
+class PaymentWithOutage(FakePayment):
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
+        self.outage.check()
+        return await super().authorise(request)
+
+
+async def test_a_payment_outage_within_the_grace_charges_once_and_confirms() -> None:
+    inventory, payment = FakeInventory(), PaymentWithOutage(Outage("payment", 0.8))
+    s, recorder, _ = saga(inventory, FakePricing(), payment, grace=10.0)
+    await s.run(uuid4(), ORDER)
+    assert recorder.updates[-1].status == "CONFIRMED"
+    assert payment.calls == ["authorise"] and payment.captured
+    assert inventory.calls == ["reserve", "commit"]
+
+
+class StoreWithOutage(FakeStore):
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self.outage = outage
+
+    async def save(
+        self, update: OrderSnapshot, request: ValidatedOrder | None = None
+    ) -> SaveOutcome:
+        self.outage.check()
+        return await super().save(update, request)
+
+
+async def test_a_postgres_outage_within_the_grace_loses_no_transition() -> None:
+    store = StoreWithOutage(Outage("postgres", 0.8))
+    s, recorder, _ = saga(FakeInventory(), FakePricing(), store=store, grace=10.0)
+    order_id = uuid4()
+    await s.run(order_id, ORDER)
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "CONFIRMED"]
+    assert store.saved[order_id].status == "CONFIRMED"
+
+
+async def test_compensations_wait_out_an_outage_within_the_grace() -> None:
+    # Pricing is gone for good, inventory is down while the stock is being given back: the
+    # order fails PRICING_UNAVAILABLE, and its stock is released once inventory returns.
+    class InventoryDownForRelease(FakeInventory):
+        outage: Outage | None = None
+
+        async def release(self, order_id: UUID) -> ReservationState | None:
+            if self.outage is None:
+                self.outage = Outage("inventory", 0.3)
+            self.outage.check()
+            return await super().release(order_id)
+
+    inventory = InventoryDownForRelease()
+    s, recorder, _ = saga(inventory, FakePricing("down"), grace=0.2)
+    s.gates["inventory"].grace = 10.0
+    await s.run(uuid4(), ORDER)
+    assert (recorder.updates[-1].status, recorder.updates[-1].reason) == (
+        "FAILED",
+        "PRICING_UNAVAILABLE",
+    )
+    assert inventory.calls == ["reserve", "release"]
+    assert inventory.outage is not None and inventory.outage.refused >= 1

@@ -15,7 +15,6 @@ from foodflow.contracts.inventory import (
 )
 from foodflow.contracts.orders import ValidatedOrder
 from foodflow.platform.config import Settings
-from foodflow.platform.errors import FoodflowError
 from foodflow.platform.http.client import RequestRefused, ServiceClient
 from foodflow.platform.http.service_auth import ServiceTokens
 
@@ -65,14 +64,5 @@ class InventoryClient(ServiceClient):
                 return None
             raise
 
-    async def reachable(self) -> bool:
-        """Whether the inventory service answers its liveness probe (`GET /health`), once."""
-        try:
-            await self.get("/health", _HEALTH, attempts=1)
-        except FoodflowError:
-            return False
-        return True
-
 
 _MENU = TypeAdapter(list[MenuItem])
-_HEALTH = TypeAdapter(dict[str, str])

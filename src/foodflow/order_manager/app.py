@@ -17,7 +17,7 @@ from foodflow.clients.payment import PaymentClient
 from foodflow.clients.pricing import PricingClient
 from foodflow.contracts import topics
 from foodflow.order_manager.intake import OrderIntake
-from foodflow.order_manager.saga import OrderSaga
+from foodflow.order_manager.saga import SAGA_DEPENDENCIES, OrderSaga
 from foodflow.order_manager.sweeper import StuckOrderSweeper
 from foodflow.orders.announcer import KafkaAnnouncer
 from foodflow.orders.records import migrate_orders
@@ -25,8 +25,14 @@ from foodflow.orders.status_store import OrderStateStore, StatusCache
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
+from foodflow.platform.gate import DependencyGates
 from foodflow.platform.http.limits import install_body_limit
-from foodflow.platform.http.probes import install_probes, postgres_check, running_check
+from foodflow.platform.http.probes import (
+    gate_check,
+    install_probes,
+    postgres_check,
+    running_check,
+)
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -48,12 +54,18 @@ class OrderManagerRuntime:
     redis: aioredis.Redis
     consumer: BatchConsumer
     consumer_task: asyncio.Task[None]
+    inventory: InventoryClient
+    pricing: PricingClient
+    payment: PaymentClient
 
 
 RUNTIME = RuntimeSlot(OrderManagerRuntime)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # Built with the app, not in the lifespan: `/ready` reports them.
+    gates = DependencyGates.named(SAGA_DEPENDENCIES, settings.dependency_grace_seconds)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         require(settings, "service_private_key")
@@ -74,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
             store=store,
             announce=announce,
             payment=payment,
+            gates=gates,
             order_timeout=settings.order_timeout_seconds,
         )
         dead_letters = DeadLetterPublisher(producer)
@@ -95,9 +108,14 @@ def create_app(settings: Settings) -> FastAPI:
             retention_seconds=settings.order_state_retention_days * 86400,
         )
         await consumer.start()
-        loop_task = asyncio.create_task(consumer.run(), name="validated_orders consumer")
+        # No new order is read while a dependency's gate is open within the grace.
+        loop_task = asyncio.create_task(
+            consumer.run(gate=gates.wait_passable), name="validated_orders consumer"
+        )
         lag_task = asyncio.create_task(watch_event_loop_lag("order_manager"), name="loop lag")
-        app.state.runtime = OrderManagerRuntime(pool, redis_client, consumer, loop_task)
+        app.state.runtime = OrderManagerRuntime(
+            pool, redis_client, consumer, loop_task, inventory, pricing, payment
+        )
         log.info("order_manager consuming %s as group %s", topics.VALIDATED_ORDERS, CONSUMER_GROUP)
         try:
             async with periodic_task(
@@ -134,6 +152,11 @@ def create_app(settings: Settings) -> FastAPI:
         {
             "consumer": running_check(lambda r: not RUNTIME.of(r).consumer_task.done()),
             "postgres": postgres_check(lambda r: RUNTIME.of(r).pool),
+            # Each gate is ready while closed; a called service must also answer /health now.
+            "inventory": gate_check(gates["inventory"], lambda r: RUNTIME.of(r).inventory),
+            "pricing": gate_check(gates["pricing"], lambda r: RUNTIME.of(r).pricing),
+            "payment": gate_check(gates["payment"], lambda r: RUNTIME.of(r).payment),
+            "postgres_gate": gate_check(gates["postgres"]),
         },
         collect=collect,
     )

@@ -2,6 +2,10 @@
 
 Payment is authorised and captured at confirmation: the kitchen starts on a CONFIRMED order,
 so the customer is charged then, and a later cancellation is a refund.
+
+Every call to a dependency goes through its gate (`foodflow.platform.gate`): an outage shorter
+than the grace is waited out, steps and compensations alike, and the order's own timeout does
+not run meanwhile; past the grace the step fails with the dependency's reason, as before.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from foodflow.contracts.inventory import ReservationState
@@ -27,10 +31,17 @@ from foodflow.contracts.pricing import PriceResponse
 from foodflow.orders.lifecycle import Order
 from foodflow.orders.status_store import SaveOutcome
 from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.gate import DependencyGates, PausableTimeout, paused_while_waiting
 from foodflow.platform.http.client import RequestRefused
 from foodflow.platform.logs import bind_order_id
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The gates the saga calls through. PostgreSQL is the order state's store (its adapter raises
+# a ServiceUnavailable while PostgreSQL is unreachable); Redis, a cache, has no gate.
+INVENTORY, PRICING, PAYMENT, POSTGRES = "inventory", "pricing", "payment", "postgres"
+SAGA_DEPENDENCIES = [INVENTORY, PRICING, PAYMENT, POSTGRES]
 
 
 class Inventory(Protocol):
@@ -82,6 +93,7 @@ class OrderSaga:
         store: StatusStore,
         announce: Announcer,
         payment: PaymentProvider,
+        gates: DependencyGates,
         order_timeout: float = 30.0,
     ) -> None:
         self.inventory = inventory
@@ -89,7 +101,12 @@ class OrderSaga:
         self.store = store
         self.announce = announce
         self.payment = payment
+        self.gates = gates
         self.order_timeout = order_timeout
+
+    def _through(self, dependency: str, step: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """`step()` through the dependency's gate: retried while it is down, within the grace."""
+        return self.gates[dependency].call(step)
 
     async def _record(self, order: Order, update: OrderStatusUpdate) -> None:
         """Redis first, then Kafka. A crash in between is repaired when the order is resumed:
@@ -109,7 +126,7 @@ class OrderSaga:
         request = order.request if update.version == 1 else None
 
         async def write() -> None:
-            outcome = await self.store.save(snapshot, request)
+            outcome = await self._through(POSTGRES, lambda: self.store.save(snapshot, request))
             if outcome is SaveOutcome.CONFLICT:
                 raise OrderTakenOver(f"order {order.order_id} v{update.version} is held by another")
             await self.announce(update, final)
@@ -123,13 +140,14 @@ class OrderSaga:
 
     async def _release(self, order: Order) -> None:
         try:
-            await self.inventory.release(order.order_id)
+            await self._through(INVENTORY, lambda: self.inventory.release(order.order_id))
         except (ServiceUnavailable, RequestRefused) as exc:
             # The reservation stays held; the inventory's sweeper gives it back after its TTL.
             log.error("Order %s: releasing stock failed: %s", order.order_id, exc)
 
     async def run(self, order_id: UUID, request: ValidatedOrder) -> Order | None:
-        """Take one order to a final state, within `order_timeout` seconds.
+        """Take one order to a final state, within `order_timeout` seconds (not counting the
+        time it waits on a dependency's gate).
 
         A redelivered or swept order resumes from the snapshot Redis holds: its last stored
         transition is announced again, and the saga carries on with the next step. Every step
@@ -137,7 +155,7 @@ class OrderSaga:
         before the crash is harmlessly done again. An order already final is only announced.
         """
         bind_order_id(order_id)
-        stored = await self.store.load_snapshot(order_id)
+        stored = await self._through(POSTGRES, lambda: self.store.load_snapshot(order_id))
         if stored is not None:
             left_saga = stored.status.left_saga
             final = OrderFinalEvent.model_validate(stored.model_dump()) if left_saga else None
@@ -150,8 +168,10 @@ class OrderSaga:
         else:
             order = Order(order_id=order_id, request=request)
         try:
-            async with asyncio.timeout(self.order_timeout):
-                return await self._drive(order)
+            async with asyncio.timeout(self.order_timeout) as deadline:
+                # Waiting out a dependency's outage (within the grace) does not use the time.
+                with paused_while_waiting(PausableTimeout(deadline)):
+                    return await self._drive(order)
         except OrderTakenOver as exc:
             log.warning("Order %s: %s; this saga stops", order_id, exc)
             return None
@@ -165,7 +185,8 @@ class OrderSaga:
             return await self._fail(order, FailureReason.TIMED_OUT, detail)
 
     async def _record_again(self, order: Order) -> None:
-        await self.store.save(order.full_snapshot())
+        snapshot = order.full_snapshot()
+        await self._through(POSTGRES, lambda: self.store.save(snapshot))
         await self.announce(order.snapshot(), order.final_event())
 
     async def _drive(self, order: Order) -> Order:
@@ -196,8 +217,8 @@ class OrderSaga:
         log.info("Checking inventory... order %s", order_id)
         log.info("Calculating price... order %s", order_id)
         asked = asyncio.gather(
-            self.inventory.reserve(order_id, request),
-            self.pricing.calculate_price(order_id, request),
+            self._through(INVENTORY, lambda: self.inventory.reserve(order_id, request)),
+            self._through(PRICING, lambda: self.pricing.calculate_price(order_id, request)),
             return_exceptions=True,
         )
         try:
@@ -245,18 +266,16 @@ class OrderSaga:
     async def _undo_payment(self, order: Order) -> None:
         """Void the authorisation (or block a late one); refund once captured. Idempotent."""
         order_id = order.order_id
+        void = PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:void")
+        refund = PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:refund")
         try:
-            await self.payment.void(
-                PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:void")
-            )
+            await self._through(PAYMENT, lambda: self.payment.void(void))
         except RequestRefused as exc:
             if exc.status != 409:  # 409: captured already, so it is a refund
                 log.error("Order %s: voiding the payment failed: %s", order_id, exc)
                 return
             try:
-                await self.payment.refund(
-                    PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:refund")
-                )
+                await self._through(PAYMENT, lambda: self.payment.refund(refund))
             except (ServiceUnavailable, RequestRefused) as refund_exc:
                 log.error("Order %s: refunding the payment failed: %s", order_id, refund_exc)
         except ServiceUnavailable as exc:
@@ -268,16 +287,15 @@ class OrderSaga:
         order_id = order.order_id
         assert order.price is not None, "an order is priced before it is paid"
         log.info("Authorising payment... order %s", order_id)
-        authorisation = await self.payment.authorise(
-            AuthoriseRequest(
-                order_id=order_id,
-                amount_cents=to_cents(order.price.total),
-                currency=order.price.currency,
-                card_token=order.request.payment_token,
-                idempotency_key=f"{order_id}:authorise",
-                capture=True,
-            )
+        request = AuthoriseRequest(
+            order_id=order_id,
+            amount_cents=to_cents(order.price.total),
+            currency=order.price.currency,
+            card_token=order.request.payment_token,
+            idempotency_key=f"{order_id}:authorise",
+            capture=True,
         )
+        authorisation = await self._through(PAYMENT, lambda: self.payment.authorise(request))
         if not authorisation.approved:
             return f"payment declined: {authorisation.decline_code}"
         return None
@@ -306,7 +324,7 @@ class OrderSaga:
             return
         log.info("Confirming order %s", order_id)
         try:
-            await self.inventory.commit(order_id)
+            await self._through(INVENTORY, lambda: self.inventory.commit(order_id))
         except (ServiceUnavailable, RequestRefused) as exc:
             await self._undo_payment(order)
             await self._release(order)

@@ -42,7 +42,13 @@ from foodflow.platform.retry import retry_async
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DB_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_UNAVAILABLE_ERRORS, asyncpg.InterfaceError)
+# What PostgreSQL going away looks like from here; asyncpg raises InternalClientError ("another
+# operation is in progress") for a connection a fast shutdown left mid-query.
+DB_ERRORS: tuple[type[BaseException], ...] = (
+    *DATABASE_UNAVAILABLE_ERRORS,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError)
 # How long the cache is left alone after it failed: a Redis that is down costs each write its
 # connect timeout, which the orders must not wait for.

@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
     max_in_flight_orders: int = Field(500, alias="MAX_IN_FLIGHT_ORDERS", ge=1)
     order_timeout_seconds: float = Field(30.0, alias="ORDER_TIMEOUT_SECONDS", gt=0)
-    # Orders still not final this long after they arrived are re-driven by the sweeper.
-    stuck_order_after_seconds: float = Field(90.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
+    # Orders still not final this long after they arrived are re-driven by the sweeper: longer
+    # than an order may wait out an outage (DEPENDENCY_GRACE_SECONDS + ORDER_TIMEOUT_SECONDS).
+    stuck_order_after_seconds: float = Field(120.0, alias="STUCK_ORDER_AFTER_SECONDS", gt=0)
     sweep_interval_seconds: float = Field(10.0, alias="SWEEP_INTERVAL_SECONDS", gt=0)
     # An order's state (`order_state`) is kept this long after it left the saga: a message
     # replayed within it is recognised. Longer than Kafka keeps `validated_orders` (7 days).
@@ -108,6 +109,15 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # json: one JSON object per line (services started by `foodflow up`); console: for people.
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
+    # This process's instance number among those of its service (`foodflow up --scale`
+    # order_manager=2 runs 0 and 1), given by the process manager; it names the consumer's
+    # static group membership, `group.instance.id` = f"{group_id}-{instance}".
+    instance: int = Field(0, alias="FOODFLOW_INSTANCE", ge=0)
+    # A consumer that stops heartbeating loses its partitions to the others after this long;
+    # a static member restarted within it takes them back with no rebalance at all.
+    kafka_session_timeout_ms: int = Field(
+        10000, alias="KAFKA_SESSION_TIMEOUT_MS", ge=6000, le=300000
+    )
     # An outage of a dependency (inventory, pricing, payment, PostgreSQL) shorter than this,
     # from its first failed call, fails no order: calls wait behind its gate (platform.gate).
     dependency_grace_seconds: float = Field(60.0, alias="DEPENDENCY_GRACE_SECONDS", ge=0)

@@ -31,3 +31,8 @@ class PublishError(FoodflowError):
 
 class ServiceUnavailable(FoodflowError):
     """A service this one depends on did not answer in time."""
+
+
+class ItemUnavailable(ServiceUnavailable):
+    """A service answered a batch but could not serve one item of it (a card its provider
+    timed out on): that item's caller may retry, but the service itself is not down."""

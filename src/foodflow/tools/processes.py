@@ -1,4 +1,10 @@
-"""Starts foodflow's own services as background processes, health-checks them, stops them."""
+"""Starts foodflow's own services as supervised background processes, health-checks them,
+stops them.
+
+Each service instance runs under its own `foodflow.tools.supervisor` process, which restarts it
+after a crash; the instance's pidfile names the service process itself, the supervisor's pid is
+in `supervisors/<instance>.pid`, its restart count in `supervisors/<instance>.restarts.json`.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from foodflow.platform.errors import InfraError
 from foodflow.tools import http
 from foodflow.tools.infra import process
 from foodflow.tools.secrets import SecretsMissing, service_env
+from foodflow.tools.supervisor import RestartRecord
 
 # Start order: what the order manager calls comes up before it.
 SERVICES = (
@@ -38,6 +45,8 @@ class ServiceState:
     running: bool
     log: Path
     changed: bool = False
+    restarts: int = 0
+    gave_up: bool = False  # the supervisor stopped restarting a crash loop
 
 
 class ServiceProcess:
@@ -54,11 +63,14 @@ class ServiceProcess:
         self.settings = settings
         self.port: int = getattr(settings, PORT_SETTING[service]) + INSTANCE_PORT_STEP * instance
         self.env = dict(env or {})
+        self.env["FOODFLOW_INSTANCE"] = str(instance)
         if instance:
             # The extra instance reads its own port from the same setting the service uses.
             self.env[Settings.model_fields[PORT_SETTING[service]].alias or ""] = str(self.port)
         home = settings.state_dir / "services"
         self.pidfile = home / f"{self.name}.pid"
+        self.supervisor_pidfile = home / "supervisors" / f"{self.name}.pid"
+        self.restarts_file = home / "supervisors" / f"{self.name}.restarts.json"
         self.log = home / "logs" / f"{self.name}.log"
 
     @property
@@ -74,8 +86,22 @@ class ServiceProcess:
     def is_running(self) -> bool:
         return process.pid_alive(process.read_pid(self.pidfile)) and self.healthy()
 
+    def supervised(self) -> bool:
+        """True while this instance's supervisor runs (and so restarts the service)."""
+        return process.pid_alive(process.read_pid(self.supervisor_pidfile))
+
+    def restart_record(self) -> RestartRecord:
+        return RestartRecord.load(self.restarts_file)
+
     def start(self, timeout: float = 60.0) -> bool:
+        """Start the supervisor, which starts the service; wait until the service is ready.
+        A crash before it is ready fails the start (and stops its supervisor): a service that
+        cannot start says why at once instead of looping. An instance whose supervisor runs is
+        not started again, only waited for."""
         if self.is_running():
+            return False
+        if self.supervised() and not self.restart_record().gave_up:
+            self._wait_ready(timeout)
             return False
         if not self._port_frees(within=10.0):
             raise InfraError(
@@ -85,22 +111,50 @@ class ServiceProcess:
             secrets = service_env(self.settings, self.service)
         except SecretsMissing as exc:
             raise InfraError(self.name, str(exc)) from None
-        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
-        pid = process.spawn(
-            [sys.executable, "-m", f"foodflow.{self.service}"],
+        self.supervisor_pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+        RestartRecord().save(self.restarts_file)
+        supervisor = process.spawn(
+            [sys.executable, "-m", "foodflow.tools.supervisor", self.service],
             log=self.log,
-            pidfile=self.pidfile,
+            pidfile=self.supervisor_pidfile,
             env={**secrets, **self.env, "PYTHONUNBUFFERED": "1"},
         )
+        try:
+            process.wait_until(
+                lambda: self.healthy("/ready"),
+                server=self.name,
+                what="GET /ready",
+                timeout=timeout,
+                log=self.log,
+                alive=lambda: process.pid_alive(supervisor) and not self.restart_record().restarts,
+            )
+        except InfraError:
+            self.stop(timeout=5.0)
+            raise
+        return True
+
+    def await_restart(self, killed_pid: int | None, timeout: float = 60.0) -> None:
+        """Wait until the supervisor has replaced the service process `killed_pid` with a new
+        one that is ready (what a kill fault waits for, rather than starting one itself)."""
         process.wait_until(
-            lambda: self.healthy("/ready"),
+            lambda: process.read_pid(self.pidfile) not in (None, killed_pid) and self.is_running(),
+            server=self.name,
+            what="a restart by its supervisor",
+            timeout=timeout,
+            log=self.log,
+            alive=lambda: self.supervised() and not self.restart_record().gave_up,
+        )
+
+    def _wait_ready(self, timeout: float) -> None:
+        process.wait_until(
+            self.is_running,
             server=self.name,
             what="GET /ready",
             timeout=timeout,
             log=self.log,
-            alive=lambda: process.pid_alive(pid),
+            alive=self.supervised,
         )
-        return True
 
     def _port_frees(self, within: float) -> bool:
         """True once nothing listens on our port. A process just killed keeps its socket until
@@ -113,13 +167,18 @@ class ServiceProcess:
         return True
 
     def stop(self, timeout: float = 30.0) -> bool:
-        pid = process.read_pid(self.pidfile)
-        if not process.pid_alive(pid):
-            self.pidfile.unlink(missing_ok=True)
-            return False
-        process.terminate(pid, timeout=timeout)  # SIGTERM: the service drains and commits
-        self.pidfile.unlink(missing_ok=True)
-        return True
+        """SIGTERM to the supervisor, which forwards it: the service drains and commits, and
+        nothing restarts it. Whatever still runs after `timeout` is killed."""
+        supervisor = process.read_pid(self.supervisor_pidfile)
+        service = process.read_pid(self.pidfile)
+        stopped = process.pid_alive(supervisor) or process.pid_alive(service)
+        process.terminate(supervisor, timeout=timeout)
+        # Left over if the supervisor was killed, or never ran (a service started before
+        # supervision): stop it the same way.
+        process.terminate(service, timeout=timeout)
+        for path in (self.pidfile, self.supervisor_pidfile, self.restarts_file):
+            path.unlink(missing_ok=True)
+        return stopped
 
 
 def parse_scale(specs: list[str]) -> dict[str, int]:
@@ -183,7 +242,19 @@ def up(
 
 
 def status(settings: Settings) -> list[ServiceState]:
-    return [ServiceState(s.name, s.url, s.is_running(), s.log) for s in all_services(settings)]
+    return [state_of(s) for s in all_services(settings)]
+
+
+def state_of(svc: ServiceProcess) -> ServiceState:
+    record = svc.restart_record()
+    return ServiceState(
+        svc.name,
+        svc.url,
+        svc.is_running(),
+        svc.log,
+        restarts=record.restarts,
+        gave_up=record.gave_up,
+    )
 
 
 def down(settings: Settings, report: Callable[[ServiceState], None] = lambda s: None) -> None:

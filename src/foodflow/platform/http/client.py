@@ -17,7 +17,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from foodflow.contracts.batch import Outcome, batch_response_type
 from foodflow.platform.config import Settings
-from foodflow.platform.errors import FoodflowError, ServiceUnavailable
+from foodflow.platform.errors import FoodflowError, ItemUnavailable, ServiceUnavailable
 from foodflow.platform.http.batching import Coalescer
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.retry import retry_async
@@ -133,6 +133,14 @@ class ServiceClient:
         """A per-item call to the batch endpoint `path`, coalesced and retried item by item."""
         return BatchedCall(self, path, answer, attempts or self.settings.http_retries + 1)
 
+    async def reachable(self) -> bool:
+        """Whether the service answers its liveness probe (`GET /health`), once."""
+        try:
+            await self.get("/health", _HEALTH, attempts=1)
+        except FoodflowError:
+            return False
+        return True
+
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:
@@ -169,8 +177,11 @@ def _answer_of(service: str, path: str, outcome: Outcome[M]) -> M | FoodflowErro
     if outcome.status == 200 and outcome.result is not None:
         return outcome.result
     if outcome.status >= 500 or outcome.status == 200:
-        return ServiceUnavailable(f"{service} {path}: item answered {outcome.status}")
+        return ItemUnavailable(f"{service} {path}: item answered {outcome.status}")
     return RequestRefused(service, outcome.status, outcome.detail or "")
+
+
+_HEALTH = TypeAdapter(dict[str, str])
 
 
 def _detail(content: bytes) -> str:

@@ -22,6 +22,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from foodflow.platform.db.pool import database_ready
+from foodflow.platform.gate import DependencyGate, GateState
+from foodflow.platform.http.client import ServiceClient
 from foodflow.platform.metrics import Collect, install_metrics
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,20 @@ def redis_check(client_of: Callable[[Request], aioredis.Redis]) -> Check:
 
     async def check(request: Request) -> bool:
         return bool(await client_of(request).ping())
+
+    return check
+
+
+def gate_check(
+    gate: DependencyGate, client_of: Callable[[Request], ServiceClient] | None = None
+) -> Check:
+    """Ready while the dependency's gate is closed and, for a called service (`client_of`),
+    while it answers its liveness probe: a service killed while no call goes to it is seen."""
+
+    async def check(request: Request) -> bool:
+        if gate.state is not GateState.CLOSED:
+            return False
+        return client_of is None or await client_of(request).reachable()
 
     return check
 

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
@@ -34,6 +34,8 @@ from foodflow.platform.retry import backoff_delay, retry_async
 log = logging.getLogger(__name__)
 
 BatchHandler = Callable[[list[Message]], Coroutine[Any, Any, None]]
+# Awaited before each poll: returns (its result ignored) when new messages may be taken.
+Gate = Callable[[], Awaitable[object]]
 T = TypeVar("T")
 
 # Backoff after a failed handle_batch, before the same messages are tried again.
@@ -116,6 +118,11 @@ class BatchConsumer:
             # that is far fewer, fuller fetches (broker CPU), at a cost of at most the wait.
             "fetch.min.bytes": settings.kafka_fetch_min_bytes,
             "fetch.wait.max.ms": settings.kafka_fetch_wait_ms,
+            # Static membership: a restarted instance takes its partitions straight back, with
+            # no rebalance; a dead one's go to the others after the session timeout. Two live
+            # processes with one id fence each other (docs/reliability.md, failover).
+            "group.instance.id": f"{group_id}-{settings.instance}",
+            "session.timeout.ms": settings.kafka_session_timeout_ms,
             "logger": librdkafka_logger(),
         }
         self._config.update(config or {})
@@ -176,13 +183,14 @@ class BatchConsumer:
         if executor is not None:
             executor.shutdown(wait=False)
 
-    async def run(self) -> None:
+    async def run(self, gate: Gate | None = None) -> None:
         """Consume, handle and commit batches until `stop()` is called.
 
         Up to `max_batches_in_flight` batches are handled at once: the next batch is read while
         earlier ones are still in hand, so one slow message does not hold the next batch back.
         Offsets are still committed in order: a batch's offsets only once it and every batch
-        read before it are done.
+        read before it are done. With a `gate`, nothing new is read while it waits (see
+        `_hold`); batches in hand go on.
         """
         if self.running:
             raise RuntimeError("BatchConsumer.run() is already running")
@@ -198,6 +206,8 @@ class BatchConsumer:
                     continue  # a batch failed: everything in hand was handed back
                 if self._full(in_flight):
                     continue
+                if gate is not None:
+                    await self._hold(consumer, gate)
                 # While batches are in hand, poll briefly so finished ones commit promptly.
                 timeout = min(self.poll_timeout, 0.05) if in_flight else self.poll_timeout
                 polled = await self._call(_consume_available, consumer, self.batch_size, timeout)
@@ -210,6 +220,34 @@ class BatchConsumer:
             for _, task in in_flight:
                 task.cancel()
             finished.set()
+
+    async def _hold(self, consumer: Consumer, gate: Gate) -> None:
+        """Return when `gate()` does. While it waits, the assigned partitions are paused and
+        still polled every `poll_timeout`, so the member stays in its group past
+        `max.poll.interval.ms`; a message polled all the same (a partition assigned meanwhile)
+        is sought back to, to be read after the resume. Batches in hand commit after it."""
+        passable = asyncio.ensure_future(gate())
+        if (await asyncio.wait({passable}, timeout=0))[0]:
+            passable.result()
+            return
+        paused_at = time.monotonic()
+        await self._call(consumer.pause, await self._call(consumer.assignment))
+        log.warning("Consuming %s paused: a dependency is unavailable", ",".join(self.topics))
+        try:
+            while not (await asyncio.wait({passable}, timeout=self.poll_timeout))[0]:
+                if self._stopping.is_set():
+                    return
+                stray = await self._call(consumer.consume, self.batch_size, 0)
+                await self._call(_seek_back, consumer, [m for m in stray if not _is_error(m)])
+            passable.result()
+        finally:
+            passable.cancel()
+            await self._call(consumer.resume, await self._call(consumer.assignment))
+            log.warning(
+                "Consuming %s resumed after %.1fs",
+                ",".join(self.topics),
+                time.monotonic() - paused_at,
+            )
 
     async def _handle(self, batch: list[Message]) -> None:
         """Hand `batch` to the handler, bisecting it if it fails; skip what was parked."""

@@ -22,7 +22,7 @@ from confluent_kafka import Message
 
 from foodflow.contracts import topics
 from foodflow.platform.config import Settings
-from foodflow.platform.errors import InfraError, PublishError
+from foodflow.platform.errors import PublishError
 from foodflow.tools import processes
 from foodflow.tools.infra import manager, process
 from foodflow.tools.kafka_io import tool_producer
@@ -32,10 +32,6 @@ from foodflow.tools.kafka_io import tool_producer
 QUIET_KAFKA_LOG = logging.getLogger("foodflow.tools.chaos.librdkafka")
 QUIET_KAFKA_LOG.setLevel(logging.CRITICAL)
 
-# How long a SIGKILLed service is left for a supervisor to restart it before chaos starts it
-# itself: a process manager that restarts crashed services (with a short backoff) does it
-# within this; without one, chaos is the restarter.
-SUPERVISOR_WAIT_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 90.0
 
 # Dependencies an outage can take away: services the order manager calls, and servers.
@@ -161,16 +157,11 @@ def publish_poison(settings: Settings, message: PoisonMessage) -> tuple[str, int
 
 
 def kill_service(
-    settings: Settings,
-    name: str,
-    env: dict[str, str] | None,
-    instance: int = 0,
-    supervisor_wait: float = SUPERVISOR_WAIT_SECONDS,
+    settings: Settings, name: str, env: dict[str, str] | None, instance: int = 0
 ) -> str:
-    """SIGKILL one instance (no chance to clean up) and wait until it is ready again.
-
-    If something else (a supervisor) starts it within `supervisor_wait` seconds, chaos only
-    waits for it; otherwise chaos starts it. Returns who restarted it."""
+    """SIGKILL one instance (no chance to clean up), then wait until its supervisor has
+    restarted it and it is ready (started here only if it runs unsupervised). Returns who
+    restarted it."""
     svc = processes.ServiceProcess(name, settings, env, instance)
     pid = process.read_pid(svc.pidfile)
     if process.pid_alive(pid):
@@ -178,40 +169,11 @@ def kill_service(
         os.kill(pid, signal.SIGKILL)
         while process.pid_alive(pid):
             time.sleep(0.02)
-    if _restarted_by_another(svc, pid, supervisor_wait):
-        _await_ready(svc)
+    if svc.supervised():
+        svc.await_restart(pid, timeout=READY_TIMEOUT_SECONDS)
         return "restarted by its supervisor"
-    try:
-        svc.start(timeout=READY_TIMEOUT_SECONDS)
-    except InfraError:
-        # A supervisor that came just after our wait holds the port: it is its restart.
-        if not _restarted_by_another(svc, pid, 0):
-            raise
-        _await_ready(svc)
-        return "restarted by its supervisor"
+    svc.start(timeout=READY_TIMEOUT_SECONDS)
     return "restarted by chaos"
-
-
-def _await_ready(svc: processes.ServiceProcess) -> None:
-    process.wait_until(
-        lambda: svc.healthy("/ready"),
-        server=svc.name,
-        what="GET /ready",
-        timeout=READY_TIMEOUT_SECONDS,
-        log=svc.log,
-    )
-
-
-def _restarted_by_another(svc: processes.ServiceProcess, killed: int | None, within: float) -> bool:
-    """True once the pidfile names a live process other than the one killed."""
-    deadline = time.monotonic() + within
-    while True:
-        pid = process.read_pid(svc.pidfile)
-        if pid != killed and process.pid_alive(pid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
 
 
 def _server(settings: Settings, name: str) -> manager.Server:
