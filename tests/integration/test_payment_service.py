@@ -1,18 +1,36 @@
-"""The payment service over HTTP (in-process ASGI) against the real PostgreSQL."""
+"""The payment service over HTTP (in-process ASGI) against the real PostgreSQL, and its
+consumer of final order events against the real Kafka (topics and group of its own)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
+from confluent_kafka import Message
+from fastapi import FastAPI
 
-from foodflow.payment_service.app import create_app
+from foodflow.contracts.orders import (
+    DeadLetter,
+    FailureReason,
+    OrderFinalEvent,
+    OrderStatus,
+    StatusChange,
+)
+from foodflow.contracts.pricing import PriceBreakdown
+from foodflow.payment_service.app import PaymentRuntime, create_app
 from foodflow.platform.config import Settings
+from foodflow.platform.kafka.admin import delete_topics, ensure_topics, wait_for_kafka
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.producer import EventProducer
 
 from ..batch_http import post_batch
 from ..service_auth import as_caller
@@ -20,17 +38,50 @@ from ..service_auth import as_caller
 pytestmark = pytest.mark.integration
 
 
+@dataclass(frozen=True)
+class FinalTopics:
+    """The topic of final order events this module's payment service consumes, and its
+    dead-letter topic: fresh ones, so the shared `db_write_order_status` is not touched."""
+
+    events: str
+    dead_letters: str
+
+
 @pytest.fixture(scope="module")
-async def payments(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def final_topics(settings: Settings) -> AsyncIterator[FinalTopics]:
+    await asyncio.to_thread(wait_for_kafka, settings.kafka_bootstrap, 60.0)
+    names = FinalTopics(f"test-final-{uuid4().hex[:8]}", f"test-dlq-{uuid4().hex[:8]}")
+    await asyncio.to_thread(
+        ensure_topics, settings.kafka_bootstrap, 3, [names.events, names.dead_letters]
+    )
+    yield names
+    with contextlib.suppress(Exception):
+        await asyncio.to_thread(
+            delete_topics, settings.kafka_bootstrap, [names.events, names.dead_letters]
+        )
+
+
+@pytest.fixture(scope="module")
+async def payment_app(settings: Settings, final_topics: FinalTopics) -> AsyncIterator[FastAPI]:
     fast = settings.model_copy(update={"payment_delay_seconds": 0.0, "payment_slow_seconds": 0.3})
-    app = create_app(fast)
-    transport = httpx.ASGITransport(app=app)
+    app = create_app(
+        fast,
+        final_topic=final_topics.events,
+        group_id=f"payment_service-test-{uuid4().hex[:8]}",
+        dead_letter_topic=final_topics.dead_letters,
+    )
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def payments(settings: Settings, payment_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=payment_app)
     # As the order manager, who charges (and voids or refunds what it cannot complete).
     saga = as_caller(settings, "order_manager", "payment_service")
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://pay", headers=saga) as client,
-    ):
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://pay", headers=saga
+    ) as client:
         yield client
 
 
@@ -218,3 +269,161 @@ async def test_authorise_with_capture_takes_the_money_in_one_call(
     )
     assert again[0]["result"] == outcomes[0]["result"]
     assert await pg.fetchval("SELECT count(*) FROM payment_ledger WHERE order_id=$1", batched) == 2
+
+
+# --- compensating failed orders from their final events -----------------------------------------
+
+T0 = datetime(2025, 3, 1, 18, 30, tzinfo=UTC)
+
+
+def final_event(order_id: UUID, status: OrderStatus) -> OrderFinalEvent:
+    steps = [OrderStatus.RECEIVED, OrderStatus.PROCESSING, status]
+    total = Decimal("45.09")
+    return OrderFinalEvent(
+        order_id=order_id,
+        user_id="user-001",
+        status=status,
+        version=3,
+        reason=FailureReason.PAYMENT_UNAVAILABLE if status is OrderStatus.FAILED else None,
+        price=PriceBreakdown(
+            subtotal=total,
+            discount=Decimal("0"),
+            delivery_fee=Decimal("0"),
+            small_order_fee=Decimal("0"),
+            tax=Decimal("0"),
+            total=total,
+        ),
+        created_at=T0,
+        history=[StatusChange(status=s, version=v, at=T0) for v, s in enumerate(steps, 1)],
+    )
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[EventProducer]:
+    async with EventProducer(settings) as producer:
+        yield producer
+
+
+async def handled(app: FastAPI, count: int, within: float = 45.0) -> None:
+    """Wait until the payment service's consumer has handled `count` messages in all."""
+    runtime: PaymentRuntime = app.state.runtime
+    async with asyncio.timeout(within):
+        while runtime.consumer.messages_handled < count:
+            assert not runtime.consuming.done(), "the consumer loop died"
+            await asyncio.sleep(0.05)
+
+
+async def charge(payments: httpx.AsyncClient, order_id: UUID) -> None:
+    """As the saga charges: authorise with capture, key `<order_id>:authorise`."""
+    [outcome] = await post_batch(
+        payments, "/authorise_batch", [{**authorise_body(order_id), "capture": True}]
+    )
+    assert outcome["result"]["state"] == "CAPTURED"
+
+
+async def ledger_of(pg: asyncpg.Connection, order_id: UUID) -> list[tuple[str, str, int]]:
+    rows = await pg.fetch(
+        "SELECT idempotency_key, operation, amount_cents FROM payment_ledger"
+        " WHERE order_id=$1 ORDER BY created_at, idempotency_key",
+        order_id,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def test_a_failed_order_left_charged_is_refunded_once_from_its_final_event(
+    payment_app: FastAPI,
+    payments: httpx.AsyncClient,
+    final_topics: FinalTopics,
+    producer: EventProducer,
+    pg: asyncpg.Connection,
+) -> None:
+    """The saga charged, then gave up compensating (the payment service was out past the
+    grace) and the order ended FAILED: the payment service refunds it from the event, once,
+    however often the event comes; a CONFIRMED order's capture stays."""
+    runtime: PaymentRuntime = payment_app.state.runtime
+    failed, confirmed = uuid4(), uuid4()
+    await charge(payments, failed)
+    await charge(payments, confirmed)
+    start = runtime.consumer.messages_handled
+
+    event = final_event(failed, OrderStatus.FAILED)
+    await producer.publish(final_topics.events, event, key=str(failed))
+    await producer.publish(
+        final_topics.events, final_event(confirmed, OrderStatus.CONFIRMED), key=str(confirmed)
+    )
+    await handled(payment_app, start + 2)
+    await producer.publish(final_topics.events, event, key=str(failed))  # delivered again
+    await handled(payment_app, start + 3)
+
+    assert await ledger_of(pg, failed) == [
+        (f"{failed}:authorise", "AUTHORISE", 4509),
+        (f"{failed}:authorise:capture", "CAPTURE", 4509),
+        (f"{failed}:refund", "REFUND", 4509),
+    ]
+    state = await pg.fetchrow(
+        "SELECT state, captured_cents, refunded_cents FROM payments WHERE order_id=$1", failed
+    )
+    assert tuple(state) == ("REFUNDED", 4509, 4509)
+    assert [op for _, op, _ in await ledger_of(pg, confirmed)] == ["AUTHORISE", "CAPTURE"]
+
+
+async def test_the_saga_refund_is_not_repeated(
+    payment_app: FastAPI,
+    payments: httpx.AsyncClient,
+    final_topics: FinalTopics,
+    producer: EventProducer,
+    pg: asyncpg.Connection,
+) -> None:
+    runtime: PaymentRuntime = payment_app.state.runtime
+    order_id = uuid4()
+    await charge(payments, order_id)
+    refunded = await payments.post("/refund", json=op(order_id, "refund"))  # the saga's
+    assert refunded.json()["state"] == "REFUNDED"
+    start = runtime.consumer.messages_handled
+
+    await producer.publish(
+        final_topics.events, final_event(order_id, OrderStatus.FAILED), key=str(order_id)
+    )
+    await handled(payment_app, start + 1)
+
+    assert [op for _, op, _ in await ledger_of(pg, order_id)] == ["AUTHORISE", "CAPTURE", "REFUND"]
+
+
+async def test_what_is_not_a_final_event_is_dead_lettered(
+    payment_app: FastAPI, settings: Settings, final_topics: FinalTopics, producer: EventProducer
+) -> None:
+    runtime: PaymentRuntime = payment_app.state.runtime
+    start = runtime.consumer.messages_handled
+    order_id = uuid4()
+
+    await producer.publish(final_topics.events, b"not a final event", key=str(order_id))
+    await handled(payment_app, start + 1)
+
+    seen: list[Message] = []
+
+    async def collect(batch: list[Message]) -> None:
+        seen.extend(batch)
+
+    reader = BatchConsumer(
+        settings, [final_topics.dead_letters], f"g-{uuid4().hex[:8]}", collect, poll_timeout=0.2
+    )
+    task = asyncio.create_task(reader.run())
+    try:
+        async with asyncio.timeout(45):
+            while not any(
+                DeadLetter.model_validate_json(m.value() or b"").order_id == order_id for m in seen
+            ):
+                assert not task.done()
+                await asyncio.sleep(0.05)
+    finally:
+        await reader.stop()
+        await task
+    letter = next(
+        letter
+        for letter in (DeadLetter.model_validate_json(m.value() or b"") for m in seen)
+        if letter.order_id == order_id
+    )
+    assert letter.source_topic == final_topics.events
+    assert letter.payload == "not a final event"
+    assert "invalid OrderFinalEvent" in letter.error
+    assert runtime.consumer.running

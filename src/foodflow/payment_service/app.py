@@ -1,8 +1,11 @@
-"""HTTP edge of the payment service: authorise, capture, void, refund, each idempotent by key."""
+"""HTTP edge and composition root of the payment service: authorise, capture, void, refund,
+each idempotent by key, and the consumer that compensates failed orders from their final
+events (`final_orders`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -14,6 +17,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Response, status
 
+from foodflow.contracts import topics
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.payment import (
     AuthoriseRequest,
@@ -28,6 +32,7 @@ from foodflow.payment_service.domain import (
     PaymentNotFound,
     ProviderTimeout,
 )
+from foodflow.payment_service.final_orders import CompensateFailedOrders
 from foodflow.payment_service.repository import PostgresLedger
 from foodflow.payment_service.services import ProviderTiming
 from foodflow.platform.config import Settings, get_settings
@@ -35,12 +40,18 @@ from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.http.errors import batch_response, install_error_handlers
 from foodflow.platform.http.limits import install_body_limit
-from foodflow.platform.http.probes import install_probes, postgres_check
+from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
+from foodflow.platform.kafka.consumer import BatchConsumer
+from foodflow.platform.kafka.dlq import DeadLetterPublisher
+from foodflow.platform.kafka.producer import EventProducer
 from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
+SERVICE = "payment_service"
+CONSUMER_GROUP = "payment_service"
+CONSUMER_STOP_SECONDS = 30
 
 ERROR_STATUS: tuple[tuple[type[PaymentError], int], ...] = (
     (ProviderTimeout, status.HTTP_504_GATEWAY_TIMEOUT),
@@ -57,6 +68,8 @@ class PaymentRuntime:
     pool: asyncpg.Pool
     ledger: PostgresLedger
     timing: ProviderTiming
+    consumer: BatchConsumer  # of final order events: failed orders are compensated
+    consuming: asyncio.Task[None]
     late: set[asyncio.Task[None]] = field(default_factory=set)  # authorisations landing late
 
     def start_late(self, work: Coroutine[Any, Any, None]) -> None:
@@ -137,42 +150,74 @@ async def payment_of(order_id: UUID, runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the payment service; its lifespan migrates its tables and owns the database pool."""
+async def _stop_consumer(consumer: BatchConsumer, running: asyncio.Task[None]) -> None:
+    await consumer.stop()
+    with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        await asyncio.wait_for(running, timeout=CONSUMER_STOP_SECONDS)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    final_topic: str = topics.DB_WRITE_ORDER_STATUS,
+    group_id: str = CONSUMER_GROUP,
+    dead_letter_topic: str = topics.DEAD_LETTER,
+) -> FastAPI:
+    """Build the payment service; its lifespan migrates its tables, owns the database pool and
+    consumes `final_topic` as `group_id` (failed orders left with a charge are compensated)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         require(settings, "service_public_keys")
-        pool = await create_pool(settings)
-        runtime: PaymentRuntime | None = None
-        try:
-            await migrate_pool(pool, "payment_service", Path(__file__).parent / "migrations")
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await create_pool(settings)
+            stack.push_async_callback(pool.close)
+            await migrate_pool(pool, SERVICE, Path(__file__).parent / "migrations")
+            ledger = PostgresLedger(pool)
+            producer = EventProducer(settings, client_id=f"{group_id}-dlq")
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            dead_letters = DeadLetterPublisher(producer, dead_letter_topic)
+            consumer = BatchConsumer(
+                settings,
+                [final_topic],
+                group_id,
+                CompensateFailedOrders(ledger, dead_letters),
+                dead_letter=dead_letters,
+            )
+            await consumer.start()
+            consuming = asyncio.create_task(consumer.run(), name="final order consumer")
+            stack.push_async_callback(_stop_consumer, consumer, consuming)
             runtime = PaymentRuntime(
                 pool=pool,
-                ledger=PostgresLedger(pool),
+                ledger=ledger,
                 timing=ProviderTiming(
                     latency_seconds=settings.payment_delay_seconds,
                     slow_seconds=settings.payment_slow_seconds,
                 ),
+                consumer=consumer,
+                consuming=consuming,
             )
             app.state.runtime = runtime
-            log.info("Payment service ready")
-            yield
-        finally:
-            if runtime is not None:
+            log.info("Payment service ready; consuming %s as %s", final_topic, group_id)
+            try:
+                yield
+            finally:
                 for task in list(runtime.late):
                     task.cancel()
-            await pool.close()
 
     app = FastAPI(title="foodflow payment service", lifespan=lifespan)
     install_body_limit(app, settings)
     install_probes(
         app,
-        "payment_service",
-        checks={"postgres": postgres_check(lambda request: runtime_of(request).pool)},
+        SERVICE,
+        checks={
+            "postgres": postgres_check(lambda request: runtime_of(request).pool),
+            "consumer": running_check(lambda request: not runtime_of(request).consuming.done()),
+        },
     )
-    install_service_auth(app, "payment_service", settings)
+    install_service_auth(app, SERVICE, settings)
     app.include_router(router)
     install_error_handlers(app, ERROR_STATUS)
     return app

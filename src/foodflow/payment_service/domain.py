@@ -39,6 +39,10 @@ class PaymentConflict(PaymentError):
     """The payment is in a state the requested operation cannot leave from."""
 
 
+class NothingToUndo(PaymentError):
+    """A failed order's payment holds nothing this compensation would give back."""
+
+
 # Test card tokens decide the outcome, so tests and demos are deterministic.
 TOKEN_APPROVE = "tok_visa"
 TOKEN_DECLINED = "tok_declined"
@@ -66,6 +70,20 @@ def decide_authorisation(card_token: str | None) -> AuthorisationDecision:
     if token == TOKEN_INSUFFICIENT_FUNDS:
         return AuthorisationDecision(approved=False, decline_code=DeclineCode.INSUFFICIENT_FUNDS)
     return AuthorisationDecision(approved=False, decline_code=DeclineCode.UNKNOWN_TOKEN)
+
+
+def compensation_for(payment: Payment | None, *, may_land_late: bool) -> PaymentOperation | None:
+    """What leaves a failed order's payment with no charge: VOID an open authorisation, REFUND
+    captured money not yet given back, else nothing (declined, voided, refunded). With no
+    payment yet, VOID too when an authorisation may still land (`may_land_late`: the saga asked
+    for one), leaving the tombstone that refuses it."""
+    if payment is None:
+        return PaymentOperation.VOID if may_land_late else None
+    if payment.state is PaymentState.AUTHORISED:
+        return PaymentOperation.VOID
+    if payment.captured_cents > payment.refunded_cents:
+        return PaymentOperation.REFUND
+    return None
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ from foodflow.contracts.payment import (
 )
 from foodflow.payment_service.domain import (
     AuthorisationDecision,
+    NothingToUndo,
     Payment,
     PaymentConflict,
     PaymentError,
     PaymentNotFound,
     ProviderTimeout,
+    compensation_for,
     decide_authorisation,
 )
 
@@ -114,9 +116,16 @@ async def apply_many(
     order or operation); operations on the same order apply in the batch's order. An
     operation's domain error is its answer and writes nothing; the others still apply.
     """
+    return [answer for answer, _ in await _apply_all(ledger, operations)]
+
+
+async def _apply_all(
+    ledger: Ledger, operations: Sequence[LedgerOperation]
+) -> list[tuple[PaymentResult | PaymentError, bool]]:
+    """`apply_many`, each answer with whether it was written now (not replayed, not refused)."""
     if not operations:
         return []
-    answers: list[PaymentResult | PaymentError] = []
+    answers: list[tuple[PaymentResult | PaymentError, bool]] = []
     async with ledger.transaction({op.order_id for op in operations}) as tx:
         seen = await tx.recorded([op.key for op in operations])
         payments = await tx.payments(sorted({op.order_id for op in operations}))
@@ -127,23 +136,22 @@ async def apply_many(
             recorded = seen.get(op.key)
             if recorded is not None:
                 if recorded.order_id != op.order_id or recorded.operation is not op.operation:
-                    answers.append(
-                        PaymentConflict(
-                            f"idempotency key {op.key!r} was used for {recorded.operation}"
-                            f" of order {recorded.order_id}"
-                        )
+                    conflict = PaymentConflict(
+                        f"idempotency key {op.key!r} was used for {recorded.operation}"
+                        f" of order {recorded.order_id}"
                     )
+                    answers.append((conflict, False))
                 else:
-                    answers.append(recorded.result)
+                    answers.append((recorded.result, False))
                 continue
             if op.key in done:  # the same operation twice in one batch
-                answers.append(done[op.key])
+                answers.append((done[op.key], False))
                 continue
             before = payments.get(op.order_id)
             try:
                 after = op.change(before)
             except PaymentError as exc:
-                answers.append(exc)
+                answers.append((exc, False))
                 continue
             result = after.result(op.operation)
             payments[op.order_id] = changed[op.order_id] = after
@@ -157,7 +165,7 @@ async def apply_many(
                 )
             )
             done[op.key] = result
-            answers.append(result)
+            answers.append((result, True))
         if changed:
             await tx.save(list(changed.values()), entries)
     return answers
@@ -347,6 +355,72 @@ async def refund(ledger: Ledger, body: PaymentRequest) -> PaymentResult:
             lambda current: need(current).refund(body.amount_cents),
         ),
     )
+
+
+def void_key(order_id: UUID) -> str:
+    """The idempotency key of a failed order's void: the order manager's saga voids with it."""
+    return f"{order_id}:void"
+
+
+def refund_key(order_id: UUID) -> str:
+    """The idempotency key of a failed order's refund: the saga refunds with it."""
+    return f"{order_id}:refund"
+
+
+@dataclass(frozen=True)
+class FailedOrder:
+    """An order that ended FAILED, as its final event tells."""
+
+    order_id: UUID
+    # It reached payment (PROCESSING): an authorisation may have been asked for, and may land.
+    asked_for_payment: bool
+
+
+@dataclass(frozen=True)
+class Compensation:
+    """A void or refund made now for a failed order (not one recorded before)."""
+
+    order_id: UUID
+    operation: PaymentOperation
+    result: PaymentResult
+
+
+def _undo(order: FailedOrder, operation: PaymentOperation) -> LedgerOperation:
+    """The void or the refund of `order`'s compensation: it applies only when
+    `compensation_for` picks it, else it is `NothingToUndo` (which writes nothing)."""
+    order_id = order.order_id
+
+    def change(current: Payment | None) -> Payment:
+        if compensation_for(current, may_land_late=order.asked_for_payment) is not operation:
+            raise NothingToUndo(f"payment of order {order_id}: no {operation} to make")
+        if current is None:
+            return Payment.void_tombstone(order_id)
+        return current.void() if operation is PaymentOperation.VOID else current.refund()
+
+    key = void_key(order_id) if operation is PaymentOperation.VOID else refund_key(order_id)
+    return LedgerOperation(key, operation, order_id, change)
+
+
+async def compensate_failed(ledger: Ledger, orders: Sequence[FailedOrder]) -> list[Compensation]:
+    """Leave no charge on failed orders: void an open authorisation, refund what is captured
+    (and, for an order that asked for payment but has none yet, void ahead of a late
+    authorisation), all in one transaction. The saga's own keys are used, so a compensation it
+    made already is replayed, not repeated, and a racing one is one operation; a redelivered
+    order changes nothing. Returns the compensations made now."""
+    asked: dict[UUID, bool] = {}
+    for order in orders:  # an order twice in a batch is compensated once
+        asked[order.order_id] = asked.get(order.order_id, False) or order.asked_for_payment
+    ops = [
+        _undo(FailedOrder(order_id, asked_for_payment), operation)
+        for order_id, asked_for_payment in asked.items()
+        for operation in (PaymentOperation.VOID, PaymentOperation.REFUND)
+    ]
+    applied = await _apply_all(ledger, ops)
+    return [
+        Compensation(op.order_id, op.operation, answer)
+        for op, (answer, fresh) in zip(ops, applied, strict=True)
+        if fresh and isinstance(answer, PaymentResult)
+    ]
 
 
 async def payment_record(ledger: Ledger, order_id: UUID) -> tuple[Payment, list[dict[str, object]]]:
