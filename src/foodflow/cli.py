@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
 from rich.table import Table
 
-from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate, ValidatedOrder
+from foodflow.contracts.orders import OrderItemIn, OrderStatus, OrderStatusUpdate, ValidatedOrder
 from foodflow.platform.config import get_settings
 from foodflow.platform.errors import FoodflowError, InfraError, PublishError
 from foodflow.platform.logs import lines_for_order
@@ -170,7 +170,7 @@ def up(
     since = int(time.time() * 1000) - 1000
     order_id = tracking.send_seed_line(settings)
     console.print(f"order id (assigned by order_manager): [bold]{order_id}[/]")
-    _watch(order_id, since)
+    _watch(order_id, since, exit_if_failed=False)  # the system is up whatever the demo met
     console.print("\nAnd as a customer's app would, through the gateway's public API:")
     customer_order(
         item=["sushi-set:1", "pho-bo:2"],
@@ -268,11 +268,17 @@ def _parse_item(text: str) -> OrderItemIn:
         raise typer.BadParameter(f"{text!r}: expected ITEM_ID[:QUANTITY] ({exc})") from None
 
 
-def _watch(order_id: uuid.UUID, since_ms: int, timeout: float = 30.0) -> None:
+def _watch(
+    order_id: uuid.UUID, since_ms: int, timeout: float = 30.0, *, exit_if_failed: bool = True
+) -> None:
+    """Follow the order to its final state; exit 1 when it did not go through (FAILED or
+    CANCELLED) and `exit_if_failed`, so that a script can tell."""
     settings = get_settings()
+    last = None
     try:
         for update in tracking.follow(settings, order_id, since_ms, timeout=timeout):
             _print_update(update)
+            last = update
     except FoodflowError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
@@ -282,9 +288,14 @@ def _watch(order_id: uuid.UUID, since_ms: int, timeout: float = 30.0) -> None:
             console.print(
                 f"  persisted in PostgreSQL: orders.status={row['status']} total={row['total']}"
             )
-            return
+            break
         time.sleep(0.1)
-    console.print("  [yellow]not yet in PostgreSQL (is order_writer running?)[/]")
+    else:
+        console.print("  [yellow]not yet in PostgreSQL (is order_writer running?)[/]")
+    if last is not None and last.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
+        console.print(f"[red]order {order_id} {last.status.value}: {last.reason or ''}[/]")
+        if exit_if_failed:
+            raise typer.Exit(1)
 
 
 @order_app.command("send")
@@ -330,19 +341,27 @@ def order_status(order_id: uuid.UUID) -> None:
         console.print(f"  v{h['version']} {h['at']:%H:%M:%S.%f} {h['status']} {h['reason'] or ''}")
 
 
+UNKNOWN_ORDER_WAIT_SECONDS = 5.0
+
+
 @order_app.command("watch")
 def order_watch(
     order_id: uuid.UUID,
     timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
 ) -> None:
-    """Follow an order's status events live until it is final."""
-    current = tracking.current_status(get_settings(), order_id)
-    since = (
-        int(current.created_at.timestamp() * 1000) - 1000
-        if current
-        else int(time.time() * 1000) - 60000
-    )
-    _watch(order_id, since, timeout)
+    """Follow an order's status events live until it is final (exit 1 if it FAILED or was
+    CANCELLED, or if there is no such order)."""
+    settings = get_settings()
+    # An order just sent may not be taken in yet: look for it a few seconds before saying no.
+    deadline = time.monotonic() + UNKNOWN_ORDER_WAIT_SECONDS
+    current = tracking.current_status(settings, order_id)
+    while current is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = tracking.current_status(settings, order_id)
+    if current is None:
+        console.print(f"[red]unknown order {order_id}[/] (no such order has been taken in)")
+        raise typer.Exit(1)
+    _watch(order_id, int(current.created_at.timestamp() * 1000) - 1000, timeout)
 
 
 @app.command("logs")

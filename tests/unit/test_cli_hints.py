@@ -41,3 +41,10 @@ def test_a_bad_quantity_is_a_usage_error() -> None:
 def test_status_says_in_its_exit_code_when_something_is_down(tmp_path: Path) -> None:
     done = foodflow("status", FOODFLOW_STATE_DIR=str(tmp_path))  # a state where nothing runs
     assert done.returncode == 1, done.stdout + done.stderr
+
+
+def test_replaying_a_malformed_dead_letter_ref_is_a_usage_error() -> None:
+    # It used to say "replayed 0 of 0" and exit 0: a typo looked like success.
+    done = foodflow("dlq", "replay", "abc")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "expected PARTITION:OFFSET" in done.stdout + done.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -138,6 +139,9 @@ def dlq_show(
     console.print(letter.payload, markup=False, highlight=False)
 
 
+REF = re.compile(r"\d+:\d+")
+
+
 @dlq_app.command("replay")
 def dlq_replay(
     refs: list[str] = typer.Argument(None, help="PARTITION:OFFSET refs from `dlq list`."),
@@ -148,7 +152,15 @@ def dlq_replay(
     if not refs and not all_:
         raise typer.BadParameter("give PARTITION:OFFSET refs, or --all")
     wanted = set(refs or [])
-    chosen = [one.letter for one in _parked(since_hours) if all_ or one.ref in wanted]
+    malformed = sorted(ref for ref in wanted if not REF.fullmatch(ref))
+    if malformed:
+        raise typer.BadParameter(f"{', '.join(malformed)}: expected PARTITION:OFFSET, e.g. 0:42")
+    parked = _parked(since_hours)
+    chosen = [one.letter for one in parked if all_ or one.ref in wanted]
+    unknown = sorted(wanted - {one.ref for one in parked})
+    if unknown:
+        console.print(f"[red]no dead letter {', '.join(unknown)} in the last {since_hours:g} h[/]")
+        raise typer.Exit(1)
     producer = tool_producer(get_settings())
     sent = gone = 0
     for letter in chosen:
