@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import asyncpg
@@ -12,35 +11,19 @@ import redis.asyncio as aioredis
 
 from foodflow.contracts.orders import OrderStatus
 from foodflow.orders import records, status_store
-from foodflow.platform.config import Settings
 from tests.integration.test_order_writer import final_event
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def pool(infra: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(infra.postgres_dsn, min_size=1, max_size=2)
-    await records.migrate_orders(pool)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def redis_client(infra: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(infra.redis_url)
-    yield client
-    await client.aclose()
-
-
-async def test_stored_statuses_name_only_the_orders_with_a_row(pool: asyncpg.Pool) -> None:
+async def test_stored_statuses_name_only_the_orders_with_a_row(orders_pool: asyncpg.Pool) -> None:
     confirmed, failed, missing = uuid4(), uuid4(), uuid4()
     await records.write_final_orders(
-        pool, [final_event(confirmed), final_event(failed, status=OrderStatus.FAILED)]
+        orders_pool, [final_event(confirmed), final_event(failed, status=OrderStatus.FAILED)]
     )
-    found = await records.stored_statuses(pool, [confirmed, str(failed), missing])
+    found = await records.stored_statuses(orders_pool, [confirmed, str(failed), missing])
     assert found == {str(confirmed): "CONFIRMED", str(failed): "FAILED"}
-    record = await records.read_order(pool, confirmed)
+    record = await records.read_order(orders_pool, confirmed)
     assert record is not None and [c.version for c in record.history] == [1, 2, 3]
 
 

@@ -4,7 +4,6 @@ version guard, Redis only a copy that may vanish, go stale or be down."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -20,7 +19,6 @@ from foodflow.contracts.orders import (
     ValidatedOrder,
     order_status_key,
 )
-from foodflow.orders import records
 from foodflow.orders.lifecycle import Order
 from foodflow.orders.status_store import (
     OrderStateStore,
@@ -29,29 +27,13 @@ from foodflow.orders.status_store import (
     StatusReader,
     stored_status_values,
 )
-from foodflow.platform.config import Settings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def pool(infra: Settings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(infra.postgres_dsn, min_size=1, max_size=4)
-    await records.migrate_orders(pool)
-    yield pool
-    await pool.close()
-
-
-@pytest.fixture
-async def redis_client(infra: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(infra.redis_url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def store(pool: asyncpg.Pool, redis_client: aioredis.Redis) -> OrderStateStore:
-    return OrderStateStore(pool, StatusCache(redis_client, 600))
+def store(orders_pool: asyncpg.Pool, redis_client: aioredis.Redis) -> OrderStateStore:
+    return OrderStateStore(orders_pool, StatusCache(redis_client, 600))
 
 
 def new_order() -> Order:
@@ -92,7 +74,7 @@ async def test_racing_writers_of_one_version_get_one_winner(store: OrderStateSto
 
 
 async def test_a_flushed_cache_is_read_from_postgres_and_filled_again(
-    store: OrderStateStore, pool: asyncpg.Pool, redis_client: aioredis.Redis
+    store: OrderStateStore, orders_pool: asyncpg.Pool, redis_client: aioredis.Redis
 ) -> None:
     order = new_order()
     order.receive()
@@ -100,7 +82,7 @@ async def test_a_flushed_cache_is_read_from_postgres_and_filled_again(
     key = order_status_key(order.order_id)
     assert await redis_client.exists(key)  # copied to the cache
     await redis_client.delete(key)  # what FLUSHALL does to it
-    reader = StatusReader(pool, StatusCache(redis_client, 600))
+    reader = StatusReader(orders_pool, StatusCache(redis_client, 600))
     snapshot = await reader.snapshot(order.order_id)
     assert snapshot is not None and snapshot.status is OrderStatus.RECEIVED
     assert await redis_client.exists(key)  # filled again
@@ -122,14 +104,14 @@ async def test_the_cache_never_goes_back(
     assert raw is not None and OrderSnapshot.model_validate_json(raw).version == 2
 
 
-async def test_orders_are_stored_while_redis_is_down(pool: asyncpg.Pool) -> None:
+async def test_orders_are_stored_while_redis_is_down(orders_pool: asyncpg.Pool) -> None:
     nowhere = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     try:
-        store = OrderStateStore(pool, StatusCache(nowhere, 600))
+        store = OrderStateStore(orders_pool, StatusCache(nowhere, 600))
         order = new_order()
         order.receive()
         assert await store.save(order.full_snapshot(), order.request) is SaveOutcome.WRITTEN
-        reader = StatusReader(pool, store.cache)
+        reader = StatusReader(orders_pool, store.cache)
         update = await reader.status(order.order_id)
         assert update is not None and update.status is OrderStatus.RECEIVED
     finally:
@@ -137,7 +119,7 @@ async def test_orders_are_stored_while_redis_is_down(pool: asyncpg.Pool) -> None
 
 
 async def test_unfinished_orders_are_leased_to_one_sweeper(
-    store: OrderStateStore, pool: asyncpg.Pool
+    store: OrderStateStore, orders_pool: asyncpg.Pool
 ) -> None:
     stuck, done = new_order(), new_order()
     for order in (stuck, done):
@@ -146,7 +128,7 @@ async def test_unfinished_orders_are_leased_to_one_sweeper(
     done.fail(FailureReason.OUT_OF_STOCK)
     await store.save(done.full_snapshot())
     long_ago = datetime.now(UTC) - timedelta(hours=1)
-    await pool.execute(
+    await orders_pool.execute(
         "UPDATE order_state SET created_at = $2 WHERE order_id = ANY($1::uuid[])",
         [stuck.order_id, done.order_id],
         long_ago,
@@ -156,12 +138,12 @@ async def test_unfinished_orders_are_leased_to_one_sweeper(
     assert claimed[stuck.order_id] == stuck.request
     again = dict(await store.claim_stale(older_than_seconds=1800, lease_seconds=60, limit=1000))
     assert stuck.order_id not in again  # leased to the first sweeper
-    statuses = await stored_status_values(pool, [stuck.order_id, done.order_id, uuid4()])
+    statuses = await stored_status_values(orders_pool, [stuck.order_id, done.order_id, uuid4()])
     assert statuses == {str(stuck.order_id): "RECEIVED", str(done.order_id): "FAILED"}
 
 
 async def test_orders_final_past_the_retention_are_forgotten(
-    store: OrderStateStore, pool: asyncpg.Pool
+    store: OrderStateStore, orders_pool: asyncpg.Pool
 ) -> None:
     old, recent, unfinished = new_order(), new_order(), new_order()
     for order in (old, recent, unfinished):
@@ -170,12 +152,14 @@ async def test_orders_final_past_the_retention_are_forgotten(
     for order in (old, recent):
         order.fail(FailureReason.OUT_OF_STOCK)
         await store.save(order.full_snapshot())
-    await pool.execute(
+    await orders_pool.execute(
         "UPDATE order_state SET updated_at = now() - interval '40 days'"
         " WHERE order_id = ANY($1::uuid[])",
         [old.order_id, unfinished.order_id],
     )
     while await store.prune(older_than_seconds=30 * 86400):
         pass
-    left = await stored_status_values(pool, [old.order_id, recent.order_id, unfinished.order_id])
+    left = await stored_status_values(
+        orders_pool, [old.order_id, recent.order_id, unfinished.order_id]
+    )
     assert left == {str(recent.order_id): "FAILED", str(unfinished.order_id): "RECEIVED"}

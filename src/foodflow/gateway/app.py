@@ -177,6 +177,7 @@ def create_app(settings: Settings) -> FastAPI:
             # Start at the end: the dashboard shows what happens from now on.
             config={"auto.offset.reset": "latest"},
             dead_letter=DeadLetterPublisher(producer),
+            static_membership=False,  # its own group: a restarted gateway starts a new one
         )
         await consumer.start()
 

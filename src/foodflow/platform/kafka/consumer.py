@@ -86,6 +86,7 @@ class BatchConsumer:
         max_messages_in_flight: int | None = None,
         client_id: str | None = None,
         config: Mapping[str, Any] | None = None,
+        static_membership: bool = True,
         dead_letter: DeadLetterSink | None = None,
         poison_attempts: int | None = None,
     ) -> None:
@@ -118,13 +119,16 @@ class BatchConsumer:
             # that is far fewer, fuller fetches (broker CPU), at a cost of at most the wait.
             "fetch.min.bytes": settings.kafka_fetch_min_bytes,
             "fetch.wait.max.ms": settings.kafka_fetch_wait_ms,
-            # Static membership: a restarted instance takes its partitions straight back, with
-            # no rebalance; a dead one's go to the others after the session timeout. Two live
-            # processes with one id fence each other (docs/reliability.md, failover).
-            "group.instance.id": f"{group_id}-{settings.instance}",
-            "session.timeout.ms": settings.kafka_session_timeout_ms,
             "logger": librdkafka_logger(),
         }
+        if static_membership:
+            # A restarted instance takes its partitions straight back, with no rebalance; a dead
+            # one's go to the others after the session timeout. Two live processes with one id
+            # fence each other (docs/reliability.md, failover). A group of one process (the
+            # gateway's dashboard feed, a new group per process) gains nothing from it, and
+            # keeps librdkafka's longer default session, which outlasts a broker restart.
+            self._config["group.instance.id"] = f"{group_id}-{settings.instance}"
+            self._config["session.timeout.ms"] = settings.kafka_session_timeout_ms
         self._config.update(config or {})
         self._consumer: Consumer | None = None
         self._executor: ThreadPoolExecutor | None = None
