@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # behind a TLS-intercepting proxy whose CA is only installed system-wide.
 export UV_NATIVE_TLS := 1
 
-.PHONY: run test test-unit check install infra-up down lint format lock clean
+.PHONY: run test test-down test-browser test-unit check install infra-up down lint format lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,22 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/foodflow up
 
-## test: install, start the infrastructure, run the whole test suite
-test: install
-	$(BIN)/foodflow infra up
-	$(BIN)/pytest
+# The suite's own servers: the test profile (tests/profile.py: ports 19092, 15432, 16379,
+# 18000-18006, state in .state/test), never a `make run` system's.
+TEST_PROFILE := $(BIN)/python -m tests.profile
+
+## test: install (Chromium too), start the test profile's infrastructure, run the whole suite
+test: install test-browser
+	$(TEST_PROFILE) $(BIN)/foodflow infra up
+	$(TEST_PROFILE) $(BIN)/pytest
+
+# The browser the dashboard's tests drive, installed before the suite (apt's output shown).
+test-browser: install
+	$(BIN)/foodflow infra browser
+
+## test-down: stop the test profile's services and infrastructure (a `make run` system stays up)
+test-down: install
+	$(TEST_PROFILE) $(BIN)/foodflow down
 
 ## test-unit: the unit tier alone (pure logic and fakes, no server): the fast loop while coding
 test-unit: install

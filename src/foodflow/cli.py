@@ -25,7 +25,7 @@ from foodflow.tools.chaos.command import chaos
 from foodflow.tools.customer import customer_app
 from foodflow.tools.customer import order as customer_order
 from foodflow.tools.dead_letters import dlq_app
-from foodflow.tools.infra import manager
+from foodflow.tools.infra import browser, manager
 from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key, secrets_dir
 
 app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
@@ -95,6 +95,17 @@ def infra_up() -> None:
     console.print(
         f"topics ready ({settings.topic_partitions} partitions each); state in {settings.state_dir}"
     )
+
+
+@infra_app.command("browser")
+def infra_browser() -> None:
+    """Install the Chromium the dashboard's tests drive (apt-get, as root), unless it is there
+    (`make test` runs this before the suite)."""
+    try:
+        path, installed = browser.install_chromium()
+    except InfraError as exc:
+        raise fail(exc) from None
+    console.print(f"[green]✔[/] chromium  {'installed' if installed else 'present'}: {path}")
 
 
 @infra_app.command("status")

@@ -1,6 +1,6 @@
 """The gateway's dashboard end to end: SSE stream, /metrics everywhere, and a real browser.
 
-The browser is Debian's Chromium (installed with apt when missing), driven by Playwright; a
+The browser is Debian's Chromium (`make test` installs it first), driven by Playwright; a
 screenshot of the board lands in test-artifacts/.
 """
 
@@ -24,7 +24,7 @@ from foodflow.contracts.orders import OrderItemIn, ValidatedOrder
 from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
 from foodflow.platform.config import PORT_SETTING, PROJECT_ROOT, Settings
 from foodflow.tools import processes, tracking
-from foodflow.tools.infra.browser import CHROMIUM_ARGS, ensure_chromium
+from foodflow.tools.infra.browser import CHROMIUM_ARGS, require_chromium
 
 pytestmark = pytest.mark.e2e
 
@@ -128,7 +128,7 @@ async def test_timeline_endpoint_404_for_an_unknown_order(
 
 @pytest.fixture(scope="module")
 async def browser(infra: Settings) -> AsyncIterator[Browser]:
-    executable = ensure_chromium()
+    executable = require_chromium()  # installed by `make test` before the suite
     with tempfile.TemporaryDirectory(prefix="foodflow-chromium-") as profile:
         async with async_playwright() as pw:
             context = await pw.chromium.launch_persistent_context(

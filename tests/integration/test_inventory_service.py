@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from foodflow.inventory_service.app import create_app
+from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
 
@@ -137,13 +138,41 @@ async def test_health_and_ready(inventory_client: httpx.AsyncClient) -> None:
 async def test_menu_lists_seed_items_with_decimal_prices(
     inventory_client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    pricing = as_caller(settings, "pricing_service", "inventory_service")
-    response = await inventory_client.get("/menu", headers=pricing)
+    gateway = as_caller(settings, "gateway", "inventory_service")
+    response = await inventory_client.get("/menu", headers=gateway)
     assert response.status_code == 200
     menu = {item["item_id"]: item for item in response.json()}
     assert menu["sushi-set"]["price"] == "25.50"
     assert menu["pho-bo"]["price"] == "9.00"
     assert menu["sushi-set"]["name"]
+
+
+async def test_unlisted_items_are_off_the_menu_but_priced_from_the_catalogue(
+    inventory_client: httpx.AsyncClient, inventory_db: asyncpg.Pool, settings: Settings
+) -> None:
+    """A bench or chaos item (unlisted) never reaches the public menu; pricing still sees it."""
+    hidden, shown = f"bench-{uuid4().hex[:8]}", f"test-{uuid4().hex[:8]}"
+    repository = InventoryRepository(inventory_db)
+    await repository.put_items(
+        [
+            CatalogueItem(hidden, "bench item", Decimal("5.00"), 100, listed=False),
+            CatalogueItem(shown, "test item", Decimal("4.20"), 100),
+        ]
+    )
+    try:
+        gateway = as_caller(settings, "gateway", "inventory_service")
+        pricing = as_caller(settings, "pricing_service", "inventory_service")
+        menu = (await inventory_client.get("/menu", headers=gateway)).json()
+        assert shown in {item["item_id"] for item in menu}
+        assert hidden not in {item["item_id"] for item in menu}
+        catalogue = (await inventory_client.get("/catalogue", headers=pricing)).json()
+        assert {hidden, shown} <= {item["item_id"] for item in catalogue}
+        # The catalogue is pricing's alone: the gateway lists and sells only the listed items.
+        refused = await inventory_client.get("/catalogue", headers=gateway)
+        assert refused.status_code == 403
+    finally:
+        await repository.remove_items([hidden, shown])
+    assert await repository.stock_levels([hidden, shown]) == {}
 
 
 async def test_check_inventory_reports_each_item_and_reserves_nothing(

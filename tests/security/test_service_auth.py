@@ -250,7 +250,8 @@ ROUTES = [
         lambda: {"order_id": _order()},
         ("delivery_service",),
     ),
-    Route("inventory_service", "GET", "/menu", None, ("pricing_service", "gateway")),
+    Route("inventory_service", "GET", "/menu", None, ("gateway",)),
+    Route("inventory_service", "GET", "/catalogue", None, ("pricing_service",)),
     Route(
         "pricing_service",
         "POST",
@@ -345,6 +346,7 @@ WORKS = {
     "/release_batch": 200,
     "/cancel": 404,
     "/menu": 200,
+    "/catalogue": 200,
     "/calculate_price": 200,
     "/calculate_price_batch": 200,
     "/authorise": 200,

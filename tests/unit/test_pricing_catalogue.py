@@ -19,7 +19,7 @@ class FakeMenu:
         self.failing = False
         self.gate: asyncio.Event | None = None
 
-    async def menu(self) -> list[MenuItem]:
+    async def catalogue(self) -> list[MenuItem]:
         self.reads += 1
         if self.gate is not None:
             await self.gate.wait()

@@ -51,8 +51,13 @@ class InventoryClient(ServiceClient):
             raise
 
     async def menu(self) -> list[MenuItem]:
-        """Every catalogue item with its price and current stock (`GET /menu`)."""
+        """The public listing: every listed item with its price and current stock (`GET /menu`;
+        the gateway's menu, its order check and the dashboard's stock)."""
         return await self.get("/menu", _MENU)
+
+    async def catalogue(self) -> list[MenuItem]:
+        """Every item, listed or not, with its price (`GET /catalogue`; what pricing prices)."""
+        return await self.get("/catalogue", _MENU)
 
     async def cancel(self, order_id: UUID) -> ReservationState | None:
         """Give a cancelled order's stock back, reserved or committed (`/cancel`); None when

@@ -37,7 +37,7 @@ from foodflow.inventory_service.domain import (
     check_availability,
 )
 from foodflow.inventory_service.metrics import record_stock_levels
-from foodflow.inventory_service.repository import InventoryRepository
+from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.inventory_service.sweeper import ReservationSweeper
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
@@ -83,7 +83,9 @@ router = APIRouter(responses=ERROR_RESPONSES)
 # menu is read by pricing and shown by the gateway.
 SAGA = [Depends(allow("order_manager"))]
 CANCELLATION = [Depends(allow("delivery_service"))]
-MENU_READERS = [Depends(allow("pricing_service", "gateway"))]
+MENU_READERS = [Depends(allow("gateway"))]
+# Unlisted items too: only pricing, which must price a bench or chaos order like any other.
+CATALOGUE_READERS = [Depends(allow("pricing_service"))]
 
 
 def reservation_state(reservation: Reservation) -> ReservationState:
@@ -217,10 +219,21 @@ async def cancel(body: OrderRef, runtime: Runtime) -> ReservationState:
 
 @router.get("/menu", response_model=list[MenuItem], dependencies=MENU_READERS)
 async def menu(runtime: Runtime) -> list[MenuItem]:
-    """Every catalogue item with its price and current stock, by item id."""
+    """The public listing: every listed item with its price and current stock, by item id
+    (what the gateway shows and takes orders for; bench and chaos items are not listed)."""
+    return _menu_items(await runtime.repository.menu())
+
+
+@router.get("/catalogue", response_model=list[MenuItem], dependencies=CATALOGUE_READERS)
+async def catalogue(runtime: Runtime) -> list[MenuItem]:
+    """Every item, listed or not, with its price and current stock (what pricing prices)."""
+    return _menu_items(await runtime.repository.catalogue())
+
+
+def _menu_items(items: list[CatalogueItem]) -> list[MenuItem]:
     return [
         MenuItem(item_id=item.item_id, name=item.name, price=item.price, stock=item.stock)
-        for item in await runtime.repository.menu()
+        for item in items
     ]
 
 

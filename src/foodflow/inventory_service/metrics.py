@@ -10,6 +10,7 @@ STOCK_LEVEL = Gauge("foodflow_stock_level", "Units in stock per menu item", ["it
 
 
 async def record_stock_levels(repository: InventoryRepository) -> None:
-    """Set `foodflow_stock_level` for every catalogue item."""
+    """Set `foodflow_stock_level` for every listed item (bench and chaos items are not the
+    shop's stock, and come and go with their runs)."""
     for item in await repository.menu():
         STOCK_LEVEL.labels(item.item_id).set(item.stock)

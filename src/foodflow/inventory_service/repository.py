@@ -27,6 +27,9 @@ class CatalogueItem:
     name: str
     price: Decimal
     stock: int
+    # On the public listing (the menu customers order from, the dashboard's stock); the items
+    # of `foodflow bench` and `foodflow chaos` runs are not (migration 0002).
+    listed: bool = True
 
 
 class PostgresUnitOfWork(PostgresTransaction):
@@ -152,21 +155,33 @@ class InventoryRepository:
         return {row["id"]: json.loads(row["items"]) for row in rows}
 
     async def menu(self) -> list[CatalogueItem]:
+        """The public listing: the listed items (what customers see and may order)."""
+        return await self._items(listed_only=True)
+
+    async def catalogue(self) -> list[CatalogueItem]:
+        """Every item, listed or not (what pricing prices: a bench order is priced too)."""
+        return await self._items(listed_only=False)
+
+    async def _items(self, *, listed_only: bool) -> list[CatalogueItem]:
         rows = await self._db.fetch(
-            "SELECT item_id, name, price, stock FROM inventory_items ORDER BY item_id"
+            "SELECT item_id, name, price, stock, listed FROM inventory_items"
+            " WHERE listed OR NOT $1 ORDER BY item_id",
+            listed_only,
         )
         return [
-            CatalogueItem(row["item_id"], row["name"], row["price"], row["stock"]) for row in rows
+            CatalogueItem(row["item_id"], row["name"], row["price"], row["stock"], row["listed"])
+            for row in rows
         ]
 
     async def put_items(self, items: Iterable[CatalogueItem]) -> None:
-        """Add items to the catalogue; an item already there takes the given name, price and
-        stock."""
+        """Add items to the catalogue; an item already there takes the given name, price,
+        stock and listing."""
         await self._db.executemany(
-            "INSERT INTO inventory_items (item_id, name, price, stock) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (item_id) DO UPDATE SET name = EXCLUDED.name,"
-            " price = EXCLUDED.price, stock = EXCLUDED.stock, updated_at = now()",
-            [(item.item_id, item.name, item.price, item.stock) for item in items],
+            "INSERT INTO inventory_items (item_id, name, price, stock, listed)"
+            " VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (item_id) DO UPDATE SET name = EXCLUDED.name, price = EXCLUDED.price,"
+            " stock = EXCLUDED.stock, listed = EXCLUDED.listed, updated_at = now()",
+            [(item.item_id, item.name, item.price, item.stock, item.listed) for item in items],
         )
 
     async def remove_items(self, item_ids: Collection[str]) -> None:

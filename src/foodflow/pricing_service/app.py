@@ -114,7 +114,7 @@ async def calculate_price_batch(body: BatchRequest[PriceRequest], runtime: Runti
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the pricing service; its lifespan loads the rules and owns the inventory client
-    (the catalogue prices come from the inventory service's menu)."""
+    (the catalogue prices come from the inventory service's catalogue)."""
     settings = settings or get_settings()
 
     @asynccontextmanager

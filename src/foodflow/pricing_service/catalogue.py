@@ -1,7 +1,8 @@
-"""Catalogue prices from the inventory service's menu, reused for a few seconds.
+"""Catalogue prices from the inventory service's catalogue, reused for a few seconds.
 
 The catalogue belongs to the inventory service; pricing reads it through its API
-(`GET /menu`, see `foodflow.clients.inventory`), never from its tables.
+(`GET /catalogue`: every item, unlisted bench and chaos items too, unlike the public `/menu`;
+see `foodflow.clients.inventory`), never from its tables.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ DEFAULT_TTL_SECONDS = 5.0
 
 
 class MenuSource(Protocol):
-    async def menu(self) -> Sequence[MenuItem]: ...
+    async def catalogue(self) -> Sequence[MenuItem]: ...
 
 
 class CataloguePrices:
@@ -29,7 +30,7 @@ class CataloguePrices:
 
     An item missing from the last read triggers a fresh read: an item added to the catalogue
     is priced on the next request, not after the cache expires. Requests that need a read
-    while one is under way share it, so a busy moment costs one `GET /menu`, not one each.
+    while one is under way share it, so a busy moment costs one `GET /catalogue`, not one each.
     """
 
     def __init__(
@@ -75,7 +76,7 @@ class CataloguePrices:
 
     async def _read_menu(self) -> None:
         read_at = self._clock()
-        menu = await self._source.menu()
+        menu = await self._source.catalogue()
         self._prices = {item.item_id: item.price for item in menu}
         self._read_at = read_at
 

@@ -56,8 +56,12 @@ class ServiceProcess:
         settings: Settings,
         env: dict[str, str] | None = None,
         instance: int = 0,
+        base_env: Mapping[str, str] | None = None,
     ) -> None:
         self.service = service
+        # The environment to start from instead of ours, `env` over it: what the instance ran
+        # with before a tool restarted it (foodflow.tools.restore).
+        self.base_env = base_env
         self.instance = instance
         self.name = service if instance == 0 else f"{service}-{instance}"
         self.settings = settings
@@ -119,6 +123,7 @@ class ServiceProcess:
             log=self.log,
             pidfile=self.supervisor_pidfile,
             env={**secrets, **self.env, "PYTHONUNBUFFERED": "1"},
+            base_env=self.base_env,
         )
         try:
             process.wait_until(

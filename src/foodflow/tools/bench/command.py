@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import platform
+import signal
 import sys
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psutil
@@ -18,13 +22,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from foodflow.platform.config import PROJECT_ROOT, Settings, get_settings
-from foodflow.tools import processes
+from foodflow.tools import processes, restore
 from foodflow.tools.bench.ceilings import kafka_ceiling, postgres_ceiling, sample_final_event
 from foodflow.tools.bench.load import (
+    BENCH_ITEMS,
     LoadResult,
     LoadRun,
     order_manager_backlog,
     prepare_catalogue,
+    remove_catalogue,
     wait_for_backlog,
 )
 from foodflow.tools.bench.procstats import ProcessSampler
@@ -67,8 +73,15 @@ def bench(
     ceilings: bool = typer.Option(True, help="Measure PostgreSQL's and Kafka's ceilings too."),
     drain_timeout: float = typer.Option(30.0, help="Seconds to wait for the last orders."),
     results: Path = typer.Option(PROJECT_ROOT / "results", help="Folder for JSON and PNG."),
+    keep: bool = typer.Option(
+        False, help="Leave the bench items (bench-NN, unlisted) in the catalogue afterwards."
+    ),
 ) -> None:
-    """Measure end-to-end throughput and latency (publish → CONFIRMED → row in PostgreSQL)."""
+    """Measure end-to-end throughput and latency (publish → CONFIRMED → row in PostgreSQL).
+
+    The bench orders its own items (bench-NN: off the public menu and the dashboard, removed
+    afterwards unless --keep), never the shop's. Services it restarts with its settings are
+    restarted as they ran before when it ends, also when it fails or is interrupted."""
     if (rate is None) == (not max_):
         raise typer.BadParameter("give exactly one of --rate N or --max")
     if not 0 <= warmup < duration:
@@ -84,13 +97,66 @@ def bench(
     logging.basicConfig(level=logging.WARNING)
     mode = f"open loop at {rate:g}/s" if rate is not None else f"closed loop (window {window})"
 
-    if restart:
-        console.print("Restarting the services with PAYMENT_DELAY_SECONDS=0 for the measurement")
-        _restart(settings, service_env, instances)
-    else:
-        console.print("[yellow]Using the services as they run (their payment delay counts)[/]")
-    asyncio.run(prepare_catalogue(settings))
+    # The services as they run now, to put back at the end: the bench restarts them with its
+    # own settings (--restart, or the order manager alone for --compare-sequential).
+    before = restore.snapshot(settings, ORDER_PATH) if restart or compare_sequential else None
+    try:
+        with _stop_signals_raise():
+            if restart:
+                console.print(
+                    "Restarting the services with PAYMENT_DELAY_SECONDS=0 for the measurement"
+                )
+                _restart(settings, service_env, instances, before or {})
+            else:
+                console.print(
+                    "[yellow]Using the services as they run (their payment delay counts)[/]"
+                )
+            asyncio.run(prepare_catalogue(settings))
+            try:
+                _run(
+                    settings,
+                    rate=rate,
+                    duration=duration,
+                    warmup=warmup,
+                    window=window,
+                    drain_timeout=drain_timeout,
+                    results=results,
+                    mode=mode,
+                    restart=restart,
+                    instances=instances,
+                    service_env=service_env,
+                    ceilings=ceilings,
+                    compare_sequential=compare_sequential,
+                    before=before or {},
+                )
+            finally:
+                if keep:
+                    console.print(f"bench items kept (unlisted): {BENCH_ITEMS[0]}…")
+                else:
+                    asyncio.run(remove_catalogue(settings))
+    finally:
+        if before is not None:
+            _put_back(settings, before)
 
+
+def _run(
+    settings: Settings,
+    *,
+    rate: float | None,
+    duration: float,
+    warmup: float,
+    window: int,
+    drain_timeout: float,
+    results: Path,
+    mode: str,
+    restart: bool,
+    instances: dict[str, int],
+    service_env: dict[str, str],
+    ceilings: bool,
+    compare_sequential: bool,
+    before: Mapping[str, restore.Started],
+) -> None:
+    """The measurement (and the optional ceilings and sequential run), then the report."""
     started_at = datetime.now(UTC)
     console.print(f"[bold]Load[/]: {mode}, {duration:g}s ({warmup:g}s warm-up)")
     res, procs = _measure(settings, rate, duration, warmup, window, drain_timeout)
@@ -139,11 +205,10 @@ def bench(
             " CONSUME_BATCH_SIZE=1; same duration, closed loop (an open loop above its capacity"
             " would only queue)"
         )
-        _restart_order_manager(settings, {**service_env, **SEQUENTIAL_ENV})
-        try:
-            seq_res, seq_procs = _measure(settings, None, duration, warmup, 50, drain_timeout)
-        finally:
-            _restart_order_manager(settings, service_env if restart else {})
+        # Put back with the others when the bench ends (`restore`).
+        sequential_env = {**service_env, **SEQUENTIAL_ENV} if restart else SEQUENTIAL_ENV
+        _restart_order_manager(settings, sequential_env, before)
+        seq_res, seq_procs = _measure(settings, None, duration, warmup, 50, drain_timeout)
         seq = summarize(seq_res, duration)
         _print_result("sequential", seq, seq_procs)
         ratio = summary["throughput_persisted_per_s"] / max(1e-9, seq["throughput_persisted_per_s"])
@@ -156,12 +221,32 @@ def bench(
     write_json(json_path, out)
     plot(png_path, res, f"foodflow bench, {mode}, {started_at:%Y-%m-%d %H:%M} UTC")
     console.print(f"\nresults: {json_path}\n         {png_path}")
-    if restart:
-        console.print(
-            "[dim]The services keep running as the bench started them (payment delay 0"
-            + (f", {scale}" if scale else "")
-            + "); restart them to restore your own settings.[/]"
-        )
+
+
+def _put_back(settings: Settings, before: Mapping[str, restore.Started]) -> None:
+    """Restart the services the bench restarted as they ran before it (stopped if they did not
+    run); say so, and say what failed."""
+    console.print("Restarting the services with the settings they had before the bench")
+    errors = restore.restore(settings, before, ORDER_PATH)
+    for error in errors:
+        console.print(f"[bold red]{error}[/] — `foodflow up` starts what is missing")
+    if errors:
+        raise typer.Exit(3)
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the bench as Ctrl-C does (an exception), so its clean-up runs."""
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _measure(
@@ -263,22 +348,33 @@ def _cpu_ms_per_order(s: dict[str, Any], procs: dict[str, dict[str, Any]]) -> fl
     return round(float(machine["cpu_avg_percent"]) * 10 / float(s["throughput_confirmed_per_s"]), 2)
 
 
-def _restart(settings: Settings, env: dict[str, str], scale: dict[str, int]) -> None:
+def _restart(
+    settings: Settings,
+    env: dict[str, str],
+    scale: dict[str, int],
+    before: Mapping[str, restore.Started],
+) -> None:
     """Restart, in start order, the services an order passes through (the others are left
-    alone): `scale` instances of each scalable one, and any extra instance stopped."""
+    alone): `scale` instances of each scalable one, and any extra instance stopped. Each starts
+    from the environment it ran with (`before`), `env` over it: the bench's settings on top of
+    the user's, not the environment of the shell the bench runs in."""
     wanted = {name: scale.get(name, 1) for name in processes.SCALABLE}
     path = [s for s in processes.all_services(settings, env, wanted) if s.service in ORDER_PATH]
     for svc in reversed(path):
         svc.stop()
     for svc in path:
         if svc.instance < wanted.get(svc.service, 1):
+            svc.base_env = restore.base_environ(before, svc.service, svc.instance) or None
             svc.start()
 
 
-def _restart_order_manager(settings: Settings, env: dict[str, str]) -> None:
-    """Restart every order_manager instance with `env` (instances keep their ports)."""
+def _restart_order_manager(
+    settings: Settings, env: dict[str, str], before: Mapping[str, restore.Started]
+) -> None:
+    """Restart every running order_manager instance with `env` over what it ran with."""
     for svc in processes.all_services(settings, env):
         if svc.service == "order_manager" and svc.stop():
+            svc.base_env = restore.base_environ(before, svc.service, svc.instance) or None
             svc.start()
 
 

@@ -78,13 +78,27 @@ class LoadResult:
 
 
 async def prepare_catalogue(settings: Settings) -> None:
-    """Bench items with stock that a run cannot exhaust, so no order fails OUT_OF_STOCK."""
+    """Bench items with stock that a run cannot exhaust, so no order fails OUT_OF_STOCK; the
+    bench orders only these, never the shop's own (seeded) stock. Unlisted: customers and the
+    dashboard's stock panel never see them (inventory's listing leaves them out)."""
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
         await InventoryRepository(conn).put_items(
-            CatalogueItem(item, f"bench item {item}", Decimal(5 + i % 8), 1_000_000_000)
+            CatalogueItem(
+                item, f"bench item {item}", Decimal(5 + i % 8), 1_000_000_000, listed=False
+            )
             for i, item in enumerate(BENCH_ITEMS)
         )
+    finally:
+        await conn.close()
+
+
+async def remove_catalogue(settings: Settings) -> None:
+    """Take the bench items out of the catalogue again (orders that name them keep their lines;
+    the next run creates them anew)."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        await InventoryRepository(conn).remove_items(BENCH_ITEMS)
     finally:
         await conn.close()
 

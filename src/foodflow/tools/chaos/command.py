@@ -40,7 +40,10 @@ def chaos(
     recover_timeout: float = typer.Option(600.0, help="Seconds to wait for recovery."),
     seed: int | None = typer.Option(None, help="Random seed, to repeat a run."),
     keep_items: bool = typer.Option(
-        False, help="Leave the run's menu items (chaos-<run>-N) in place after the audit."
+        False,
+        "--keep",
+        "--keep-items",
+        help="Leave the run's items (chaos-<run>-N, unlisted) in the catalogue afterwards.",
     ),
     flushall: bool = typer.Option(True, help="Redis FLUSHALL once during the run."),
     poison: list[str] = typer.Option(

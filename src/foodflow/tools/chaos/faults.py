@@ -14,6 +14,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -23,7 +24,7 @@ from confluent_kafka import Message
 from foodflow.contracts import topics
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import PublishError
-from foodflow.tools import processes
+from foodflow.tools import processes, restore
 from foodflow.tools.infra import manager, process
 from foodflow.tools.kafka_io import tool_producer
 
@@ -156,13 +157,31 @@ def publish_poison(settings: Settings, message: PoisonMessage) -> tuple[str, int
     return where[0]
 
 
+def service(
+    settings: Settings,
+    name: str,
+    env: dict[str, str] | None,
+    before: Mapping[str, restore.Started] | None,
+    instance: int = 0,
+) -> processes.ServiceProcess:
+    """One instance, which chaos (re)starts from the environment it ran with before the run
+    (`before`), `env` over it: chaos leaves the services' settings as it found them, whatever
+    the environment of the shell chaos runs in."""
+    base = restore.base_environ(before or {}, name, instance) or None
+    return processes.ServiceProcess(name, settings, env, instance, base_env=base)
+
+
 def kill_service(
-    settings: Settings, name: str, env: dict[str, str] | None, instance: int = 0
+    settings: Settings,
+    name: str,
+    env: dict[str, str] | None,
+    instance: int = 0,
+    before: Mapping[str, restore.Started] | None = None,
 ) -> str:
     """SIGKILL one instance (no chance to clean up), then wait until its supervisor has
     restarted it and it is ready (started here only if it runs unsupervised). Returns who
     restarted it."""
-    svc = processes.ServiceProcess(name, settings, env, instance)
+    svc = service(settings, name, env, before, instance)
     pid = process.read_pid(svc.pidfile)
     if process.pid_alive(pid):
         assert pid is not None
@@ -198,7 +217,13 @@ def flush_redis(settings: Settings) -> str:
     return f"{keys} keys flushed"
 
 
-def outage(settings: Settings, target: str, seconds: float, env: dict[str, str] | None) -> str:
+def outage(
+    settings: Settings,
+    target: str,
+    seconds: float,
+    env: dict[str, str] | None,
+    before: Mapping[str, restore.Started] | None = None,
+) -> str:
     """Stop `target`, keep it away until `seconds` after the stop began (a draining service
     takes a while to go), then start it and wait until it is ready.
 
@@ -212,7 +237,7 @@ def outage(settings: Settings, target: str, seconds: float, env: dict[str, str] 
         early = server.is_running()
         server.start()
     elif target in OUTAGE_SERVICES:
-        svc = processes.ServiceProcess(target, settings, env)
+        svc = service(settings, target, env, before)
         svc.stop()
         time.sleep(max(0.0, began + seconds - time.monotonic()))
         early = svc.is_running()
@@ -223,19 +248,25 @@ def outage(settings: Settings, target: str, seconds: float, env: dict[str, str] 
 
 
 def apply(
-    settings: Settings, fault: Fault, env: dict[str, str] | None, poison_item: str, tag: str
+    settings: Settings,
+    fault: Fault,
+    env: dict[str, str] | None,
+    poison_item: str,
+    tag: str,
+    before: Mapping[str, restore.Started] | None = None,
 ) -> FaultRecord:
-    """Inject one fault and return its record (blocking: run it in a thread)."""
+    """Inject one fault and return its record (blocking: run it in a thread). A service chaos
+    starts again starts from its environment in `before` (see `service`)."""
     started = time.time()
     detail = ""
     if fault.kind in ("kill", "kill2"):
-        detail = kill_service(settings, fault.target, env, fault.instance)
+        detail = kill_service(settings, fault.target, env, fault.instance, before)
     elif fault.kind == "restart":
         restart_server(settings, fault.target)
     elif fault.kind == "flushall":
         detail = flush_redis(settings)
     elif fault.kind == "outage":
-        detail = outage(settings, fault.target, fault.seconds, env)
+        detail = outage(settings, fault.target, fault.seconds, env, before)
     elif fault.kind == "poison":
         messages = [poison_message(kind, poison_item, tag) for kind in fault.target.split(",")]
         poisoned = tuple((publish_poison(settings, m), m.order_id) for m in messages)

@@ -27,7 +27,7 @@ from foodflow.payment_service.repository import net_charges
 from foodflow.platform.config import Settings
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
-from foodflow.tools import processes
+from foodflow.tools import processes, restore
 from foodflow.tools.chaos import checks
 from foodflow.tools.chaos.faults import (
     OUTAGE_TARGETS,
@@ -36,6 +36,7 @@ from foodflow.tools.chaos.faults import (
     Fault,
     FaultRecord,
     apply,
+    service,
 )
 from foodflow.tools.kafka_io import read_since, tool_producer
 
@@ -188,13 +189,17 @@ class ChaosRun:
         self.sent_at: dict[str, float] = {}  # order → epoch s the broker took its message
         self.partitions: dict[str, int] = {}  # order → partition of its message
         self.bad_messages: list[checks.Coordinates] = []  # malformed or poison: dead letters
+        # How each service ran before the run: what chaos starts one again from.
+        self.before: dict[str, restore.Started] = {}
 
     # --- set-up -------------------------------------------------------------------------------
     async def create_items(self, conn: asyncpg.Connection) -> dict[str, int]:
         # Enough stock for about 70 % of the demand, so OUT_OF_STOCK happens too.
         per_item = max(1, int(self.cfg.orders * 2 * 2 * 0.7 / ITEMS_PER_RUN))
+        # Unlisted: off the public menu and the dashboard's stock while the run lasts.
         await InventoryRepository(conn).put_items(
-            CatalogueItem(i, f"chaos item {i}", Decimal("5.00"), per_item) for i in self.items
+            CatalogueItem(i, f"chaos item {i}", Decimal("5.00"), per_item, listed=False)
+            for i in self.items
         )
         return dict.fromkeys(self.items, per_item)
 
@@ -295,7 +300,13 @@ class ChaosRun:
             if delay > 0:
                 await asyncio.sleep(delay)
             record = await asyncio.to_thread(
-                apply, self.settings, fault, self.cfg.service_env, self.items[0], self.tag
+                apply,
+                self.settings,
+                fault,
+                self.cfg.service_env,
+                self.items[0],
+                self.tag,
+                self.before,
             )
             for where, order_id in record.poisoned:
                 self.bad_messages.append(where)
@@ -379,21 +390,25 @@ class ChaosRun:
             initial = await self.create_items(conn)
         finally:
             await conn.close()
-        scaled = self.cfg.kill2 and await asyncio.to_thread(self.scale_for_kill2)
+        self.before = await asyncio.to_thread(restore.snapshot, s, processes.SERVICES)
         try:
-            return await self._run(initial)
+            scaled = self.cfg.kill2 and await asyncio.to_thread(self.scale_for_kill2)
+            try:
+                return await self._run(initial)
+            finally:
+                if scaled:
+                    await asyncio.to_thread(self.scale_back)
         finally:
-            if scaled:
-                await asyncio.to_thread(self.scale_back)
+            # Once audited, or when the run fails or is interrupted: the items go either way.
+            if not self.cfg.keep_items:
+                await self.remove_items()
 
     def scale_for_kill2(self) -> bool:
         """Run a second order manager for `kill2`; True if this run started it."""
-        second = processes.ServiceProcess(
-            TWO_INSTANCES, self.settings, self.cfg.service_env, instance=1
-        )
+        second = service(self.settings, TWO_INSTANCES, self.cfg.service_env, self.before, 1)
         if second.is_running():
             return False
-        processes.up(self.settings, env=self.cfg.service_env, scale={TWO_INSTANCES: 2})
+        second.start()
         return True
 
     def scale_back(self) -> None:
@@ -419,8 +434,6 @@ class ChaosRun:
         recovered_at = await self.wait_for_recovery(observed)
         observed_until = time.time()
         letters = await asyncio.to_thread(self.read_topics, since_ms, observed)
-        if not self.cfg.keep_items:
-            await self.remove_items()
         total = len(observed.expected) + len(observed.expected_invalid)
         grace = (
             self.cfg.grace_seconds

@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from foodflow.platform.errors import InfraError
@@ -75,9 +75,15 @@ def read_pid(pidfile: Path) -> int | None:
 
 
 def spawn(
-    argv: Sequence[str], *, log: Path, pidfile: Path, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    log: Path,
+    pidfile: Path,
+    env: dict[str, str] | None = None,
+    base_env: Mapping[str, str] | None = None,
 ) -> int:
-    """Start `argv` in its own session (it outlives us), output appended to `log`."""
+    """Start `argv` in its own session (it outlives us), output appended to `log`; its
+    environment is `base_env` (ours when None) with `env` over it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -86,7 +92,7 @@ def spawn(
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**(os.environ if base_env is None else base_env), **(env or {})},
         )
     pidfile.write_text(str(proc.pid))
     return proc.pid
@@ -128,12 +134,21 @@ def wait_until(
     raise InfraError(server, f"no answer to {what} after {timeout:.0f}s", tail(log))
 
 
-def run(argv: Sequence[str], *, server: str, timeout: float = 300, **kwargs: object) -> str:
-    """Run a setup command to completion; fail with its output if it fails."""
+def run(
+    argv: Sequence[str],
+    *,
+    server: str,
+    timeout: float = 300,
+    show_output: bool = False,
+    **kwargs: object,
+) -> str:
+    """Run a setup command to completion; fail with its output if it fails. With
+    `show_output` its output goes to our terminal as it comes (a long install a person watches)
+    and the failure points there instead of repeating it."""
     try:
         done = subprocess.run(
             list(argv),
-            capture_output=True,
+            capture_output=not show_output,
             text=True,
             timeout=timeout,
             check=False,
@@ -142,9 +157,12 @@ def run(argv: Sequence[str], *, server: str, timeout: float = 300, **kwargs: obj
     except subprocess.TimeoutExpired as exc:
         raise InfraError(server, f"{argv[0]} took longer than {timeout:.0f}s", str(exc)) from exc
     if done.returncode != 0:
+        what = f"{' '.join(argv[:3])} failed (exit {done.returncode})"
+        if show_output:
+            raise InfraError(server, what, "its output is above")
         output = (done.stdout + done.stderr).strip().splitlines()[-25:]
-        raise InfraError(server, f"{' '.join(argv[:3])} failed", "\n".join(output))
-    return str(done.stdout)
+        raise InfraError(server, what, "\n".join(output))
+    return str(done.stdout or "")
 
 
 def is_root() -> bool:
@@ -175,8 +193,9 @@ def ensure_tool(tool: str, *, server: str, find: Callable[[], str | None] | None
 _apt_updated = False
 
 
-def apt_install(packages: list[str], *, server: str) -> None:
-    """apt-get install without letting the packages start their own system services."""
+def apt_install(packages: list[str], *, server: str, show_output: bool = False) -> None:
+    """apt-get install without letting the packages start their own system services; with
+    `show_output`, apt's output is shown as it runs."""
     global _apt_updated
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     # Debian's postgresql and redis-server start a system-wide instance on our ports at
@@ -188,12 +207,19 @@ def apt_install(packages: list[str], *, server: str) -> None:
         policy.chmod(0o755)
     try:
         if not _apt_updated:
-            run(["apt-get", "update", "-qq"], server=server, timeout=600, env=env)
+            run(
+                ["apt-get", "update", "-qq"],
+                server=server,
+                timeout=600,
+                show_output=show_output,
+                env=env,
+            )
             _apt_updated = True
         run(
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
             server=server,
             timeout=900,
+            show_output=show_output,
             env=env,
         )
     finally:
