@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import asyncpg
+import httpx
 import pytest
 
 from foodflow.platform.config import Settings
+from foodflow.tools import processes
+from foodflow.tools.bench.load import BENCH_ITEMS, remove_catalogue
+from foodflow.tools.infra import process
+from foodflow.tools.restore import read_environ
 
 pytestmark = pytest.mark.e2e
 
@@ -60,3 +68,109 @@ def test_bench_accounts_for_every_order(system: Settings, tmp_path: Path) -> Non
     assert {"order_manager", "order_writer", "bench", "kafka", "machine"} <= set(data["processes"])
     assert data["cpu_ms_per_order"] > 0
     assert data["machine"]["cpus"] >= 1
+
+
+def bench_command(results: Path, *options: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "foodflow.cli",
+        "bench",
+        "--rate",
+        "10",
+        "--duration",
+        "3",
+        "--warmup",
+        "1",
+        "--no-ceilings",
+        "--results",
+        str(results),
+        *options,
+    ]
+
+
+async def menu_ids(system: Settings) -> set[str]:
+    """The public menu's item ids (the gateway's GET /menu)."""
+    async with httpx.AsyncClient(base_url=system.service_url(system.gateway_port)) as client:
+        response = await client.get("/menu", timeout=10.0)
+    assert response.status_code == 200
+    return {item["item_id"] for item in response.json()}
+
+
+async def bench_items_in_catalogue(system: Settings) -> dict[str, bool]:
+    """The bench items inventory holds, each with whether it is listed."""
+    conn = await asyncpg.connect(system.postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT item_id, listed FROM inventory_items WHERE item_id = ANY($1::text[])",
+            list(BENCH_ITEMS),
+        )
+    finally:
+        await conn.close()
+    return {row["item_id"]: row["listed"] for row in rows}
+
+
+def environ_of(system: Settings, service: str) -> tuple[int | None, dict[str, str] | None]:
+    svc = processes.ServiceProcess(service, system)
+    pid = process.read_pid(svc.pidfile)
+    return pid, read_environ(pid)
+
+
+async def test_bench_hides_its_items_removes_them_and_puts_the_services_back(
+    system: Settings, tmp_path: Path
+) -> None:
+    """The issue's `make run` then `bench`: during the run the public menu shows no bench item;
+    after it the items are gone and the services it restarted with PAYMENT_DELAY_SECONDS=0 run
+    again with exactly the environment they had (a new process each)."""
+    before = {name: environ_of(system, name) for name in ("payment_service", "order_manager")}
+    assert all(env is not None for _, env in before.values())
+    log = tmp_path / "bench.log"  # a file, not a pipe: nothing waits for us to read it
+    with log.open("wb") as out:
+        bench = await asyncio.create_subprocess_exec(
+            *bench_command(tmp_path),  # --restart: the services restarted with its settings
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while not await bench_items_in_catalogue(system):
+            assert bench.returncode is None, "the bench ended before creating its items"
+            assert time.monotonic() < deadline, "the bench created no item"
+            await asyncio.sleep(0.2)
+        during = environ_of(system, "payment_service")[1] or {}
+        assert during.get("PAYMENT_DELAY_SECONDS") == "0"  # the bench's own setting
+        items = await bench_items_in_catalogue(system)
+        assert not any(items.values()), items  # unlisted
+        assert not await menu_ids(system) & set(BENCH_ITEMS)
+        async with asyncio.timeout(300):
+            await bench.wait()
+    finally:
+        if bench.returncode is None:
+            bench.kill()
+            await bench.wait()
+    output = log.read_text()
+    assert bench.returncode == 0, output
+    assert "settings they had before the bench" in output
+    assert await bench_items_in_catalogue(system) == {}
+    for name, (pid, env) in before.items():
+        new_pid, new_env = environ_of(system, name)
+        assert new_pid != pid, f"{name} was not restarted"
+        assert new_env == env, f"{name} runs with other settings than before the bench"
+
+
+async def test_bench_keep_leaves_its_items_unlisted(system: Settings, tmp_path: Path) -> None:
+    bench = await asyncio.create_subprocess_exec(
+        *bench_command(tmp_path, "--no-restart", "--keep"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(180):
+        output = (await bench.communicate())[0].decode()
+    assert bench.returncode == 0, output
+    try:
+        items = await bench_items_in_catalogue(system)
+        assert set(items) == set(BENCH_ITEMS)
+        assert not any(items.values())
+        assert not await menu_ids(system) & set(BENCH_ITEMS)
+    finally:
+        await remove_catalogue(system)
