@@ -1,4 +1,6 @@
-"""The whole system, started once per session: infrastructure plus every service."""
+"""The whole system, started once per session: infrastructure plus every service — the test
+profile's (`tests/profile.py`: ports 18000-18006, state `.state/test`), so the settings below
+are only ever those of the suite's own services, never a `make run` system's."""
 
 from __future__ import annotations
 

@@ -19,6 +19,8 @@ from foodflow.platform.config import Settings
 from foodflow.tools import processes, tracking
 from foodflow.tools.chaos.faults import POISON_KINDS
 from foodflow.tools.chaos.runner import ChaosConfig, ChaosRun
+from foodflow.tools.infra import process
+from foodflow.tools.restore import read_environ
 
 from .conftest import E2E_ENV
 
@@ -97,9 +99,17 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
         # The grace the services run with, which decides what a short outage is.
         grace_seconds=Settings.model_validate(E2E_ENV).dependency_grace_seconds,
     )
+    payment = processes.ServiceProcess("payment_service", system)
+    payment_pid = process.read_pid(payment.pidfile)
+    payment_env = read_environ(payment_pid)
     run = ChaosRun(system, cfg, lambda stage, done, total: None)
     report = await run.run()
 
+    # The outage stopped the payment service and chaos started it again: with the settings it
+    # had (and the run's E2E_ENV over them, as asked), not those of the shell chaos runs in.
+    assert payment_env is not None
+    assert process.read_pid(payment.pidfile) != payment_pid
+    assert read_environ(process.read_pid(payment.pidfile)) == {**payment_env, **E2E_ENV}
     kinds = [f.split()[1] for f in report.faults]
     assert sorted(kinds) == ["10s", "10s", "4", "Redis", "SIGKILL"], report.faults
     assert report.poison_sent == len(POISON_KINDS)
