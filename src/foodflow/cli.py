@@ -8,6 +8,7 @@ loaded only when run (`LazyGroup`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -264,17 +265,18 @@ def up(
     console.print(f"order id (assigned by order_manager): [bold]{order_id}[/]")
     _watch(order_id, since, exit_if_failed=False)  # the system is up whatever the demo met
     console.print("\nAnd as a customer's app would, through the gateway's public API:")
-    customer_order(
-        item=["sushi-set:1", "pho-bo:2"],
-        address="Torstrasse 1, Berlin",
-        lat=52.529,
-        lon=13.401,
-        card="tok_visa",
-        promo=None,
-        email="demo@foodflow.example",
-        password="demo password",
-        timeout=30.0,
-    )
+    with contextlib.suppress(typer.Exit):  # its exit code is the demo's, not the system's
+        customer_order(
+            item=["sushi-set:1", "pho-bo:2"],
+            address="Torstrasse 1, Berlin",
+            lat=52.529,
+            lon=13.401,
+            card="tok_visa",
+            promo=None,
+            email="demo@foodflow.example",
+            password="demo password",
+            timeout=30.0,
+        )
     console.print(
         "\nLook further:\n"
         f"  foodflow order status {order_id}\n"

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from foodflow.platform.config import get_settings
 from foodflow.tools import cli_errors
-from foodflow.tools.cli_errors import CONNECT_TIMEOUT_SECONDS, Unavailable
+from foodflow.tools.cli_errors import CONNECT_TIMEOUT_SECONDS, ExitCode, Unavailable
 
 if TYPE_CHECKING:
     from foodflow.tools.http import HttpSession, Response
@@ -99,7 +99,8 @@ def order(
     password: str = PasswordOption,
     timeout: float = typer.Option(30.0, help="Stop following after this many seconds."),
 ) -> None:
-    """Place an order through the gateway and follow it until a courier has it (or it ends)."""
+    """Place an order through the gateway and follow it until a courier has it (or it ends;
+    exit 1 if it FAILED or was CANCELLED)."""
     lines = []
     for text in item:
         item_id, _, quantity = text.partition(":")
@@ -135,6 +136,11 @@ def order(
     if current.get("detail"):
         console.print(f"  {current['detail']}")
     console.print(f"\n  foodflow customer show {order_id}     foodflow customer cancel {order_id}")
+    from foodflow.contracts.orders import OrderStatus  # loaded by now (follow_until)
+
+    if current.get("status") in {s.value for s in OrderStatus.ABORTED}:
+        errors.print(f"order {order_id} {current['status']}", style="red")
+        raise typer.Exit(ExitCode.REFUSED)  # a declined card, an item out of stock…
 
 
 @customer_app.command("show")
