@@ -251,3 +251,43 @@ def test_a_lazily_loaded_command_still_has_its_own_help() -> None:
     done = foodflow("bench", "--help")  # no precheck: help needs no system
     assert done.returncode == ExitCode.OK, done.stderr
     assert "--rate" in done.stdout and "--duration" in done.stdout
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel's backlog) and never answers: a broker
+    that hangs, or something else listening on Kafka's port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield int(sock.getsockname()[1])
+
+
+def test_a_kafka_port_that_accepts_but_never_answers_is_unavailable_too(
+    silent_port: int, down_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**down_env, "KAFKA_PORT": str(silent_port)}
+    baseline = {"--version": run(("--version",), env, tmp_path)}
+    for args in (("order", "send", "--item", "pho-bo:1", "--no-watch"), ("dlq", "list")):
+        done = run(args, env, tmp_path)
+        print(f"\n  {done.wall:6.2f} / {done.cpu:5.2f}  rc={done.returncode}  {' '.join(args)}")
+        assert done.returncode == ExitCode.UNAVAILABLE, done.output
+        assert done.stderr.startswith(
+            f"Kafka at 127.0.0.1:{silent_port} is not answering (Failed to get metadata"
+        )
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        # The metadata request's 1.5 s on top of starting up, not librdkafka's 30 s or more.
+        assert_fast(done, baseline)
+
+
+def test_a_publish_is_bounded_by_its_timeout(silent_port: int) -> None:
+    from foodflow.platform.config import Settings
+    from foodflow.platform.errors import PublishError
+    from foodflow.tools.kafka_io import publish
+
+    settings = Settings(KAFKA_PORT=silent_port)
+    started = time.monotonic()
+    with pytest.raises(PublishError) as caught:
+        publish(settings, "validated_orders", b"{}", timeout=2.0)
+    assert time.monotonic() - started < 2.0 + 1.0 + 1.0  # its timeout, the flush's margin, slack
+    assert not caught.value.refused  # a broker that does not answer, not a refused message

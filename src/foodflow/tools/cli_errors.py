@@ -11,6 +11,7 @@ heavy is imported at module level: the command line imports this before anything
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -150,16 +151,31 @@ def require_kafka(settings: Settings, timeout: float = CONNECT_TIMEOUT_SECONDS) 
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    client = AdminClient(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
-        }
-    )
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "socket.connection.setup.timeout.ms": max(1000, int(timeout * 1000)),
+        "logger": QUIET,  # librdkafka's own lines would be the second and third line
+    }
+    client = AdminClient(config)
     try:
         client.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise Unavailable([server], cause=str(exc.args[0]) if exc.args else "") from None
+        raise Unavailable([server], cause=kafka_reason(exc)) from None
+
+
+def kafka_reason(error: object) -> str:
+    """What a KafkaException or KafkaError says, without the KafkaError{code=…} wrapping."""
+    if isinstance(error, BaseException) and error.args:
+        error = error.args[0]
+    text = getattr(error, "str", None)
+    return str(text()) if callable(text) else str(error)
+
+
+# The Kafka clients of the command line log nowhere: what went wrong reaches the user as one
+# line (Unavailable, PublishError), not as librdkafka's FAIL lines on stderr.
+QUIET = logging.getLogger("foodflow.cli.librdkafka")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import PublishError
 from foodflow.platform.kafka.producer import refuses_message
+from foodflow.tools.cli_errors import QUIET, kafka_reason
 
 
 def tool_producer(settings: Settings, config: Mapping[str, Any] | None = None) -> Producer:
@@ -50,14 +51,16 @@ def publish(
         else:
             where.append((msg.partition() or 0, msg.offset() or 0))
 
-    producer = tool_producer(settings, {"message.timeout.ms": max(1, int(timeout * 1000))})
+    producer = tool_producer(
+        settings, {"message.timeout.ms": max(1, int(timeout * 1000)), "logger": QUIET}
+    )
     try:
         producer.produce(topic, value=value, key=key, on_delivery=delivered)
     except KafkaException as exc:  # refused before it left: too large, an unknown topic…
-        raise PublishError(str(exc), refused=refuses_message(exc.args[0])) from exc
+        raise PublishError(kafka_reason(exc), refused=refuses_message(exc.args[0])) from exc
     producer.flush(timeout + 1.0)  # the delivery report of a timed-out message comes after
     if errors:
-        raise PublishError(str(errors[0]), refused=refuses_message(errors[0]))
+        raise PublishError(kafka_reason(errors[0]), refused=refuses_message(errors[0]))
     if not where:
         raise PublishError(f"no delivery report within {timeout:g}s")
     return where[0]
