@@ -130,3 +130,12 @@ def test_a_whole_system_down_is_named_by_its_first_few_servers() -> None:
             "s0 at 127.0.0.1:8000, s1 at 127.0.0.1:8001, s2 at 127.0.0.1:8002 and 7 more are not"
         )
     )
+
+
+def test_a_refusal_is_printed_as_text_not_as_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    from foodflow.tools.customer import _fail
+    from foodflow.tools.http import Response
+
+    exit_ = _fail(Response(422, '{"title": "Unprocessable", "detail": "no item [/x] [bold]y"}'))
+    assert exit_.exit_code == ExitCode.REFUSED
+    assert "no item [/x] [bold]y" in capsys.readouterr().err  # a MarkupError before

@@ -49,7 +49,8 @@ def _gateway() -> Iterator[HttpSession]:
 
 def _fail(response: Response) -> typer.Exit:
     """The gateway's refusal as one line on stderr; exit 1 (3 when what is behind it is down)."""
-    errors.print(cli_errors.problem_text(response.status_code, response.text), style="red")
+    text = cli_errors.problem_text(response.status_code, response.text)
+    errors.print(text, style="red", markup=False)  # the server's words: never read as markup
     return typer.Exit(cli_errors.exit_code_for_status(response.status_code))
 
 
@@ -139,7 +140,7 @@ def order(
     from foodflow.contracts.orders import OrderStatus  # loaded by now (follow_until)
 
     if current.get("status") in {s.value for s in OrderStatus.ABORTED}:
-        errors.print(f"order {order_id} {current['status']}", style="red")
+        errors.print(f"order {order_id} {current['status']}", style="red", markup=False)
         raise typer.Exit(ExitCode.REFUSED)  # a declined card, an item out of stock…
 
 
