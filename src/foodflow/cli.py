@@ -111,6 +111,8 @@ app = typer.Typer(
     cls=LazyGroup,
     help="foodflow: the order-management backend of a food-delivery service.",
     epilog=EXIT_CODES_HELP,
+    # A traceback of a bug must not print local variables: settings hold passwords and keys.
+    pretty_exceptions_show_locals=False,
 )
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
 app.add_typer(infra_app, name="infra")

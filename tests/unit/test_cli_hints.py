@@ -10,6 +10,7 @@ import json
 import socket
 
 import pytest
+import typer
 from pydantic import BaseModel, Field, ValidationError
 
 from foodflow.platform.config import Settings
@@ -139,3 +140,37 @@ def test_a_refusal_is_printed_as_text_not_as_markup(capsys: pytest.CaptureFixtur
     exit_ = _fail(Response(422, '{"title": "Unprocessable", "detail": "no item [/x] [bold]y"}'))
     assert exit_.exit_code == ExitCode.REFUSED
     assert "no item [/x] [bold]y" in capsys.readouterr().err  # a MarkupError before
+
+
+def test_a_lazy_command_group_loads_when_run_and_probes_what_it_needs_first() -> None:
+    from typing import ClassVar
+
+    from typer.testing import CliRunner
+
+    from foodflow.cli import LazyCommand, LazyGroup
+
+    probed: list[str] = []
+
+    def needs() -> list[Server]:
+        probed.append("letters")
+        return []
+
+    class Group(LazyGroup):
+        lazy: ClassVar = {
+            "letters": LazyCommand(
+                "foodflow.tools.dead_letters", "dlq_app", "Dead letters, loaded late.", needs
+            )
+        }
+
+    app = typer.Typer(cls=Group)
+    app.callback()(lambda: None)  # a group, not a lone command
+    app.command("hello")(lambda: None)
+    runner = CliRunner()
+    listing = runner.invoke(app, ["--help"])
+    assert "Dead letters, loaded late." in listing.output
+    assert probed == []  # listing the commands neither loads nor probes
+    assert "replay" in runner.invoke(app, ["letters", "--help"]).output
+    assert probed == []  # nor does asking for a command's help
+    done = runner.invoke(app, ["letters", "replay", "abc"])
+    assert done.exit_code == ExitCode.USAGE  # the group ran, after its probe
+    assert probed == ["letters"]
