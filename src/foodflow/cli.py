@@ -1,42 +1,118 @@
-"""The `foodflow` command line."""
+"""The `foodflow` command line.
+
+It imports what a command needs inside that command: the servers a command needs are probed
+before any client library or model is loaded, so that with the system down a command answers
+in one line within a few seconds (issue 14). `bench` and `chaos`, which load the most, are
+loaded only when run (`LazyGroup`).
+"""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import json
+import sys
 import time
 import uuid
-from importlib.metadata import version as package_version
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import typer
-from confluent_kafka import KafkaException
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from rich.console import Console
-from rich.table import Table
+from typer import _click as click  # typer vendors click: its groups take typer's click types
+from typer.core import TyperCommand, TyperGroup
 
-from foodflow.contracts.orders import OrderItemIn, OrderStatus, OrderStatusUpdate, ValidatedOrder
 from foodflow.platform.config import get_settings
-from foodflow.platform.errors import FoodflowError, InfraError, PublishError
-from foodflow.platform.logs import lines_for_order
-from foodflow.tools import processes, tracking
-from foodflow.tools.bench.command import bench
-from foodflow.tools.chaos.command import chaos
+from foodflow.platform.errors import InfraError, PublishError
+from foodflow.tools import cli_errors
+from foodflow.tools.cli_errors import EXIT_CODES_HELP, ExitCode, Unavailable
 from foodflow.tools.customer import customer_app
-from foodflow.tools.customer import order as customer_order
 from foodflow.tools.dead_letters import dlq_app
-from foodflow.tools.infra import browser, manager
-from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key, secrets_dir
 
-app = typer.Typer(help="foodflow: the order-management backend of a food-delivery service.")
-# A server that does not answer is the user's situation to mend, not a bug to debug: one line
-# and a hint instead of a traceback (see `run`).
-UNREACHABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    RedisConnectionError,
-    RedisTimeoutError,
-    KafkaException,
-    PublishError,
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate
+    from foodflow.tools import processes
+    from foodflow.tools.infra import manager
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command whose module is imported only when the command runs: `short_help` stands in
+    for its docstring in `foodflow --help`; the servers `needs` lists are probed before the
+    import (a module that takes seconds to load should not delay "the system is down")."""
+
+    module: str
+    attribute: str
+    short_help: str
+    needs: Callable[[], list[cli_errors.Server]] | None = None
+
+
+# Commands loaded only when run (their modules take seconds to import).
+LAZY_COMMANDS: Mapping[str, LazyCommand] = {
+    "chaos": LazyCommand(
+        "foodflow.tools.chaos.command",
+        "chaos",
+        "Drive orders while faults hit the system; check nothing was lost.",
+        needs=lambda: cli_errors.whole_system(get_settings()),
+    ),
+    "bench": LazyCommand(
+        "foodflow.tools.bench.command",
+        "bench",
+        "Measure end-to-end throughput and latency.",
+        needs=lambda: cli_errors.whole_system(get_settings()),
+    ),
+}
+
+
+class LazyGroup(TyperGroup):
+    """The top-level group, with `lazy` commands loaded on first use."""
+
+    lazy: ClassVar[Mapping[str, LazyCommand]] = LAZY_COMMANDS
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in self.lazy if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is not None or cmd_name not in self.lazy:
+            return found
+        # Listing the commands for --help: a stand-in, not the module.
+        return TyperCommand(cmd_name, short_help=self.lazy[cmd_name].short_help)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] in self.lazy and args[0] not in self.commands:
+            name, entry = args[0], self.lazy[args[0]]
+            asking_for_help = any(a in ("--help", "-h") for a in args[1:])
+            if entry.needs is not None and not asking_for_help:
+                cli_errors.require(*entry.needs())
+            self.commands[name] = _load(name, entry)
+        return super().resolve_command(ctx, args)
+
+
+def _load(name: str, entry: LazyCommand) -> click.Command:
+    target = getattr(import_module(entry.module), entry.attribute)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_command(target)
+    else:
+        single = typer.Typer()
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    help="foodflow: the order-management backend of a food-delivery service.",
+    epilog=EXIT_CODES_HELP,
+    # A traceback of a bug must not print local variables: settings hold passwords and keys.
+    pretty_exceptions_show_locals=False,
 )
 infra_app = typer.Typer(help="Kafka, PostgreSQL and Redis as local processes (no Docker).")
 app.add_typer(infra_app, name="infra")
@@ -44,14 +120,17 @@ order_app = typer.Typer(help="Send orders and follow them.")
 app.add_typer(order_app, name="order")
 app.add_typer(customer_app, name="customer")
 app.add_typer(dlq_app, name="dlq")
-app.command("chaos")(chaos)
-app.command("bench")(bench)
 
 console = Console(soft_wrap=True)
+# What went wrong goes to stderr: stdout stays the command's output (one JSON document with
+# --json).
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def _show_version(asked: bool) -> None:
     if asked:
+        from importlib.metadata import version as package_version
+
         typer.echo(f"foodflow {package_version('foodflow')}")
         raise typer.Exit()
 
@@ -86,6 +165,9 @@ def _print_state(state: manager.ServerState) -> None:
 @infra_app.command("up")
 def infra_up() -> None:
     """Start Kafka, PostgreSQL and Redis (idempotent); wait until each answers."""
+    from foodflow.tools.infra import manager
+    from foodflow.tools.secrets import ensure_secrets
+
     settings = get_settings()
     ensure_secrets(settings, report=console.print)
     try:
@@ -101,6 +183,8 @@ def infra_up() -> None:
 def infra_browser() -> None:
     """Install the Chromium the dashboard's tests drive (apt-get, as root), unless it is there
     (`make test` runs this before the suite)."""
+    from foodflow.tools.infra import browser
+
     try:
         path, installed = browser.install_chromium()
     except InfraError as exc:
@@ -110,7 +194,11 @@ def infra_browser() -> None:
 
 @infra_app.command("status")
 def infra_status() -> None:
-    """Show each server up or down, with its address and log."""
+    """Show each server up or down, with its address and log (exit 3 if any is down)."""
+    from rich.table import Table
+
+    from foodflow.tools.infra import manager
+
     table = Table("server", "state", "address", "log")
     states = manager.status(get_settings())
     for s in states:
@@ -119,7 +207,7 @@ def infra_status() -> None:
         )
     console.print(table)
     if not all(s.running for s in states):
-        raise typer.Exit(3)
+        raise typer.Exit(ExitCode.UNAVAILABLE)
 
 
 @infra_app.command("down")
@@ -127,6 +215,8 @@ def infra_down(
     wipe: bool = typer.Option(False, "--wipe", help="Also delete the servers' data."),
 ) -> None:
     """Stop the servers cleanly (data kept unless --wipe)."""
+    from foodflow.tools.infra import manager
+
     try:
         manager.down(get_settings(), wipe=wipe, report=_print_state)
     except InfraError as exc:
@@ -151,7 +241,9 @@ def _print_update(update: OrderStatusUpdate) -> None:
     if update.reason:
         line += f"  reason={update.reason} ({update.detail})"
     if update.price is not None:
-        line += f"  total={tracking.money(update.price.total, update.price.currency)}"
+        from foodflow.tools.tracking import money
+
+        line += f"  total={money(update.price.total, update.price.currency)}"
     console.print(line)
 
 
@@ -163,6 +255,11 @@ def up(
     ),
 ) -> None:
     """Start the infrastructure and every service, then send the seed's demo order through."""
+    from foodflow.tools import processes, tracking
+    from foodflow.tools.customer import order as customer_order
+    from foodflow.tools.infra import manager
+    from foodflow.tools.secrets import ensure_secrets, secrets_dir
+
     settings = get_settings()
     try:
         instances = processes.parse_scale(scale)
@@ -183,17 +280,18 @@ def up(
     console.print(f"order id (assigned by order_manager): [bold]{order_id}[/]")
     _watch(order_id, since, exit_if_failed=False)  # the system is up whatever the demo met
     console.print("\nAnd as a customer's app would, through the gateway's public API:")
-    customer_order(
-        item=["sushi-set:1", "pho-bo:2"],
-        address="Torstrasse 1, Berlin",
-        lat=52.529,
-        lon=13.401,
-        card="tok_visa",
-        promo=None,
-        email="demo@foodflow.example",
-        password="demo password",
-        timeout=30.0,
-    )
+    with contextlib.suppress(typer.Exit):  # its exit code is the demo's, not the system's
+        customer_order(
+            item=["sushi-set:1", "pho-bo:2"],
+            address="Torstrasse 1, Berlin",
+            lat=52.529,
+            lon=13.401,
+            card="tok_visa",
+            promo=None,
+            email="demo@foodflow.example",
+            password="demo password",
+            timeout=30.0,
+        )
     console.print(
         "\nLook further:\n"
         f"  foodflow order status {order_id}\n"
@@ -218,6 +316,8 @@ def secrets_command(
 ) -> None:
     """Generate the secrets if missing and print them as .env lines for Docker Compose
     (`foodflow secrets >> .env`)."""
+    from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key
+
     settings = get_settings()
     err = Console(stderr=True)
     ensure_secrets(settings, report=err.print)
@@ -234,6 +334,9 @@ def down(
     ),
 ) -> None:
     """Stop every service, then the infrastructure."""
+    from foodflow.tools import processes
+    from foodflow.tools.infra import manager
+
     settings = get_settings()
     try:
         processes.down(settings, report=_print_service)
@@ -243,27 +346,48 @@ def down(
 
 
 @app.command("status")
-def status() -> None:
-    """Show the infrastructure and every service, up or down."""
+def status(
+    as_json: bool = typer.Option(False, "--json", help="One JSON document, for scripts."),
+) -> None:
+    """Show the infrastructure and every service, up or down (exit 3 if any is down)."""
+    from foodflow.tools import processes
+    from foodflow.tools.infra import manager
+
     settings = get_settings()
-    table = Table("component", "state", "restarts", "address", "log")
     infra = manager.status(settings)
-    for s in infra:
-        table.add_row(
-            s.name, "[green]up[/]" if s.running else "[red]down[/]", "", s.address, str(s.log)
-        )
     services = processes.status(settings)
-    for svc in services:
-        table.add_row(
-            svc.name,
-            "[green]up[/]" if svc.running else "[red]down[/]",
-            _restarts(svc),
-            svc.url,
-            str(svc.log),
-        )
-    console.print(table)
-    if not all(s.running for s in infra) or not all(svc.running for svc in services):
-        raise typer.Exit(1)  # scripts can ask `foodflow status` whether everything runs
+    everything_up = all(s.running for s in infra) and all(svc.running for svc in services)
+    if as_json:
+        components = [
+            {"name": s.name, "kind": "infrastructure", "running": s.running}
+            | {"address": s.address, "log": str(s.log)}
+            for s in infra
+        ] + [
+            {"name": svc.name, "kind": "service", "running": svc.running}
+            | {"address": svc.url, "log": str(svc.log)}
+            | {"restarts": svc.restarts, "gave_up": svc.gave_up}
+            for svc in services
+        ]
+        _print_json({"up": everything_up, "components": components})
+    else:
+        from rich.table import Table
+
+        table = Table("component", "state", "restarts", "address", "log")
+        for s in infra:
+            table.add_row(
+                s.name, "[green]up[/]" if s.running else "[red]down[/]", "", s.address, str(s.log)
+            )
+        for svc in services:
+            table.add_row(
+                svc.name,
+                "[green]up[/]" if svc.running else "[red]down[/]",
+                _restarts(svc),
+                svc.url,
+                str(svc.log),
+            )
+        console.print(table)
+    if not everything_up:
+        raise typer.Exit(ExitCode.UNAVAILABLE)  # scripts can ask `foodflow status` what runs
 
 
 def _restarts(svc: processes.ServiceState) -> str:
@@ -271,12 +395,31 @@ def _restarts(svc: processes.ServiceState) -> str:
     return f"[red]{svc.restarts}, gave up[/]" if svc.gave_up else str(svc.restarts)
 
 
+def _print_json(document: object) -> None:
+    """`document` as the only thing on stdout (Decimal, datetime, UUID as JSON text)."""
+    from pydantic_core import to_jsonable_python
+
+    sys.stdout.write(json.dumps(to_jsonable_python(document), indent=2) + "\n")
+
+
 def _parse_item(text: str) -> OrderItemIn:
+    from pydantic import ValidationError
+
+    from foodflow.contracts.orders import OrderItemIn
+
     item_id, _, quantity = text.partition(":")
+    if quantity and not quantity.isdigit():
+        raise typer.BadParameter(f"{text!r}: expected ITEM_ID[:QUANTITY]", param_hint="--item")
     try:
         return OrderItemIn(item_id=item_id, quantity=int(quantity or "1"))
-    except ValueError as exc:
-        raise typer.BadParameter(f"{text!r}: expected ITEM_ID[:QUANTITY] ({exc})") from None
+    except ValidationError as exc:
+        raise _bad_value(text, exc, "--item") from None
+
+
+def _bad_value(text: str, exc: ValidationError, option: str) -> typer.BadParameter:
+    """A usage error that names the fields pydantic refused, not its repr of them."""
+    lines = "; ".join(cli_errors.validation_lines(exc))
+    return typer.BadParameter(f"{text!r}: {lines}", param_hint=option)
 
 
 def _watch(
@@ -284,15 +427,23 @@ def _watch(
 ) -> None:
     """Follow the order to its final state; exit 1 when it did not go through (FAILED or
     CANCELLED) and `exit_if_failed`, so that a script can tell."""
+    import asyncio
+
+    from foodflow.contracts.orders import OrderStatus
+    from foodflow.platform.errors import FoodflowError
+    from foodflow.tools import tracking
+
     settings = get_settings()
     last = None
     try:
         for update in tracking.follow(settings, order_id, since_ms, timeout=timeout):
             _print_update(update)
             last = update
+    except Unavailable:
+        raise
     except FoodflowError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+        errors.print(f"[red]{exc}[/]")
+        raise typer.Exit(ExitCode.REFUSED) from None
     for _ in range(50):
         row = asyncio.run(tracking.stored_order(settings, order_id))
         if row is not None:
@@ -304,9 +455,9 @@ def _watch(
     else:
         console.print("  [yellow]not yet in PostgreSQL (is order_writer running?)[/]")
     if last is not None and last.status in (OrderStatus.FAILED, OrderStatus.CANCELLED):
-        console.print(f"[red]order {order_id} {last.status.value}: {last.reason or ''}[/]")
+        errors.print(f"[red]order {order_id} {last.status.value}: {last.reason or ''}[/]")
         if exit_if_failed:
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.REFUSED)
 
 
 @order_app.command("send")
@@ -316,25 +467,59 @@ def order_send(
     promo: str | None = typer.Option(None, help="A promo code, e.g. WELCOME5."),
     watch: bool = typer.Option(True, help="Follow the order to its final state."),
 ) -> None:
-    """Publish an order on validated_orders (and follow it)."""
+    """Publish an order on validated_orders (and follow it; exit 1 if it FAILED or was
+    CANCELLED)."""
+    from pydantic import ValidationError
+
+    from foodflow.contracts.orders import ValidatedOrder
+
     settings = get_settings()
+    lines = [_parse_item(i) for i in item]
     try:
-        order = ValidatedOrder(user_id=user, items=[_parse_item(i) for i in item], promo_code=promo)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        order = ValidatedOrder(user_id=user, items=lines, promo_code=promo)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(cli_errors.validation_lines(exc))) from None
+    needs = [cli_errors.postgres(settings)] if watch else []
+    cli_errors.require(*needs)
+    cli_errors.require_kafka(settings)
+    from foodflow.tools import tracking
+
     since = int(time.time() * 1000) - 1000
-    order_id = tracking.send_order(settings, order)
+    try:
+        order_id = tracking.send_order(settings, order, timeout=SEND_TIMEOUT_SECONDS)
+    except PublishError as exc:
+        if exc.refused:
+            errors.print(f"Kafka refused the order: {cli_errors.one_line(str(exc))}", markup=False)
+            raise typer.Exit(ExitCode.REFUSED) from None
+        raise Unavailable([cli_errors.kafka(settings)], cause=str(exc)) from None
     console.print(f"sent order [bold]{order_id}[/]")
     if watch:
         _watch(order_id, since)
 
 
+# The broker answered the probe just before: a publish not acknowledged within this long means
+# it stopped answering meanwhile.
+SEND_TIMEOUT_SECONDS = 10.0
+
+
 @order_app.command("status")
-def order_status(order_id: uuid.UUID) -> None:
-    """Current status (Redis' copy, else PostgreSQL's order state); the stored order after."""
+def order_status(
+    order_id: uuid.UUID,
+    as_json: bool = typer.Option(False, "--json", help="One JSON document, for scripts."),
+) -> None:
+    """Current status (Redis' copy, else PostgreSQL's order state); the stored order after
+    (exit 1 if there is no such order)."""
+    import asyncio
+
     settings = get_settings()
+    cli_errors.require(cli_errors.redis(settings), cli_errors.postgres(settings))
+    from foodflow.tools import tracking
+
     update = tracking.current_status(settings, order_id)
     if update is not None:
+        if as_json:
+            _print_json({"source": "order_state", **update.model_dump(mode="json")})
+            return
         console.print(f"[dim]current[/]  order {order_id}  user {update.user_id}")
         _print_update(update)
         if update.price is not None:
@@ -342,8 +527,11 @@ def order_status(order_id: uuid.UUID) -> None:
         return
     row = asyncio.run(tracking.stored_order(settings, order_id))
     if row is None:
-        console.print(f"[red]no order {order_id}[/]")
-        raise typer.Exit(1)
+        errors.print(f"[red]no order {order_id}[/]")
+        raise typer.Exit(ExitCode.REFUSED)
+    if as_json:
+        _print_json({"source": "orders", **row})
+        return
     console.print(f"[dim]from PostgreSQL[/]  order {order_id}  user {row['user_id']}")
     console.print(
         f"  [bold]{row['status']}[/] v{row['version']} reason={row['reason']} total={row['total']}"
@@ -363,6 +551,10 @@ def order_watch(
     """Follow an order's status events live until it is final (exit 1 if it FAILED or was
     CANCELLED, or if there is no such order)."""
     settings = get_settings()
+    cli_errors.require(cli_errors.redis(settings), cli_errors.postgres(settings))
+    cli_errors.require_kafka(settings)
+    from foodflow.tools import tracking
+
     # An order just sent may not be taken in yet: look for it a few seconds before saying no.
     deadline = time.monotonic() + UNKNOWN_ORDER_WAIT_SECONDS
     current = tracking.current_status(settings, order_id)
@@ -370,8 +562,8 @@ def order_watch(
         time.sleep(0.5)
         current = tracking.current_status(settings, order_id)
     if current is None:
-        console.print(f"[red]unknown order {order_id}[/] (no such order has been taken in)")
-        raise typer.Exit(1)
+        errors.print(f"[red]unknown order {order_id}[/] (no such order has been taken in)")
+        raise typer.Exit(ExitCode.REFUSED)
     _watch(order_id, int(current.created_at.timestamp() * 1000) - 1000, timeout)
 
 
@@ -382,29 +574,77 @@ def logs(
         None, help="Folder of the services' logs (default: .state/services/logs)."
     ),
 ) -> None:
-    """One order's log lines from every service's log, in time order."""
+    """One order's log lines from every service's log, in time order (exit 1 if none)."""
+    from foodflow.platform.logs import lines_for_order
+
     folder = log_dir or get_settings().state_dir / "services" / "logs"
     lines = lines_for_order(str(order_id), sorted(folder.glob("*.log")))
     if not lines:
-        console.print(f"[yellow]no lines about order {order_id} in {folder}/*.log[/]")
-        raise typer.Exit(1)
+        errors.print(f"[yellow]no lines about order {order_id} in {folder}/*.log[/]")
+        raise typer.Exit(ExitCode.REFUSED)
     for line in lines:
         console.print(line.render(), markup=False, highlight=False)
 
 
-if __name__ == "__main__":
-    app()
-
-
 def run() -> None:
-    """The `foodflow` command: `app`, with unreachable servers reported in one line (exit 2)."""
+    """The `foodflow` command: `app`, with what the user can mend said in one line instead of
+    a traceback: a server that does not answer (exit 3), invalid settings (exit 2)."""
     try:
         app()
-    except UNREACHABLE as exc:
-        console.print(
-            f"cannot reach a server foodflow needs: {exc}", style="bold red", markup=False
+    except Unavailable as exc:
+        errors.print(exc.line(), style="bold red", markup=False)
+        raise SystemExit(ExitCode.UNAVAILABLE) from None
+    except Exception as exc:
+        if _is_settings_error(exc):
+            for line in cli_errors.validation_lines(exc):  # type: ignore[arg-type]
+                errors.print(f"invalid setting {line}", style="bold red", markup=False)
+            raise SystemExit(ExitCode.USAGE) from None
+        if not isinstance(exc, _unreachable()):
+            raise
+        # A server that stopped answering after its probe, in a client library's words.
+        errors.print(
+            f"a server foodflow needs is not answering ({cli_errors.one_line(str(exc), 160)})"
+            f" — {cli_errors.HINT}",
+            style="bold red",
+            markup=False,
         )
-        console.print(
-            "is the system up? `foodflow status` shows what runs; `foodflow up` starts it"
-        )
-        raise SystemExit(2) from None
+        raise SystemExit(ExitCode.UNAVAILABLE) from None
+
+
+def _is_settings_error(exc: Exception) -> bool:
+    """A ValidationError of `Settings`: an environment variable or .env line the user set."""
+    from pydantic import ValidationError
+
+    return isinstance(exc, ValidationError) and exc.title == "Settings"
+
+
+# A file system error is not a server that does not answer: it keeps its traceback.
+_LOCAL_OS_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError)
+
+
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """Exceptions that say a server did not answer, from the client libraries loaded (one
+    that was never imported cannot have raised)."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError, PublishError]
+    if "redis" in sys.modules:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        found += [RedisConnectionError, RedisTimeoutError]
+    if "confluent_kafka" in sys.modules:
+        from confluent_kafka import KafkaException
+
+        found.append(KafkaException)
+    if "aiohttp" in sys.modules:
+        import aiohttp
+
+        found.append(aiohttp.ClientConnectionError)
+    if "asyncpg" in sys.modules:
+        from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS
+
+        found += [e for e in DATABASE_UNAVAILABLE_ERRORS if e is not OSError]
+    return tuple(found)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,40 +1,57 @@
-"""`foodflow customer …`: the public order API used as a customer's app would, over HTTP."""
+"""`foodflow customer …`: the public order API used as a customer's app would, over HTTP.
+
+The gateway is probed before the HTTP client is loaded (a command with the system down answers
+in one line, fast); a refused request is shown as the gateway's problem title and detail.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 import time
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from foodflow.contracts.orders import OrderStatus
 from foodflow.platform.config import get_settings
-from foodflow.tools.http import HttpSession, Response
+from foodflow.tools import cli_errors
+from foodflow.tools.cli_errors import CONNECT_TIMEOUT_SECONDS, ExitCode, Unavailable
+
+if TYPE_CHECKING:
+    from foodflow.tools.http import HttpSession, Response
 
 customer_app = typer.Typer(help="Use the gateway as a customer: sign up, order, follow, cancel.")
 console = Console(soft_wrap=True)
-# `order` follows an order until a courier has it or it has ended.
-FOLLOW_UNTIL = frozenset(
-    s.value for s in OrderStatus if s.is_terminal or s is OrderStatus.COURIER_ASSIGNED
-)
+errors = Console(stderr=True, soft_wrap=True, highlight=False)
 
 EmailOption = typer.Option("demo@foodflow.example", help="Account; created on first use.")
 PasswordOption = typer.Option("demo password", help="Its password.")
 
 
-def _client() -> HttpSession:
+@contextmanager
+def _gateway() -> Iterator[HttpSession]:
+    """A session with the gateway; Unavailable (one line, exit 3) when it does not answer."""
     settings = get_settings()
-    return HttpSession(settings.service_url(settings.gateway_port), timeout=15.0)
+    server = cli_errors.gateway(settings)
+    cli_errors.require(server)
+    from foodflow.tools.http import HTTP_ERRORS, HttpSession
+
+    base_url = settings.service_url(settings.gateway_port)
+    try:
+        with HttpSession(base_url, timeout=15.0, connect_timeout=CONNECT_TIMEOUT_SECONDS) as client:
+            yield client
+    except HTTP_ERRORS as exc:
+        raise Unavailable([server], cause=str(exc) or type(exc).__name__) from None
 
 
 def _fail(response: Response) -> typer.Exit:
-    try:
-        detail = response.json().get("detail", response.text)
-    except ValueError:
-        detail = response.text
-    console.print(f"[red]{response.status_code}: {detail}[/]")
-    return typer.Exit(1)
+    """The gateway's refusal as one line on stderr; exit 1 (3 when what is behind it is down)."""
+    text = cli_errors.problem_text(response.status_code, response.text)
+    errors.print(text, style="red", markup=False)  # the server's words: never read as markup
+    return typer.Exit(cli_errors.exit_code_for_status(response.status_code))
 
 
 def _log_in(client: HttpSession, email: str, password: str) -> dict[str, str]:
@@ -50,6 +67,16 @@ def _log_in(client: HttpSession, email: str, password: str) -> dict[str, str]:
     if answer.status_code != 200:
         raise _fail(answer)
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def follow_until() -> frozenset[str]:
+    """`order` follows an order until a courier has it or it has ended (the contracts are
+    loaded once the gateway answered: they take a while)."""
+    from foodflow.contracts.orders import OrderStatus
+
+    return frozenset(
+        s.value for s in OrderStatus if s.is_terminal or s is OrderStatus.COURIER_ASSIGNED
+    )
 
 
 def _show(order: dict[str, Any], seen: int) -> int:
@@ -73,7 +100,8 @@ def order(
     password: str = PasswordOption,
     timeout: float = typer.Option(30.0, help="Stop following after this many seconds."),
 ) -> None:
-    """Place an order through the gateway and follow it until a courier has it (or it ends)."""
+    """Place an order through the gateway and follow it until a courier has it (or it ends;
+    exit 1 if it FAILED or was CANCELLED)."""
     lines = []
     for text in item:
         item_id, _, quantity = text.partition(":")
@@ -86,7 +114,7 @@ def order(
         "payment_token": card,
         "promo_code": promo,
     }
-    with _client() as client:
+    with _gateway() as client:
         headers = _log_in(client, email, password)
         placed = client.post("/orders", json=body, headers=headers)
         if placed.status_code != 202:
@@ -94,10 +122,14 @@ def order(
         order_id = placed.json()["order_id"]
         console.print(f"order [bold]{order_id}[/] placed as {email}")
         seen, deadline, current = 0, time.monotonic() + timeout, {}
+        until = follow_until()
         while time.monotonic() < deadline:
-            current = client.get(f"/orders/{order_id}", headers=headers).json()
+            answer = client.get(f"/orders/{order_id}", headers=headers)
+            if answer.status_code != 200:
+                raise _fail(answer)
+            current = answer.json()
             seen = _show(current, seen)
-            if current["status"] in FOLLOW_UNTIL:
+            if current["status"] in until:
                 break
             time.sleep(0.2)
     if current.get("price"):
@@ -105,16 +137,29 @@ def order(
     if current.get("detail"):
         console.print(f"  {current['detail']}")
     console.print(f"\n  foodflow customer show {order_id}     foodflow customer cancel {order_id}")
+    from foodflow.contracts.orders import OrderStatus  # loaded by now (follow_until)
+
+    if current.get("status") in {s.value for s in OrderStatus.ABORTED}:
+        errors.print(f"order {order_id} {current['status']}", style="red", markup=False)
+        raise typer.Exit(ExitCode.REFUSED)  # a declined card, an item out of stock…
 
 
 @customer_app.command("show")
-def show(order_id: str, email: str = EmailOption, password: str = PasswordOption) -> None:
-    """One of my orders: status, price and timeline."""
-    with _client() as client:
+def show(
+    order_id: str,
+    email: str = EmailOption,
+    password: str = PasswordOption,
+    as_json: bool = typer.Option(False, "--json", help="The answer as JSON, for scripts."),
+) -> None:
+    """One of my orders: status, price and timeline (exit 1 if I have no such order)."""
+    with _gateway() as client:
         answer = client.get(f"/orders/{order_id}", headers=_log_in(client, email, password))
     if answer.status_code != 200:
         raise _fail(answer)
     current = answer.json()
+    if as_json:
+        sys.stdout.write(json.dumps(current, indent=2) + "\n")
+        return
     console.print(f"order {order_id}: [bold]{current['status']}[/] {current.get('detail') or ''}")
     _show(current, 0)
 
@@ -122,7 +167,7 @@ def show(order_id: str, email: str = EmailOption, password: str = PasswordOption
 @customer_app.command("cancel")
 def cancel(order_id: str, email: str = EmailOption, password: str = PasswordOption) -> None:
     """Cancel one of my orders (before pickup): refund, stock back."""
-    with _client() as client:
+    with _gateway() as client:
         answer = client.post(f"/orders/{order_id}/cancel", headers=_log_in(client, email, password))
     if answer.status_code != 200:
         raise _fail(answer)
@@ -132,7 +177,7 @@ def cancel(order_id: str, email: str = EmailOption, password: str = PasswordOpti
 @customer_app.command("orders")
 def orders(email: str = EmailOption, password: str = PasswordOption) -> None:
     """My orders, newest first."""
-    with _client() as client:
+    with _gateway() as client:
         answer = client.get("/orders", headers=_log_in(client, email, password))
     if answer.status_code != 200:
         raise _fail(answer)

@@ -14,16 +14,16 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from foodflow.contracts import topics
-from foodflow.contracts.orders import DeadLetter
 from foodflow.platform.config import get_settings
-from foodflow.tools.kafka_io import read_at, read_since, tool_producer
+from foodflow.tools import cli_errors
+
+if TYPE_CHECKING:
+    from foodflow.contracts.orders import DeadLetter
 
 dlq_app = typer.Typer(help="Inspect the dead-letter topic and re-drive its messages.")
 console = Console(soft_wrap=True)
@@ -64,11 +64,17 @@ def collapse(letters: Iterable[tuple[int, int, DeadLetter]]) -> list[Parked]:
 
 
 def _parked(since_hours: float) -> list[Parked]:
+    """The dead letters of the last `since_hours`, collapsed by source. The broker is probed
+    first (Unavailable: one line, exit 3) and the Kafka client and contracts loaded after."""
+    settings = get_settings()
+    cli_errors.require_kafka(settings)
+    from foodflow.contracts import topics
+    from foodflow.contracts.orders import DeadLetter
+    from foodflow.tools.kafka_io import read_since
+
     since_ms = int((time.time() - since_hours * 3600) * 1000)
     out: list[tuple[int, int, DeadLetter]] = []
-    for msg in read_since(
-        get_settings(), topics.DEAD_LETTER, since_ms, group="foodflow-dlq", timeout=30
-    ):
+    for msg in read_since(settings, topics.DEAD_LETTER, since_ms, group="foodflow-dlq", timeout=30):
         try:
             letter = DeadLetter.model_validate_json(msg.value() or b"")
         except ValueError:
@@ -83,6 +89,9 @@ def dlq_list(
     limit: int = typer.Option(50, help="Show at most this many (newest)."),
 ) -> None:
     """Dead messages, one row per source (repeated letters collapsed): when, where, why."""
+    from rich.table import Table
+    from rich.text import Text
+
     parked = _parked(since_hours)
     table = Table("dlq ref", "failed at", "source", "order", "error", "payload", "letters")
     for one in parked[-limit:]:
@@ -115,7 +124,7 @@ def dlq_show(
     """One dead letter in full, and where the whole original message is."""
     found = [one for one in _parked(since_hours) if one.ref == ref]
     if not found:
-        console.print(f"[red]no dead letter {ref} in the last {since_hours:g} h[/]")
+        errors.print(f"[red]no dead letter {ref} in the last {since_hours:g} h[/]")
         raise typer.Exit(1)
     one = found[0]
     letter = one.letter
@@ -159,10 +168,24 @@ def dlq_replay(
     chosen = [one.letter for one in parked if all_ or one.ref in wanted]
     unknown = sorted(wanted - {one.ref for one in parked})
     if unknown:
-        console.print(f"[red]no dead letter {', '.join(unknown)} in the last {since_hours:g} h[/]")
+        errors.print(f"[red]no dead letter {', '.join(unknown)} in the last {since_hours:g} h[/]")
         raise typer.Exit(1)
-    producer = tool_producer(get_settings())
+    from foodflow.platform.kafka.producer import refuses_message
+    from foodflow.tools.kafka_io import tool_producer
+
+    # The broker answered just before: one that does not acknowledge within this long has
+    # stopped answering (librdkafka would otherwise keep trying for 5 minutes).
+    producer = tool_producer(get_settings(), {"message.timeout.ms": REPLAY_TIMEOUT_MS})
     sent = gone = 0
+    acknowledged: list[object] = []
+    failures: list[object] = []
+
+    def delivered(err: object, msg: object) -> None:
+        if err is None:
+            acknowledged.append(msg)
+        else:
+            failures.append(err)
+
     for letter in chosen:
         # A letter keeps the first 64 KiB only of a larger message: that one is read back from
         # its source, and skipped once the source no longer holds it (resending a part of it
@@ -172,14 +195,25 @@ def dlq_replay(
             gone += 1
             continue
         key = str(letter.order_id) if letter.order_id else None
-        producer.produce(letter.source_topic, value=raw, key=key)
+        producer.produce(letter.source_topic, value=raw, key=key, on_delivery=delivered)
         sent += 1
     if gone:
         console.print(f"[yellow]skipping {gone} cut dead letter(s) whose original is gone[/]")
-    left = producer.flush(30)
-    console.print(f"replayed {sent - left} of {len(chosen)} dead letter(s)")
-    if left:
-        raise typer.Exit(1)
+    producer.flush(REPLAY_TIMEOUT_MS / 1000 + 1)
+    console.print(f"replayed {len(acknowledged)} of {len(chosen)} dead letter(s)")
+    if len(acknowledged) < sent:
+        refused = [err for err in failures if refuses_message(err)]
+        if refused:  # the broker answered, and said no to the message itself
+            errors.print(f"Kafka refused {len(refused)}: {refused[0]}", style="red", markup=False)
+            raise typer.Exit(cli_errors.ExitCode.REFUSED)
+        why = failures[0] if failures else "no acknowledgement"
+        raise cli_errors.Unavailable(
+            [cli_errors.kafka(get_settings())],
+            cause=f"{sent - len(acknowledged)} not acknowledged: {why}",
+        )
+
+
+REPLAY_TIMEOUT_MS = 15_000
 
 
 def _kept(letter: DeadLetter) -> bytes:
@@ -190,6 +224,8 @@ def _kept(letter: DeadLetter) -> bytes:
 
 def _original(letter: DeadLetter) -> bytes | None:
     """The whole message `letter` parked, read from its source; None when it is gone."""
+    from foodflow.tools.kafka_io import read_at
+
     raw = read_at(
         get_settings(), letter.source_topic, letter.source_partition, letter.source_offset
     )

@@ -12,14 +12,23 @@ from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
 
 T = TypeVar("T")
 
-HTTP_ERRORS: tuple[type[Exception], ...] = (aiohttp.ClientError, TimeoutError)
-"""What a request raises when there is no answer (refused, reset, timed out)."""
+
+def __getattr__(name: str) -> tuple[type[Exception], ...]:
+    """`HTTP_ERRORS`: what a request raises when there is no answer (refused, reset, timed
+    out). aiohttp is loaded on first use, not with this module: `foodflow status` imports it
+    and, with nothing running, sends no request."""
+    if name == "HTTP_ERRORS":
+        import aiohttp
+
+        return (aiohttp.ClientError, TimeoutError)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,17 @@ class Response:
 
 class HttpSession:
     """Requests to `base_url` (paths are joined to it) sharing one connection pool, each
-    allowed `timeout` seconds in all. Use as `with HttpSession(...) as session:`."""
+    allowed `timeout` seconds in all, and `connect_timeout` of them to connect (the command
+    line keeps that short: a server that is down should not cost the whole `timeout`). Use as
+    `with HttpSession(...) as session:`."""
 
-    def __init__(self, base_url: str | None = None, *, timeout: float) -> None:
+    def __init__(
+        self, base_url: str | None = None, *, timeout: float, connect_timeout: float | None = None
+    ) -> None:
+        import aiohttp
+
         self._base_url = base_url
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._worker: ThreadPoolExecutor | None = None
         self._runner: asyncio.Runner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -88,6 +103,8 @@ class HttpSession:
         return self._run(self._request(method, path, json, headers))
 
     async def _open(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         return aiohttp.ClientSession(base_url=self._base_url, timeout=self._timeout)
 
     async def _request(

@@ -13,10 +13,12 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import PublishError
+from foodflow.platform.kafka.producer import refuses_message
+from foodflow.tools.cli_errors import QUIET, kafka_reason
 
 
 def tool_producer(settings: Settings, config: Mapping[str, Any] | None = None) -> Producer:
@@ -36,22 +38,31 @@ def publish(
 ) -> tuple[int, int]:
     """Publish one message and wait for the broker's answer; returns its (partition, offset).
 
-    PublishError if it was refused or not acknowledged within `timeout` seconds.
+    PublishError if it was refused or not acknowledged within `timeout` seconds: the
+    producer's own delivery timeout is `timeout` too, so that a broker that is down is
+    reported as such (librdkafka's error) rather than as a message still in flight.
     """
     where: list[tuple[int, int]] = []
-    errors: list[str] = []
+    errors: list[object] = []
 
     def delivered(err: object, msg: Message) -> None:
         if err is not None:
-            errors.append(str(err))
+            errors.append(err)
         else:
             where.append((msg.partition() or 0, msg.offset() or 0))
 
-    producer = tool_producer(settings)
-    producer.produce(topic, value=value, key=key, on_delivery=delivered)
-    producer.flush(timeout)
-    if errors or not where:
-        raise PublishError(errors[0] if errors else f"no delivery report within {timeout:g}s")
+    producer = tool_producer(
+        settings, {"message.timeout.ms": max(1, int(timeout * 1000)), "logger": QUIET}
+    )
+    try:
+        producer.produce(topic, value=value, key=key, on_delivery=delivered)
+    except KafkaException as exc:  # refused before it left: too large, an unknown topic…
+        raise PublishError(kafka_reason(exc), refused=refuses_message(exc.args[0])) from exc
+    producer.flush(timeout + 1.0)  # the delivery report of a timed-out message comes after
+    if errors:
+        raise PublishError(kafka_reason(errors[0]), refused=refuses_message(errors[0]))
+    if not where:
+        raise PublishError(f"no delivery report within {timeout:g}s")
     return where[0]
 
 

@@ -31,8 +31,6 @@ from pathlib import Path
 from types import FrameType
 
 from foodflow.platform.config import PORT_SETTING, Settings, get_settings
-from foodflow.platform.logs import configure_logging
-from foodflow.platform.serve import serve
 from foodflow.tools.infra import process
 
 log = logging.getLogger("foodflow.supervisor")
@@ -209,7 +207,10 @@ class Supervisor:
 
 def main(argv: list[str]) -> int:
     """`python -m foodflow.tools.supervisor SERVICE`; the instance is FOODFLOW_INSTANCE."""
-    # Imported here: processes imports this module's RestartRecord.
+    # Imported here: processes imports this module's RestartRecord; and the web stack (serve)
+    # is loaded by the supervisor process alone, not by every command that reads a record.
+    from foodflow.platform.logs import configure_logging
+    from foodflow.platform.serve import serve
     from foodflow.tools.processes import ServiceProcess
 
     service = argv[0]

@@ -16,7 +16,9 @@ from foodflow.contracts.ids import derive_order_id
 from foodflow.contracts.orders import OrderStatusUpdate, ValidatedOrder
 from foodflow.orders import records, status_store
 from foodflow.platform.config import Settings
+from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS
 from foodflow.platform.errors import FoodflowError
+from foodflow.tools.cli_errors import CONNECT_TIMEOUT_SECONDS, Unavailable, postgres
 from foodflow.tools.kafka_io import TopicReader, publish
 
 SEED_ORDER_LINE = (
@@ -25,15 +27,18 @@ SEED_ORDER_LINE = (
 )
 
 
-def publish_raw(settings: Settings, value: bytes, key: str | None = None) -> tuple[int, int]:
-    """Publish one message on `validated_orders`; returns its (partition, offset)."""
-    return publish(settings, topics.VALIDATED_ORDERS, value, key)
+def publish_raw(
+    settings: Settings, value: bytes, key: str | None = None, *, timeout: float = 30.0
+) -> tuple[int, int]:
+    """Publish one message on `validated_orders`; returns its (partition, offset).
+    PublishError when it is not acknowledged within `timeout` seconds."""
+    return publish(settings, topics.VALIDATED_ORDERS, value, key, timeout=timeout)
 
 
-def send_order(settings: Settings, order: ValidatedOrder) -> uuid.UUID:
+def send_order(settings: Settings, order: ValidatedOrder, *, timeout: float = 30.0) -> uuid.UUID:
     order_id = order.order_id or uuid.uuid4()
     order = order.model_copy(update={"order_id": order_id})
-    publish_raw(settings, order.model_dump_json().encode(), key=str(order_id))
+    publish_raw(settings, order.model_dump_json().encode(), key=str(order_id), timeout=timeout)
     return order_id
 
 
@@ -67,8 +72,10 @@ def current_status(settings: Settings, order_id: uuid.UUID) -> OrderStatusUpdate
     """The order's current status: from the Redis cache, else from PostgreSQL's order state."""
 
     async def read() -> OrderStatusUpdate | None:
-        client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=5)
-        conn = await asyncpg.connect(settings.postgres_dsn, timeout=10)
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
+        )
+        conn = await _connect(settings)
         try:
             cache = status_store.StatusCache(client, settings.order_status_ttl_seconds)
             return await status_store.StatusReader(conn, cache).status(order_id)
@@ -81,7 +88,7 @@ def current_status(settings: Settings, order_id: uuid.UUID) -> OrderStatusUpdate
 
 async def stored_order(settings: Settings, order_id: uuid.UUID) -> dict[str, object] | None:
     """The order's row in PostgreSQL with its items and timeline, or None."""
-    conn = await asyncpg.connect(settings.postgres_dsn, timeout=10)
+    conn = await _connect(settings)
     try:
         record = await records.read_order(conn, order_id)
     finally:
@@ -93,6 +100,15 @@ async def stored_order(settings: Settings, order_id: uuid.UUID) -> dict[str, obj
         "items": [i.model_dump() for i in record.items],
         "history": [h.model_dump() for h in record.history],
     }
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    """A connection for one look-up; Unavailable (one line, exit 3) when PostgreSQL does not
+    answer within the command line's short timeout (twice the TCP probe's: it logs in too)."""
+    try:
+        return await asyncpg.connect(settings.postgres_dsn, timeout=2 * CONNECT_TIMEOUT_SECONDS)
+    except DATABASE_UNAVAILABLE_ERRORS as exc:
+        raise Unavailable([postgres(settings)], cause=str(exc)) from exc
 
 
 def money(value: Decimal | None, currency: str | None = "EUR") -> str:

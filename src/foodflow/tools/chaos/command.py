@@ -82,7 +82,7 @@ def chaos(
         console.print(
             f"[red]not running: {', '.join(down)}[/] — start the system with `foodflow up`"
         )
-        raise typer.Exit(2)
+        raise typer.Exit(3)  # the system is unavailable (`foodflow --help`)
     cfg = ChaosConfig(
         orders=orders,
         rate=rate,

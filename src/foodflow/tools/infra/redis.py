@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import redis
-
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import InfraError
 from foodflow.tools.infra import process
@@ -29,6 +27,8 @@ class RedisServer:
         return f"{self.settings.redis_host}:{self.settings.redis_port}"
 
     def _ping(self) -> bool:
+        import redis  # here: it takes a while to load, and `status` needs it only when one runs
+
         client = redis.Redis(
             host=self.settings.redis_host, port=self.settings.redis_port, socket_timeout=1
         )
