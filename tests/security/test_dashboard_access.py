@@ -43,6 +43,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/dashboard/orders", None),
     ("GET", f"/dashboard/orders/{uuid.UUID(int=0)}", None),
     ("GET", "/dashboard/stats", None),
+    ("GET", "/dashboard/ops", None),
     ("GET", "/dashboard/stock", None),
     ("GET", "/dashboard/couriers", None),
     ("POST", "/dashboard/test-order", {"items": [{"item_id": "no-such-dish", "quantity": 1}]}),
