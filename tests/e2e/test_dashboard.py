@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import tempfile
 import time
 import uuid
@@ -24,7 +26,10 @@ from foodflow.contracts.orders import OrderItemIn, ValidatedOrder
 from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
 from foodflow.platform.config import PORT_SETTING, PROJECT_ROOT, Settings
 from foodflow.tools import processes, tracking
+from foodflow.tools.infra import process
 from foodflow.tools.infra.browser import CHROMIUM_ARGS, ensure_chromium
+
+from .conftest import E2E_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -233,6 +238,58 @@ async def test_ops_figures_cover_every_service_and_consumer_group(
     groups = {g["group_id"] for g in ops["groups"]}
     assert {"order_manager", "delivery_service"} <= groups, groups
     assert isinstance(ops["dead_letters"], int)
+
+
+async def test_a_restarted_gateway_shows_the_same_figures_and_counts_its_restart(
+    system: Settings, gateway: str, operator: dict[str, str], test_item: tuple[str, Decimal]
+) -> None:
+    """The figures used to start from zero after a gateway restart. Now the counts come from
+    PostgreSQL and the charts are refilled from the orders of the last 15 minutes; the restart
+    itself shows in the gateway's health row (the supervisor's record)."""
+    order_id = await asyncio.to_thread(send, system, test_item[0])
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        await wait_on_board(client, operator, order_id)
+        gateway_process = processes.ServiceProcess("gateway", system, E2E_ENV)
+        restarts = gateway_process.restart_record().restarts
+        pid = process.read_pid(gateway_process.pidfile)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(gateway_process.await_restart, pid, 60.0)
+
+        # the token outlives the process: signed with the same keys
+        stats = (await client.get("/dashboard/stats", headers=operator)).json()
+        deadline = time.monotonic() + 30
+        while stats["orders_seen"] == 0 or stats["counts_source"] != "postgres":
+            assert time.monotonic() < deadline, stats
+            await asyncio.sleep(1)
+            stats = (await client.get("/dashboard/stats", headers=operator)).json()
+        assert sum(p["received"] for p in stats["series"]) >= 1
+        assert sum(p["finished"] for p in stats["series"]) >= 1
+        assert stats["latency_p50_seconds"] is not None
+        assert stats["counts"]["CONFIRMED"] + stats["counts"]["FAILED"] >= 1
+        board = (await client.get("/dashboard/orders", headers=operator)).json()
+        assert str(order_id) in {card["order_id"] for card in board["orders"]}
+
+        while True:
+            ops = (await client.get("/dashboard/ops", headers=operator)).json()
+            health = {h["service"]: h for h in ops["services"]}
+            if "gateway" in health:
+                break
+            assert time.monotonic() < deadline, ops
+            await asyncio.sleep(1)
+        assert health["gateway"]["restarts"] == restarts + 1, health["gateway"]
+
+
+async def wait_on_board(
+    client: httpx.AsyncClient, operator: dict[str, str], order_id: uuid.UUID
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        answer = await client.get(f"/dashboard/orders/{order_id}", headers=operator)
+        if answer.status_code == 200 and answer.json()["stored"] is not None:
+            return
+        assert time.monotonic() < deadline, answer.text
+        await asyncio.sleep(0.5)
 
 
 # --- what a person sees, at a desktop's width and a phone's ------------------------------------

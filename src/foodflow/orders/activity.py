@@ -6,6 +6,7 @@ process, never per viewer, so that watching the dashboard cannot load PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 
@@ -39,10 +40,15 @@ async def recent_snapshots(
     """The newest `limit` orders changed since `since`, as snapshots, oldest change first.
     A snapshot that does not read (should never happen) is skipped and logged."""
     rows = await pool.fetch(_RECENT, since, limit, timeout=timeout)
+    # Tens of thousands of snapshots take a second or two to read: not on the event loop.
+    return await asyncio.to_thread(_read_snapshots, [row["snapshot"] for row in reversed(rows)])
+
+
+def _read_snapshots(texts: list[str]) -> list[OrderSnapshot]:
     out = []
-    for row in reversed(rows):
+    for text in texts:
         try:
-            out.append(OrderSnapshot.model_validate_json(row["snapshot"]))
+            out.append(OrderSnapshot.model_validate_json(text))
         except ValidationError as exc:
             log.warning("Skipping an unreadable order snapshot: %s", exc)
     return out
