@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -35,6 +36,9 @@ MAX_SAMPLES_PER_STATUS = 50_000
 # Users whose orders are test traffic (bench, chaos, the test suite): counted in the figures
 # (they load the system like any order) but kept off the list of orders.
 TEST_PREFIXES = ("bench-", "chaos-", "test-")
+
+
+_SECONDS = itemgetter(1)  # the seconds of a (time, seconds) sample
 
 
 def is_test_user(user_id: str, email: str | None = None) -> bool:
@@ -276,12 +280,13 @@ class Board:
 
     def stats(self, now: datetime) -> BoardStats:
         """Counts, orders/minute and latency percentiles as of `now`."""
+        # Every 2 s over up to 50,000 samples a status: what is kept is the window exactly
+        # (`_forget_before`), so the samples are only sorted, at C speed (itemgetter).
         self._forget_before(now)
-        window_start = now - LATENCY_WINDOW
-        finished = sorted(s for at, s in self._finished if at >= window_start)
+        finished = sorted(map(_SECONDS, self._finished))
         by_status = []
         for status, samples in self._by_status.items():
-            values = sorted(s for at, s in samples if at >= window_start)
+            values = sorted(map(_SECONDS, samples))
             if values:
                 by_status.append(
                     StatusLatency(
@@ -298,7 +303,7 @@ class Board:
             counts_source="postgres" if stored is not None else "events",
             orders_seen=self.orders_seen,
             test_orders_seen=self.test_orders_seen,
-            orders_per_minute=float(sum(1 for at in self._received if at <= now)),
+            orders_per_minute=float(len(self._received)),
             latency_p50_seconds=_ranked(finished, 50),
             latency_p90_seconds=_ranked(finished, 90),
             latency_p99_seconds=_ranked(finished, 99),
@@ -339,7 +344,8 @@ class Board:
 
 def series_point(at: datetime, received: int, latencies: Sequence[float]) -> SeriesPoint:
     ordered = sorted(latencies)
-    return SeriesPoint(
+    # Built from values computed here: constructed, not validated (90 of them every 2 s).
+    return SeriesPoint.model_construct(
         at=at,
         received=received,
         finished=len(ordered),
