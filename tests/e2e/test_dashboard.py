@@ -185,6 +185,9 @@ async def test_board_shows_an_order_sent_through_kafka(
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_be_visible()
     await expect(dialog.locator("ol.timeline")).to_contain_text("v1 RECEIVED")
+    # the publish time is on the order's events: each step shows its time since then
+    await expect(dialog.locator("ol.timeline li.published")).to_be_visible()
+    await expect(dialog.locator("ol.timeline .since").first).to_contain_text("+")
     await expect(dialog.locator("ol.timeline")).to_contain_text("v3 CONFIRMED")
 
     ARTIFACTS.mkdir(exist_ok=True)

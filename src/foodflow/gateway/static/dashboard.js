@@ -517,11 +517,20 @@ async function showTimeline(orderId) {
   }
   if (t.customer) parts.push(el("p", { class: "customer" }, `Customer: ${t.customer}`));
   const list = el("ol", { class: "timeline", "aria-label": "Status changes" });
+  // Each step with its time since the order was published on Kafka, when that is known.
+  const published = t.current && t.current.published_at ? Date.parse(t.current.published_at) : null;
+  if (published !== null) {
+    const li = el("li", { class: "published" });
+    li.append(el("strong", {}, "published on validated_orders"),
+      el("time", { datetime: t.current.published_at }, new Date(published).toLocaleTimeString()));
+    list.append(li);
+  }
   for (const h of t.history) {
     const li = el("li");
     li.append(el("strong", {}, `v${h.version} ${h.status}`));
     if (h.reason) li.append(` (${h.reason})`);
     li.append(el("time", { datetime: h.at }, new Date(h.at).toLocaleTimeString()));
+    if (published !== null) li.append(el("span", { class: "since" }, `+${seconds((Date.parse(h.at) - published) / 1000)}`));
     list.append(li);
   }
   parts.push(list);
