@@ -91,6 +91,7 @@ class StatusLatency(BaseModel):
 
 
 class BoardStats(BaseModel):
+    # orders_seen and test_orders_seen: orders received over the last SERIES_SPAN.
     # Orders by current status: every stored order (PostgreSQL, `counts_source` "postgres"),
     # or those this gateway has seen when PostgreSQL could not be counted ("events").
     counts: dict[str, int]
@@ -134,6 +135,7 @@ def bucket_of(at: datetime, width: timedelta = BUCKET) -> datetime:
 @dataclass
 class _Bucket:
     received: int = 0
+    test: int = 0  # of them test traffic
     latencies: list[float] = field(default_factory=list)
     point: SeriesPoint | None = None  # computed once the bucket is closed, then kept
 
@@ -213,7 +215,9 @@ class Board:
         self.test_orders_seen += test
         received = at or update.updated_at
         self._received.append(received)
-        self._bucket(received).received += 1
+        bucket = self._bucket(received)
+        bucket.received += 1
+        bucket.test += test
 
     def _card(
         self,
@@ -301,8 +305,9 @@ class Board:
         return BoardStats(
             counts=dict(stored) if stored is not None else dict(self._counts),
             counts_source="postgres" if stored is not None else "events",
-            orders_seen=self.orders_seen,
-            test_orders_seen=self.test_orders_seen,
+            # Over the series' span, like the charts: the same before and after a restart.
+            orders_seen=sum(b.received for b in self._buckets.values()),
+            test_orders_seen=sum(b.test for b in self._buckets.values()),
             orders_per_minute=float(len(self._received)),
             latency_p50_seconds=_ranked(finished, 50),
             latency_p90_seconds=_ranked(finished, 90),
