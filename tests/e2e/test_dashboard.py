@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import tempfile
 import time
 import uuid
@@ -18,13 +20,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 
 from foodflow.contracts.orders import OrderItemIn, ValidatedOrder
 from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
 from foodflow.platform.config import PORT_SETTING, PROJECT_ROOT, Settings
 from foodflow.tools import processes, tracking
+from foodflow.tools.infra import process
 from foodflow.tools.infra.browser import CHROMIUM_ARGS, require_chromium
+
+from .conftest import E2E_ENV
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +37,7 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 FINAL = ("CONFIRMED", "FAILED", "CANCELLED", "COURIER_ASSIGNED", "PICKED_UP", "DELIVERED")
 # Once delivery runs, a confirmed order moves on quickly; any of these means it was confirmed.
 CONFIRMED_OR_LATER = re.compile("^(CONFIRMED|COURIER_ASSIGNED|PICKED_UP|DELIVERED)$")
+ANY_FINAL = re.compile("^(" + "|".join(FINAL) + ")$")
 
 
 @pytest.fixture
@@ -178,6 +184,10 @@ async def test_board_shows_an_order_sent_through_kafka(
     await row.get_by_role("button").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_be_visible()
+    await expect(dialog.locator("ol.timeline")).to_contain_text("v1 RECEIVED")
+    # the publish time is on the order's events: each step shows its time since then
+    await expect(dialog.locator("ol.timeline li.published")).to_be_visible()
+    await expect(dialog.locator("ol.timeline .since").first).to_contain_text("+")
     await expect(dialog.locator("ol.timeline")).to_contain_text("v3 CONFIRMED")
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -197,7 +207,10 @@ async def test_placing_an_order_from_the_form(page: Page, test_item: tuple[str, 
     assert order_id is not None and demo_customer is not None
     row = page.locator(f'tr[data-order-id="{order_id}"]')
     await expect(row).to_have_attribute("data-status", CONFIRMED_OR_LATER, timeout=15_000)
-    await expect(row.locator("td.user")).to_have_text(demo_customer)
+    # customers are shown by name and email, the id kept for whoever needs it
+    user = row.locator("td.user")
+    await expect(user).to_have_attribute("data-user-id", demo_customer)
+    await expect(user).to_contain_text("demo-customer@foodflow.local")
 
 
 async def test_logging_out_stops_the_board(page: Page) -> None:
@@ -205,6 +218,179 @@ async def test_logging_out_stops_the_board(page: Page) -> None:
     await expect(page.locator("#connection")).to_have_attribute("data-state", "logged-out")
     await expect(page.locator("#app")).to_be_hidden()
     await expect(page.get_by_label("Email")).to_be_visible()
+
+
+async def test_ops_figures_cover_every_service_and_consumer_group(
+    gateway: str, operator: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        deadline = time.monotonic() + 30
+        while True:
+            ops = (await client.get("/dashboard/ops", headers=operator)).json()
+            if ops["measured_at"] and len(ops["services"]) == len(processes.SERVICES):
+                break
+            assert time.monotonic() < deadline, ops
+            await asyncio.sleep(1)
+    assert ops["kafka_reachable"] is True, ops["problems"]
+    health = {h["service"]: h for h in ops["services"]}
+    assert set(health) == set(processes.SERVICES)
+    for name, h in health.items():
+        assert h["ready"], (name, h)
+        assert h["event_loop_lag_seconds"] is not None, name  # every service measures its loop
+        assert h["restarts"] is not None, name  # the supervisor's record, read by the gateway
+    groups = {g["group_id"] for g in ops["groups"]}
+    assert {"order_manager", "delivery_service"} <= groups, groups
+    assert isinstance(ops["dead_letters"], int)
+
+
+async def test_a_restarted_gateway_shows_the_same_figures_and_counts_its_restart(
+    system: Settings, gateway: str, operator: dict[str, str], test_item: tuple[str, Decimal]
+) -> None:
+    """The figures used to start from zero after a gateway restart. Now the counts come from
+    PostgreSQL and the charts are refilled from the orders of the last 15 minutes; the restart
+    itself shows in the gateway's health row (the supervisor's record)."""
+    order_id = await asyncio.to_thread(send, system, test_item[0])
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        await wait_on_board(client, operator, order_id)
+        gateway_process = processes.ServiceProcess("gateway", system, E2E_ENV)
+        restarts = gateway_process.restart_record().restarts
+        pid = process.read_pid(gateway_process.pidfile)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(gateway_process.await_restart, pid, 60.0)
+
+        # the token outlives the process: signed with the same keys
+        stats = (await client.get("/dashboard/stats", headers=operator)).json()
+        deadline = time.monotonic() + 30
+        while stats["orders_seen"] == 0 or stats["counts_source"] != "postgres":
+            assert time.monotonic() < deadline, stats
+            await asyncio.sleep(1)
+            stats = (await client.get("/dashboard/stats", headers=operator)).json()
+        assert sum(p["received"] for p in stats["series"]) >= 1
+        assert sum(p["finished"] for p in stats["series"]) >= 1
+        assert stats["latency_p50_seconds"] is not None
+        assert stats["counts"]["CONFIRMED"] + stats["counts"]["FAILED"] >= 1
+        board = (await client.get("/dashboard/orders", headers=operator)).json()
+        assert str(order_id) in {card["order_id"] for card in board["orders"]}
+
+        while True:
+            ops = (await client.get("/dashboard/ops", headers=operator)).json()
+            health = {h["service"]: h for h in ops["services"]}
+            if "gateway" in health:
+                break
+            assert time.monotonic() < deadline, ops
+            await asyncio.sleep(1)
+        assert health["gateway"]["restarts"] == restarts + 1, health["gateway"]
+
+
+async def wait_on_board(
+    client: httpx.AsyncClient, operator: dict[str, str], order_id: uuid.UUID
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        answer = await client.get(f"/dashboard/orders/{order_id}", headers=operator)
+        if answer.status_code == 200 and answer.json()["stored"] is not None:
+            return
+        assert time.monotonic() < deadline, answer.text
+        await asyncio.sleep(0.5)
+
+
+# --- what a person sees, at a desktop's width and a phone's ------------------------------------
+
+PANELS = ("#lag-panel", "#dlq-panel", "#health-panel", "#figure-latency", "#figure-throughput")
+
+
+def send_unreadable(settings: Settings) -> None:
+    """A message the order manager cannot read: one more dead letter."""
+    tracking.publish_raw(settings, b"{not an order")
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+async def test_the_panels_show_and_update_while_orders_flow(
+    page: Page, system: Settings, test_item: tuple[str, Decimal], width: int
+) -> None:
+    await page.set_viewport_size({"width": width, "height": 1000})
+    for panel in PANELS:
+        await expect(page.locator(panel)).to_be_visible()
+    # the operations figures arrive (measured every DASHBOARD_REFRESH_SECONDS)
+    await expect(page.locator("#health-table tbody tr")).to_have_count(
+        len(processes.SERVICES), timeout=20_000
+    )
+    await expect(page.locator('#health-table tr[data-ready="false"]')).to_have_count(0)
+    await expect(page.locator("#lag-table tr[data-group='order_manager']")).to_be_visible()
+    letters_before = await page.locator("#dead-letter-count").inner_text()
+    seen_before = await page.locator("#orders-seen").inner_text()
+    ops_before = await page.locator("#app").get_attribute("data-ops-at")
+
+    # a short load: orders and one unreadable message, while the page is watched
+    sent = [await asyncio.to_thread(send, system, test_item[0]) for _ in range(20)]
+    await asyncio.to_thread(send_unreadable, system)
+    last = page.locator(f'tr[data-order-id="{sent[-1]}"]')
+    # the test item's stock may run out: any final status will do, the figures count it all
+    await expect(last).to_have_attribute("data-status", ANY_FINAL, timeout=30_000)
+
+    await expect(page.locator("#orders-seen")).not_to_have_text(seen_before, timeout=10_000)
+    await expect(page.locator("#latency-p99")).not_to_have_text("\u2013")  # the "no value" dash
+    await expect(page.locator("#dead-letter-count")).not_to_have_text(
+        letters_before, timeout=20_000
+    )
+    await expect(page.locator("#dead-letter-list li code.replay").first).to_contain_text(
+        "foodflow dlq replay "
+    )
+    assert await page.locator("#app").get_attribute("data-ops-at") != ops_before
+    # the latency chart is uPlot's, with a time axis whose ticks read as times of day
+    latency = page.locator("#chart-latency")
+    await expect(latency.locator("canvas")).to_be_visible()
+    ticks = await latency.locator(".uplot").get_attribute("data-time-ticks")
+    assert ticks and re.search(r"\d{2}:\d{2}", ticks), ticks
+    await expect(page.locator("#chart-throughput canvas")).to_be_visible()
+    await expect(page.locator("#app")).not_to_have_attribute("data-chart-points", "0")
+    await expect(page.locator("#status-latency tbody tr[data-status='RECEIVED']")).to_be_visible()
+    # no panel wider than the page (nothing cut off at a phone's width)
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, overflow
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"dashboard-{width}.png"
+    await page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 20_000
+
+
+async def test_the_page_needs_nothing_from_the_internet(
+    browser: Browser, gateway: str, operator_password: str
+) -> None:
+    """Every request to anywhere but the gateway is refused; the page and its charts work."""
+    page = await browser.new_page()
+    outside: list[str] = []
+
+    async def only_the_gateway(route: Route) -> None:
+        if route.request.url.startswith(gateway):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await page.route("**/*", only_the_gateway)
+    await page.goto(gateway + "/")
+    await page.get_by_label("Email").fill(DEMO_OPERATOR_EMAIL)
+    await page.get_by_label("Password").fill(operator_password)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    await expect(page.locator("#chart-latency canvas")).to_be_visible()
+    assert await page.evaluate("typeof uPlot") == "function"
+    await page.close()
+    assert outside == []
+
+
+def test_no_static_file_points_outside() -> None:
+    """No URL in the served files but in a vendored file's licence comment."""
+    static = PROJECT_ROOT / "src" / "foodflow" / "gateway" / "static"
+    for path in static.rglob("*"):
+        if path.suffix not in (".html", ".js", ".css"):
+            continue
+        text = re.sub(r"/\*!.*?\*/", "", path.read_text(encoding="utf-8"), flags=re.S)
+        found = re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}[/\w.-]*", text, flags=re.I)
+        assert [u for u in found if "w3.org/2000/svg" not in u] == [], path
 
 
 def test_screenshot_folder_is_ignored_by_git() -> None:

@@ -9,9 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
+from foodflow.contracts.orders import (
+    FailureReason,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+    StatusChange,
+)
 from foodflow.contracts.pricing import PriceBreakdown
-from foodflow.gateway.board import Board, minute_series, percentile
+from foodflow.gateway.board import BUCKET, Board, bucket_of, is_test_user, percentile
 from foodflow.gateway.dashboard import sse_event
 from foodflow.gateway.feed import Broadcaster
 
@@ -104,24 +110,109 @@ def test_latency_percentiles_over_the_window_and_orders_per_minute() -> None:
     assert stats.latency_p50_seconds == pytest.approx(0.50)
     assert stats.latency_p99_seconds == pytest.approx(0.99)
     assert stats.orders_per_minute == 100
-    assert sum(p.orders for p in stats.series) == 100
-    assert stats.series[-1].minute == T0
+    assert sum(p.received for p in stats.series) == 100
+    assert sum(p.finished for p in stats.series) == 100
+    assert stats.series[-1].at == bucket_of(now) and len(stats.series) == 90
     # Ten minutes later the latency window (5 min) is empty; the 15-minute series still has them.
     later = board.stats(T0 + timedelta(minutes=10))
     assert later.latency_p50_seconds is None
     assert later.orders_per_minute == 0
-    assert sum(p.orders for p in later.series) == 100
+    assert sum(p.received for p in later.series) == 100
 
 
-def test_minute_series_has_one_point_per_minute_oldest_first() -> None:
-    orders = {T0 - timedelta(minutes=2): 1, T0: 2, T0 - timedelta(minutes=5): 7}
-    latencies = {T0: [0.4, 0.2], T0 - timedelta(minutes=9): [3.0]}
-    series = minute_series(orders, latencies, T0 + timedelta(seconds=45), minutes=3)
-    assert [p.minute for p in series] == [T0 - timedelta(minutes=m) for m in (2, 1, 0)]
-    assert [p.orders for p in series] == [1, 0, 2]
-    assert series[-1].finished == 2
-    assert series[-1].p50_seconds == 0.2 and series[-1].p99_seconds == 0.4
-    assert series[0].p50_seconds is None
+def test_latency_starts_when_the_order_was_published() -> None:
+    """An order that queued 3 s in Kafka before the saga took it in is 3 s slower than the
+    saga's own time: the dashboard used to show only the latter."""
+    board = Board()
+    oid = uuid.uuid4()
+    queued = event(oid, OrderStatus.RECEIVED, 1, 0).model_copy(
+        update={"published_at": T0 - timedelta(seconds=3)}
+    )
+    board.apply(queued)
+    board.apply(
+        event(oid, OrderStatus.PROCESSING, 2, 0.2).model_copy(
+            update={"published_at": T0 - timedelta(seconds=3)}
+        )
+    )
+    board.apply(
+        event(oid, OrderStatus.CONFIRMED, 3, 0.5).model_copy(
+            update={"published_at": T0 - timedelta(seconds=3)}
+        )
+    )
+    stats = board.stats(T0 + timedelta(seconds=1))
+    assert stats.latency_p50_seconds == pytest.approx(3.5)
+    by_status = {s.status: s for s in stats.by_status}
+    assert by_status[OrderStatus.RECEIVED].p50_seconds == pytest.approx(3.0)
+    assert by_status[OrderStatus.PROCESSING].p90_seconds == pytest.approx(3.2)
+    assert by_status[OrderStatus.CONFIRMED].p99_seconds == pytest.approx(3.5)
+    # an event without the field (written before it existed) starts at created_at
+    old = uuid.uuid4()
+    board.apply(event(old, OrderStatus.RECEIVED, 1, 0))
+    board.apply(event(old, OrderStatus.FAILED, 2, 0.25, reason=FailureReason.OUT_OF_STOCK))
+    assert board.stats(T0 + timedelta(seconds=1)).latency_p50_seconds == pytest.approx(0.25)
+
+
+def test_series_buckets_hold_throughput_and_percentiles_of_their_finished_orders() -> None:
+    board = Board()
+    for i in range(20):
+        oid = uuid.uuid4()
+        created = T0 + timedelta(seconds=i)  # 10 in each of two buckets
+        board.apply(event(oid, OrderStatus.RECEIVED, 1, 0, created=created))
+        board.apply(event(oid, OrderStatus.CONFIRMED, 2, 0.05 * (i % 10 + 1), created=created))
+    series = board.stats(T0 + timedelta(seconds=25)).series
+    first, second = series[-3], series[-2]
+    assert (first.at, second.at) == (T0, T0 + BUCKET)
+    assert (first.received, first.finished) == (10, 10)
+    assert first.p50_seconds == pytest.approx(0.25) and first.p90_seconds == pytest.approx(0.45)
+    assert first.p99_seconds == pytest.approx(0.5)
+    assert series[-1].received == 0 and series[-1].p50_seconds is None
+
+
+def test_a_restarted_board_is_refilled_from_stored_snapshots() -> None:
+    live, restarted = Board(), Board()
+    snapshots = []
+    for i in range(5):
+        oid = uuid.uuid4()
+        created = T0 + timedelta(seconds=i)
+        steps = [
+            event(oid, OrderStatus.RECEIVED, 1, 0, created=created),
+            event(oid, OrderStatus.PROCESSING, 2, 0.2, created=created),
+            event(oid, OrderStatus.CONFIRMED, 3, 0.4 + i / 10, created=created),
+        ]
+        for step in steps:
+            live.apply(step)
+        snapshots.append(
+            OrderSnapshot(
+                **steps[-1].model_dump(),
+                history=[
+                    StatusChange(status=s.status, version=s.version, at=s.updated_at) for s in steps
+                ],
+            )
+        )
+    assert restarted.restore(snapshots, test_users=set()) == 5
+    now = T0 + timedelta(seconds=30)
+    before, after = live.stats(now), restarted.stats(now)
+    assert after.model_dump() == before.model_dump()
+    # a live event of a restored order moves it on without counting it twice
+    oid = snapshots[0].order_id
+    moved = event(oid, OrderStatus.COURIER_ASSIGNED, 4, 5, created=snapshots[0].created_at)
+    assert restarted.apply(moved) is not None
+    assert restarted.orders_seen == 5
+    assert restarted.restore(snapshots, test_users=set()) == 0  # already on the board
+
+
+def test_test_traffic_is_counted_but_not_listed() -> None:
+    board = Board()
+    mine, bench = uuid.uuid4(), uuid.uuid4()
+    board.apply(event(mine, OrderStatus.RECEIVED, 1, 0))
+    board.apply(event(bench, OrderStatus.RECEIVED, 1, 0), test=True)
+    assert [c.order_id for c in board.recent()] == [mine]
+    assert {c.order_id for c in board.recent(include_test=True)} == {mine, bench}
+    stats = board.stats(T0 + timedelta(seconds=1))
+    assert (stats.orders_seen, stats.test_orders_seen) == (2, 1)
+    assert is_test_user("bench-user-7") and is_test_user("chaos-1") and is_test_user("test-x")
+    assert is_test_user(str(uuid.uuid4()), "test-abc@example.com")
+    assert not is_test_user("user-001", "ann@example.com")
 
 
 def test_board_forgets_the_oldest_orders_beyond_its_size() -> None:

@@ -648,6 +648,34 @@ async def test_a_timeline_comes_from_redis_postgres_or_the_board(world: World) -
     assert [h.version for h in from_board.history] == [1]
 
 
+async def test_a_timeline_holds_every_transition_postgres_and_the_board_know(
+    world: World,
+) -> None:
+    """The detail used to stop at PostgreSQL's last row while the badge said COURIER_ASSIGNED:
+    the board's later steps are merged in, by version, each once."""
+    board = Board()
+    order_id = uuid4()
+    world.views.records[order_id] = record_of(order_id)  # v3 CONFIRMED stored
+    for version, status in ((3, OrderStatus.CONFIRMED), (4, OrderStatus.COURIER_ASSIGNED)):
+        board.apply(
+            OrderStatusUpdate(
+                order_id=order_id,
+                user_id="u",
+                status=status,
+                version=version,
+                created_at=T0,
+                updated_at=T0 + timedelta(seconds=version),
+            ),
+            customer="Ann <ann@example.com>",
+        )
+    timeline = await services.order_timeline(world.views, board, order_id)
+    assert [(h.version, h.status) for h in timeline.history] == [
+        (3, OrderStatus.CONFIRMED),
+        (4, OrderStatus.COURIER_ASSIGNED),
+    ]
+    assert timeline.customer == "Ann <ann@example.com>"
+
+
 async def test_stock_flags_low_items_and_couriers_say_when_unreachable(world: World) -> None:
     report = await services.stock_report(world.catalogue)
     assert [(i.item_id, i.stock, i.low) for i in report.items] == [

@@ -5,7 +5,7 @@ from typing import Any, cast
 from uuid import UUID, uuid4
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
 from foodflow.contracts import topics
 from foodflow.contracts.orders import (
@@ -16,7 +16,7 @@ from foodflow.contracts.orders import (
     OrderStatusUpdate,
     StatusChange,
 )
-from foodflow.order_manager.intake import OrderIntake
+from foodflow.order_manager.intake import OrderIntake, published_at
 from foodflow.order_manager.messages import Accepted, InvalidMessage, read_order
 from foodflow.order_manager.saga import OrderSaga
 from foodflow.orders.lifecycle import Order
@@ -103,8 +103,11 @@ def test_a_rejected_order_event_is_the_one_built_by_hand_before() -> None:
 
 
 class FakeMessage:
-    def __init__(self, value: bytes, offset: int = 5) -> None:
-        self._value, self._offset = value, offset
+    def __init__(self, value: bytes, offset: int = 5, timestamp: tuple[int, int] = (0, -1)) -> None:
+        self._value, self._offset, self._timestamp = value, offset, timestamp
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._timestamp
 
     def value(self) -> bytes:
         return self._value
@@ -168,3 +171,51 @@ async def test_an_unreadable_order_with_an_id_is_parked_and_announced_failed() -
     finals = [f for _, f in announced if f is not None]
     assert len(finals) == 2 and finals[0].model_dump_json() == finals[1].model_dump_json()
     assert store.saved[order_id].reason == FailureReason.INVALID_ORDER
+
+
+class RecordingSaga:
+    def __init__(self) -> None:
+        self.runs: list[tuple[UUID, datetime | None]] = []
+
+    async def run(self, order_id: UUID, request: Any, published_at: datetime | None = None) -> None:
+        self.runs.append((order_id, published_at))
+
+
+async def test_the_kafka_timestamp_of_an_order_reaches_its_saga() -> None:
+    """The dashboard's latency starts when the order was published, not when it was read: the
+    message's create time is handed to the saga, which puts it on every status event."""
+    saga = RecordingSaga()
+    intake = OrderIntake(
+        cast(OrderSaga, saga),
+        DeadLetterPublisher(cast(EventProducer, Parked())),
+        OneVersionStore(),
+        cast(Any, None),
+        max_in_flight=10,
+    )
+    at_ms = 1_796_000_000_123
+    stamped = FakeMessage(SEED_LINE, offset=1, timestamp=(TIMESTAMP_CREATE_TIME, at_ms))
+    unstamped = FakeMessage(SEED_LINE, offset=2)
+    await intake.handle_batch([cast(Message, stamped), cast(Message, unstamped)])
+    assert [at for _, at in saga.runs] == [datetime.fromtimestamp(at_ms / 1000, UTC), None]
+    assert (
+        published_at(cast(Message, FakeMessage(b"", timestamp=(TIMESTAMP_CREATE_TIME, 0)))) is None
+    )
+
+
+async def test_a_rejected_order_carries_its_publish_time_too() -> None:
+    order_id = uuid4()
+    raw = f'{{"order_id": "{order_id}", "user_id": "u-9", "items": "lots"}}'.encode()
+    announced: list[OrderStatusUpdate] = []
+
+    async def announce(update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
+        announced.append(update)
+
+    intake = OrderIntake(
+        cast(OrderSaga, None),
+        DeadLetterPublisher(cast(EventProducer, Parked())),
+        OneVersionStore(),
+        announce,
+        max_in_flight=10,
+    )
+    await intake.handle_batch([cast(Message, FakeMessage(raw, timestamp=(1, 1_796_000_000_000)))])
+    assert announced[0].published_at == datetime.fromtimestamp(1_796_000_000, UTC)

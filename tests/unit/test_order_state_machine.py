@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import uuid4
 
@@ -10,6 +11,7 @@ from foodflow.contracts.orders import (
     FailureReason,
     OrderSnapshot,
     OrderStatus,
+    OrderStatusUpdate,
     ValidatedOrder,
 )
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine
@@ -219,3 +221,29 @@ def test_a_rejected_order_fails_at_version_one_straight_from_no_status() -> None
     assert [(h.status, h.version) for h in event.history] == [(S.FAILED, 1)]
     assert event.items == [] and event.price is None
     assert event.created_at == event.updated_at == event.history[0].at
+
+
+def test_the_publish_time_rides_on_every_event_and_survives_a_resume() -> None:
+    published = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    order = Order(order_id=uuid4(), request=SEED, published_at=published)
+    lines, price = _priced()
+    events = [order.receive(), order.start_processing(lines, price), order.confirm()]
+    assert [e.published_at for e in events] == [published] * 3
+    assert order.final_event().published_at == published
+    stored = OrderSnapshot.model_validate_json(order.full_snapshot().model_dump_json())
+    resumed = Order.resume(SEED, stored)
+    assert resumed.snapshot().published_at == published
+
+
+def test_an_event_from_before_the_publish_time_still_reads() -> None:
+    """Backward compatible: events and snapshots written without `published_at` parse as None."""
+    old = {
+        "order_id": str(uuid4()),
+        "user_id": "user-001",
+        "status": "CONFIRMED",
+        "version": 3,
+        "created_at": "2026-11-30T12:00:00Z",
+        "updated_at": "2026-11-30T12:00:01Z",
+    }
+    assert OrderStatusUpdate.model_validate(old).published_at is None
+    assert OrderSnapshot.model_validate(old).published_at is None

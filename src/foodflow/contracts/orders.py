@@ -182,6 +182,10 @@ class OrderStatusUpdate(BaseModel):
     created_at: datetime
     updated_at: datetime = Field(default_factory=utcnow)
     delivery_address: DeliveryAddress | None = None
+    # When the order was published on `validated_orders` (the Kafka message's timestamp), so
+    # that a latency counts the time the order queued in Kafka before the saga read it.
+    # Optional: events written before it existed, and orders whose message had no timestamp.
+    published_at: datetime | None = None
 
 
 class OrderSnapshot(OrderStatusUpdate):

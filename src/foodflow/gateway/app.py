@@ -15,8 +15,10 @@ import signal
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from types import FrameType
 
+import asyncpg
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -30,9 +32,10 @@ from foodflow.gateway.adapters import (
     OrderState,
     RedisThrottle,
 )
-from foodflow.gateway.board import Board
+from foodflow.gateway.board import SERIES_SPAN, Board
 from foodflow.gateway.deps import GatewayRuntime, runtime_of
-from foodflow.gateway.feed import Broadcaster, StatusFeed
+from foodflow.gateway.feed import Broadcaster, Contacts, StatusFeed
+from foodflow.gateway.ops import OpsRefresher
 from foodflow.gateway.repository import GatewayRepository, migrate_gateway
 from foodflow.gateway.security import Passwords
 from foodflow.gateway.services import (
@@ -47,6 +50,7 @@ from foodflow.gateway.services import (
     WrongCredentials,
     ensure_demo_accounts,
 )
+from foodflow.orders.activity import recent_snapshots
 from foodflow.orders.records import migrate_orders
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
@@ -138,6 +142,27 @@ def _close_streams_on_sigterm(closing: asyncio.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+async def restore_board(
+    pool: asyncpg.Pool, board: Board, contacts: Contacts, settings: Settings
+) -> None:
+    """Refill the dashboard from the orders changed in the last `SERIES_SPAN` (PostgreSQL), so
+    that a restarted gateway shows the same figures; runs once, beside the live feed."""
+    since = datetime.now(UTC) - SERIES_SPAN
+    try:
+        snapshots = await recent_snapshots(pool, since, settings.dashboard_restore_limit)
+        await contacts.learn({s.user_id for s in snapshots})
+        test_users = {s.user_id for s in snapshots if contacts.is_test(s.user_id)}
+        restored = board.restore(snapshots, test_users)
+    except Exception as exc:  # the live feed goes on; the charts start empty
+        log.warning("Could not refill the dashboard from PostgreSQL: %s", exc)
+        return
+    for snap in snapshots:
+        card = board.get(snap.order_id)
+        if card is not None and card.customer is None:
+            card.customer = contacts.label(snap.user_id)
+    log.info("Dashboard refilled with %d orders changed since %s", restored, since)
+
+
 async def _dashboard_consumer_assigned(request: Request) -> bool:
     """Ready once the dashboard's consumer runs and has its partitions."""
     consumer = runtime_of(request).consumer
@@ -166,7 +191,9 @@ def create_app(settings: Settings) -> FastAPI:
         producer = EventProducer(settings, client_id="gateway")
         await producer.start()
         board, broadcaster = Board(), Broadcaster()
-        feed = StatusFeed(board, broadcaster)
+        contacts = Contacts(repository.contacts)
+        feed = StatusFeed(board, broadcaster, contacts)
+        ops = OpsRefresher(settings, pool, board, broadcaster.publish)
         consumer = BatchConsumer(
             settings,
             [topics.ORDER_STATUS_UPDATES],
@@ -200,8 +227,14 @@ def create_app(settings: Settings) -> FastAPI:
             throttle=RedisThrottle(redis_client, settings),
             passwords=passwords,
             demo_customer=demo_customer,
+            ops=ops,
         )
         runtime.tasks = [
+            asyncio.create_task(restore_board(pool, board, contacts, settings), name="restore"),
+            asyncio.create_task(
+                run_periodically(ops.refresh, settings.dashboard_refresh_seconds, what="ops"),
+                name="gateway ops figures",
+            ),
             asyncio.create_task(consumer.run(), name="gateway status consumer"),
             asyncio.create_task(
                 run_periodically(publish_stats, STATS_INTERVAL_SECONDS, what="dashboard stats"),
@@ -220,6 +253,7 @@ def create_app(settings: Settings) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*runtime.tasks, return_exceptions=True)
             await producer.stop()
+            await ops.close()
             await runtime.inventory.aclose()
             await runtime.delivery.aclose()
             await redis_client.aclose()

@@ -1,26 +1,51 @@
 """The live order board and its figures, computed from status events alone (pure, no I/O).
 
-Counters by status, orders per minute and end-to-end latency (an order's `created_at` to the
-`updated_at` of its final event) come from the events the gateway has seen since it started;
-nothing here reads a clock except through the `now` arguments, so tests drive time by hand.
+Latency is counted from the moment an order was published on `validated_orders` (the Kafka
+timestamp the order manager puts on its events as `published_at`; `created_at`, when the saga
+took the order in, for events without it), so the time an order queued in Kafka is part of it.
+Each status has its own latency (published → that status); "end to end" is published → the
+status where the saga let go of the order (CONFIRMED, FAILED, CANCELLED).
+
+Figures live in `BUCKET`-wide time buckets over the last `SERIES_SPAN`; at gateway start the
+board is refilled from PostgreSQL (`restore`), so a restart keeps the charts. Nothing here
+reads a clock except through the `now` arguments, so tests drive time by hand.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from uuid import UUID
 
 from pydantic import BaseModel
 
-from foodflow.contracts.orders import OrderStatus, OrderStatusUpdate, StatusChange
+from foodflow.contracts.orders import OrderSnapshot, OrderStatus, OrderStatusUpdate, StatusChange
 
 MAX_TRACKED_ORDERS = 5000
 LATENCY_WINDOW = timedelta(minutes=5)
-SERIES_MINUTES = 15
+BUCKET = timedelta(seconds=10)
+SERIES_SPAN = timedelta(minutes=15)
+# Latency samples kept per status for the window figures: enough for 160 orders/s over the
+# window; beyond that the oldest go first (the figures then cover a shorter, recent stretch).
+MAX_SAMPLES_PER_STATUS = 50_000
+# Users whose orders are test traffic (bench, chaos, the test suite): counted in the figures
+# (they load the system like any order) but kept off the list of orders.
+TEST_PREFIXES = ("bench-", "chaos-", "test-")
+
+
+_SECONDS = itemgetter(1)  # the seconds of a (time, seconds) sample
+
+
+def is_test_user(user_id: str, email: str | None = None) -> bool:
+    """A test user: its id or its email starts with a test prefix."""
+    return user_id.startswith(TEST_PREFIXES) or (
+        email is not None and email.startswith(TEST_PREFIXES)
+    )
 
 
 class OrderCard(BaseModel):
@@ -28,6 +53,9 @@ class OrderCard(BaseModel):
 
     order_id: UUID
     user_id: str
+    # "Name <email>" of a registered customer; None for orders sent by other clients.
+    customer: str | None = None
+    test: bool = False
     status: OrderStatus
     version: int
     reason: str | None = None
@@ -35,28 +63,49 @@ class OrderCard(BaseModel):
     total: Decimal | None = None
     currency: str | None = None
     created_at: datetime
+    published_at: datetime | None = None
     updated_at: datetime
     history: list[StatusChange]
 
 
-class MinutePoint(BaseModel):
-    """One minute of the charts: orders received, and latency of the orders finished in it."""
+class SeriesPoint(BaseModel):
+    """One time bucket of the charts: orders received, orders finished, and the end-to-end
+    latency percentiles of the orders finished in it."""
 
-    minute: datetime
-    orders: int
+    at: datetime
+    received: int
     finished: int
     p50_seconds: float | None
+    p90_seconds: float | None
+    p99_seconds: float | None
+
+
+class StatusLatency(BaseModel):
+    """Published → this status, over the latency window."""
+
+    status: OrderStatus
+    count: int
+    p50_seconds: float | None
+    p90_seconds: float | None
     p99_seconds: float | None
 
 
 class BoardStats(BaseModel):
+    # orders_seen and test_orders_seen: orders received over the last SERIES_SPAN.
+    # Orders by current status: every stored order (PostgreSQL, `counts_source` "postgres"),
+    # or those this gateway has seen when PostgreSQL could not be counted ("events").
     counts: dict[str, int]
+    counts_source: str
     orders_seen: int
+    test_orders_seen: int
     orders_per_minute: float
     latency_p50_seconds: float | None
+    latency_p90_seconds: float | None
     latency_p99_seconds: float | None
     latency_window_seconds: int
-    series: list[MinutePoint]
+    by_status: list[StatusLatency]
+    bucket_seconds: int
+    series: list[SeriesPoint]
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -66,12 +115,34 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     if not 0 <= q <= 100:
         raise ValueError("q must be between 0 and 100")
     ordered = sorted(values)
+    return _ranked(ordered, q)
+
+
+def _ranked(ordered: Sequence[float], q: float) -> float | None:
+    if not ordered:
+        return None
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
 
 
-def minute_of(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
+def bucket_of(at: datetime, width: timedelta = BUCKET) -> datetime:
+    """The start of `at`'s bucket (buckets are aligned on the epoch)."""
+    seconds = int(width.total_seconds())
+    epoch = at.timestamp()
+    return datetime.fromtimestamp(epoch - epoch % seconds, at.tzinfo)
+
+
+@dataclass
+class _Bucket:
+    received: int = 0
+    test: int = 0  # of them test traffic
+    latencies: list[float] = field(default_factory=list)
+    point: SeriesPoint | None = None  # computed once the bucket is closed, then kept
+
+
+def start_of(update: OrderStatusUpdate) -> datetime:
+    """Where an order's latency starts: its publish time, else when the saga took it in."""
+    return update.published_at or update.created_at
 
 
 class Board:
@@ -81,14 +152,21 @@ class Board:
         self.max_orders = max_orders
         self._cards: OrderedDict[UUID, OrderCard] = OrderedDict()
         self._counts: dict[str, int] = {status.value: 0 for status in OrderStatus}
-        # Kept as the events arrive, so that the figures of each second cost the same at any rate:
-        self._last_minute: deque[datetime] = deque()  # created_at of new orders, last minute
-        self._finished: deque[tuple[datetime, float]] = deque()  # (finished at, s), 5 minutes
-        self._orders_by_minute: dict[datetime, int] = {}
-        self._latency_by_minute: dict[datetime, list[float]] = {}
+        self.stored_counts: dict[str, int] | None = None  # set by the dashboard's refresher
+        self._received: deque[datetime] = deque()  # when orders were received, last minute
+        self._by_status: dict[OrderStatus, deque[tuple[datetime, float]]] = {
+            s: deque(maxlen=MAX_SAMPLES_PER_STATUS) for s in OrderStatus
+        }
+        self._finished: deque[tuple[datetime, float]] = deque(maxlen=MAX_SAMPLES_PER_STATUS)
+        self._buckets: dict[datetime, _Bucket] = {}
         self.orders_seen = 0
+        self.test_orders_seen = 0
 
-    def apply(self, update: OrderStatusUpdate) -> OrderCard | None:
+    # --- taking events in ------------------------------------------------------------------
+
+    def apply(
+        self, update: OrderStatusUpdate, customer: str | None = None, test: bool = False
+    ) -> OrderCard | None:
         """Take one status event into account; None when it is stale or a duplicate."""
         card = self._cards.get(update.order_id)
         if card is not None and update.version <= card.version:
@@ -97,19 +175,64 @@ class Board:
                 card.history.sort(key=lambda change: change.version)
             return None
         if card is None:
-            self.orders_seen += 1
-            self._last_minute.append(update.created_at)
-            minute = minute_of(update.created_at)
-            self._orders_by_minute[minute] = self._orders_by_minute.get(minute, 0) + 1
+            self._count_new(update, test)
             history = [_change(update)]
         else:
             self._counts[card.status.value] -= 1
             history = [*card.history, _change(update)]
+            customer, test = customer or card.customer, test or card.test
         self._counts[update.status.value] = self._counts.get(update.status.value, 0) + 1
+        new = self._card(update, card, history, customer, test)
+        self._sample(update.status, update.updated_at, start_of(update))
+        if update.status.left_saga and (card is None or not card.status.left_saga):
+            self._finish(update.updated_at, start_of(update))
+        return new
+
+    def restore(self, snapshots: Iterable[OrderSnapshot], test_users: set[str]) -> int:
+        """Refill the board from stored orders (oldest change first), at start: their cards,
+        and a latency sample for each step of their timelines. Orders already on the board
+        (live events came first) are left as they are. Returns how many were restored."""
+        restored = 0
+        for snap in snapshots:
+            if snap.order_id in self._cards:
+                continue
+            test = snap.user_id in test_users or is_test_user(snap.user_id)
+            self._count_new(snap, test, at=snap.history[0].at if snap.history else None)
+            self._counts[snap.status.value] = self._counts.get(snap.status.value, 0) + 1
+            history = sorted(snap.history, key=lambda change: change.version)
+            self._card(snap, None, history or [_change(snap)], None, test)
+            start = start_of(snap)
+            for change in history:
+                self._sample(change.status, change.at, start)
+            ended = next((c for c in history if c.status.left_saga), None)
+            if ended is not None:
+                self._finish(ended.at, start)
+            restored += 1
+        return restored
+
+    def _count_new(self, update: OrderStatusUpdate, test: bool, at: datetime | None = None) -> None:
+        self.orders_seen += 1
+        self.test_orders_seen += test
+        received = at or update.updated_at
+        self._received.append(received)
+        bucket = self._bucket(received)
+        bucket.received += 1
+        bucket.test += test
+
+    def _card(
+        self,
+        update: OrderStatusUpdate,
+        card: OrderCard | None,
+        history: list[StatusChange],
+        customer: str | None,
+        test: bool,
+    ) -> OrderCard:
         # Built from a validated event: no need to validate it all again (one per event).
         new = OrderCard.model_construct(
             order_id=update.order_id,
             user_id=update.user_id,
+            customer=customer,
+            test=test,
             status=update.status,
             version=update.version,
             reason=update.reason.value if update.reason else None,
@@ -117,80 +240,138 @@ class Board:
             total=update.price.total if update.price else (card.total if card else None),
             currency=update.price.currency if update.price else (card.currency if card else None),
             created_at=update.created_at,
+            published_at=update.published_at,
             updated_at=update.updated_at,
             history=history,
         )
         self._cards[update.order_id] = new
         self._cards.move_to_end(update.order_id)
-        if update.status.left_saga and (card is None or not card.status.left_saga):
-            latency = (update.updated_at - update.created_at).total_seconds()
-            self._finished.append((update.updated_at, max(0.0, latency)))
-            finished_in = minute_of(update.updated_at)
-            self._latency_by_minute.setdefault(finished_in, []).append(max(0.0, latency))
         while len(self._cards) > self.max_orders:
             self._cards.popitem(last=False)
         return new
 
+    def _sample(self, status: OrderStatus, at: datetime, start: datetime) -> None:
+        self._by_status[status].append((at, max(0.0, (at - start).total_seconds())))
+
+    def _finish(self, at: datetime, start: datetime) -> None:
+        latency = max(0.0, (at - start).total_seconds())
+        self._finished.append((at, latency))
+        bucket = self._bucket(at)
+        bucket.latencies.append(latency)
+        bucket.point = None  # a late sample reopens a closed bucket
+
+    def _bucket(self, at: datetime) -> _Bucket:
+        key = bucket_of(at)
+        found = self._buckets.get(key)
+        if found is None:
+            found = self._buckets[key] = _Bucket()
+        return found
+
+    # --- reading -------------------------------------------------------------------------------
+
     def get(self, order_id: UUID) -> OrderCard | None:
         return self._cards.get(order_id)
 
-    def recent(self, limit: int = 100) -> list[OrderCard]:
-        """The orders most recently changed, newest first."""
-        cards = list(self._cards.values())[-limit:]
-        cards.reverse()
-        return cards
+    def recent(self, limit: int = 100, *, include_test: bool = False) -> list[OrderCard]:
+        """The orders most recently changed, newest first (test traffic left out unless asked)."""
+        out: list[OrderCard] = []
+        for card in reversed(self._cards.values()):
+            if include_test or not card.test:
+                out.append(card)
+                if len(out) >= limit:
+                    break
+        return out
 
     def stats(self, now: datetime) -> BoardStats:
         """Counts, orders/minute and latency percentiles as of `now`."""
+        # Every 2 s over up to 50,000 samples a status: what is kept is the window exactly
+        # (`_forget_before`), so the samples are only sorted, at C speed (itemgetter).
         self._forget_before(now)
-        recent_latency = [s for _, s in self._finished]
-        last_minute = sum(1 for at in self._last_minute if at <= now)
+        finished = sorted(map(_SECONDS, self._finished))
+        by_status = []
+        for status, samples in self._by_status.items():
+            values = sorted(map(_SECONDS, samples))
+            if values:
+                by_status.append(
+                    StatusLatency(
+                        status=status,
+                        count=len(values),
+                        p50_seconds=_ranked(values, 50),
+                        p90_seconds=_ranked(values, 90),
+                        p99_seconds=_ranked(values, 99),
+                    )
+                )
+        stored = self.stored_counts
         return BoardStats(
-            counts=dict(self._counts),
-            orders_seen=self.orders_seen,
-            orders_per_minute=float(last_minute),
-            latency_p50_seconds=percentile(recent_latency, 50),
-            latency_p99_seconds=percentile(recent_latency, 99),
+            counts=dict(stored) if stored is not None else dict(self._counts),
+            counts_source="postgres" if stored is not None else "events",
+            # Over the series' span, like the charts: the same before and after a restart.
+            orders_seen=sum(b.received for b in self._buckets.values()),
+            test_orders_seen=sum(b.test for b in self._buckets.values()),
+            orders_per_minute=float(len(self._received)),
+            latency_p50_seconds=_ranked(finished, 50),
+            latency_p90_seconds=_ranked(finished, 90),
+            latency_p99_seconds=_ranked(finished, 99),
             latency_window_seconds=int(LATENCY_WINDOW.total_seconds()),
-            series=minute_series(self._orders_by_minute, self._latency_by_minute, now),
+            by_status=by_status,
+            bucket_seconds=int(BUCKET.total_seconds()),
+            series=self._series(now),
         )
+
+    def _series(self, now: datetime) -> list[SeriesPoint]:
+        last = bucket_of(now)
+        count = int(SERIES_SPAN / BUCKET)
+        points = []
+        for i in range(count):
+            at = last - BUCKET * (count - 1 - i)
+            bucket = self._buckets.get(at)
+            if bucket is None:
+                points.append(series_point(at, 0, []))
+                continue
+            point = bucket.point or series_point(at, bucket.received, bucket.latencies)
+            if at < last - BUCKET:  # closed a while ago: computed once
+                bucket.point = point
+            points.append(point)
+        return points
 
     def _forget_before(self, now: datetime) -> None:
         """Drop what no figure as of `now` needs (events arrive roughly in time order)."""
-        while self._last_minute and self._last_minute[0] < now - timedelta(minutes=1):
-            self._last_minute.popleft()
-        while self._finished and self._finished[0][0] < now - LATENCY_WINDOW:
-            self._finished.popleft()
-        oldest = minute_of(now) - timedelta(minutes=SERIES_MINUTES - 1)
-        for by_minute in (self._orders_by_minute, self._latency_by_minute):
-            for minute in [m for m in by_minute if m < oldest]:
-                del by_minute[minute]
+        while self._received and self._received[0] < now - timedelta(minutes=1):
+            self._received.popleft()
+        window_start = now - LATENCY_WINDOW
+        for samples in (self._finished, *self._by_status.values()):
+            while samples and samples[0][0] < window_start:
+                samples.popleft()
+        oldest = bucket_of(now) - SERIES_SPAN
+        for at in [at for at in self._buckets if at <= oldest]:
+            del self._buckets[at]
 
 
-def minute_series(
-    orders: Mapping[datetime, int],
-    latencies: Mapping[datetime, Sequence[float]],
-    now: datetime,
-    minutes: int = SERIES_MINUTES,
-) -> list[MinutePoint]:
-    """One point per minute for the last `minutes` minutes (oldest first, the current one last),
-    from orders received per minute and the latencies of the orders finished in each minute."""
-    last = minute_of(now)
-    first = last - timedelta(minutes=minutes - 1)
-    points = []
-    for i in range(minutes):
-        minute = first + timedelta(minutes=i)
-        samples = latencies.get(minute, [])
-        points.append(
-            MinutePoint(
-                minute=minute,
-                orders=orders.get(minute, 0),
-                finished=len(samples),
-                p50_seconds=percentile(samples, 50),
-                p99_seconds=percentile(samples, 99),
-            )
-        )
-    return points
+def series_point(at: datetime, received: int, latencies: Sequence[float]) -> SeriesPoint:
+    ordered = sorted(latencies)
+    # Built from values computed here: constructed, not validated (90 of them every 2 s).
+    return SeriesPoint.model_construct(
+        at=at,
+        received=received,
+        finished=len(ordered),
+        p50_seconds=_ranked(ordered, 50),
+        p90_seconds=_ranked(ordered, 90),
+        p99_seconds=_ranked(ordered, 99),
+    )
+
+
+def merge_history(*histories: Iterable[StatusChange]) -> list[StatusChange]:
+    """One timeline from several partial ones (PostgreSQL's, the live board's), by version."""
+    by_version: dict[int, StatusChange] = {}
+    for history in histories:
+        for change in history:
+            by_version.setdefault(change.version, change)
+    return [by_version[v] for v in sorted(by_version)]
+
+
+def counts_of(rows: Mapping[str, int]) -> dict[str, int]:
+    """Every status with its count (0 for those with no row)."""
+    return {status.value: int(rows.get(status.value, 0)) for status in OrderStatus}
 
 
 def _change(update: OrderStatusUpdate) -> StatusChange:

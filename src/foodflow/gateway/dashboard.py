@@ -32,6 +32,7 @@ from foodflow.gateway.deps import (
     Runtime,
 )
 from foodflow.gateway.feed import Broadcaster
+from foodflow.gateway.ops import OpsRefresher, OpsReport
 from foodflow.gateway.schemas import (
     BoardSnapshot,
     CourierBoard,
@@ -56,8 +57,12 @@ def sse_event(name: str, data: Any) -> str:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def snapshot(board: Board) -> BoardSnapshot:
-    return BoardSnapshot(orders=board.recent(BOARD_SIZE), stats=board.stats(datetime.now(UTC)))
+def snapshot(board: Board, ops: OpsRefresher | None = None) -> BoardSnapshot:
+    return BoardSnapshot(
+        orders=board.recent(BOARD_SIZE),
+        stats=board.stats(datetime.now(UTC)),
+        ops=ops.report if ops is not None else None,
+    )
 
 
 @page_router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -91,24 +96,33 @@ async def _stream(
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def dashboard_events(runtime: Runtime) -> StreamingResponse:
-    """Server-Sent Events: a `snapshot`, then `order` per status change, `stats` every 2 s."""
+    """Server-Sent Events: a `snapshot`, then `order` per status change (test traffic left
+    out), `stats` every 2 s and `ops` (lag, dead letters, health) every refresh."""
     return StreamingResponse(
-        _stream(runtime.broadcaster, snapshot(runtime.board), runtime.closing),
+        _stream(runtime.broadcaster, snapshot(runtime.board, runtime.ops), runtime.closing),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 @router.get("/orders", response_model=BoardSnapshot)
-async def dashboard_orders(board: OrderBoard) -> BoardSnapshot:
+async def dashboard_orders(runtime: Runtime) -> BoardSnapshot:
     """The board as JSON: the most recently changed orders and the current figures."""
-    return snapshot(board)
+    return snapshot(runtime.board, runtime.ops)
 
 
 @router.get("/stats", response_model=BoardStats)
 async def dashboard_stats(board: OrderBoard) -> BoardStats:
-    """Counts by status, orders per minute and end-to-end latency p50/p99 (last 5 minutes)."""
+    """Counts by status, throughput, and latency from publication to each status
+    (p50/p90/p99 over the last 5 minutes, and per 10 s over the last 15 minutes)."""
     return board.stats(datetime.now(UTC))
+
+
+@router.get("/ops", response_model=OpsReport)
+async def dashboard_ops(runtime: Runtime) -> OpsReport:
+    """Consumer lag per group, dead letters, and each service's readiness, restarts and
+    event-loop lag, as last measured (every DASHBOARD_REFRESH_SECONDS; never on request)."""
+    return runtime.ops.report
 
 
 @router.get(

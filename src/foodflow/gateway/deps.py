@@ -27,6 +27,7 @@ from foodflow.gateway.adapters import (
 )
 from foodflow.gateway.board import Board
 from foodflow.gateway.feed import Broadcaster
+from foodflow.gateway.ops import OpsRefresher
 from foodflow.gateway.repository import GatewayRepository
 from foodflow.gateway.security import Passwords
 from foodflow.platform.config import Settings
@@ -55,6 +56,8 @@ class GatewayRuntime:
     passwords: Passwords
     # Who places the dashboard's test orders (created at start).
     demo_customer: UUID
+    # The dashboard's operations figures, measured by one task of this process.
+    ops: OpsRefresher
     # Set when shutdown begins, so that open dashboard streams end at once.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

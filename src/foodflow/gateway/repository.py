@@ -71,6 +71,14 @@ class GatewayRepository:
         )
         return None if row is None else _account(row)
 
+    async def contacts(self, user_ids: list[UUID]) -> dict[UUID, tuple[str, str]]:
+        """Name and email of each of `user_ids` that is a registered user (the dashboard shows
+        customers by name, not by id)."""
+        rows = await self._pool.fetch(
+            "SELECT user_id, name, email FROM users WHERE user_id = ANY($1::uuid[])", user_ids
+        )
+        return {row["user_id"]: (row["name"], row["email"]) for row in rows}
+
     async def user_by_email(self, email: str) -> tuple[Account, str] | None:
         row = await self._pool.fetchrow(
             f"SELECT {_ACCOUNT_COLUMNS}, password_hash FROM users WHERE email = $1", email

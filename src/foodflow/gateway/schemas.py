@@ -22,6 +22,7 @@ from foodflow.contracts.orders import (
 from foodflow.contracts.pricing import PriceBreakdown, PromoCode
 from foodflow.contracts.text import Text
 from foodflow.gateway.board import BoardStats, OrderCard
+from foodflow.gateway.ops import OpsReport
 from foodflow.gateway.security import MIN_PASSWORD_LENGTH, Role
 
 # --- users ------------------------------------------------------------------------------------
@@ -148,6 +149,8 @@ class CourierBoard(BaseModel):
 class BoardSnapshot(BaseModel):
     orders: list[OrderCard]
     stats: BoardStats
+    # The operations figures (lag, dead letters, health) as last measured.
+    ops: OpsReport | None = None
 
 
 class StoredOrder(BaseModel):
@@ -169,6 +172,8 @@ class OrderTimeline(BaseModel):
     stored: StoredOrder | None
     items: list[PricedItem]
     history: list[StatusChange]
+    # "Name <email>" of the customer, when the order's user is a registered one.
+    customer: str | None = None
 
 
 class TestOrderLine(BaseModel):

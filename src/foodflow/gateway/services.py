@@ -36,7 +36,7 @@ from foodflow.contracts.orders import (
     PricedItem,
     ValidatedOrder,
 )
-from foodflow.gateway.board import Board
+from foodflow.gateway.board import Board, merge_history
 from foodflow.gateway.schemas import (
     CourierAccountCreate,
     CourierBoard,
@@ -538,9 +538,13 @@ async def order_timeline(views: OrderViews, board: Board, order_id: UUID) -> Ord
     card = board.get(order_id)
     if current is None and record is None and card is None:
         raise NotFound(f"no order {order_id}")
-    history = list(record.history) if record is not None else []
-    if not history and card is not None:
-        history = list(card.history)
+    # Every transition either side knows: PostgreSQL keeps the persisted ones, the board
+    # those it saw go by (the delivery steps that are status events only, say).
+    history = merge_history(
+        record.history if record is not None else [],
+        card.history if card is not None else [],
+        current.history if isinstance(current, OrderSnapshot) else [],
+    )
     stored = (
         StoredOrder(
             status=record.status,
@@ -561,6 +565,7 @@ async def order_timeline(views: OrderViews, board: Board, order_id: UUID) -> Ord
         stored=stored,
         items=record.items if record is not None else [],
         history=history,
+        customer=card.customer if card is not None else None,
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from uuid import UUID
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from prometheus_client import Counter, Gauge, Histogram
 
 from foodflow.contracts.orders import OrderFinalEvent
@@ -25,6 +26,15 @@ ORDER_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
 )
 DEAD_LETTERS = Counter("foodflow_dead_letters_total", "Messages sent to the dead-letter topic")
+
+
+def published_at(msg: Message) -> datetime | None:
+    """When `msg` was published: its Kafka timestamp (the producer's create time, or the
+    broker's append time if the topic says so); None when the message carries none."""
+    kind, millis = msg.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or millis <= 0:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC)
 
 
 class OrderIntake:
@@ -57,7 +67,7 @@ class OrderIntake:
                 log.warning("Order %s appears twice in one batch; once is enough", parsed.order_id)
                 continue
             seen.add(parsed.order_id)
-            work.append(self._drive(parsed))
+            work.append(self._drive(parsed, published_at(msg)))
         # Every order of the batch runs to its end before any failure is raised: the batch is
         # then handed back whole (offsets uncommitted) and its orders replay idempotently.
         outcomes = await asyncio.gather(*work, return_exceptions=True)
@@ -65,14 +75,14 @@ class OrderIntake:
         if failures:
             raise failures[0]
 
-    async def _drive(self, accepted: Accepted) -> None:
+    async def _drive(self, accepted: Accepted, published: datetime | None) -> None:
         if accepted.id_assigned:
             log.info("Assigned order id %s to an order without one", accepted.order_id)
         async with self._slots:
             ORDERS_IN_FLIGHT.inc()
             try:
                 with ORDER_SECONDS.time():
-                    await self.saga.run(accepted.order_id, accepted.order)
+                    await self.saga.run(accepted.order_id, accepted.order, published)
             finally:
                 ORDERS_IN_FLIGHT.dec()
 
@@ -90,7 +100,10 @@ class OrderIntake:
             DEAD_LETTERS.inc()
         if invalid.order_id is not None:
             event = Order.reject(
-                invalid.order_id, invalid.user_id or "unknown", invalid.error[:1000]
+                invalid.order_id,
+                invalid.user_id or "unknown",
+                invalid.error[:1000],
+                published_at=published_at(msg),
             )
             update = event.status_update()
             # Announced when stored now, or again when an earlier delivery of this very message

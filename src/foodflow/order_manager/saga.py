@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Protocol, TypeVar
 from uuid import UUID
 
@@ -145,7 +146,9 @@ class OrderSaga:
             # The reservation stays held; the inventory's sweeper gives it back after its TTL.
             log.error("Order %s: releasing stock failed: %s", order.order_id, exc)
 
-    async def run(self, order_id: UUID, request: ValidatedOrder) -> Order | None:
+    async def run(
+        self, order_id: UUID, request: ValidatedOrder, published_at: datetime | None = None
+    ) -> Order | None:
         """Take one order to a final state, within `order_timeout` seconds (not counting the
         time it waits on a dependency's gate).
 
@@ -153,6 +156,8 @@ class OrderSaga:
         transition is announced again, and the saga carries on with the next step. Every step
         is idempotent (reserve, commit and release are keyed by the order id), so a step done
         before the crash is harmlessly done again. An order already final is only announced.
+        `published_at` (the message's Kafka timestamp) goes on every status event of a new order;
+        a resumed one keeps what its snapshot holds.
         """
         bind_order_id(order_id)
         stored = await self._through(POSTGRES, lambda: self.store.load_snapshot(order_id))
@@ -166,7 +171,7 @@ class OrderSaga:
             log.warning("Resuming order %s from %s v%d", order_id, stored.status, stored.version)
             order = Order.resume(request, stored)
         else:
-            order = Order(order_id=order_id, request=request)
+            order = Order(order_id=order_id, request=request, published_at=published_at)
         try:
             async with asyncio.timeout(self.order_timeout) as deadline:
                 # Waiting out a dependency's outage (within the grace) does not use the time.

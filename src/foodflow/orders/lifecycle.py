@@ -36,6 +36,8 @@ class Order:
     order_id: uuid.UUID
     request: ValidatedOrder
     created_at: datetime = field(default_factory=utcnow)
+    # The Kafka timestamp of the order's message on `validated_orders`, when it had one.
+    published_at: datetime | None = None
     status: OrderStatus | None = None
     version: int = 0
     reason: FailureReason | None = None
@@ -83,7 +85,11 @@ class Order:
 
     @staticmethod
     def reject(
-        order_id: uuid.UUID, user_id: str, detail: str, at: datetime | None = None
+        order_id: uuid.UUID,
+        user_id: str,
+        detail: str,
+        at: datetime | None = None,
+        published_at: datetime | None = None,
     ) -> OrderFinalEvent:
         """The one and only event of an order whose message could not be read: FAILED with
         INVALID_ORDER at version 1, straight from no status (the edge None → FAILED of
@@ -101,6 +107,7 @@ class Order:
             detail=detail,
             created_at=when,
             updated_at=when,
+            published_at=published_at,
             items=[],
             history=[StatusChange(status=OrderStatus.FAILED, version=1, at=when, reason=reason)],
         )
@@ -118,6 +125,7 @@ class Order:
             "created_at": self.created_at,
             "updated_at": self.history[-1].at,
             "delivery_address": self.request.delivery_address,
+            "published_at": self.published_at,
         }
 
     # The events below are built with `model_construct`: every part is a validated model or a
@@ -144,6 +152,7 @@ class Order:
             order_id=snapshot.order_id,
             request=request,
             created_at=snapshot.created_at,
+            published_at=snapshot.published_at,
             status=snapshot.status,
             version=snapshot.version,
             reason=snapshot.reason,

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     # from its first failed call, fails no order: calls wait behind its gate (platform.gate).
     dependency_grace_seconds: float = Field(60.0, alias="DEPENDENCY_GRACE_SECONDS", ge=0)
 
+    # The dashboard's operations figures (consumer lag, dead letters, service health, stored
+    # order counts) are refreshed this often, by one task per gateway process, whatever the
+    # number of viewers; its charts are refilled from the orders changed in the last 15
+    # minutes at start, at most this many.
+    dashboard_refresh_seconds: float = Field(5.0, alias="DASHBOARD_REFRESH_SECONDS", ge=1, le=300)
+    dashboard_restore_limit: int = Field(20000, alias="DASHBOARD_RESTORE_LIMIT", ge=0, le=200000)
+
     # --- abuse limits -----------------------------------------------------------------------
     # Request bodies beyond this are answered 413 before they are read (every service).
     max_body_bytes: int = Field(64 * 1024, alias="MAX_BODY_BYTES", ge=1024, le=64 * 1024 * 1024)

@@ -58,14 +58,61 @@ EVENT_LOOP_LAG = Histogram(
 )
 
 
+EVENT_LOOP_LAG_RECENT = Gauge(
+    "foodflow_event_loop_lag_recent_seconds",
+    "The worst event-loop lag of the last few seconds (what the dashboard shows)",
+    ["service"],
+)
+# The recent gauge holds the worst of the current window and the one before: 5 to 10 s.
+LAG_WINDOW_SECONDS = 5.0
+
+# (loop, service) pairs already watched: the watch starts once per service and event loop,
+# however many apps or requests ask for it.
+_watched: set[tuple[int, str]] = set()
+
+
 async def watch_event_loop_lag(service: str, interval: float = 0.05) -> None:
-    """Record, forever, how much later than asked a sleep returns (a busy loop's queueing)."""
+    """Record, forever, how much later than asked a sleep returns (a busy loop's queueing).
+
+    Returns at once when this loop is already watched for `service`."""
     loop = asyncio.get_running_loop()
+    key = (id(loop), service)
+    if key in _watched:
+        return
+    _watched.add(key)
     lag = EVENT_LOOP_LAG.labels(service)
-    while True:
-        start = loop.time()
-        await asyncio.sleep(interval)
-        lag.observe(max(0.0, loop.time() - start - interval))
+    recent = EVENT_LOOP_LAG_RECENT.labels(service)
+    window_start, worst, previous_worst = loop.time(), 0.0, 0.0
+    try:
+        while True:
+            start = loop.time()
+            await asyncio.sleep(interval)
+            now = loop.time()
+            late = max(0.0, now - start - interval)
+            lag.observe(late)
+            if now - window_start >= LAG_WINDOW_SECONDS:
+                window_start, previous_worst, worst = now, worst, 0.0
+            worst = max(worst, late)
+            recent.set(max(worst, previous_worst))
+    finally:
+        _watched.discard(key)
+
+
+def ensure_event_loop_watch(service: str) -> None:
+    """Start `watch_event_loop_lag(service)` on the running loop unless it runs already.
+
+    Called by the HTTP metrics middleware on each request, so that every service measures
+    its loop from its first request on (its readiness probe) with no code of its own."""
+    loop = asyncio.get_running_loop()
+    if (id(loop), service) in _watched:
+        return
+    task = loop.create_task(watch_event_loop_lag(service), name=f"{service} loop lag")
+    _watch_tasks.add(task)
+    task.add_done_callback(_watch_tasks.discard)
+
+
+# Strong references: the loop keeps only weak ones to its tasks.
+_watch_tasks: set[asyncio.Task[None]] = set()
 
 
 # Paths that did not match a route are one label value, so a scanner cannot blow up the series.
@@ -85,6 +132,7 @@ class HttpMetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        ensure_event_loop_watch(self.service)
         started = time.perf_counter()
         status = 500
         timed = False

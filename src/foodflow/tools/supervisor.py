@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import os
 import signal
@@ -26,11 +25,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from foodflow.platform.config import PORT_SETTING, Settings, get_settings
+
+# Re-exported: `foodflow status` (tools.processes) reads the record through this module.
+from foodflow.platform.supervision import RestartRecord as RestartRecord
 from foodflow.tools.infra import process
 
 log = logging.getLogger("foodflow.supervisor")
@@ -59,28 +61,6 @@ class RestartPolicy:
         if self.quick_failures == 1:
             return self.first
         return float(min(self.cap, self.base * 2 ** (self.quick_failures - 2)))
-
-
-@dataclass(frozen=True)
-class RestartRecord:
-    """What `<instance>.restarts.json` holds: read by `foodflow status`."""
-
-    restarts: int = 0
-    gave_up: bool = False
-    last_exit: str = ""
-
-    def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> RestartRecord:
-        try:
-            data = json.loads(path.read_text())
-            return cls(int(data["restarts"]), bool(data["gave_up"]), str(data["last_exit"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return cls()
 
 
 # systemd's clean exits, which `Restart=on-failure` does not restart: status 0 or one of these

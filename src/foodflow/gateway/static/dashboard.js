@@ -1,4 +1,5 @@
-// foodflow live dashboard: Server-Sent Events in, plain DOM and hand-drawn SVG out. No libraries.
+// foodflow live dashboard: Server-Sent Events in, plain DOM out; the charts are uPlot's (vendored
+// under /static/vendor/uplot, served by the gateway: no CDN), the courier map a hand-drawn SVG.
 // Operators log in with the form; the bearer token lives in this page's memory only (a reload
 // logs out) and goes with every /dashboard/ request, the event stream included: it is read with
 // fetch(), because EventSource cannot send an Authorization header.
@@ -62,7 +63,7 @@ function rowFor(card) {
     statusCell,
     el("td", { class: "total" }, money(card.total, card.currency)),
     el("td", { class: "age", "data-created": card.created_at }, age(card.created_at)),
-    el("td", { class: "user" }, card.user_id),
+    el("td", { class: "user", "data-user-id": card.user_id, title: card.user_id }, card.customer || card.user_id),
     reason,
   );
   return tr;
@@ -119,56 +120,155 @@ function svgNode(tag, attrs) {
   return node;
 }
 
-function clearChart(svg) {
-  for (const child of [...svg.children]) if (child.tagName !== "title") child.remove();
+// The two time charts; created on the first stats, then fed new data.
+const charts = {};
+
+function chartWidth(id) {
+  return Math.max(260, $(id).clientWidth || 600);
 }
 
-function drawBars(svg, values) {
-  clearChart(svg);
-  const max = Math.max(1, ...values);
-  const width = 300 / values.length;
-  values.forEach((v, i) => {
-    const h = (v / max) * 70;
-    svg.append(svgNode("rect", {
-      x: (i * width + 1).toFixed(1), y: (78 - h).toFixed(1),
-      width: (width - 2).toFixed(1), height: h.toFixed(1), fill: "#3d4a5c",
-    }));
-  });
-  svg.append(svgNode("text", { x: 3, y: 10, "font-size": 9, fill: "#4a5360" }));
-  svg.lastChild.textContent = `max ${max}`;
+// The time axis' labels, local time of day (seconds too when ticks are under a minute apart);
+// written on the chart's element as well, where a test (or a person's devtools) reads them.
+function timeTicks(u, ticks) {
+  const step = ticks.length > 1 ? ticks[1] - ticks[0] : 60;
+  const shape = { hour: "2-digit", minute: "2-digit", hour12: false, ...(step < 60 ? { second: "2-digit" } : {}) };
+  const labels = ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], shape));
+  u.root.dataset.timeTicks = labels.join(" ");
+  return labels;
 }
 
-function drawLines(svg, series) {
-  clearChart(svg);
-  const all = series.flatMap((s) => s.values.filter((v) => v !== null));
-  const max = Math.max(0.001, ...all);
-  const step = 300 / Math.max(1, series[0].values.length - 1);
-  for (const { values, colour } of series) {
-    let d = "";
-    values.forEach((v, i) => {
-      if (v === null) return;
-      const x = (i * step).toFixed(1);
-      const y = (78 - (v / max) * 70).toFixed(1);
-      d += `${d ? "L" : "M"}${x},${y} `;
-      svg.append(svgNode("circle", { cx: x, cy: y, r: 1.8, fill: colour }));
-    });
-    if (d) svg.append(svgNode("path", { d, fill: "none", stroke: colour, "stroke-width": 1.6 }));
+function timeChart(id, series, yLabel, yValues) {
+  const options = {
+    width: chartWidth(id),
+    height: 190,
+    legend: { live: false },
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true } },
+    axes: [
+      { stroke: "#4a5360", grid: { stroke: "#e6e9ee" }, values: timeTicks }, // local time
+      { stroke: "#4a5360", grid: { stroke: "#e6e9ee" }, label: yLabel, size: 56, values: yValues },
+    ],
+    series: [{}, ...series],
+  };
+  const empty = [[], ...series.map(() => [])];
+  const chart = new uPlot(options, empty, $(id));
+  new ResizeObserver(() => chart.setSize({ width: chartWidth(id), height: 190 })).observe($(id));
+  return chart;
+}
+
+function drawCharts(stats) {
+  if (typeof uPlot === "undefined") return; // the library failed to load: figures still show
+  const xs = stats.series.map((p) => Date.parse(p.at) / 1000);
+  if (!charts.latency) {
+    charts.latency = timeChart("chart-latency", [
+      { label: "p50", stroke: "#0b57d0", width: 2, points: { size: 4 } },
+      { label: "p90", stroke: "#8a5300", width: 2, points: { size: 4 } },
+      { label: "p99", stroke: "#b3261e", width: 2, points: { size: 4 } },
+    ], "seconds", (u, ticks) => ticks.map((t) => seconds(t)));
+    charts.throughput = timeChart("chart-throughput", [
+      { label: "received", stroke: "#3d4a5c", fill: "rgba(61, 74, 92, 0.15)", width: 2 },
+      { label: "finished", stroke: "#17663a", width: 2 },
+    ], `orders / ${stats.bucket_seconds} s`);
   }
-  svg.append(svgNode("text", { x: 3, y: 10, "font-size": 9, fill: "#4a5360" }));
-  svg.lastChild.textContent = `max ${seconds(max)}`;
+  charts.latency.setData([
+    xs,
+    stats.series.map((p) => p.p50_seconds),
+    stats.series.map((p) => p.p90_seconds),
+    stats.series.map((p) => p.p99_seconds),
+  ]);
+  charts.throughput.setData([xs, stats.series.map((p) => p.received), stats.series.map((p) => p.finished)]);
+  $("app").dataset.chartPoints = String(stats.series.filter((p) => p.finished > 0).length);
+}
+
+function renderStatusLatency(rows) {
+  const body = $("status-latency").tBodies[0];
+  body.replaceChildren(...rows.map((r) => {
+    const tr = el("tr", { "data-status": r.status });
+    const cell = el("td");
+    cell.append(el("span", { class: "status", "data-status": r.status }, r.status));
+    tr.append(cell, el("td", {}, String(r.count)), el("td", {}, seconds(r.p50_seconds)),
+      el("td", {}, seconds(r.p90_seconds)), el("td", {}, seconds(r.p99_seconds)));
+    return tr;
+  }));
 }
 
 function renderStats(stats) {
   renderCounters(stats.counts);
+  $("counts-source").textContent = stats.counts_source === "postgres"
+    ? "every stored order (PostgreSQL)" : "seen by this gateway (PostgreSQL unavailable)";
   $("orders-per-minute").textContent = String(stats.orders_per_minute);
   $("latency-p50").textContent = seconds(stats.latency_p50_seconds);
+  $("latency-p90").textContent = seconds(stats.latency_p90_seconds);
   $("latency-p99").textContent = seconds(stats.latency_p99_seconds);
   $("orders-seen").textContent = String(stats.orders_seen);
-  drawBars($("chart-orders"), stats.series.map((p) => p.orders));
-  drawLines($("chart-latency"), [
-    { values: stats.series.map((p) => p.p50_seconds), colour: "#0b57d0" },
-    { values: stats.series.map((p) => p.p99_seconds), colour: "#b3261e" },
-  ]);
+  $("test-orders-seen").textContent = String(stats.test_orders_seen);
+  for (const node of document.querySelectorAll(".bucket")) node.textContent = String(stats.bucket_seconds);
+  renderStatusLatency(stats.by_status);
+  drawCharts(stats);
+}
+
+// --- operations: lag, dead letters, health ---------------------------------------------------
+
+function duration(s) {
+  if (s === null || s === undefined) return "–";
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function renderOps(ops) {
+  if (!ops) return;
+  $("app").dataset.opsAt = ops.measured_at || "";
+  $("ops-age").textContent = ops.measured_at ? `measured ${new Date(ops.measured_at).toLocaleTimeString()}` : "not measured yet";
+  $("total-lag").textContent = ops.total_lag === null ? "–" : String(ops.total_lag);
+  $("lag-table").tBodies[0].replaceChildren(...ops.groups.map((g) => {
+    const tr = el("tr", { "data-group": g.group_id, class: g.lag > 0 ? "behind" : "" });
+    tr.title = Object.entries(g.by_topic).map(([t, n]) => `${t}: ${n}`).join(", ");
+    tr.append(el("td", { class: "mono" }, g.group_id), el("td", {}, g.state),
+      el("td", {}, String(g.members)), el("td", { class: "n" }, String(g.lag)));
+    return tr;
+  }));
+  $("ops-problems").textContent = ops.problems.join("; ");
+  $("dead-letter-count").textContent = ops.dead_letters === null ? "–" : String(ops.dead_letters);
+  $("dead-letter-list").replaceChildren(...ops.latest_dead_letters.map((d) => {
+    const li = el("li", { "data-ref": d.ref });
+    const head = el("p", { class: "letter-head" });
+    head.append(el("time", { datetime: d.failed_at }, new Date(d.failed_at).toLocaleTimeString()),
+      ` ${d.source}`);
+    const command = el("code", { class: "replay" }, d.replay);
+    const copy = el("button", { type: "button", class: "copy", "aria-label": `Copy: ${d.replay}` }, "Copy");
+    copy.addEventListener("click", () => copyText(d.replay, copy));
+    const replay = el("p", { class: "letter-replay" });
+    replay.append(command, " ", copy);
+    li.append(head, el("p", { class: "letter-error" }, d.error), replay);
+    return li;
+  }));
+  $("health-table").tBodies[0].replaceChildren(...ops.services.map((h) => {
+    const tr = el("tr", { "data-service": h.service, "data-ready": String(h.ready) });
+    const failing = Object.entries(h.checks).filter(([, ok]) => !ok).map(([name]) => name);
+    const ready = el("td", { class: h.ready ? "ok" : "bad" }, h.ready ? "ready" : "down");
+    if (failing.length) ready.title = `failing: ${failing.join(", ")}`;
+    const restarts = el("td", {}, h.restarts === null ? "–" : String(h.restarts) + (h.gave_up ? " (gave up)" : ""));
+    if (h.last_exit) restarts.title = `last exit: ${h.last_exit}`;
+    tr.append(el("td", { class: "mono" }, h.service), ready, restarts,
+      el("td", {}, seconds(h.event_loop_lag_seconds)), el("td", {}, duration(h.uptime_seconds)));
+    return tr;
+  }));
+}
+
+async function copyText(text, button) {
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "Copied";
+  } catch (err) {
+    // No clipboard (plain http on another host): select the command for a manual copy.
+    const range = document.createRange();
+    range.selectNodeContents(button.previousElementSibling.previousElementSibling || button.parentNode);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    button.textContent = "Selected";
+  }
+  setTimeout(() => { button.textContent = "Copy"; }, 1500);
 }
 
 // --- session ---------------------------------------------------------------------------------
@@ -254,7 +354,9 @@ const STREAM_HANDLERS = {
   snapshot(snap) {
     replaceBoard(snap.orders);
     renderStats(snap.stats);
+    renderOps(snap.ops);
   },
+  ops(ops) { renderOps(ops); },
   order(card) { upsert(card, true); },
   stats(stats) { renderStats(stats); },
 };
@@ -315,9 +417,12 @@ async function pollStock() {
   try {
     const report = await (await api("/dashboard/stock")).json();
     $("stock-threshold").textContent = String(report.threshold);
+    const most = Math.max(1, ...report.items.map((item) => item.stock));
     $("stock-list").replaceChildren(...report.items.map((item) => {
       const li = el("li", { "data-item-id": item.item_id, class: item.low ? "low" : "" });
-      li.append(el("span", { class: "name" }, item.name), el("span", { class: "qty" }, String(item.stock)));
+      const bar = el("span", { class: "bar", "aria-hidden": "true" });
+      bar.style.width = `${Math.min(100, (item.stock / most) * 100).toFixed(1)}%`;
+      li.append(el("span", { class: "name" }, item.name), el("span", { class: "qty" }, String(item.stock)), bar);
       return li;
     }));
   } catch (err) {
@@ -333,6 +438,7 @@ async function pollCouriers() {
       box.replaceChildren(el("p", { class: "empty" }, board.message));
       return;
     }
+    drawCourierMap(board.couriers);
     const list = el("ul", { class: "courier-list" });
     for (const c of board.couriers) {
       const doing = c.current_order ? `delivering ${c.current_order.slice(0, 8)}` : c.available ? "free" : "off";
@@ -341,6 +447,40 @@ async function pollCouriers() {
     box.replaceChildren(el("p", {}, board.message), list);
   } catch (err) {
     if (!(err instanceof LoggedOut)) console.warn("courier poll failed", err);
+  }
+}
+
+// Couriers by position: a plain lat/lon plot (equirectangular, fitted to the couriers' box).
+function drawCourierMap(couriers) {
+  const svg = $("courier-map");
+  for (const child of [...svg.children]) if (child.tagName !== "title") child.remove();
+  if (!couriers.length) return;
+  const lats = couriers.map((c) => c.lat);
+  const lons = couriers.map((c) => c.lon);
+  const pad = 0.005;
+  const [minLat, maxLat] = [Math.min(...lats) - pad, Math.max(...lats) + pad];
+  const [minLon, maxLon] = [Math.min(...lons) - pad, Math.max(...lons) + pad];
+  const x = (lon) => 20 + ((lon - minLon) / (maxLon - minLon)) * 260;
+  const y = (lat) => 180 - ((lat - minLat) / (maxLat - minLat)) * 160;
+  for (let i = 0; i <= 4; i++) {
+    svg.append(svgNode("line", { x1: 20, x2: 280, y1: 20 + i * 40, y2: 20 + i * 40, class: "grid" }));
+    svg.append(svgNode("line", { y1: 20, y2: 180, x1: 20 + i * 65, x2: 20 + i * 65, class: "grid" }));
+  }
+  const corner = svgNode("text", { x: 22, y: 195, class: "axis" });
+  corner.textContent = `${minLat.toFixed(3)}, ${minLon.toFixed(3)} → ${maxLat.toFixed(3)}, ${maxLon.toFixed(3)}`;
+  svg.append(corner);
+  for (const c of couriers) {
+    const busy = Boolean(c.current_order);
+    const dot = svgNode("circle", {
+      cx: x(c.lon).toFixed(1), cy: y(c.lat).toFixed(1), r: 5,
+      class: busy ? "courier busy" : "courier free", "data-courier-id": c.courier_id,
+    });
+    const tip = svgNode("title", {});
+    tip.textContent = `${c.name}: ${busy ? "delivering " + c.current_order.slice(0, 8) : c.available ? "free" : "off"}`;
+    dot.append(tip);
+    const label = svgNode("text", { x: (x(c.lon) + 7).toFixed(1), y: (y(c.lat) + 4).toFixed(1), class: "label" });
+    label.textContent = c.name.split(" ")[0];
+    svg.append(dot, label);
   }
 }
 
@@ -375,12 +515,22 @@ async function showTimeline(orderId) {
     parts.push(summary);
     if (now.detail) parts.push(el("p", { class: "hint" }, now.detail));
   }
+  if (t.customer) parts.push(el("p", { class: "customer" }, `Customer: ${t.customer}`));
   const list = el("ol", { class: "timeline", "aria-label": "Status changes" });
+  // Each step with its time since the order was published on Kafka, when that is known.
+  const published = t.current && t.current.published_at ? Date.parse(t.current.published_at) : null;
+  if (published !== null) {
+    const li = el("li", { class: "published" });
+    li.append(el("strong", {}, "published on validated_orders"),
+      el("time", { datetime: t.current.published_at }, new Date(published).toLocaleTimeString()));
+    list.append(li);
+  }
   for (const h of t.history) {
     const li = el("li");
     li.append(el("strong", {}, `v${h.version} ${h.status}`));
     if (h.reason) li.append(` (${h.reason})`);
     li.append(el("time", { datetime: h.at }, new Date(h.at).toLocaleTimeString()));
+    if (published !== null) li.append(el("span", { class: "since" }, `+${seconds((Date.parse(h.at) - published) / 1000)}`));
     list.append(li);
   }
   parts.push(list);
