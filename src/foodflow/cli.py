@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from foodflow.contracts.orders import OrderItemIn, OrderStatus, OrderStatusUpdate, ValidatedOrder
-from foodflow.platform.config import get_settings
+from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.errors import FoodflowError, InfraError, PublishError
 from foodflow.platform.logs import lines_for_order
 from foodflow.tools import processes, tracking
 from foodflow.tools.bench.command import bench
 from foodflow.tools.chaos.command import chaos
+from foodflow.tools.couriers import SeedingFailed, couriers_app, ensure_accounts_now
 from foodflow.tools.customer import customer_app
 from foodflow.tools.customer import order as customer_order
 from foodflow.tools.dead_letters import dlq_app
@@ -44,6 +45,7 @@ order_app = typer.Typer(help="Send orders and follow them.")
 app.add_typer(order_app, name="order")
 app.add_typer(customer_app, name="customer")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(couriers_app, name="couriers")
 app.command("chaos")(chaos)
 app.command("bench")(bench)
 
@@ -150,9 +152,17 @@ def up(
     scale: list[str] = typer.Option(
         [], help="SERVICE=N: run N instances of order_manager or order_writer (repeatable)."
     ),
+    couriers: bool | None = typer.Option(
+        None,
+        "--couriers/--no-couriers",
+        help="Run the courier simulator, which delivers assigned orders [default:"
+        " COURIER_SIMULATOR, true]; --no-couriers for a system whose couriers are real.",
+        show_default=False,
+    ),
 ) -> None:
     """Start the infrastructure and every service, then send the seed's demo order through."""
     settings = get_settings()
+    simulate = settings.courier_simulator if couriers is None else couriers
     try:
         instances = processes.parse_scale(scale)
     except ValueError as exc:
@@ -161,6 +171,11 @@ def up(
     try:
         manager.up(settings, report=_print_state)
         processes.up(settings, report=_print_service, scale=instances)
+        _courier_accounts(settings)
+        if simulate:
+            processes.start_simulator(settings, report=_print_service)
+        elif processes.SimulatorProcess(settings).stop():
+            console.print(f"[yellow]■[/] {processes.SIMULATOR:<18} stopped (--no-couriers)")
     except InfraError as exc:
         raise fail(exc) from None
     if not demo:
@@ -181,7 +196,9 @@ def up(
         promo=None,
         email="demo@foodflow.example",
         password="demo password",
-        timeout=30.0,
+        timeout=60.0,
+        # With couriers riding the order is delivered in seconds; else a courier has it.
+        until=OrderStatus.DELIVERED if simulate else OrderStatus.COURIER_ASSIGNED,
     )
     console.print(
         "\nLook further:\n"
@@ -194,6 +211,22 @@ def up(
         f"  foodflow logs {order_id}    (its lines from every service)\n"
         f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
         "  foodflow down    (stops everything; data kept)"
+    )
+
+
+def _courier_accounts(settings: Settings) -> None:
+    """The seeded couriers' gateway accounts (made once; a failure is said, not fatal: the
+    simulator keeps trying on its own)."""
+    try:
+        logins = ensure_accounts_now(settings)
+    except (SeedingFailed, TimeoutError) as exc:
+        console.print(
+            f"[yellow]courier accounts not made: {exc or 'the gateway did not answer'}[/]"
+        )
+        return
+    console.print(
+        f"[green]✔[/] {len(logins)} courier accounts   <courier_id>@foodflow.local,"
+        f" passwords in {secrets_dir(settings) / 'couriers'}/"
     )
 
 

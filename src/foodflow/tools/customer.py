@@ -14,10 +14,6 @@ from foodflow.tools.http import HttpSession, Response
 
 customer_app = typer.Typer(help="Use the gateway as a customer: sign up, order, follow, cancel.")
 console = Console(soft_wrap=True)
-# `order` follows an order until a courier has it or it has ended.
-FOLLOW_UNTIL = frozenset(
-    s.value for s in OrderStatus if s.is_terminal or s is OrderStatus.COURIER_ASSIGNED
-)
 
 EmailOption = typer.Option("demo@foodflow.example", help="Account; created on first use.")
 PasswordOption = typer.Option("demo password", help="Its password.")
@@ -72,8 +68,13 @@ def order(
     email: str = EmailOption,
     password: str = PasswordOption,
     timeout: float = typer.Option(30.0, help="Stop following after this many seconds."),
+    until: OrderStatus = typer.Option(
+        OrderStatus.COURIER_ASSIGNED,
+        help="Follow until this status (or until it ends), e.g. DELIVERED with couriers riding.",
+    ),
 ) -> None:
     """Place an order through the gateway and follow it until a courier has it (or it ends)."""
+    follow_until = {s.value for s in OrderStatus if s.is_terminal} | {until.value}
     lines = []
     for text in item:
         item_id, _, quantity = text.partition(":")
@@ -97,7 +98,7 @@ def order(
         while time.monotonic() < deadline:
             current = client.get(f"/orders/{order_id}", headers=headers).json()
             seen = _show(current, seen)
-            if current["status"] in FOLLOW_UNTIL:
+            if current["status"] in follow_until:
                 break
             time.sleep(0.2)
     if current.get("price"):
