@@ -155,8 +155,8 @@ def up(
     couriers: bool | None = typer.Option(
         None,
         "--couriers/--no-couriers",
-        help="Run the courier simulator, which delivers assigned orders [default:"
-        " COURIER_SIMULATOR, true]; --no-couriers for a system whose couriers are real.",
+        help="Run the courier simulator, which delivers assigned orders (default:"
+        " COURIER_SIMULATOR, true); --no-couriers for a system whose couriers are real.",
         show_default=False,
     ),
 ) -> None:

@@ -40,6 +40,8 @@ def simulator(system: Settings) -> Iterator[processes.SimulatorProcess]:
     started it, so that the other tests find their orders where they left them."""
     sim = processes.SimulatorProcess(system)
     started = sim.start()
+    listed = {s.name: s for s in processes.status(system)}
+    assert listed[processes.SIMULATOR].running, "foodflow status lists it while it runs"
     yield sim
     if started:
         sim.stop()

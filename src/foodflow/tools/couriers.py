@@ -35,12 +35,11 @@ from pydantic import BaseModel, ValidationError
 
 from foodflow.contracts.delivery import CarriedDelivery, CourierAssignment, GeoPoint
 from foodflow.delivery_service.domain import Point, distance_km
-from foodflow.gateway.schemas import CourierBoard
-from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.errors import FoodflowError
 from foodflow.platform.logs import configure_logging
 from foodflow.platform.retry import backoff_delay, retry_async
+from foodflow.tools import http
 from foodflow.tools.secrets import courier_password, courier_password_file, load_secrets
 
 log = logging.getLogger(__name__)
@@ -55,6 +54,7 @@ REFUSED_BASE_SECONDS, REFUSED_MAX_SECONDS = 2.0, 60.0
 MAX_RETRY_AFTER_SECONDS = 60.0
 # `foodflow status` counts the simulator up while it touched its heartbeat this recently.
 HEARTBEAT_STALE_SECONDS = 30.0
+GATEWAY_CHECK_SECONDS = 2.0
 
 
 def courier_email(courier_id: str) -> str:
@@ -222,6 +222,10 @@ class SeedingFailed(FoodflowError):
 async def ensure_accounts(gateway: Gateway, settings: Settings) -> list[CourierLogin]:
     """One courier account per courier of the delivery service, made through the gateway as
     the demo operator; existing accounts are left alone. The couriers' logins."""
+    # The gateway's modules cost seconds to import (argon2, zxcvbn): only who seeds pays.
+    from foodflow.gateway.schemas import CourierBoard
+    from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
+
     operator = await gateway.request(
         "POST",
         "/auth/login",
@@ -493,7 +497,7 @@ def _run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
 @couriers_app.command("simulate")
 def simulate_command(
     speed: float | None = typer.Option(
-        None, min=0.1, max=1e6, help="km/h [default: COURIER_SIM_SPEED_KMH, 3,600]."
+        None, min=0.1, max=1e6, help="km/h (default: COURIER_SIM_SPEED_KMH, 3,600)."
     ),
     courier: list[str] = typer.Option([], help="Ride only this courier id (repeatable)."),
 ) -> None:
@@ -502,6 +506,7 @@ def simulate_command(
     already unless COURIER_SIMULATOR=false or --no-couriers: run a second only for couriers it
     does not ride."""
     settings = get_settings()
+    _require_gateway(settings)
     configure_logging("courier_simulator", settings.log_level, "console")
     _run(lambda: simulate(settings, speed_kmh=speed, only=frozenset(courier)))
 
@@ -511,6 +516,7 @@ def accounts_command() -> None:
     """Create the seeded couriers' gateway accounts if missing; list them and where each
     password is."""
     settings = get_settings()
+    _require_gateway(settings)
 
     async def main() -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)
@@ -528,6 +534,20 @@ def accounts_command() -> None:
         raise typer.Exit(1) from None
     except TimeoutError:
         typer.echo("the gateway is not answering — is the system up? `foodflow status`", err=True)
+        raise typer.Exit(3) from None
+
+
+def _require_gateway(settings: Settings) -> None:
+    """Exit 3 with one line when the gateway does not answer at all: a command started while
+    the system is down says so at once instead of retrying (the supervised simulator waits)."""
+    url = settings.service_url(settings.gateway_port)
+    try:
+        http.get(url + "/health", timeout=GATEWAY_CHECK_SECONDS)
+    except http.HTTP_ERRORS:
+        typer.echo(
+            f"the gateway at {url} is not answering — is the system up? `foodflow status`",
+            err=True,
+        )
         raise typer.Exit(3) from None
 
 

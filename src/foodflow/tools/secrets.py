@@ -116,7 +116,7 @@ def courier_password(settings: Settings, courier_id: str) -> str:
     _private_dir(home)
     _private_dir(home / COURIERS_DIR)
     path = home / COURIERS_DIR / courier_id
-    _write_new(path, secrets.token_urlsafe(24))
+    _write_new(path, secrets.token_urlsafe(32))
     return path.read_text().strip()
 
 
