@@ -218,3 +218,15 @@ async def test_an_order_taken_away_mid_ride_is_not_reported(rider_of: Any) -> No
     leg = couriers.Leg(Point(52.52, 13.40), Point(52.53, 13.40), "the restaurant")
     assert not await rider.ride(leg, carried)
     assert all(not p.startswith("/deliveries") for _, p, _ in gateway.asked)
+
+
+async def test_a_rider_waits_out_429s_then_backs_off_with_the_reason(rider_of: Any) -> None:
+    gateway = ScriptedGateway(
+        {
+            ("POST", "/auth/login"): [token("t")],
+            ("GET", "/couriers/me"): [Answer(429, b"{}", retry_after=0.01)],
+        }
+    )
+    with pytest.raises(couriers.Refused, match="answered 429 3 times"):
+        await rider_of(gateway).ride_once()
+    assert [p for _, p, _ in gateway.asked].count("/couriers/me") == couriers.CALL_ATTEMPTS

@@ -55,6 +55,8 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # `foodflow status` counts the simulator up while it touched its heartbeat this recently.
 HEARTBEAT_STALE_SECONDS = 30.0
 GATEWAY_CHECK_SECONDS = 2.0
+# A courier's request: a 401 (log in again) or a 429 (wait) before it gives up for a while.
+CALL_ATTEMPTS = 3
 
 
 def courier_email(courier_id: str) -> str:
@@ -318,6 +320,10 @@ class CourierRider:
                 # An answer that is not what the API documents: not a reason to stop riding.
                 log.error("%s: unexpected answer from the gateway: %s", self.name, exc)
                 await asyncio.sleep(backoff_delay(1, REFUSED_BASE_SECONDS, REFUSED_MAX_SECONDS))
+            except Exception:
+                # A surprise in one courier must not stop the others (they share a task group).
+                log.exception("%s: unexpected error; riding on", self.name)
+                await asyncio.sleep(REFUSED_MAX_SECONDS)
 
     async def ride_once(self) -> None:
         """Ask for work; with a delivery, ride its next leg and report the step after it."""
@@ -379,18 +385,20 @@ class CourierRider:
 
     async def call(self, method: str, path: str) -> Answer:
         """A request with the courier's token: logs in first when it has none (or it is about
-        to expire), and once more after a 401; waits out a 429."""
-        for _ in range(2):
+        to expire), and once more after a 401; waits out a 429 (twice at most)."""
+        answer = None
+        for _ in range(CALL_ATTEMPTS):
             if self.token is None or time.monotonic() > self.token_expires:
                 await self.log_in()
             answer = await self.gateway.request(method, path, token=self.token)
             if answer.status == 429:
                 await asyncio.sleep(answer.retry_after or self.poll)
-                continue
-            if answer.status != 401:
+            elif answer.status == 401:
+                self.token = None  # expired or signed with a retired key: log in again
+            else:
                 return answer
-            self.token = None  # expired or signed with a retired key: log in again
-        raise Refused(f"{method} {path}: the gateway keeps refusing the token")
+        assert answer is not None
+        raise Refused(f"{method} {path} answered {answer.status} {CALL_ATTEMPTS} times")
 
     async def log_in(self) -> None:
         async with self.gateway.logins:
