@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate
+    from foodflow.platform.config import Settings
     from foodflow.tools import processes
     from foodflow.tools.infra import manager
 
@@ -64,6 +65,12 @@ LAZY_COMMANDS: Mapping[str, LazyCommand] = {
         "bench",
         "Measure end-to-end throughput and latency.",
         needs=lambda: cli_errors.whole_system(get_settings()),
+    ),
+    "couriers": LazyCommand(
+        "foodflow.tools.couriers",
+        "couriers_app",
+        "Couriers: their accounts, and a simulator that rides and delivers assigned orders.",
+        needs=lambda: [cli_errors.gateway(get_settings())],
     ),
 }
 
@@ -253,6 +260,13 @@ def up(
     scale: list[str] = typer.Option(
         [], help="SERVICE=N: run N instances of order_manager or order_writer (repeatable)."
     ),
+    couriers: bool | None = typer.Option(
+        None,
+        "--couriers/--no-couriers",
+        help="Run the courier simulator, which delivers assigned orders (default:"
+        " COURIER_SIMULATOR, true); --no-couriers for a system whose couriers are real.",
+        show_default=False,
+    ),
 ) -> None:
     """Start the infrastructure and every service, then send the seed's demo order through."""
     from foodflow.tools import processes, tracking
@@ -261,6 +275,7 @@ def up(
     from foodflow.tools.secrets import ensure_secrets, secrets_dir
 
     settings = get_settings()
+    simulate = settings.courier_simulator if couriers is None else couriers
     try:
         instances = processes.parse_scale(scale)
     except ValueError as exc:
@@ -269,6 +284,11 @@ def up(
     try:
         manager.up(settings, report=_print_state)
         processes.up(settings, report=_print_service, scale=instances)
+        _courier_accounts(settings)
+        if simulate:
+            processes.start_simulator(settings, report=_print_service)
+        elif processes.SimulatorProcess(settings).stop():
+            console.print(f"[yellow]■[/] {processes.SIMULATOR:<18} stopped (--no-couriers)")
     except InfraError as exc:
         raise fail(exc) from None
     if not demo:
@@ -290,7 +310,9 @@ def up(
             promo=None,
             email="demo@foodflow.example",
             password="demo password",
-            timeout=30.0,
+            timeout=60.0,
+            # With couriers riding the order is delivered in seconds; else a courier has it.
+            until="DELIVERED" if simulate else "COURIER_ASSIGNED",
         )
     console.print(
         "\nLook further:\n"
@@ -303,6 +325,25 @@ def up(
         f"  foodflow logs {order_id}    (its lines from every service)\n"
         f"  logs: {settings.state_dir / 'services' / 'logs'}\n"
         "  foodflow down    (stops everything; data kept)"
+    )
+
+
+def _courier_accounts(settings: Settings) -> None:
+    """The seeded couriers' gateway accounts (made once; a failure is said, not fatal: the
+    simulator keeps trying on its own)."""
+    from foodflow.tools.couriers import SeedingFailed, ensure_accounts_now
+    from foodflow.tools.secrets import secrets_dir
+
+    try:
+        logins = ensure_accounts_now(settings)
+    except (SeedingFailed, TimeoutError) as exc:
+        console.print(
+            f"[yellow]courier accounts not made: {exc or 'the gateway did not answer'}[/]"
+        )
+        return
+    console.print(
+        f"[green]✔[/] {len(logins)} courier accounts   <courier_id>@foodflow.local,"
+        f" passwords in {secrets_dir(settings) / 'couriers'}/"
     )
 
 

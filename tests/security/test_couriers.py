@@ -158,11 +158,21 @@ async def assigned_to(db: asyncpg.Connection, store: OrderStateStore) -> AsyncIt
             ADDRESS.lon,
             courier_id,
         )
+        await db.execute(
+            "UPDATE couriers SET available = false, current_order = $1 WHERE courier_id = $2",
+            order_id,
+            courier_id,
+        )
         made.append(order_id)
         return order_id
 
     yield make
     await db.execute("DELETE FROM deliveries WHERE order_id = ANY($1::uuid[])", made)
+    await db.execute(
+        "UPDATE couriers SET available = true, current_order = NULL"
+        " WHERE current_order = ANY($1::uuid[])",
+        made,
+    )
 
 
 async def state_of(db: asyncpg.Connection, order_id: uuid.UUID) -> str:
@@ -237,3 +247,32 @@ async def test_courier_accounts_are_made_by_staff_for_known_couriers(
     assert unknown.status_code == 422 and "no courier" in unknown.text, unknown.text
     with_role = await client.post("/couriers/accounts", json=body(role="admin"), headers=staff)
     assert with_role.status_code == 422, with_role.text
+
+
+async def test_a_courier_reads_only_the_delivery_they_carry(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    staff: Headers,
+    couriers: tuple[str, str],
+    assigned_to: AssignedTo,
+) -> None:
+    mine, other = couriers
+    rider = await courier_account(client, staff, mine)
+    stranger = await courier_account(client, staff, other)
+    order_id = await assigned_to(mine)
+
+    assert (await client.get("/couriers/me")).status_code == 401
+    for role in ("customer", "courier", "operator"):  # the courier bound to no courier
+        refused = await client.get("/couriers/me", headers=await user_of_role(client, db, role))
+        assert refused.status_code == 403, refused.text
+    seen = await client.get("/couriers/me", headers=rider)
+    assert seen.status_code == 200, seen.text
+    body = seen.json()
+    assert (body["courier_id"], body["delivery"]["order_id"]) == (mine, str(order_id))
+    assert body["delivery"]["state"] == "ASSIGNED"
+    assert body["delivery"]["dropoff"] == {"lat": ADDRESS.lat, "lon": ADDRESS.lon}
+    assert set(body["delivery"]["pickup"]) == {"lat", "lon"}
+    assert "user_id" not in body["delivery"]  # who ordered is not the courier's business
+    theirs = (await client.get("/couriers/me", headers=stranger)).json()
+    assert theirs["courier_id"] == other
+    assert theirs["delivery"] is None or theirs["delivery"]["order_id"] != str(order_id)

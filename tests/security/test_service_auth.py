@@ -333,6 +333,7 @@ ROUTES = [
         ("gateway",),
     ),
     Route("delivery_service", "GET", "/couriers", None, ("gateway",)),
+    Route("delivery_service", "GET", "/couriers/{courier_id}", None, ("gateway",)),
 ]
 # What each route answers its own caller here (random ids: most are not found; a path not
 # listed is a delivery step or read of an unknown order, 404).
@@ -435,7 +436,7 @@ async def call_route(
     client: httpx.AsyncClient, route: Route, headers: dict[str, str] | None
 ) -> httpx.Response:
     body = route.body() if route.body else None
-    path = route.path.format(order_id=uuid4())
+    path = route.path.format(order_id=uuid4(), courier_id=f"test-{uuid4().hex[:8]}")
     return await client.request(route.method, path, json=body, headers=headers)
 
 

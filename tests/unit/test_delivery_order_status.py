@@ -82,7 +82,23 @@ async def test_a_step_is_stored_announced_and_idempotent() -> None:
     assert (moved.status, moved.version, moved.detail) == ("COURIER_ASSIGNED", 4, "courier c-1")
     assert again == moved
     assert [u.status for u in announced.updates] == ["COURIER_ASSIGNED"]
-    assert announced.finals == []
+    # Every delivery step is written to PostgreSQL too (once: the retried step announces
+    # nothing), with the order's whole history so far.
+    assert [(f.status, f.version) for f in announced.finals] == [("COURIER_ASSIGNED", 4)]
+
+
+async def test_each_delivery_step_goes_to_the_writer_with_the_history_so_far() -> None:
+    store = FakeStore()
+    statuses, announced, order_id = mover(store)
+    for step in (OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+        await statuses.move(order_id, step)
+
+    assert [(f.status, f.version) for f in announced.finals] == [
+        ("COURIER_ASSIGNED", 4),
+        ("PICKED_UP", 5),
+        ("DELIVERED", 6),
+    ]
+    assert [c.status for c in announced.finals[1].history][-2:] == ["COURIER_ASSIGNED", "PICKED_UP"]
 
 
 async def test_a_final_step_is_announced_enriched() -> None:

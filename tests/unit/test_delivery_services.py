@@ -13,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from foodflow.contracts.delivery import CourierView, DeliveryView
+from foodflow.contracts.delivery import CourierAssignment, CourierView, DeliveryView, GeoPoint
 from foodflow.contracts.inventory import ReservationState
 from foodflow.contracts.orders import (
     DeliveryAddress,
@@ -115,6 +115,17 @@ class FakeDeliveries:
             )
             for c in sorted(self.couriers_by_id.values(), key=lambda c: c.courier_id)
         ]
+
+    async def assignment(self, courier_id: str) -> CourierAssignment | None:
+        courier = self.couriers_by_id.get(courier_id)
+        if courier is None:
+            return None
+        return CourierAssignment(
+            courier_id=courier_id,
+            name=courier.name,
+            position=GeoPoint(lat=courier.position.lat, lon=courier.position.lon),
+            available=courier.available,
+        )
 
 
 class FakeUnitOfWork:
@@ -550,3 +561,11 @@ async def test_a_cancellation_that_cannot_finish_does_not_stop_the_round() -> No
 
     assert world.state(waiting) is DeliveryState.ASSIGNED
     assert world.state(stuck) is DeliveryState.CANCELLING  # tried again next round
+
+
+async def test_a_courier_is_read_with_what_they_carry_and_an_unknown_one_is_not_found() -> None:
+    ports = World([Courier("c1", RESTAURANT, name="Anna")]).ports
+    found = await services.courier_assignment(ports, "c1")
+    assert (found.courier_id, found.name, found.delivery) == ("c1", "Anna", None)
+    with pytest.raises(DeliveryNotFound, match="no courier c9"):
+        await services.courier_assignment(ports, "c9")

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from foodflow.contracts import topics
-from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.delivery import CourierAssignment, CourierView, GeoPoint
 from foodflow.contracts.inventory import MenuItem
 from foodflow.contracts.orders import (
     DeliveryAddress,
@@ -210,6 +210,17 @@ class FakeDeliveries:
         if self._couriers is None:
             raise services.DeliveryUnavailable("ClientConnectorError: refused")
         return self._couriers
+
+    async def assignment(self, courier_id: str) -> CourierAssignment:
+        for c in await self.couriers():
+            if c.courier_id == courier_id:
+                return CourierAssignment(
+                    courier_id=courier_id,
+                    name=c.name,
+                    position=GeoPoint(lat=c.lat, lon=c.lon),
+                    available=c.available,
+                )
+        raise services.DeliveryRefused(404, f"no courier {courier_id}")
 
 
 class FakePublisher:
@@ -585,6 +596,55 @@ async def test_a_courier_account_is_bound_to_a_known_courier(world: World) -> No
         await services.create_courier_account(
             world.repository, world.passwords, FakeDeliveries(), body("c")
         )
+
+
+async def test_a_taken_courier_email_is_a_conflict_without_hashing_a_password(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = CourierView(courier_id="courier-01", name="Anna", lat=52.5, lon=13.4, available=True)
+    body = schemas.CourierAccountCreate(
+        email="courier-01@foodflow.local",
+        name="Anna",
+        password="correct horse",
+        courier_id="courier-01",
+    )
+    await services.create_courier_account(
+        world.repository, world.passwords, FakeDeliveries([known]), body
+    )
+
+    async def no_hash(password: str) -> str:
+        raise AssertionError("hashed a password for an account that exists")
+
+    monkeypatch.setattr(world.passwords, "hash", no_hash)
+    upper = body.model_copy(update={"email": "Courier-01@FOODFLOW.local"})
+    with pytest.raises(services.Conflict, match="exists already"):
+        await services.create_courier_account(
+            world.repository, world.passwords, FakeDeliveries([known]), upper
+        )
+
+
+async def test_a_courier_reads_their_own_delivery_and_nobody_else_can(world: World) -> None:
+    known = CourierView(courier_id="courier-01", name="Anna", lat=52.5, lon=13.4, available=True)
+    deliveries = FakeDeliveries([known])
+    body = schemas.CourierAccountCreate(
+        email=f"{uuid4().hex}@example.org",
+        name="Anna",
+        password="correct horse",
+        courier_id="courier-01",
+    )
+    courier = await services.create_courier_account(
+        world.repository, world.passwords, deliveries, body
+    )
+    mine = await services.my_delivery(
+        world.repository, deliveries, Principal(courier.user_id, Role.COURIER)
+    )
+    assert (mine.courier_id, mine.position.lat, mine.delivery) == ("courier-01", 52.5, None)
+
+    unbound = Account(uuid4(), f"{uuid4().hex}@example.org", "Rider", Role.COURIER)
+    await world.repository.add_user(unbound, "x")
+    for who in (Principal(unbound.user_id, Role.COURIER), Principal(uuid4(), Role.CUSTOMER)):
+        with pytest.raises(services.Forbidden):
+            await services.my_delivery(world.repository, deliveries, who)
 
 
 async def test_demo_accounts_are_created_once_and_reset_at_every_start(world: World) -> None:

@@ -46,3 +46,34 @@ class CourierView(BaseModel):
     lon: float
     available: bool
     current_order: UUID | None = None
+
+
+class GeoPoint(BaseModel):
+    """A point on the map, in degrees."""
+
+    lat: float
+    lon: float
+
+
+class CarriedDelivery(BaseModel):
+    """The delivery a courier carries now, with the two stops of its route."""
+
+    order_id: UUID
+    state: Literal["ASSIGNED", "PICKED_UP"]
+    restaurant_id: str
+    restaurant_name: str
+    pickup: GeoPoint
+    address: str
+    dropoff: GeoPoint
+    distance_km: Decimal | None = None
+    eta_minutes: int | None = None
+
+
+class CourierAssignment(BaseModel):
+    """A courier, where they are (where their last delivery ended) and what they carry."""
+
+    courier_id: str
+    name: str
+    position: GeoPoint
+    available: bool
+    delivery: CarriedDelivery | None = None

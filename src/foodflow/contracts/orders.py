@@ -89,9 +89,11 @@ class OrderStatus(StrEnum):
 
     @property
     def persisted(self) -> bool:
-        """The order writer gets an `OrderFinalEvent` for it, to keep it in PostgreSQL: where a
-        saga ends and where an order ends (CONFIRMED, DELIVERED, FAILED, CANCELLED). The steps
-        of a delivery in between are status events only."""
+        """The order writer gets an `OrderFinalEvent` for it, to keep it in PostgreSQL: every
+        status from the saga's end on (CONFIRMED, COURIER_ASSIGNED, PICKED_UP, DELIVERED,
+        FAILED, CANCELLED), so that `orders` and `order_status_history` follow a delivery step
+        by step. The saga's own steps (RECEIVED, PROCESSING) reach the history with the event
+        that ends it, which carries the whole timeline."""
         return self in _PERSISTED
 
 
@@ -266,7 +268,9 @@ _ENDS_SAGA = frozenset().union(*(ALLOWED_TRANSITIONS[s] for s in _IN_SAGA)) - _I
 _TERMINAL = frozenset(s for s in OrderStatus if not ALLOWED_TRANSITIONS[s])
 _ABORTED = _ENDS_SAGA & _TERMINAL
 _CANCELLABLE = frozenset(s for s in OrderStatus if OrderStatus.CANCELLED in ALLOWED_TRANSITIONS[s])
-_PERSISTED = _ENDS_SAGA | _TERMINAL
+# Every transition lands in `order_status_history`: each status after the saga is written as
+# it happens (one more write per delivery step, version-guarded), the saga's with its end.
+_PERSISTED = _LEFT_SAGA
 OrderStatus.IN_SAGA = _IN_SAGA
 OrderStatus.LEFT_SAGA = _LEFT_SAGA
 OrderStatus.ENDS_SAGA = _ENDS_SAGA

@@ -16,12 +16,19 @@ import asyncpg
 import redis.asyncio as aioredis
 from confluent_kafka import Message
 from fastapi import APIRouter, Depends, FastAPI, status
+from fastapi import Path as PathParam
 from pydantic import ValidationError
 
 from foodflow.clients.inventory import InventoryClient
 from foodflow.clients.payment import PaymentClient
 from foodflow.contracts import topics
-from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
+from foodflow.contracts.delivery import (
+    CancelDelivery,
+    CourierAssignment,
+    CourierStep,
+    CourierView,
+    DeliveryView,
+)
 from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
 from foodflow.delivery_service import services
 from foodflow.delivery_service.domain import (
@@ -81,6 +88,7 @@ runtime_of = RUNTIME.of
 
 
 Runtime = Annotated[DeliveryRuntime, Depends(RUNTIME.dependency)]
+CourierId = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 # Every route serves the gateway (its couriers' steps, its customers' cancellations, the
 # dashboard's reads).
 router = APIRouter(dependencies=[Depends(allow("gateway"))])
@@ -116,6 +124,13 @@ async def cancel(order_id: UUID, body: CancelDelivery, runtime: Runtime) -> Deli
 async def couriers(runtime: Runtime) -> list[CourierView]:
     """Every courier with position and availability."""
     return await services.list_couriers(runtime.ports)
+
+
+@router.get("/couriers/{courier_id}", response_model=CourierAssignment)
+async def courier(courier_id: CourierId, runtime: Runtime) -> CourierAssignment:
+    """A courier, where they are and the delivery they carry now (with pickup and drop-off
+    points); 404 for an unknown courier."""
+    return await services.courier_assignment(runtime.ports, courier_id)
 
 
 def confirmed_orders(ports: services.DeliveryPorts) -> BatchHandler:

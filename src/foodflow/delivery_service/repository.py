@@ -14,7 +14,13 @@ from uuid import UUID
 
 import asyncpg
 
-from foodflow.contracts.delivery import CourierView, DeliveryView
+from foodflow.contracts.delivery import (
+    CarriedDelivery,
+    CourierAssignment,
+    CourierView,
+    DeliveryView,
+    GeoPoint,
+)
 from foodflow.delivery_service.domain import Courier, Delivery, DeliveryState, Point
 from foodflow.platform.db.unit_of_work import PostgresTransaction
 
@@ -185,3 +191,42 @@ class DeliveryRepository:
             " ORDER BY courier_id"
         )
         return [CourierView.model_validate(dict(r)) for r in rows]
+
+    async def assignment(self, courier_id: str) -> CourierAssignment | None:
+        """The courier with the delivery they carry (assigned or picked up), if any."""
+        row = await self._pool.fetchrow(
+            "SELECT c.courier_id, c.name, c.lat, c.lon, c.available,"
+            " d.order_id, d.state, d.restaurant_id, r.name AS restaurant_name,"
+            " r.lat AS r_lat, r.lon AS r_lon, d.address, d.lat AS d_lat, d.lon AS d_lon,"
+            " d.distance_km, d.eta_minutes"
+            " FROM couriers c"
+            " LEFT JOIN deliveries d ON d.order_id = c.current_order"
+            " AND d.state IN ('ASSIGNED', 'PICKED_UP')"
+            " LEFT JOIN restaurants r ON r.restaurant_id = d.restaurant_id"
+            " WHERE c.courier_id = $1",
+            courier_id,
+        )
+        if row is None:
+            return None
+        carried = (
+            CarriedDelivery(
+                order_id=row["order_id"],
+                state=row["state"],
+                restaurant_id=row["restaurant_id"],
+                restaurant_name=row["restaurant_name"],
+                pickup=GeoPoint(lat=row["r_lat"], lon=row["r_lon"]),
+                address=row["address"],
+                dropoff=GeoPoint(lat=row["d_lat"], lon=row["d_lon"]),
+                distance_km=row["distance_km"],
+                eta_minutes=row["eta_minutes"],
+            )
+            if row["order_id"] is not None
+            else None
+        )
+        return CourierAssignment(
+            courier_id=row["courier_id"],
+            name=row["name"],
+            position=GeoPoint(lat=row["lat"], lon=row["lon"]),
+            available=row["available"],
+            delivery=carried,
+        )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
-from foodflow.contracts.delivery import CourierView, DeliveryView
+from foodflow.contracts.delivery import CourierAssignment, CourierView, DeliveryView
 from foodflow.contracts.inventory import ReservationState
 from foodflow.contracts.orders import FailureReason, OrderSnapshot, OrderStatus
 from foodflow.contracts.payment import PaymentRequest, PaymentResult
@@ -69,6 +69,7 @@ class Deliveries(Protocol):
     ) -> list[tuple[UUID, str]]: ...
     async def view(self, order_id: UUID) -> DeliveryView | None: ...
     async def couriers(self) -> list[CourierView]: ...
+    async def assignment(self, courier_id: str) -> CourierAssignment | None: ...
 
 
 class OrderStatuses(Protocol):
@@ -340,3 +341,11 @@ async def get_delivery(ports: DeliveryPorts, order_id: UUID) -> DeliveryView:
 async def list_couriers(ports: DeliveryPorts) -> list[CourierView]:
     """Every courier with position and availability, by id."""
     return await ports.deliveries.couriers()
+
+
+async def courier_assignment(ports: DeliveryPorts, courier_id: str) -> CourierAssignment:
+    """A courier, where they are and the delivery they carry now (None when free)."""
+    found = await ports.deliveries.assignment(courier_id)
+    if found is None:
+        raise DeliveryNotFound(f"no courier {courier_id}")
+    return found

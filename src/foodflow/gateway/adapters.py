@@ -17,7 +17,13 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, TypeAdapter
 
-from foodflow.contracts.delivery import CancelDelivery, CourierStep, CourierView, DeliveryView
+from foodflow.contracts.delivery import (
+    CancelDelivery,
+    CourierAssignment,
+    CourierStep,
+    CourierView,
+    DeliveryView,
+)
 from foodflow.contracts.orders import OrderSnapshot, OrderStatusUpdate, ValidatedOrder
 from foodflow.gateway.services import DeliveryRefused, DeliveryUnavailable
 from foodflow.orders import records, status_store
@@ -39,6 +45,7 @@ DELIVERY_UNAVAILABLE = "the delivery service is unavailable; try again in a mome
 THROTTLE_KEY_PREFIX = "throttle"
 
 _COURIERS = TypeAdapter(list[CourierView])
+_ASSIGNMENT = TypeAdapter(CourierAssignment)
 
 
 class OrderState:
@@ -86,6 +93,16 @@ class DeliveryClient(ServiceClient):
                 return await self.get("/couriers", _COURIERS, attempts=1)
         except (FoodflowError, ValueError, TimeoutError) as exc:
             log.warning("The delivery service's couriers are unavailable: %r", exc)
+            raise DeliveryUnavailable(DELIVERY_UNAVAILABLE) from exc
+
+    async def assignment(self, courier_id: str) -> CourierAssignment:
+        try:
+            async with asyncio.timeout(COURIERS_TIMEOUT_SECONDS):
+                return await self.get(f"/couriers/{courier_id}", _ASSIGNMENT, attempts=1)
+        except RequestRefused as exc:
+            raise DeliveryRefused(exc.status, exc.message) from None
+        except (FoodflowError, ValueError, TimeoutError) as exc:
+            log.warning("Courier %s's delivery is unavailable: %r", courier_id, exc)
             raise DeliveryUnavailable(DELIVERY_UNAVAILABLE) from exc
 
     async def _step(self, path: str, body: BaseModel) -> None:

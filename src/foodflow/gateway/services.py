@@ -25,7 +25,7 @@ import orjson
 from pydantic import ValidationError
 
 from foodflow.contracts import topics
-from foodflow.contracts.delivery import CourierView
+from foodflow.contracts.delivery import CourierAssignment, CourierView
 from foodflow.contracts.inventory import MenuItem
 from foodflow.contracts.orders import (
     NOT_YET_RECEIVED,
@@ -209,6 +209,10 @@ class Deliveries(Protocol):
         """`DeliveryUnavailable` when the delivery service does not answer well."""
         ...
 
+    async def assignment(self, courier_id: str) -> CourierAssignment:
+        """The courier and the delivery they carry; `DeliveryUnavailable` as for `couriers`."""
+        ...
+
 
 class OrderPublisher(Protocol):
     async def publish(self, topic: str, order: ValidatedOrder) -> None: ...
@@ -300,18 +304,37 @@ async def create_courier_account(
 ) -> UserPublic:
     """A courier account bound to one of the delivery service's couriers (Invalid if unknown).
 
-    Operators create these, so a taken email is a plain Conflict: no account is probed here.
+    Operators create these, so a taken email is a plain Conflict: no account is probed here,
+    and it is said before any password is hashed (seeding the demo couriers at every start asks
+    for accounts that mostly exist).
     """
     if body.courier_id not in {c.courier_id for c in await deliveries.couriers()}:
         raise Invalid(f"no courier {body.courier_id}")
     email = body.email.lower()
+    if await accounts.user_by_email(email) is not None:
+        raise Conflict(EMAIL_TAKEN)
     weakness = await passwords.weakness(body.password, (email, email.partition("@")[0], body.name))
     if weakness is not None:
         raise Invalid(weakness)
     account = Account(uuid.uuid4(), email, body.name, Role.COURIER, body.courier_id)
     if not await accounts.add_user(account, await passwords.hash(body.password)):
-        raise Conflict("a user with this email exists already")
+        raise Conflict(EMAIL_TAKEN)  # taken meanwhile
     return _public(account)
+
+
+EMAIL_TAKEN = "a user with this email exists already"
+
+
+async def my_delivery(
+    accounts: Accounts, deliveries: Deliveries, user: Principal
+) -> CourierAssignment:
+    """Courier: where I am and the delivery I carry now, with its pickup and drop-off points."""
+    if user.role is not Role.COURIER:
+        raise Forbidden("only couriers carry deliveries")
+    account = await accounts.user(user.user_id)
+    if account is None or account.courier_id is None:
+        raise Forbidden("this courier account is not bound to a courier")
+    return await deliveries.assignment(account.courier_id)
 
 
 async def ensure_demo_accounts(

@@ -15,7 +15,8 @@ ORDERS_FINISHED = Counter(
 
 
 class KafkaAnnouncer:
-    """Announces transitions: all on `order_status_updates`, finals on `db_write_order_status`."""
+    """Announces transitions: all on `order_status_updates`, the persisted ones (every status
+    from CONFIRMED on, `OrderStatus.persisted`) on `db_write_order_status` as well."""
 
     def __init__(self, producer: EventProducer) -> None:
         self.producer = producer
@@ -25,5 +26,7 @@ class KafkaAnnouncer:
         messages: list[tuple[str, BaseModel]] = [(topics.ORDER_STATUS_UPDATES, update)]
         if final is not None:
             messages.append((topics.DB_WRITE_ORDER_STATUS, final))
-            ORDERS_FINISHED.labels(final.status.value, final.reason or "").inc()
+            if final.status.ends_saga or final.status.is_terminal:
+                # Where the saga or the order ends; a delivery step in between finishes nothing.
+                ORDERS_FINISHED.labels(final.status.value, final.reason or "").inc()
         await self.producer.publish_all(messages, key=key)

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     courier_wait_limit_seconds: float = Field(600.0, alias="COURIER_WAIT_LIMIT_SECONDS", gt=0)
     courier_speed_kmh: float = Field(20.0, alias="COURIER_SPEED_KMH", gt=0)
     dispatch_interval_seconds: float = Field(0.5, alias="DISPATCH_INTERVAL_SECONDS", gt=0)
+    # The courier simulator (`foodflow couriers simulate`, `foodflow.tools.couriers`): whether
+    # `foodflow up` runs it, supervised, for a local system's demo (false for a real
+    # deployment, where couriers report their own steps); the speed its couriers ride at, high
+    # so that a demo order is DELIVERED seconds after its courier is assigned (3,600 km/h: a
+    # 3 km ride takes 3 s; 20 is a bicycle); how often a courier asks for work (and, riding,
+    # whether the order is still theirs).
+    courier_simulator: bool = Field(True, alias="COURIER_SIMULATOR")
+    courier_sim_speed_kmh: float = Field(3600.0, alias="COURIER_SIM_SPEED_KMH", gt=0, le=1e6)
+    courier_sim_poll_seconds: float = Field(2.0, alias="COURIER_SIM_POLL_SECONDS", gt=0, le=60)
     order_status_ttl_seconds: int = Field(86400, alias="ORDER_STATUS_TTL_SECONDS", ge=1)
     max_in_flight_orders: int = Field(500, alias="MAX_IN_FLIGHT_ORDERS", ge=1)
     order_timeout_seconds: float = Field(30.0, alias="ORDER_TIMEOUT_SECONDS", gt=0)

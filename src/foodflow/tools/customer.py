@@ -69,14 +69,17 @@ def _log_in(client: HttpSession, email: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-def follow_until() -> frozenset[str]:
-    """`order` follows an order until a courier has it or it has ended (the contracts are
+def follow_until(until: str) -> frozenset[str]:
+    """`order` follows an order until it reaches `until` or has ended (the contracts are
     loaded once the gateway answered: they take a while)."""
     from foodflow.contracts.orders import OrderStatus
 
-    return frozenset(
-        s.value for s in OrderStatus if s.is_terminal or s is OrderStatus.COURIER_ASSIGNED
-    )
+    try:
+        wanted = OrderStatus(until.upper())
+    except ValueError:
+        choices = ", ".join(s.value for s in OrderStatus)
+        raise typer.BadParameter(f"{until!r}: one of {choices}", param_hint="--until") from None
+    return frozenset(s.value for s in OrderStatus if s.is_terminal or s is wanted)
 
 
 def _show(order: dict[str, Any], seen: int) -> int:
@@ -99,9 +102,13 @@ def order(
     email: str = EmailOption,
     password: str = PasswordOption,
     timeout: float = typer.Option(30.0, help="Stop following after this many seconds."),
+    until: str = typer.Option(
+        "COURIER_ASSIGNED",
+        help="Follow until this status (or until it ends), e.g. DELIVERED with couriers riding.",
+    ),
 ) -> None:
-    """Place an order through the gateway and follow it until a courier has it (or it ends;
-    exit 1 if it FAILED or was CANCELLED)."""
+    """Place an order through the gateway and follow it until a courier has it, or `--until`
+    another status (or it ends; exit 1 if it FAILED or was CANCELLED)."""
     lines = []
     for text in item:
         item_id, _, quantity = text.partition(":")
@@ -122,14 +129,14 @@ def order(
         order_id = placed.json()["order_id"]
         console.print(f"order [bold]{order_id}[/] placed as {email}")
         seen, deadline, current = 0, time.monotonic() + timeout, {}
-        until = follow_until()
+        final = follow_until(until)
         while time.monotonic() < deadline:
             answer = client.get(f"/orders/{order_id}", headers=headers)
             if answer.status_code != 200:
                 raise _fail(answer)
             current = answer.json()
             seen = _show(current, seen)
-            if current["status"] in until:
+            if current["status"] in final:
                 break
             time.sleep(0.2)
     if current.get("price"):

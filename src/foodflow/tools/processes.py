@@ -4,6 +4,10 @@ stops them.
 Each service instance runs under its own `foodflow.tools.supervisor` process, which restarts it
 after a crash; the instance's pidfile names the service process itself, the supervisor's pid is
 in `supervisors/<instance>.pid`, its restart count in `supervisors/<instance>.restarts.json`.
+
+The courier simulator (`foodflow.tools.couriers`) runs the same way when `foodflow up` starts it
+(`COURIER_SIMULATOR`): supervised, listed by `status` while it is meant to run, stopped first by
+`down`. It serves no port; it is up while its process lives and touches its heartbeat file.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from foodflow.tools import http
 from foodflow.tools.infra import process
 from foodflow.tools.secrets import SecretsMissing, service_env
 from foodflow.tools.supervisor import RestartRecord
+
+SIMULATOR = "courier_simulator"
 
 # Start order: what the order manager calls comes up before it.
 SERVICES = (
@@ -247,10 +253,15 @@ def up(
 
 
 def status(settings: Settings) -> list[ServiceState]:
-    return [state_of(s) for s in all_services(settings)]
+    """Every service instance, and the courier simulator while it is meant to run."""
+    states = [state_of(s) for s in all_services(settings)]
+    simulator = SimulatorProcess(settings)
+    if simulator.meant_to_run():
+        states.append(state_of(simulator))
+    return states
 
 
-def state_of(svc: ServiceProcess) -> ServiceState:
+def state_of(svc: ServiceProcess | SimulatorProcess) -> ServiceState:
     record = svc.restart_record()
     return ServiceState(
         svc.name,
@@ -263,6 +274,104 @@ def state_of(svc: ServiceProcess) -> ServiceState:
 
 
 def down(settings: Settings, report: Callable[[ServiceState], None] = lambda s: None) -> None:
+    """Stop the courier simulator (if it runs), then every service in reverse start order."""
+    simulator = SimulatorProcess(settings)
+    meant = simulator.meant_to_run()
+    stopped = simulator.stop()
+    if meant or stopped:
+        report(ServiceState(simulator.name, simulator.url, False, simulator.log, changed=stopped))
     for svc in reversed(all_services(settings)):
         stopped = svc.stop()
         report(ServiceState(svc.name, svc.url, False, svc.log, changed=stopped))
+
+
+class SimulatorProcess:
+    """The courier simulator under its supervisor: the same files as a service instance, a
+    heartbeat file instead of a port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.name = self.service = SIMULATOR
+        self.settings = settings
+        home = settings.state_dir / "services"
+        self.pidfile = home / f"{SIMULATOR}.pid"
+        self.supervisor_pidfile = home / "supervisors" / f"{SIMULATOR}.pid"
+        self.restarts_file = home / "supervisors" / f"{SIMULATOR}.restarts.json"
+        self.heartbeat = home / f"{SIMULATOR}.heartbeat"
+        self.log = home / "logs" / f"{SIMULATOR}.log"
+        self.url = "-"
+
+    def meant_to_run(self) -> bool:
+        """Started by `up` and not stopped by `down` (its supervisor's pidfile is there)."""
+        return self.supervisor_pidfile.exists()
+
+    def supervised(self) -> bool:
+        return process.pid_alive(process.read_pid(self.supervisor_pidfile))
+
+    def is_running(self) -> bool:
+        from foodflow.tools.couriers import heartbeat_fresh  # only who asks pays its imports
+
+        return process.pid_alive(process.read_pid(self.pidfile)) and heartbeat_fresh(self.heartbeat)
+
+    def restart_record(self) -> RestartRecord:
+        return RestartRecord.load(self.restarts_file)
+
+    def start(self, timeout: float = 60.0) -> bool:
+        """Start the supervisor, which starts the simulator; wait for its first heartbeat.
+        False when it runs already."""
+        if self.is_running():
+            return False
+        if self.supervised() and not self.restart_record().gave_up:
+            process.wait_until(
+                self.is_running,
+                server=self.name,
+                what="its heartbeat",
+                timeout=timeout,
+                log=self.log,
+                alive=self.supervised,
+            )
+            return False
+        self.supervisor_pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.unlink(missing_ok=True)
+        self.heartbeat.unlink(missing_ok=True)
+        RestartRecord().save(self.restarts_file)
+        supervisor = process.spawn(
+            [sys.executable, "-m", "foodflow.tools.supervisor", SIMULATOR],
+            log=self.log,
+            pidfile=self.supervisor_pidfile,
+            env={"PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            process.wait_until(
+                self.is_running,
+                server=self.name,
+                what="its heartbeat",
+                timeout=timeout,
+                log=self.log,
+                alive=lambda: process.pid_alive(supervisor) and not self.restart_record().restarts,
+            )
+        except InfraError:
+            self.stop(timeout=5.0)
+            raise
+        return True
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """SIGTERM to the supervisor, which forwards it; nothing restarts the simulator."""
+        supervisor = process.read_pid(self.supervisor_pidfile)
+        simulator = process.read_pid(self.pidfile)
+        stopped = process.pid_alive(supervisor) or process.pid_alive(simulator)
+        process.terminate(supervisor, timeout=timeout)
+        process.terminate(simulator, timeout=timeout)
+        for path in (self.pidfile, self.supervisor_pidfile, self.restarts_file, self.heartbeat):
+            path.unlink(missing_ok=True)
+        return stopped
+
+
+def start_simulator(
+    settings: Settings, report: Callable[[ServiceState], None] = lambda s: None
+) -> ServiceState:
+    """Start the courier simulator (idempotent)."""
+    simulator = SimulatorProcess(settings)
+    started = simulator.start()
+    state = ServiceState(simulator.name, simulator.url, True, simulator.log, changed=started)
+    report(state)
+    return state

@@ -7,12 +7,15 @@ process gets (its own private key only); `load_settings` gives the test suite th
     jwt_signing_keys.json      {"active": <kid>, "keys": {<kid>: {"secret": …, "created": …}}}
     demo_operator_password     the gateway's demo operator
     keys/<service>.pem         each service's Ed25519 private key (PKCS#8)
+    couriers/<courier_id>      the password of each seeded courier's gateway account, made
+                               when `foodflow up` creates the account (`foodflow.tools.couriers`)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -38,6 +41,10 @@ SERVICES = tuple(PORT_SETTING)
 JWT_FILE = "jwt_signing_keys.json"
 DEMO_PASSWORD_FILE = "demo_operator_password"
 KEYS_DIR = "keys"
+COURIERS_DIR = "couriers"
+# A courier id as the delivery service keeps it, and safe as a file name (no dot first: no
+# `..`, no hidden file).
+COURIER_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 
 
 class SecretsMissing(FoodflowError):
@@ -98,6 +105,23 @@ def load_secrets(settings: Settings) -> Secrets:
         demo_operator_password=password,
         service_keys=keys,
     )
+
+
+def courier_password(settings: Settings, courier_id: str) -> str:
+    """The password of `courier_id`'s gateway account: generated (0600) the first time it is
+    asked for, the same ever after. ValueError for an id that cannot be a file name."""
+    if not COURIER_ID.fullmatch(courier_id):
+        raise ValueError(f"{courier_id!r} is not a courier id")
+    home = secrets_dir(settings)
+    _private_dir(home)
+    _private_dir(home / COURIERS_DIR)
+    path = home / COURIERS_DIR / courier_id
+    _write_new(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def courier_password_file(settings: Settings, courier_id: str) -> Path:
+    return secrets_dir(settings) / COURIERS_DIR / courier_id
 
 
 def service_env(settings: Settings, service: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Keeps one service instance running, as systemd's `Restart=on-failure` would.
 
 `python -m foodflow.tools.supervisor <service>` (the instance is `FOODFLOW_INSTANCE`) is what
-`foodflow up` starts for each service instance (`foodflow.tools.processes`). It imports the
+`foodflow up` starts for each service instance (`foodflow.tools.processes`), and for the courier
+simulator (`courier_simulator`). It imports the
 service's code once, then forks the service from itself: a restart costs no interpreter start
 and no imports (seconds on a busy machine), only the service's own start-up. It writes the
 *service's* pid into the instance's pidfile (so `kill -9 $(cat …pid)` kills the service, not
@@ -186,16 +187,29 @@ class Supervisor:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m foodflow.tools.supervisor SERVICE`; the instance is FOODFLOW_INSTANCE."""
+    """`python -m foodflow.tools.supervisor SERVICE` (or `courier_simulator`); the instance is
+    FOODFLOW_INSTANCE."""
     # Imported here: processes imports this module's RestartRecord; and the web stack (serve)
     # is loaded by the supervisor process alone, not by every command that reads a record.
     from foodflow.platform.logs import configure_logging
     from foodflow.platform.serve import serve
-    from foodflow.tools.processes import ServiceProcess
+    from foodflow.tools.processes import SIMULATOR, ServiceProcess, SimulatorProcess
 
     service = argv[0]
     settings: Settings = get_settings()
     configure_logging("supervisor", settings.log_level, settings.log_format)
+    if service == SIMULATOR:
+        from foodflow.tools.couriers import run_supervised
+
+        simulator = SimulatorProcess(settings)
+        return Supervisor(
+            simulator.name,
+            lambda: run_supervised(simulator.heartbeat),
+            pidfile=simulator.pidfile,
+            record=simulator.restarts_file,
+            port_free=lambda: True,  # it serves no port
+            policy=RestartPolicy(),
+        ).run()
     svc = ServiceProcess(service, settings, instance=settings.instance)
     port = getattr(settings, PORT_SETTING[service])  # the instance's own, set by its starter
     create_app = importlib.import_module(f"foodflow.{service}.app").create_app
