@@ -18,7 +18,7 @@ from rich.table import Table
 from foodflow.contracts.orders import OrderItemIn, OrderStatus, OrderStatusUpdate, ValidatedOrder
 from foodflow.platform.config import get_settings
 from foodflow.platform.errors import FoodflowError, InfraError, PublishError
-from foodflow.platform.logs import lines_for_order
+from foodflow.platform.logs import lines_for_order, log_files
 from foodflow.tools import processes, tracking
 from foodflow.tools.bench.command import bench
 from foodflow.tools.chaos.command import chaos
@@ -371,9 +371,9 @@ def logs(
         None, help="Folder of the services' logs (default: .state/services/logs)."
     ),
 ) -> None:
-    """One order's log lines from every service's log, in time order."""
+    """One order's log lines from every service's log (rotated files too), in time order."""
     folder = log_dir or get_settings().state_dir / "services" / "logs"
-    lines = lines_for_order(str(order_id), sorted(folder.glob("*.log")))
+    lines = lines_for_order(str(order_id), log_files(folder))
     if not lines:
         console.print(f"[yellow]no lines about order {order_id} in {folder}/*.log[/]")
         raise typer.Exit(1)

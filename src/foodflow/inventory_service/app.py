@@ -47,7 +47,7 @@ from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
-from foodflow.platform.logs import bind_order_id
+from foodflow.platform.logs import batch_of, bind_order_id
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.secrets import require
 
@@ -171,7 +171,12 @@ async def reserve_batch(body: BatchRequest[ReserveRequest], runtime: Runtime) ->
     ]
     reservations = await services.reserve_many(runtime.repository.unit_of_work(), requests)
     states = Counter(r.status.value for r in reservations)
-    log.info("Reserved stock for a batch of %d orders: %s", len(reservations), dict(states))
+    log.info(
+        "Reserved stock for a batch of %d orders: %s",
+        len(reservations),
+        dict(states),
+        extra=batch_of(order_id for order_id, _ in requests),
+    )
     return batch_response(
         ReservationState, [reservation_state(r) for r in reservations], ERROR_STATUS
     )
@@ -197,10 +202,9 @@ async def _transition_batch(
     ],
     done: str,
 ) -> Response:
-    answers = await use_case(
-        runtime.repository.unit_of_work(), [str(item.order_id) for item in body.items]
-    )
-    log.info("%s a batch of %d reservations", done, len(answers))
+    order_ids = [str(item.order_id) for item in body.items]
+    answers = await use_case(runtime.repository.unit_of_work(), order_ids)
+    log.info("%s a batch of %d reservations", done, len(answers), extra=batch_of(order_ids))
     states = [a if isinstance(a, InventoryError) else reservation_state(a) for a in answers]
     return batch_response(ReservationState, states, ERROR_STATUS)
 

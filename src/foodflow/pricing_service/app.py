@@ -21,7 +21,7 @@ from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
-from foodflow.platform.logs import bind_order_id
+from foodflow.platform.logs import batch_of, bind_order_id
 from foodflow.platform.secrets import require
 from foodflow.pricing_service import services
 from foodflow.pricing_service.catalogue import CataloguePrices
@@ -104,7 +104,11 @@ async def calculate_price(body: PriceRequest, runtime: Runtime) -> PriceResponse
 async def calculate_price_batch(body: BatchRequest[PriceRequest], runtime: Runtime) -> Response:
     """`/calculate_price` for many orders at once: one outcome per order, in order."""
     answers = await services.price_many(runtime.pricing, [price_order_of(o) for o in body.items])
-    log.info("Priced a batch of %d orders", len(answers))
+    log.info(
+        "Priced a batch of %d orders",
+        len(answers),
+        extra=batch_of(o.order_id for o in body.items if o.order_id is not None),
+    )
     return batch_response(
         PriceResponse,
         [a if isinstance(a, PricingError) else price_response(a) for a in answers],
