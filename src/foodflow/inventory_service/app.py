@@ -42,8 +42,8 @@ from foodflow.inventory_service.sweeper import ReservationSweeper
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
@@ -257,8 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow inventory service", settings, lifespan=lifespan)
     install_probes(
         app,
         "inventory_service",

@@ -38,8 +38,8 @@ from foodflow.payment_service.services import ProviderTiming
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
@@ -222,8 +222,7 @@ def create_app(
                 for task in list(runtime.late):
                     task.cancel()
 
-    app = FastAPI(title="foodflow payment service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow payment service", settings, lifespan=lifespan)
     install_probes(
         app,
         SERVICE,

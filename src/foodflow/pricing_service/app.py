@@ -16,8 +16,8 @@ from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
@@ -145,8 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def inventory_reachable(request: Request) -> bool:
         return await runtime_of(request).inventory.reachable()
 
-    app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow pricing service", settings, lifespan=lifespan)
     install_probes(app, "pricing_service", checks={"inventory": inventory_reachable})
     install_service_auth(app, "pricing_service", settings)
     app.include_router(router)
