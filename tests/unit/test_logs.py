@@ -234,6 +234,7 @@ def test_lines_for_order_finds_an_order_in_a_batch_line_and_in_rotated_files(
         f"Refund of order {oid.upper()}: REFUNDED",
     ]
     assert log_files(tmp_path / "absent") == []
+    assert found[1].render().endswith("Authorised a batch  batch=2 orders")
 
 
 def test_the_log_file_rotates_by_size_and_keeps_n_backups(tmp_path: Path) -> None:

@@ -359,6 +359,12 @@ class LogLine:
     event: dict[str, Any]
 
     def render(self) -> str:
+        """The console line; a batch line shows how many orders it names, not all their ids
+        (the line was found for one of them)."""
+        ids = self.event.get(ORDER_IDS)
+        if isinstance(ids, list) and len(ids) > 1:
+            event = {k: v for k, v in self.event.items() if k != ORDER_IDS}
+            return render_console({**event, "batch": f"{len(ids)} orders"})
         return render_console(self.event)
 
 
