@@ -615,11 +615,12 @@ def logs(
         None, help="Folder of the services' logs (default: .state/services/logs)."
     ),
 ) -> None:
-    """One order's log lines from every service's log, in time order (exit 1 if none)."""
-    from foodflow.platform.logs import lines_for_order
+    """One order's log lines from every service's log (rotated files too), in time order
+    (exit 1 if none)."""
+    from foodflow.platform.logs import lines_for_order, log_files
 
     folder = log_dir or get_settings().state_dir / "services" / "logs"
-    lines = lines_for_order(str(order_id), sorted(folder.glob("*.log")))
+    lines = lines_for_order(str(order_id), log_files(folder))
     if not lines:
         errors.print(f"[yellow]no lines about order {order_id} in {folder}/*.log[/]")
         raise typer.Exit(ExitCode.REFUSED)

@@ -183,7 +183,7 @@ async def test_unknown_items_are_422_naming_them(pricing_client: httpx.AsyncClie
     )
     assert response.status_code == 422
     assert response.json()["detail"] == "unknown items: another-ghost, no-such-dish"
-    assert response.json()["error"] == "UnknownItems"
+    assert response.json()["type"] == "urn:foodflow:problem:unknown-items"
 
 
 async def test_invalid_body_is_422(pricing_client: httpx.AsyncClient) -> None:

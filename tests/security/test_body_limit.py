@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from starlette.types import Message
 
 from foodflow.platform.config import Settings
+from foodflow.platform.http.errors import install_problem_details
 from foodflow.platform.http.limits import install_body_limit
 
 SERVICES = [
@@ -36,12 +37,15 @@ async def test_every_service_answers_413_over_the_limit(service: str) -> None:
             "/reserve", content=b"x" * (SETTINGS.max_body_bytes + 1), headers=JSON
         )
     assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["detail"] == f"request body larger than {SETTINGS.max_body_bytes} bytes"
+    assert answer.json()["status"] == 413 and answer.json()["type"] == "about:blank"
 
 
 def echo_app(settings: Settings) -> FastAPI:
     app = FastAPI()
     install_body_limit(app, settings)
+    install_problem_details(app)
 
     @app.post("/reserve")
     @app.post("/reserve_batch")
@@ -114,3 +118,4 @@ async def test_a_refusal_echoing_infinity_or_a_surrogate_stays_422() -> None:
         for raw in (b"[1e999]", b'["\\ud800"]', b"[NaN]"):
             answer = await c.post("/items", content=raw, headers=JSON)
             assert answer.status_code == 422, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"

@@ -176,7 +176,7 @@ async def test_a_test_order_is_placed_by_the_demo_customer_only(
         "/dashboard/test-order", json={"user_id": victim, "items": lines}, headers=operator
     )
     assert refused.status_code == 422, refused.text
-    assert refused.json()["detail"][0]["loc"] == ["body", "user_id"]
+    assert refused.json()["errors"][0]["field"] == "body.user_id"
     assert not await db.fetchval(
         "SELECT count(*) FROM customer_orders WHERE request->>'user_id' = $1", victim
     )

@@ -14,9 +14,12 @@ import pytest
 import structlog
 
 from foodflow.platform.logs import (
+    RotatingLogHandler,
+    batch_of,
     bind_order_id,
     configure_logging,
     lines_for_order,
+    log_files,
     order_id_in_text,
 )
 
@@ -169,3 +172,108 @@ def test_periodic_flush_handler_holds_info_lines_briefly_and_warnings_not_at_all
         finally:
             logger.removeHandler(handler)
             handler.close()
+
+
+def test_a_batch_line_names_every_order_once(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("inventory_service", "INFO", "json")
+    ids = [uuid.uuid4() for _ in range(300)]
+    logging.getLogger("foodflow.test").info("Reserved %d", len(ids), extra=batch_of(ids))
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["message"] == "Reserved 300"
+    assert event["order_ids"] == [str(i) for i in ids]
+    assert "order_id" not in event
+
+
+def test_console_format_shows_a_batch_s_order_ids(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("pricing_service", "INFO", "console")
+    oid = str(uuid.uuid4())
+    logging.getLogger("foodflow.test").info("Priced 1", extra=batch_of([oid]))
+    assert oid in capsys.readouterr().err
+
+
+def _line(ts: str, message: str, **fields: object) -> str:
+    event = {"ts": ts, "level": "info", "service": "x", "logger": "x", "message": message}
+    return json.dumps({**event, **fields}) + "\n"
+
+
+def test_lines_for_order_finds_an_order_in_a_batch_line_and_in_rotated_files(
+    tmp_path: Path,
+) -> None:
+    oid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    (tmp_path / "payment_service.log.2").write_text(
+        _line("2026-11-28T10:00:00.100000Z", "Authorised a batch", order_ids=[other, oid])
+    )
+    (tmp_path / "payment_service.log.1").write_text(
+        _line("2026-11-28T10:00:00.200000Z", "Captured a batch", order_ids=[other])
+    )
+    (tmp_path / "payment_service.log").write_text(
+        _line("2026-11-28T10:00:00.300000Z", f"Refund of order {oid.upper()}: REFUNDED")
+    )
+    (tmp_path / "payment_service.out").write_text("not a log file\n")
+    (tmp_path / "order_manager.log").write_text(
+        _line("2026-11-28T10:00:00.050000Z", "Received", order_id=oid)
+        + _line("2026-11-28T10:00:00.060000Z", f"Another order; not {oid}", order_id=other)
+    )
+    files = log_files(tmp_path)
+    assert [p.name for p in files] == [
+        "order_manager.log",
+        "payment_service.log",
+        "payment_service.log.1",
+        "payment_service.log.2",
+    ]
+    found = lines_for_order(oid.upper(), files)
+    assert [line.event["message"] for line in found] == [
+        "Received",
+        "Authorised a batch",
+        f"Refund of order {oid.upper()}: REFUNDED",
+    ]
+    assert log_files(tmp_path / "absent") == []
+    assert found[1].render().endswith("Authorised a batch  batch=2 orders")
+
+
+def test_the_log_file_rotates_by_size_and_keeps_n_backups(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "gateway.log"
+    handler = RotatingLogHandler(path, max_bytes=1024, backups=3, redirect_std=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("foodflow.test.rotating")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        for number in range(200):  # ~20 kB: many times the limit
+            logger.info("line %04d %s", number, "x" * 90)
+        handler.flush()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    names = sorted(p.name for p in path.parent.iterdir())
+    assert names == ["gateway.log", "gateway.log.1", "gateway.log.2", "gateway.log.3"]
+    for file in path.parent.iterdir():
+        assert file.stat().st_size <= 1024 + 100
+    # The newest lines are in the current file, the ones before them in .1, and none is lost
+    # across the files kept.
+    kept = [
+        line
+        for name in ("gateway.log.3", "gateway.log.2", "gateway.log.1", "gateway.log")
+        for line in (path.parent / name).read_text().splitlines()
+    ]
+    numbers = [int(line.split()[1]) for line in kept]
+    assert numbers == list(range(numbers[0], 200))
+    assert numbers[-1] == 199
+
+
+def test_a_log_file_is_continued_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "order_writer.log"
+    path.write_text("x" * 1000 + "\n")
+    handler = RotatingLogHandler(path, max_bytes=1100, backups=1, redirect_std=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    record = logging.LogRecord("x", logging.INFO, "", 0, "y" * 200, None, None)
+    handler.handle(record)
+    handler.close()
+    assert (tmp_path / "order_writer.log.1").read_text().startswith("x" * 1000)

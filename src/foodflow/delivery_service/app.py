@@ -46,8 +46,8 @@ from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
@@ -211,8 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("%s consuming %s as %s", SERVICE, topics.ORDER_STATUS_UPDATES, CONSUMER_GROUP)
             yield
 
-    app = FastAPI(title="foodflow delivery service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow delivery service", settings, lifespan=lifespan)
     install_probes(
         app,
         SERVICE,

@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import asyncpg
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request, Response, status
 from fastapi.staticfiles import StaticFiles
 
 from foodflow.clients.inventory import InventoryClient
@@ -56,8 +55,16 @@ from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.errors import ServiceUnavailable
-from foodflow.platform.http.errors import ErrorTable, status_of
-from foodflow.platform.http.limits import install_body_limit
+from foodflow.platform.http.app import service_app
+from foodflow.platform.http.errors import (
+    ErrorTable,
+    domain_problem,
+    field_errors,
+    problem,
+    status_of,
+    summary,
+    unavailable,
+)
 from foodflow.platform.http.probes import install_probes, postgres_check, redis_check
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -84,26 +91,29 @@ ERROR_STATUS: ErrorTable = (
 )
 
 
-UNAVAILABLE = "a service behind the gateway is unavailable; try again in a moment"
-
-
 def install_gateway_errors(app: FastAPI) -> None:
-    """Answer the use cases' errors with `{"detail": ...}`, the body the public API has always
-    had (that of FastAPI's HTTPException)."""
+    """Answer the use cases' errors with problem details, as every service does: the refusal's
+    own detail (a request's refused fields in `errors`); for a service behind the gateway that
+    did not answer, which one and where is logged, not told to the client."""
 
-    async def answer(request: Request, exc: Exception) -> JSONResponse:
+    async def answer(request: Request, exc: Exception) -> Response:
         if isinstance(exc, DeliveryRefused):
             code = exc.status
         else:
             code = status_of(exc, ERROR_STATUS) or status.HTTP_500_INTERNAL_SERVER_ERROR
-        if isinstance(exc, GatewayError):
-            detail = exc.detail
-        else:
-            # Which service failed, and where it runs, is for the logs, not for the client.
-            log.warning("Answering 503: %s", exc)
-            detail = UNAVAILABLE
-        headers = exc.headers if isinstance(exc, GatewayError) else None
-        return JSONResponse({"detail": detail}, status_code=code, headers=headers or None)
+        if not isinstance(exc, GatewayError):
+            return unavailable(request, exc, code)
+        if isinstance(exc.detail, str):
+            return domain_problem(request, exc, code, headers=exc.headers or None)
+        errors = field_errors(exc.detail if isinstance(exc.detail, list) else [])
+        return problem(
+            request,
+            code,
+            summary(errors),
+            title="Request not valid",
+            errors=errors,
+            headers=exc.headers or None,
+        )
 
     for error_type in (GatewayError, ServiceUnavailable):
         app.add_exception_handler(error_type, answer)
@@ -259,8 +269,9 @@ def create_app(settings: Settings) -> FastAPI:
             await redis_client.aclose()
             await pool.close()
 
-    app = FastAPI(
-        title="foodflow gateway",
+    app = service_app(
+        "foodflow gateway",
+        settings,
         description="Public HTTP edge of foodflow: menu, live dashboard and the order API.",
         lifespan=lifespan,
     )
@@ -268,7 +279,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def collect(app: FastAPI) -> None:
         await record_consumer_lag("gateway", app.state.runtime.consumer)
 
-    install_body_limit(app, settings)
     install_probes(
         app,
         "gateway",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from foodflow.contracts.delivery import CourierView
 from foodflow.contracts.inventory import ItemId
@@ -15,6 +16,8 @@ from foodflow.contracts.orders import (
     MAX_ITEMS_PER_ORDER,
     MAX_QUANTITY,
     DeliveryAddress,
+    FailureReason,
+    OrderStatus,
     OrderStatusUpdate,
     PricedItem,
     StatusChange,
@@ -27,9 +30,13 @@ from foodflow.gateway.security import MIN_PASSWORD_LENGTH, Role
 
 # --- users ------------------------------------------------------------------------------------
 
-Email = Annotated[
-    Text, Field(pattern=r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]+$", max_length=254)
-]
+# A new account's address, checked by `email-validator` through pydantic (syntax and a
+# deliverable domain, no DNS lookup), normalised (the domain lower-cased); RFC 5321 caps an
+# address at 254 characters. A refusal says what is wrong with the address, never a pattern.
+Email = Annotated[EmailStr, Field(max_length=254)]
+# At log-in only looked up: whatever was typed is compared with the accounts' addresses (the
+# demo accounts' `.local` domain is one `email-validator` refuses for new addresses).
+LoginEmail = Annotated[Text, Field(min_length=1, max_length=254)]
 
 
 class UserCreate(BaseModel):
@@ -64,7 +71,7 @@ class SignUpAccepted(BaseModel):
 
 
 class Login(BaseModel):
-    email: Email
+    email: LoginEmail
     password: Text = Field(min_length=1, max_length=200)
 
 
@@ -103,6 +110,8 @@ class OrderAccepted(BaseModel):
 
 
 class OrderPublic(BaseModel):
+    """An order as its customer sees it: `detail` is written for them (`public_detail`)."""
+
     order_id: uuid.UUID
     user_id: str
     status: str
@@ -114,6 +123,54 @@ class OrderPublic(BaseModel):
     delivery_address: DeliveryAddress | None = None
     created_at: datetime
     updated_at: datetime | None = None
+
+
+# What a customer reads about an order that did not go through: its reason in words written
+# for them. The saga's own detail is for operators (the dashboard): it may name a service, a
+# host and a port ("payment /authorise_batch: ClientConnectorError Cannot connect to host…").
+PUBLIC_REASONS: dict[str, str] = {
+    FailureReason.INVALID_ORDER: "the order is not valid",
+    FailureReason.UNKNOWN_ITEM: "an item of the order is not on the menu",
+    FailureReason.OUT_OF_STOCK: "an item of the order is out of stock",
+    FailureReason.INVENTORY_UNAVAILABLE: (
+        "the order could not be completed just now; please try again in a moment"
+    ),
+    FailureReason.PRICING_UNAVAILABLE: (
+        "the order could not be priced just now; please try again in a moment"
+    ),
+    FailureReason.PAYMENT_DECLINED: "the payment was declined",
+    FailureReason.PAYMENT_UNAVAILABLE: (
+        "the payment could not be processed just now; please try again in a moment"
+    ),
+    FailureReason.TIMED_OUT: "the order took too long to process; please try again",
+    FailureReason.CUSTOMER_CANCELLED: "cancelled at your request; the payment is refunded",
+    FailureReason.NO_COURIER: "no courier was free to deliver the order; the payment is refunded",
+}
+NOT_COMPLETED = "the order could not be completed"
+# Reasons whose saga detail lists item ids ("not enough stock: pho-bo, sushi-set"): those of
+# the customer's own order are named back to them.
+_NAMES_ITEMS: frozenset[str] = frozenset({FailureReason.UNKNOWN_ITEM, FailureReason.OUT_OF_STOCK})
+# Statuses whose detail the delivery service writes for the customer (courier, ETA).
+_CUSTOMER_NOTES: frozenset[str] = frozenset(
+    {OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.DELIVERED}
+)
+
+
+def public_detail(
+    status: str, reason: str | None, detail: str | None, item_ids: Iterable[str]
+) -> str | None:
+    """The `detail` a customer sees: derived from the reason, never the saga's text."""
+    if reason is not None:
+        words = PUBLIC_REASONS.get(reason, NOT_COMPLETED)
+        if reason in _NAMES_ITEMS and detail and ": " in detail:
+            ordered = set(item_ids)
+            named = [i for i in detail.split(": ", 1)[1].split(", ") if i in ordered]
+            if named:
+                words += ": " + ", ".join(named)
+        return words
+    if status == OrderStatus.FAILED:
+        return NOT_COMPLETED
+    return detail if status in _CUSTOMER_NOTES else None
 
 
 class OrderPage(BaseModel):

@@ -54,6 +54,7 @@ from foodflow.gateway.schemas import (
     Token,
     UserCreate,
     UserPublic,
+    public_detail,
 )
 from foodflow.gateway.security import Principal, Role, issue_token
 from foodflow.orders.records import OrderRecord
@@ -421,6 +422,18 @@ async def owned_order(placed: PlacedOrders, order_id: UUID, user: Principal) -> 
 
 
 async def current_order(views: OrderViews, order: PlacedOrder) -> OrderPublic:
+    """The order's state as its customer sees it (`public_detail`)."""
+    current = await _current_state(views, order)
+    detail = public_detail(
+        current.status,
+        current.reason,
+        current.detail,
+        (line.item_id for line in order.request.items),
+    )
+    return current.model_copy(update={"detail": detail})
+
+
+async def _current_state(views: OrderViews, order: PlacedOrder) -> OrderPublic:
     """The order's state: live from Redis, else as stored, else as accepted (not yet taken in)."""
     order_id = order.order_id
     snapshot = await views.snapshot(order_id)

@@ -42,12 +42,12 @@ from foodflow.inventory_service.sweeper import ReservationSweeper
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
-from foodflow.platform.logs import bind_order_id
+from foodflow.platform.logs import batch_of, bind_order_id
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.secrets import require
 
@@ -173,7 +173,12 @@ async def reserve_batch(body: BatchRequest[ReserveRequest], runtime: Runtime) ->
     ]
     reservations = await services.reserve_many(runtime.repository.unit_of_work(), requests)
     states = Counter(r.status.value for r in reservations)
-    log.info("Reserved stock for a batch of %d orders: %s", len(reservations), dict(states))
+    log.info(
+        "Reserved stock for a batch of %d orders: %s",
+        len(reservations),
+        dict(states),
+        extra=batch_of(order_id for order_id, _ in requests),
+    )
     return batch_response(
         ReservationState, [reservation_state(r) for r in reservations], ERROR_STATUS
     )
@@ -199,10 +204,9 @@ async def _transition_batch(
     ],
     done: str,
 ) -> Response:
-    answers = await use_case(
-        runtime.repository.unit_of_work(), [str(item.order_id) for item in body.items]
-    )
-    log.info("%s a batch of %d reservations", done, len(answers))
+    order_ids = [str(item.order_id) for item in body.items]
+    answers = await use_case(runtime.repository.unit_of_work(), order_ids)
+    log.info("%s a batch of %d reservations", done, len(answers), extra=batch_of(order_ids))
     states = [a if isinstance(a, InventoryError) else reservation_state(a) for a in answers]
     return batch_response(ReservationState, states, ERROR_STATUS)
 
@@ -266,8 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(title="foodflow inventory service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow inventory service", settings, lifespan=lifespan)
     install_probes(
         app,
         "inventory_service",

@@ -26,7 +26,7 @@ from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.gate import DependencyGates
-from foodflow.platform.http.limits import install_body_limit
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.probes import (
     gate_check,
     install_probes,
@@ -140,12 +140,11 @@ def create_app(settings: Settings) -> FastAPI:
             await redis_client.aclose()
             await pool.close()
 
-    app = FastAPI(title="foodflow order_manager", lifespan=lifespan)
+    app = service_app("foodflow order_manager", settings, lifespan=lifespan)
 
     async def collect(app: FastAPI) -> None:
         await record_consumer_lag("order_manager", app.state.runtime.consumer)
 
-    install_body_limit(app, settings)
     install_probes(
         app,
         "order_manager",

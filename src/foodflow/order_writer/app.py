@@ -19,7 +19,7 @@ from foodflow.order_writer.store import PostgresOrderStore
 from foodflow.orders.records import migrate_orders
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import DATABASE_UNAVAILABLE_ERRORS, create_pool
-from foodflow.platform.http.limits import install_body_limit
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.kafka.consumer import BatchConsumer
@@ -113,7 +113,7 @@ def create_app(
             except TimeoutError:
                 pool.terminate()
 
-    app = FastAPI(title="foodflow order writer", lifespan=lifespan)
+    app = service_app("foodflow order writer", settings, lifespan=lifespan)
 
     async def collect(app: FastAPI) -> None:
         """Rows written, batches, dead letters and write latency are counted as they happen."""
@@ -122,7 +122,6 @@ def create_app(
         metrics.consumer_lag.set(sum(lag.values()))
         await record_consumer_lag("order_writer", runtime.consumer)
 
-    install_body_limit(app, settings)
     install_probes(
         app,
         "order_writer",

@@ -15,6 +15,7 @@ from foodflow.order_writer.metrics import WriterMetrics
 from foodflow.order_writer.services import OrderStore, write_final_orders
 from foodflow.orders.records import WriteResult
 from foodflow.platform.kafka.dlq import DeadLetterPublisher
+from foodflow.platform.logs import batch_of
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +98,12 @@ class PersistFinalOrders:
                 "Skipped order %s version=%d: a newer one is stored", event.order_id, event.version
             )
         if level == logging.DEBUG or result.stale or dead_letters:
+            # A big batch's orders are named on this one line (their own lines are DEBUG).
             log.info(
                 "Batch: %d order(s) persisted, %d stale, %d superseded, %d dead-lettered",
                 len(result.orders_written),
                 len(result.stale),
                 superseded,
                 dead_letters,
+                extra=batch_of(e.order_id for e in (*result.orders_written, *result.stale)),
             )

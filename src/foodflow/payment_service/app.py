@@ -38,14 +38,15 @@ from foodflow.payment_service.services import ProviderTiming
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes, postgres_check, running_check
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import allow, install_service_auth
 from foodflow.platform.kafka.consumer import BatchConsumer
 from foodflow.platform.kafka.dlq import DeadLetterPublisher
 from foodflow.platform.kafka.producer import EventProducer
+from foodflow.platform.logs import batch_of
 from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,11 @@ async def authorise_batch(body: BatchRequest[AuthoriseRequest], runtime: Runtime
     answers = await services.authorise_many(
         runtime.ledger, body.items, runtime.timing, runtime.start_late
     )
-    log.info("Authorised a batch of %d payments", len(answers))
+    log.info(
+        "Authorised a batch of %d payments",
+        len(answers),
+        extra=batch_of(item.order_id for item in body.items),
+    )
     return batch_response(PaymentResult, list(answers), ERROR_STATUS)
 
 
@@ -118,26 +123,36 @@ async def authorise_batch(body: BatchRequest[AuthoriseRequest], runtime: Runtime
 async def capture_batch(body: BatchRequest[PaymentRequest], runtime: Runtime) -> Response:
     """`/capture` for many orders in one transaction: one outcome per order, in order."""
     answers = await services.capture_many(runtime.ledger, body.items)
-    log.info("Captured a batch of %d payments", len(answers))
+    log.info(
+        "Captured a batch of %d payments",
+        len(answers),
+        extra=batch_of(item.order_id for item in body.items),
+    )
     return batch_response(PaymentResult, list(answers), ERROR_STATUS)
 
 
 @router.post("/capture", response_model=PaymentResult, dependencies=SAGA)
 async def capture(body: PaymentRequest, runtime: Runtime) -> PaymentResult:
     """Take the authorised money (all of it unless `amount_cents` says less)."""
-    return await services.capture(runtime.ledger, body)
+    result = await services.capture(runtime.ledger, body)
+    log.info("Capture of order %s: %s", body.order_id, result.state)
+    return result
 
 
 @router.post("/void", response_model=PaymentResult, dependencies=COMPENSATION)
 async def void(body: PaymentRequest, runtime: Runtime) -> PaymentResult:
     """Cancel an authorisation; before any authorisation it blocks a late one."""
-    return await services.void(runtime.ledger, body)
+    result = await services.void(runtime.ledger, body)
+    log.info("Void of order %s: %s", body.order_id, result.state)
+    return result
 
 
 @router.post("/refund", response_model=PaymentResult, dependencies=COMPENSATION)
 async def refund(body: PaymentRequest, runtime: Runtime) -> PaymentResult:
     """Give captured money back (all that is left unless `amount_cents` says less)."""
-    return await services.refund(runtime.ledger, body)
+    result = await services.refund(runtime.ledger, body)
+    log.info("Refund of order %s: %s", body.order_id, result.state)
+    return result
 
 
 @router.get("/payments/{order_id}", dependencies=RECORD_READERS)
@@ -207,8 +222,7 @@ def create_app(
                 for task in list(runtime.late):
                     task.cancel()
 
-    app = FastAPI(title="foodflow payment service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow payment service", settings, lifespan=lifespan)
     install_probes(
         app,
         SERVICE,

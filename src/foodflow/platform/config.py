@@ -118,6 +118,18 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     # json: one JSON object per line (services started by `foodflow up`); console: for people.
     log_format: Literal["json", "console"] = Field("json", alias="LOG_FORMAT")
+    # Where a service writes its log lines (`foodflow up` gives each instance
+    # `<state>/services/logs/<instance>.log`); unset: stderr, for a container's log driver.
+    log_file: Path | None = Field(None, alias="LOG_FILE")
+    # A log file is rotated once it passes this size: renamed `<name>.log.1` (the older ones
+    # shift to .2, .3, ...), and a new one begun. 10 MiB holds ~9,000 orders' lines of the
+    # order manager, the busiest writer.
+    log_max_bytes: int = Field(
+        10 * 1024 * 1024, alias="LOG_MAX_BYTES", ge=1024, le=1024 * 1024 * 1024
+    )
+    # Rotated files kept per log; the oldest is deleted. A service's logs take at most
+    # (LOG_BACKUPS + 1) * LOG_MAX_BYTES on disk.
+    log_backups: int = Field(5, alias="LOG_BACKUPS", ge=1, le=100)
     # This process's instance number among those of its service (`foodflow up --scale`
     # order_manager=2 runs 0 and 1), given by the process manager; it names the consumer's
     # static group membership, `group.instance.id` = f"{group_id}-{instance}".

@@ -8,12 +8,18 @@ import uvicorn
 from fastapi import FastAPI
 
 from foodflow.platform.config import PORT_SETTING, Settings, get_settings
-from foodflow.platform.logs import configure_logging
+from foodflow.platform.logs import LogFile, configure_logging
 
 
 def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | None = None) -> None:
     settings = get_settings()
-    configure_logging(service, settings.log_level, settings.log_format, buffered=True)
+    configure_logging(
+        service,
+        settings.log_level,
+        settings.log_format,
+        buffered=True,
+        file=log_file(settings),
+    )
     try:
         import uvloop  # noqa: F401
 
@@ -32,3 +38,10 @@ def serve(service: str, create_app: Callable[[Settings], FastAPI], port: int | N
         # decision, against TRUSTED_PROXIES (uvicorn would trust it from any local peer).
         proxy_headers=False,
     )
+
+
+def log_file(settings: Settings) -> LogFile | None:
+    """The service's own rotated log file (`LOG_FILE`), or None for stderr."""
+    if settings.log_file is None:
+        return None
+    return LogFile(settings.log_file, settings.log_max_bytes, settings.log_backups)

@@ -16,12 +16,12 @@ from foodflow.contracts.errors import ERROR_RESPONSES
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine, PriceRequest, PriceResponse
 from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.errors import ServiceUnavailable
+from foodflow.platform.http.app import service_app
 from foodflow.platform.http.errors import batch_response, install_error_handlers
-from foodflow.platform.http.limits import install_body_limit
 from foodflow.platform.http.probes import install_probes
 from foodflow.platform.http.runtime import RuntimeSlot
 from foodflow.platform.http.service_auth import ServiceTokens, allow, install_service_auth
-from foodflow.platform.logs import bind_order_id
+from foodflow.platform.logs import batch_of, bind_order_id
 from foodflow.platform.secrets import require
 from foodflow.pricing_service import services
 from foodflow.pricing_service.catalogue import CataloguePrices
@@ -104,7 +104,11 @@ async def calculate_price(body: PriceRequest, runtime: Runtime) -> PriceResponse
 async def calculate_price_batch(body: BatchRequest[PriceRequest], runtime: Runtime) -> Response:
     """`/calculate_price` for many orders at once: one outcome per order, in order."""
     answers = await services.price_many(runtime.pricing, [price_order_of(o) for o in body.items])
-    log.info("Priced a batch of %d orders", len(answers))
+    log.info(
+        "Priced a batch of %d orders",
+        len(answers),
+        extra=batch_of(o.order_id for o in body.items if o.order_id is not None),
+    )
     return batch_response(
         PriceResponse,
         [a if isinstance(a, PricingError) else price_response(a) for a in answers],
@@ -141,8 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def inventory_reachable(request: Request) -> bool:
         return await runtime_of(request).inventory.reachable()
 
-    app = FastAPI(title="foodflow pricing service", lifespan=lifespan)
-    install_body_limit(app, settings)
+    app = service_app("foodflow pricing service", settings, lifespan=lifespan)
     install_probes(app, "pricing_service", checks={"inventory": inventory_reachable})
     install_service_auth(app, "pricing_service", settings)
     app.include_router(router)

@@ -128,7 +128,9 @@ class ServiceProcess:
             [sys.executable, "-m", "foodflow.tools.supervisor", self.service],
             log=self.log,
             pidfile=self.supervisor_pidfile,
-            env={**secrets, **self.env, "PYTHONUNBUFFERED": "1"},
+            # The service writes (and rotates) its log itself; output before its logging is
+            # set up (the supervisor's, a crash at import) is appended to the same file.
+            env={**secrets, **self.env, "PYTHONUNBUFFERED": "1", "LOG_FILE": str(self.log)},
             base_env=self.base_env,
         )
         try:

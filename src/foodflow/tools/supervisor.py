@@ -95,8 +95,10 @@ class Supervisor:
         record: Path,
         port_free: Callable[[], bool],
         policy: RestartPolicy,
+        log_file: Path | None = None,
     ) -> None:
         self.name = name
+        self.log_file = log_file
         self.serve_service = serve_service
         self.pidfile = pidfile
         self.record = record
@@ -119,8 +121,10 @@ class Supervisor:
         state.save(self.record)
         while True:
             self._wait_for_port()
+            self._follow_log_file()
             started = time.monotonic()
             returncode = self._run_once()
+            self._follow_log_file()
             if self.stopping or not is_failure(returncode):
                 log.info("%s exited (%s); not restarting", self.name, describe_exit(returncode))
                 return 0
@@ -142,6 +146,15 @@ class Supervisor:
             self._sleep(delay)
             if self.stopping:
                 return 0
+
+    def _follow_log_file(self) -> None:
+        """Write to the service's current log file: the service rotates it, so the file this
+        process was started with may be a backup by now. Before a fork the child inherits it
+        (a crash before its logging is set up lands there), after one our own lines do."""
+        if self.log_file is not None:
+            from foodflow.platform.logs import redirect_std_streams
+
+            redirect_std_streams(self.log_file)
 
     def _run_once(self) -> int:
         """Fork the service and wait for its exit; its exit status (-N: killed by signal N).
@@ -220,6 +233,7 @@ def main(argv: list[str]) -> int:
         record=svc.restarts_file,
         port_free=lambda: not process.port_open(settings.service_host, port),
         policy=RestartPolicy(),
+        log_file=settings.log_file,
     )
     return supervisor.run()
 

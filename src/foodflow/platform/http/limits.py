@@ -1,26 +1,21 @@
 """What one request may carry: a body-size limit on every service, and 422s that stay 422s.
 
-`install_body_limit(app, settings)` is the one line each service's app adds. Bodies beyond
-`MAX_BODY_BYTES` (`MAX_BATCH_BODY_BYTES` for the internal `…_batch` endpoints) are answered 413
-before more than the limit is read: at once from `Content-Length`, and for a chunked body as
-soon as the chunks received pass it. It also answers refused bodies with FastAPI's usual 422
-even when the input echoed in the errors is not JSON (an infinite `1e999`, an unpaired
-surrogate), which would otherwise turn the refusal into a 500.
+`install_body_limit(app, settings)` is the one line each service's app adds (through
+`platform.http.app.service_app`). Bodies beyond `MAX_BODY_BYTES` (`MAX_BATCH_BODY_BYTES` for the
+internal `…_batch` endpoints) are answered 413 before more than the limit is read: at once from
+`Content-Length`, and for a chunked body as soon as the chunks received pass it. Refused bodies
+are answered 422 by `platform.http.errors` (problem details that never echo the input, so an
+infinite `1e999` or an unpaired surrogate cannot turn the refusal into a 500).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foodflow.platform.config import Settings
+from foodflow.platform.http.errors import problem
 
 BATCH_SUFFIX = "_batch"
 
@@ -81,30 +76,10 @@ class BodyLimit:
 
 def install_body_limit(app: FastAPI, settings: Settings) -> None:
     """Limit request bodies to `settings.max_body_bytes` (`max_batch_body_bytes` on batch
-    endpoints) and keep refused bodies a 422 whatever they contain."""
+    endpoints)."""
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, batch_limit=settings.max_batch_body_bytes
     )
-    app.add_exception_handler(RequestValidationError, _unprocessable)
-
-
-async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    detail = _json_safe(jsonable_encoder(exc.errors()))
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-
-def _json_safe(value: Any) -> Any:
-    """`value` with non-finite floats as text and unpaired surrogates escaped."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, list):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    return value
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -118,9 +93,10 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    response = JSONResponse(
-        {"detail": f"request body larger than {limit} bytes", "error": "BodyTooLarge"},
-        status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+    response = problem(
+        Request(scope),
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"request body larger than {limit} bytes",
         headers={"Connection": "close"},
     )
     await response(scope, receive, send)

@@ -96,7 +96,10 @@ def install_probes(
         """Liveness: the process is up and serving HTTP."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["ops"])
+    # Not a problem (`ERROR_RESPONSES`): the same body as the 200, which says what failed.
+    not_ready = {"description": "A dependency is not ready.", "content": {"application/json": {}}}
+
+    @app.get("/ready", tags=["ops"], responses={503: not_ready})
     async def ready(request: Request) -> JSONResponse:
         """Readiness: every dependency of this service answers; 503 otherwise."""
         names = list(checks)

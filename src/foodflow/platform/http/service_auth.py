@@ -13,6 +13,7 @@ load checks one signature per caller every few minutes, not one per request.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -24,6 +25,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from foodflow.platform.config import PORT_SETTING, Settings
 from foodflow.platform.errors import FoodflowError
 from foodflow.platform.secrets import SecretRefused, env_name, private_key, public_key
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 TOKEN_TTL_SECONDS = 300
@@ -133,7 +136,9 @@ class ServiceVerifier:
         except jwt.InvalidAudienceError as exc:
             raise InvalidServiceToken(f"the token is not meant for {self.service}") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidServiceToken(f"the token is not valid: {exc}") from exc
+            # The library's words (which check failed, on what) are for our log, not the caller.
+            log.info("A service token was refused: %s: %s", type(exc).__name__, exc)
+            raise InvalidServiceToken("the token is not valid") from exc
         expires = float(claims["exp"])
         if expires - float(claims["iat"]) > MAX_TOKEN_LIFETIME_SECONDS:
             raise InvalidServiceToken("the token claims too long a lifetime")
