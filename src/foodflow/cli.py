@@ -342,7 +342,7 @@ def _courier_accounts(settings: Settings) -> None:
         )
         return
     console.print(
-        f"[green]✔[/] {len(logins)} courier accounts   <courier_id>@foodflow.local,"
+        f"[green]✔[/] {len(logins)} courier accounts   <courier_id>@foodflow.example,"
         f" passwords in {secrets_dir(settings) / 'couriers'}/"
     )
 

@@ -132,7 +132,7 @@ async def test_an_order_is_delivered_with_every_transition_in_postgresql(
     secret = courier_password_file(system, courier)
     assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) >= 24
     account = await db.fetchrow(
-        "SELECT role, courier_id FROM users WHERE email = $1", f"{courier}@foodflow.local"
+        "SELECT role, courier_id FROM users WHERE email = $1", f"{courier}@foodflow.example"
     )
     assert account is not None and (account["role"], account["courier_id"]) == ("courier", courier)
 

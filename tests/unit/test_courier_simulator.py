@@ -141,7 +141,7 @@ def rider_of() -> Iterator[Any]:
     settings = Settings(COURIER_SIM_POLL_SECONDS=0.01, FOODFLOW_STATE_DIR="/nonexistent")
 
     def make(gateway: ScriptedGateway) -> CourierRider:
-        login = CourierLogin("courier-01", "Anna", "courier-01@foodflow.local", "secret")
+        login = CourierLogin("courier-01", "Anna", "courier-01@foodflow.example", "secret")
         return CourierRider(gateway, login, settings, speed_kmh=1e6)  # type: ignore[arg-type]
 
     yield make

@@ -603,7 +603,7 @@ async def test_a_taken_courier_email_is_a_conflict_without_hashing_a_password(
 ) -> None:
     known = CourierView(courier_id="courier-01", name="Anna", lat=52.5, lon=13.4, available=True)
     body = schemas.CourierAccountCreate(
-        email="courier-01@foodflow.local",
+        email="courier-01@foodflow.example",
         name="Anna",
         password="correct horse",
         courier_id="courier-01",

@@ -1,7 +1,7 @@
 """`foodflow couriers …`: the seeded couriers' gateway accounts, and a simulator that rides them.
 
 **Accounts.** Every courier of the delivery service gets a gateway courier account,
-`<courier_id>@foodflow.local`, whose password is generated into
+`<courier_id>@foodflow.example`, whose password is generated into
 `<state_dir>/secrets/couriers/<courier_id>` (0600) like the other secrets. `ensure_accounts`
 creates them through the gateway's own path (`POST /couriers/accounts`, logged in as the demo
 operator); an account that exists already (409) is left as it is, so it runs at every
@@ -45,7 +45,7 @@ from foodflow.tools.secrets import courier_password, courier_password_file, load
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
-EMAIL_DOMAIN = "foodflow.local"
+EMAIL_DOMAIN = "foodflow.example"
 REQUEST_TIMEOUT_SECONDS = 10.0
 # Backoff while the gateway does not answer, and after a refusal no retry soon can mend.
 OUTAGE_BASE_SECONDS, OUTAGE_MAX_SECONDS = 0.5, 10.0
