@@ -616,7 +616,7 @@ async def test_a_taken_courier_email_is_a_conflict_without_hashing_a_password(
         raise AssertionError("hashed a password for an account that exists")
 
     monkeypatch.setattr(world.passwords, "hash", no_hash)
-    upper = body.model_copy(update={"email": "Courier-01@FOODFLOW.local"})
+    upper = body.model_copy(update={"email": "Courier-01@FOODFLOW.example"})
     with pytest.raises(services.Conflict, match="exists already"):
         await services.create_courier_account(
             world.repository, world.passwords, FakeDeliveries([known]), upper
