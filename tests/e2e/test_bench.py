@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -176,3 +177,38 @@ async def test_bench_keep_leaves_its_items_unlisted(system: Settings, tmp_path: 
         assert not await menu_ids(system) & set(BENCH_ITEMS)
     finally:
         await remove_catalogue(system)
+
+
+async def test_an_interrupted_bench_still_cleans_up_and_puts_the_services_back(
+    system: Settings, tmp_path: Path
+) -> None:
+    """SIGTERM mid-run (a closed terminal, a CI timeout): the clean-up runs all the same."""
+    pid, env = environ_of(system, "payment_service")
+    log = tmp_path / "bench.log"
+    with log.open("wb") as out:
+        bench = await asyncio.create_subprocess_exec(
+            *bench_command(tmp_path, "--duration", "120"),  # the later option wins
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while not await bench_items_in_catalogue(system):
+            assert bench.returncode is None, log.read_text()
+            assert time.monotonic() < deadline, "the bench created no item"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # sending
+        bench.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(240):
+            await bench.wait()
+    finally:
+        if bench.returncode is None:
+            bench.kill()
+            await bench.wait()
+    output = log.read_text()
+    assert bench.returncode != 0, output  # it did not finish its run
+    assert "settings they had before the bench" in output
+    assert await bench_items_in_catalogue(system) == {}
+    new_pid, new_env = environ_of(system, "payment_service")
+    assert new_pid != pid
+    assert new_env == env
