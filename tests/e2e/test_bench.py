@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
+from foodflow.gateway.services import DEMO_OPERATOR_EMAIL
 from foodflow.platform.config import Settings
 from foodflow.tools import processes
 from foodflow.tools.bench.load import BENCH_ITEMS, remove_catalogue
@@ -100,6 +101,24 @@ async def menu_ids(system: Settings) -> set[str]:
     return {item["item_id"] for item in response.json()}
 
 
+async def dashboard_stock_ids(system: Settings) -> set[str]:
+    """The item ids of the dashboard's stock panel (GET /dashboard/stock, as the operator)."""
+    assert system.demo_operator_password is not None
+    credentials = {
+        "email": DEMO_OPERATOR_EMAIL,
+        "password": system.demo_operator_password.get_secret_value(),
+    }
+    async with httpx.AsyncClient(base_url=system.service_url(system.gateway_port)) as client:
+        login = await client.post("/auth/login", json=credentials, timeout=10.0)
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        response = await client.get(
+            "/dashboard/stock", headers={"Authorization": f"Bearer {token}"}, timeout=10.0
+        )
+    assert response.status_code == 200, response.text
+    return {item["item_id"] for item in response.json()["items"]}
+
+
 async def bench_items_in_catalogue(system: Settings) -> dict[str, bool]:
     """The bench items inventory holds, each with whether it is listed."""
     conn = await asyncpg.connect(system.postgres_dsn)
@@ -175,6 +194,8 @@ async def test_bench_keep_leaves_its_items_unlisted(system: Settings, tmp_path: 
         assert set(items) == set(BENCH_ITEMS)
         assert not any(items.values())
         assert not await menu_ids(system) & set(BENCH_ITEMS)
+        stock = await dashboard_stock_ids(system)
+        assert "pho-bo" in stock and not stock & set(BENCH_ITEMS)
     finally:
         await remove_catalogue(system)
 
