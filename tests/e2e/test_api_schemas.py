@@ -35,7 +35,8 @@ SERVICES = (
 # listed here (by service and the path's first segment, or by service alone).
 CALLERS = {
     ("inventory_service", "cancel"): "delivery_service",
-    ("inventory_service", "menu"): "pricing_service",
+    ("inventory_service", "menu"): "gateway",
+    ("inventory_service", "catalogue"): "pricing_service",
     ("payment_service", "payments"): "delivery_service",
     ("delivery_service", ""): "gateway",
 }
