@@ -153,7 +153,14 @@ def test_every_started_service_process_gets_its_secrets(
     `ServiceProcess.start`: it hands each its environment."""
     spawned: dict[str, dict[str, str]] = {}
 
-    def spawn(argv: list[str], *, log: Path, pidfile: Path, env: dict[str, str]) -> int:
+    def spawn(
+        argv: list[str],
+        *,
+        log: Path,
+        pidfile: Path,
+        env: dict[str, str],
+        base_env: dict[str, str] | None = None,
+    ) -> int:
         spawned[argv[-1]] = env
         return 0
 
