@@ -284,8 +284,8 @@ def up(
     try:
         manager.up(settings, report=_print_state)
         processes.up(settings, report=_print_service, scale=instances)
-        _courier_accounts(settings)
-        if simulate:
+        if simulate:  # the accounts are the simulator's: no standing logins without it
+            _courier_accounts(settings)
             processes.start_simulator(settings, report=_print_service)
         elif processes.SimulatorProcess(settings).stop():
             console.print(f"[yellow]■[/] {processes.SIMULATOR:<18} stopped (--no-couriers)")

@@ -887,3 +887,17 @@ def test_a_reserved_domain_cannot_sign_up() -> None:
     """The demo accounts' `.local` domain cannot be taken through the public sign-up."""
     with pytest.raises(ValidationError, match="special-use or reserved name"):
         UserCreate(email=services.DEMO_OPERATOR_EMAIL, name="M", password="a long passphrase")
+
+
+def test_only_the_callers_refusals_of_the_delivery_service_reach_them() -> None:
+    """A courier hears "not yours", "no such delivery", "out of turn"; a refusal of the gateway's
+    own service token (401) is the operator's to mend, a 503 without its text."""
+    from foodflow.gateway.adapters import _refusal
+    from foodflow.platform.http.client import RequestRefused
+
+    for status in (403, 404, 409, 422):
+        passed = _refusal(RequestRefused("delivery", status, "not yours"), "/couriers/c1")
+        assert isinstance(passed, services.DeliveryRefused)
+    hidden = _refusal(RequestRefused("delivery", 401, "the token is not valid"), "/couriers/c1")
+    assert isinstance(hidden, services.DeliveryUnavailable)
+    assert "token" not in str(hidden)

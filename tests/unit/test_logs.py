@@ -21,6 +21,7 @@ from foodflow.platform.logs import (
     lines_for_order,
     log_files,
     order_id_in_text,
+    render_console,
 )
 
 
@@ -254,6 +255,8 @@ def test_the_log_file_rotates_by_size_and_keeps_n_backups(tmp_path: Path) -> Non
         handler.close()
     names = sorted(p.name for p in path.parent.iterdir())
     assert names == ["gateway.log", "gateway.log.1", "gateway.log.2", "gateway.log.3"]
+    # A log names orders and customers' ids: readable by the owner's group, not by everyone.
+    assert {file.stat().st_mode & 0o777 for file in path.parent.iterdir()} <= {0o640, 0o600}
     for file in path.parent.iterdir():
         assert file.stat().st_size <= 1024 + 100
     # The newest lines are in the current file, the ones before them in .1, and none is lost
@@ -277,3 +280,17 @@ def test_a_log_file_is_continued_after_a_restart(tmp_path: Path) -> None:
     handler.handle(record)
     handler.close()
     assert (tmp_path / "order_writer.log.1").read_text().startswith("x" * 1000)
+
+
+def test_a_console_line_cannot_be_forged_by_a_logged_value() -> None:
+    """A request path or a field holding a newline or an escape sequence stays on its line."""
+    line = render_console(
+        {
+            "ts": "2026-12-01T03:00:00",
+            "level": "warning",
+            "message": "GET /x\n2026-12-01T03:00:01 INFO gateway forged\x1b[2J",
+            "path": "/a\r/b",
+        }
+    )
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert "/x\\n2026" in line and "\\x1b[2J" in line and "path=/a\\r/b" in line

@@ -100,7 +100,7 @@ class DeliveryClient(ServiceClient):
             async with asyncio.timeout(COURIERS_TIMEOUT_SECONDS):
                 return await self.get(f"/couriers/{courier_id}", _ASSIGNMENT, attempts=1)
         except RequestRefused as exc:
-            raise DeliveryRefused(exc.status, exc.message) from None
+            raise _refusal(exc, f"/couriers/{courier_id}") from None
         except (FoodflowError, ValueError, TimeoutError) as exc:
             log.warning("Courier %s's delivery is unavailable: %r", courier_id, exc)
             raise DeliveryUnavailable(DELIVERY_UNAVAILABLE) from exc
@@ -109,10 +109,23 @@ class DeliveryClient(ServiceClient):
         try:
             await self.post(path, body, DeliveryView, attempts=1)
         except RequestRefused as exc:
-            raise DeliveryRefused(exc.status, exc.message) from None
+            raise _refusal(exc, path) from None
         except FoodflowError as exc:
             log.warning("Delivery step %s failed: %s", path, exc)
             raise DeliveryUnavailable(DELIVERY_UNAVAILABLE) from None
+
+
+# The delivery service's refusals that are the caller's to hear: not their courier (403), no
+# such delivery (404), a step out of turn (409), a malformed step (422). Anything else (a 401
+# or 400 about the gateway's own service token, say) is ours to mend, not theirs to read.
+_PASSED_ON = frozenset({403, 404, 409, 422})
+
+
+def _refusal(exc: RequestRefused, path: str) -> Exception:
+    if exc.status in _PASSED_ON:
+        return DeliveryRefused(exc.status, exc.message)
+    log.error("The delivery service refused the gateway's %s: %s", path, exc)
+    return DeliveryUnavailable(DELIVERY_UNAVAILABLE)
 
 
 class KafkaOrderPublisher:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_QUEUE_SIZE = 256
 # Customers' names and emails kept in memory (ids not found are remembered as None too).
 MAX_CONTACTS = 10_000
+# How long the live feed waits for customers' names before it shows their ids instead.
+LOOKUP_TIMEOUT_SECONDS = 2.0
 
 # Name and email by user id, for the registered users among the given ids.
 ContactLookup = Callable[[list[UUID]], Awaitable[dict[UUID, tuple[str, str]]]]
@@ -126,7 +128,9 @@ class Contacts:
         if not wanted:
             return
         try:
-            found = await self._lookup(list(wanted))
+            # Bounded: the live feed waits for this, and must not stall behind a slow database.
+            async with asyncio.timeout(LOOKUP_TIMEOUT_SECONDS):
+                found = await self._lookup(list(wanted))
         except Exception as exc:  # PostgreSQL down: the ids are shown, and asked for again later
             log.warning("Customer names unavailable: %s", exc)
             return
@@ -144,8 +148,7 @@ class Contacts:
         return f"{contact[0]} <{contact[1]}>" if contact else None
 
     def is_test(self, user_id: str) -> bool:
-        contact = self._known.get(user_id)
-        return is_test_user(user_id, contact[1] if contact else None)
+        return is_test_user(user_id)
 
 
 class StatusFeed:

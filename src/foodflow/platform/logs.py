@@ -87,11 +87,17 @@ def _add_service(service: str) -> structlog.types.Processor:
     return add
 
 
+# Control characters of a logged value shown escaped: a request path or a message field holding
+# "\n2026-… INFO gateway …" must not start a forged line of its own (nor an ESC repaint one).
+_ESCAPED = {c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9} | {10: "\\n", 13: "\\r"}
+
+
 def render_console(event: MutableMapping[str, Any]) -> str:
-    """One readable line: time, level, service, logger, message, then the other fields."""
+    """One readable line: time, level, service, logger, message, then the other fields (their
+    control characters escaped; only an exception's traceback spans lines)."""
     ts = str(event.get("ts", ""))
     level = str(event.get("level", "")).upper()
-    message = str(event.get("message", event.get("event", "")))
+    message = str(event.get("message", event.get("event", ""))).translate(_ESCAPED)
     line = f"{ts} {level:<7} {event.get('service', '-')} {event.get('logger', '-')}: {message}"
     extras = {
         k: v
@@ -100,7 +106,7 @@ def render_console(event: MutableMapping[str, Any]) -> str:
         and not (k == "order_id" and str(v) in message)
     }
     if extras:
-        line += "  " + " ".join(f"{k}={v}" for k, v in extras.items())
+        line += "  " + " ".join(f"{k}={v}".translate(_ESCAPED) for k, v in extras.items())
     if event.get("exception"):
         line += "\n" + str(event["exception"])
     return line
@@ -238,7 +244,9 @@ class RotatingLogHandler(PeriodicFlushHandler):
     def _open(self) -> TextIO:
         if self.redirect_std:
             redirect_std_streams(self.path)
-        return self.path.open("a", encoding="utf-8", errors="backslashreplace")
+        # 0640 as the redirected streams: a log names orders and customers' ids.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        return os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
