@@ -168,6 +168,9 @@ class LoadRun:
         self.final_count = 0
         self._stop_consumer = threading.Event()
         self._sending_done = threading.Event()
+        # Set when the run is abandoned (Ctrl-C, SIGTERM): the sender stops at its next order
+        # instead of sending out the whole duration while the bench waits to clean up.
+        self._stop_sending = threading.Event()
         self._consumer_ready = threading.Event()
         # What the observers carry from one step to the next.
         self._conn: asyncpg.Connection | None = None
@@ -195,7 +198,7 @@ class LoadRun:
         start = res.started
         end = start + self.duration
         i = 0
-        while True:
+        while not self._stop_sending.is_set():
             now = time.monotonic()
             if self.rate is not None:
                 due = start + i / self.rate
@@ -373,6 +376,7 @@ class LoadRun:
                     log.warning("Drain timeout: some orders did not finish")
             await report()
         finally:
+            self._stop_sending.set()  # a no-op after a whole run
             self._stop_consumer.set()
             await asyncio.to_thread(consumer_thread.join, 5)
             await client.aclose()
