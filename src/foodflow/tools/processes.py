@@ -121,30 +121,17 @@ class ServiceProcess:
             secrets = service_env(self.settings, self.service)
         except SecretsMissing as exc:
             raise InfraError(self.name, str(exc)) from None
-        self.supervisor_pidfile.parent.mkdir(parents=True, exist_ok=True)
-        self.pidfile.unlink(missing_ok=True)
-        RestartRecord().save(self.restarts_file)
-        supervisor = process.spawn(
-            [sys.executable, "-m", "foodflow.tools.supervisor", self.service],
-            log=self.log,
-            pidfile=self.supervisor_pidfile,
+        _start_supervised(
+            self,
+            self.service,
             # The service writes (and rotates) its log itself; output before its logging is
             # set up (the supervisor's, a crash at import) is appended to the same file.
             env={**secrets, **self.env, "PYTHONUNBUFFERED": "1", "LOG_FILE": str(self.log)},
             base_env=self.base_env,
+            ready=lambda: self.healthy("/ready"),
+            what="GET /ready",
+            timeout=timeout,
         )
-        try:
-            process.wait_until(
-                lambda: self.healthy("/ready"),
-                server=self.name,
-                what="GET /ready",
-                timeout=timeout,
-                log=self.log,
-                alive=lambda: process.pid_alive(supervisor) and not self.restart_record().restarts,
-            )
-        except InfraError:
-            self.stop(timeout=5.0)
-            raise
         return True
 
     def await_restart(self, killed_pid: int | None, timeout: float = 60.0) -> None:
@@ -332,28 +319,16 @@ class SimulatorProcess:
                 alive=self.supervised,
             )
             return False
-        self.supervisor_pidfile.parent.mkdir(parents=True, exist_ok=True)
-        self.pidfile.unlink(missing_ok=True)
         self.heartbeat.unlink(missing_ok=True)
-        RestartRecord().save(self.restarts_file)
-        supervisor = process.spawn(
-            [sys.executable, "-m", "foodflow.tools.supervisor", SIMULATOR],
-            log=self.log,
-            pidfile=self.supervisor_pidfile,
+        _start_supervised(
+            self,
+            SIMULATOR,
             env={"PYTHONUNBUFFERED": "1"},
+            base_env=None,
+            ready=self.is_running,
+            what="its heartbeat",
+            timeout=timeout,
         )
-        try:
-            process.wait_until(
-                self.is_running,
-                server=self.name,
-                what="its heartbeat",
-                timeout=timeout,
-                log=self.log,
-                alive=lambda: process.pid_alive(supervisor) and not self.restart_record().restarts,
-            )
-        except InfraError:
-            self.stop(timeout=5.0)
-            raise
         return True
 
     def stop(self, timeout: float = 10.0) -> bool:
@@ -366,6 +341,43 @@ class SimulatorProcess:
         for path in (self.pidfile, self.supervisor_pidfile, self.restarts_file, self.heartbeat):
             path.unlink(missing_ok=True)
         return stopped
+
+
+def _start_supervised(
+    unit: ServiceProcess | SimulatorProcess,
+    target: str,
+    *,
+    env: dict[str, str],
+    base_env: Mapping[str, str] | None,
+    ready: Callable[[], bool],
+    what: str,
+    timeout: float,
+) -> None:
+    """Spawn `python -m foodflow.tools.supervisor TARGET` for `unit` (no stale pid, a fresh
+    restart record) and wait until `ready`. A crash before that (the supervisor gone, or a
+    restart recorded) fails the start and stops it: what cannot start says why at once."""
+    unit.supervisor_pidfile.parent.mkdir(parents=True, exist_ok=True)
+    unit.pidfile.unlink(missing_ok=True)
+    RestartRecord().save(unit.restarts_file)
+    supervisor = process.spawn(
+        [sys.executable, "-m", "foodflow.tools.supervisor", target],
+        log=unit.log,
+        pidfile=unit.supervisor_pidfile,
+        env=env,
+        base_env=base_env,
+    )
+    try:
+        process.wait_until(
+            ready,
+            server=unit.name,
+            what=what,
+            timeout=timeout,
+            log=unit.log,
+            alive=lambda: process.pid_alive(supervisor) and not unit.restart_record().restarts,
+        )
+    except InfraError:
+        unit.stop(timeout=5.0)
+        raise
 
 
 def start_simulator(
