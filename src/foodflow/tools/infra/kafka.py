@@ -16,8 +16,14 @@ POM = PROJECT_ROOT / "infra" / "kafka" / "pom.xml"
 
 
 def new_cluster_id() -> str:
-    """16 random bytes, URL-safe base64 without padding: the format StorageTool expects."""
-    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    """16 random bytes, URL-safe base64 without padding: the format StorageTool expects. Never
+    one that starts with "-" (1 in 64 do): StorageTool's argument parser reads "-t -Xy…" as a
+    missing value followed by an option, and the format fails (a clean-clone CI run met it).
+    Kafka's own `Uuid.randomUuid()` redraws such ids for the same reason."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def render_server_properties(settings: Settings, data_dir: Path) -> str:
