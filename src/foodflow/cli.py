@@ -354,16 +354,29 @@ def secrets_command(
         "--rotate-jwt",
         help="Sign new user tokens with a new key (older keys kept until their tokens expire).",
     ),
+    kubernetes: bool = typer.Option(
+        False,
+        "--kubernetes",
+        help="Print them as Kubernetes Secrets instead, for `| kubectl apply -n foodflow -f -`.",
+    ),
 ) -> None:
     """Generate the secrets if missing and print them as .env lines for Docker Compose
-    (`foodflow secrets >> .env`)."""
-    from foodflow.tools.secrets import compose_env, ensure_secrets, rotate_jwt_key
+    (`foodflow secrets >> .env`), or as Kubernetes objects (docs/deployment.md#secrets)."""
+    from foodflow.tools.secrets import (
+        compose_env,
+        ensure_secrets,
+        kubernetes_objects,
+        rotate_jwt_key,
+    )
 
     settings = get_settings()
     err = Console(stderr=True)
     ensure_secrets(settings, report=err.print)
     if rotate_jwt:
         err.print(f"new active JWT key {rotate_jwt_key(settings)}; restart the gateway")
+    if kubernetes:
+        typer.echo(json.dumps(kubernetes_objects(settings), indent=2))
+        return
     for line in compose_env(settings):
         typer.echo(line)
 

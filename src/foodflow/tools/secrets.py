@@ -172,6 +172,42 @@ def compose_env(settings: Settings) -> list[str]:
     return [f"{name}='{value}'" for name, value in values.items()]
 
 
+def kubernetes_objects(settings: Settings) -> dict[str, Any]:
+    """The secrets as Kubernetes objects, one `v1 List` for `kubectl apply -f -`
+    (docs/deployment.md#secrets): a Secret `foodflow-<service>` per service holding its own
+    private key alone (the gateway's also its user token keys and the demo operator's password),
+    and the ConfigMap `foodflow-public-keys` (public keys are no secret). Names as the manifests
+    in deploy/k8s reference them; service names with `-` for `_`, as Kubernetes names need."""
+    found = load_secrets(settings)
+    labels = {"app.kubernetes.io/part-of": "foodflow"}
+    items: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "foodflow-public-keys", "labels": labels},
+            "data": {"SERVICE_PUBLIC_KEYS": json.dumps(found.public_keys())},
+        }
+    ]
+    for service, pem in found.service_keys.items():
+        values = {"SERVICE_PRIVATE_KEY": pem}
+        if service == "gateway":
+            values |= {
+                "JWT_SIGNING_KEYS": json.dumps(found.jwt_signing_keys),
+                "JWT_ACTIVE_KEY_ID": found.jwt_active_key_id,
+                "DEMO_OPERATOR_PASSWORD": found.demo_operator_password,
+            }
+        items.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"foodflow-{service.replace('_', '-')}", "labels": labels},
+                "type": "Opaque",
+                "stringData": values,
+            }
+        )
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
 def rotate_jwt_key(settings: Settings) -> str:
     """Sign new user tokens with a new key; keep the older keys listed while tokens they signed
     may still be valid (ACCESS_TOKEN_TTL_SECONDS after the next key took over), drop the rest.
