@@ -199,6 +199,19 @@ def infra_browser() -> None:
     console.print(f"[green]✔[/] chromium  {'installed' if installed else 'present'}: {path}")
 
 
+@infra_app.command("compose")
+def infra_compose() -> None:
+    """Install docker-compose, which the suite runs to check the Compose files (`config`: no
+    Docker engine needed), unless it is there (`make test` runs this before the suite)."""
+    from foodflow.tools.infra import compose
+
+    try:
+        path, installed = compose.install_compose()
+    except InfraError as exc:
+        raise fail(exc) from None
+    console.print(f"[green]✔[/] docker-compose  {'installed' if installed else 'present'}: {path}")
+
+
 @infra_app.command("status")
 def infra_status() -> None:
     """Show each server up or down, with its address and log (exit 3 if any is down)."""
