@@ -427,3 +427,45 @@ def test_foodflow_secrets_kubernetes_makes_every_secret_the_manifests_use(tmp_pa
     for service, pem in keys.items():
         holders = [name for (kind, name), data in made.items() if pem in data.values()]
         assert holders == [f"foodflow-{service.replace('_', '-')}"]
+
+
+# --- the settings the pods get -----------------------------------------------------------------
+
+
+def setting_names() -> set[str]:
+    return {field.alias or name for name, field in Settings.model_fields.items()}
+
+
+def test_every_variable_given_is_a_setting() -> None:
+    """Settings ignore unknown variables (extra="ignore"): a misspelt name would be dropped
+    silently, and the service would run on the default."""
+    known = setting_names()
+    (config_map,) = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "foodflow-config"]
+    assert set(config_map["data"]) <= known
+    for workload in workloads():
+        assert set(env_of(workload)) <= known, workload["metadata"]["name"]
+
+
+def test_the_config_names_the_services_and_servers_that_exist() -> None:
+    (config_map,) = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "foodflow-config"]
+    data = config_map["data"]
+    services = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in of_kind("Service")}
+    for variable in ("INVENTORY_URL", "PRICING_URL", "PAYMENT_URL", "DELIVERY_URL"):
+        match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", data[variable])
+        assert match, data[variable]
+        assert services.get(match[1]) == int(match[2]), f"{variable}: no Service {match[1]}"
+    # The servers docs/deployment.md makes: Strimzi's bootstrap Service, CloudNativePG's
+    # read-write Service and its application Secret are named after their resources.
+    documented = {
+        (d["kind"], d["metadata"]["name"])
+        for block in re.findall(r"```yaml\n(.*?)```", DEPLOYMENT_DOC.read_text(), flags=re.DOTALL)
+        for d in yaml.safe_load_all(block)
+        if isinstance(d, dict)
+    }
+    assert ("Kafka", data["KAFKA_HOST"].removesuffix("-kafka-bootstrap")) in documented
+    assert ("Cluster", data["POSTGRES_HOST"].removesuffix("-rw")) in documented
+    for workload in workloads():
+        for entry in env_of(workload).values():
+            ref = entry.get("valueFrom", {}).get("secretKeyRef", {})
+            if ref.get("name", "").endswith("-app"):
+                assert ("Cluster", ref["name"].removesuffix("-app")) in documented
