@@ -125,8 +125,9 @@ def documented_partitions(topic: str) -> int:
 
 
 def callers_in_code(module: str) -> set[str]:
-    """Every service named in an `allow(...)` of `module`'s app: who may call it."""
-    source = (ROOT / "src" / "foodflow" / module / "app.py").read_text()
+    """Every service named in an `allow(...)` anywhere in `module`'s package: who may call it."""
+    package = ROOT / "src" / "foodflow" / module
+    source = "\n".join(path.read_text() for path in sorted(package.rglob("*.py")))
     return {
         name
         for args in re.findall(r"\ballow\(([^)]*)\)", source)
