@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 # behind a TLS-intercepting proxy whose CA is only installed system-wide.
 export UV_NATIVE_TLS := 1
 
-.PHONY: run test test-down test-browser test-unit check install infra-up down lint format lock clean
+.PHONY: run test test-down test-tools test-unit check install infra-up down lint format lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +29,16 @@ run: install
 # 18000-18006, state in .state/test), never a `make run` system's.
 TEST_PROFILE := $(BIN)/python -m tests.profile
 
-## test: install (Chromium too), start the test profile's infrastructure, run the whole suite
-test: install test-browser
+## test: install (Chromium, docker-compose too), start the test profile's infrastructure, run the whole suite
+test: install test-tools
 	$(TEST_PROFILE) $(BIN)/foodflow infra up
 	$(TEST_PROFILE) $(BIN)/pytest
 
-# The browser the dashboard's tests drive, installed before the suite (apt's output shown).
-test-browser: install
+# What the suite drives besides the servers, installed before it starts (apt's output shown):
+# the browser of the dashboard's tests, and docker-compose, whose `config` checks the compose files.
+test-tools: install
 	$(BIN)/foodflow infra browser
+	$(BIN)/foodflow infra compose
 
 ## test-down: stop the test profile's services and infrastructure (a `make run` system stays up)
 test-down: install

@@ -40,6 +40,8 @@ SECRET_VARIABLES = [
     *(f"{service.upper()}_PRIVATE_KEY" for service in FOODFLOW_SERVICES),
 ]
 
+pytestmark = pytest.mark.integration
+
 Config = dict[str, Any]
 
 
