@@ -236,7 +236,10 @@ def infra_status() -> None:
     from foodflow.tools.infra import manager
 
     table = Table("server", "state", "address", "log")
-    states = manager.status(get_settings())
+    try:
+        states = manager.status(get_settings())
+    except InfraError as exc:
+        raise fail(exc) from None
     for s in states:
         table.add_row(
             s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log)
