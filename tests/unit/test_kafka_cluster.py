@@ -174,6 +174,16 @@ def test_an_explicit_count_that_contradicts_the_running_kafka_is_refused(tmp_pat
     kafka.check_choice(_settings(tmp_path))  # no choice made: fine
 
 
+def test_going_back_to_one_broker_is_allowed_once_the_cluster_is_down(tmp_path: Path) -> None:
+    kafka.record_brokers(_settings(tmp_path, KAFKA_BROKERS=3))
+    kafka.check_choice(_settings(tmp_path, KAFKA_BROKERS=1))  # no node runs: a free choice
+    node = cluster_nodes(_settings(tmp_path, KAFKA_BROKERS=3))[1]
+    node.home.mkdir(parents=True)
+    node.pidfile.write_text(str(os.getpid()))  # one node of the cluster still runs
+    with pytest.raises(InfraError, match="a 3-broker cluster runs"):
+        kafka.check_choice(_settings(tmp_path, KAFKA_BROKERS=1))
+
+
 def _quorum_state(settings: Settings, node_id: int, leader: int, epoch: int) -> None:
     folder = settings.kafka_node_home(node_id) / "data" / "__cluster_metadata-0"
     folder.mkdir(parents=True, exist_ok=True)
