@@ -12,7 +12,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, computed_field, field_validator
+from pydantic import Field, SecretStr, computed_field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -28,8 +28,23 @@ class Settings(BaseSettings):
     kafka_host: str = Field("127.0.0.1", alias="KAFKA_HOST")
     kafka_port: int = Field(9092, alias="KAFKA_PORT", ge=1, le=65535)
     kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT", ge=1, le=65535)
+    # Kafka nodes `foodflow infra up` runs, each a combined KRaft controller+broker: 1, or a
+    # replicated cluster of 3 (or 5) voters. Node n listens on KAFKA_PORT + 10*(n-1) and
+    # KAFKA_CONTROLLER_PORT + 10*(n-1). Unset: what `infra up` last recorded in the state
+    # directory (`<state>/kafka-brokers`), so that a later plain command finds the cluster
+    # that runs; else 1. An even count is refused: it tolerates no more failures than one
+    # fewer voter would and needs one more JVM.
+    kafka_brokers: int = Field(1, alias="KAFKA_BROKERS", ge=1, le=5)
+    # Every broker's address, comma-separated, when they are not all on KAFKA_HOST at the
+    # ports above (Docker Compose, Kubernetes: one host per broker). Unset: derived.
+    kafka_bootstrap_override: str | None = Field(None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    # Each node's JVM heap. Unset: 768m for one node, 512m each for a cluster (three JVMs
+    # share the machine with PostgreSQL, Redis and the services; 512m holds 12 partitions
+    # of each topic with room to spare).
     kafka_heap: str = Field("768m", alias="KAFKA_HEAP", pattern=r"^\d+[mg]$")
     kafka_version: str = Field("4.1.1", alias="KAFKA_VERSION")
+    # Partitions of each topic `infra up` creates. Unset: 3 for one node, 12 for a cluster
+    # (enough for 3 order managers to get 4 each, and for more instances to come).
     topic_partitions: int = Field(3, alias="FOODFLOW_TOPIC_PARTITIONS", ge=1, le=256)
 
     postgres_host: str = Field("127.0.0.1", alias="POSTGRES_HOST")
@@ -203,10 +218,72 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _odd_voters(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(
+                "an even number of KRaft voters tolerates no more failures than one fewer:"
+                " use 1, 3 or 5"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cluster_defaults(self) -> Settings:
+        # Defaults that depend on the broker count; a value set explicitly always wins. The
+        # fields are written through __dict__ so that they stay out of model_fields_set:
+        # `kafka_brokers_explicit` must keep telling a choice from a default.
+        explicit = self.model_fields_set
+        if "kafka_brokers" not in explicit:
+            recorded = recorded_kafka_brokers(self.state_dir)
+            if recorded is not None:
+                self.__dict__["kafka_brokers"] = recorded
+        if self.kafka_brokers > 1:
+            if "topic_partitions" not in explicit:
+                self.__dict__["topic_partitions"] = CLUSTER_TOPIC_PARTITIONS
+            if "kafka_heap" not in explicit:
+                self.__dict__["kafka_heap"] = CLUSTER_NODE_HEAP
+        return self
+
+    @property
+    def kafka_brokers_explicit(self) -> bool:
+        """True when KAFKA_BROKERS (or `--brokers`) chose the broker count, not the record."""
+        return "kafka_brokers" in self.model_fields_set
+
+    @property
+    def kafka_replication_factor(self) -> int:
+        """Replicas of every partition: 3 in a cluster (one on each of three nodes), 1 alone."""
+        return min(3, self.kafka_brokers)
+
+    @property
+    def kafka_min_insync_replicas(self) -> int:
+        """Replicas an acks=all write must reach: 2 of 3 (one node may be lost, or restarting,
+        without refusing writes, and an acknowledged write is on two disks); 1 alone."""
+        return max(1, self.kafka_replication_factor - 1)
+
+    def kafka_node_home(self, node_id: int) -> Path:
+        """Where node `node_id` keeps its configuration, data and logs: `<state>/kafka` for the
+        single node (as before clusters existed), `<state>/kafka-cluster/node-<n>` in a cluster
+        (so that a cluster and a single node never share a log directory)."""
+        if self.kafka_brokers == 1:
+            return self.state_dir / "kafka"
+        return self.state_dir / "kafka-cluster" / f"node-{node_id}"
+
+    def kafka_node_ports(self, node_id: int) -> tuple[int, int]:
+        """(broker port, controller port) of node `node_id` (1-based): 10 apart per node."""
+        step = NODE_PORT_STEP * (node_id - 1)
+        return self.kafka_port + step, self.kafka_controller_port + step
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        """Every broker, comma-separated: a client that finds one down asks the next."""
+        if self.kafka_bootstrap_override:
+            return self.kafka_bootstrap_override
+        return ",".join(
+            f"{self.kafka_host}:{self.kafka_node_ports(n)[0]}"
+            for n in range(1, self.kafka_brokers + 1)
+        )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -239,6 +316,23 @@ class Settings(BaseSettings):
     @property
     def delivery_url(self) -> str:
         return self.delivery_url_override or self.service_url(self.delivery_port)
+
+
+# Node n's ports are the first node's plus this times (n - 1): 9092, 9102, 9112.
+NODE_PORT_STEP = 10
+CLUSTER_TOPIC_PARTITIONS = 12
+CLUSTER_NODE_HEAP = "512m"
+# Where `foodflow infra up` records the broker count it started, in the state directory.
+KAFKA_BROKERS_RECORD = "kafka-brokers"
+
+
+def recorded_kafka_brokers(state_dir: Path) -> int | None:
+    """The broker count `foodflow infra up` last recorded in `state_dir`, if any."""
+    try:
+        count = int((state_dir / KAFKA_BROKERS_RECORD).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return count if count >= 1 and count % 2 == 1 else None
 
 
 @lru_cache

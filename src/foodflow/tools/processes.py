@@ -74,6 +74,9 @@ class ServiceProcess:
         self.port: int = getattr(settings, PORT_SETTING[service]) + INSTANCE_PORT_STEP * instance
         self.env = dict(env or {})
         self.env["FOODFLOW_INSTANCE"] = str(instance)
+        # The Kafka the command chose (`--brokers`, or the one recorded in the state directory)
+        # said outright: the service's bootstrap list then never depends on reading the record.
+        self.env["KAFKA_BROKERS"] = str(settings.kafka_brokers)
         if instance:
             # The extra instance reads its own port from the same setting the service uses.
             self.env[Settings.model_fields[PORT_SETTING[service]].alias or ""] = str(self.port)

@@ -29,8 +29,10 @@ def _admin(bootstrap: str) -> AdminClient:
     return AdminClient(config)
 
 
-def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
-    """Return once the broker answers a metadata request; InfraError after `timeout` seconds."""
+def wait_for_kafka(bootstrap: str, timeout: float = 30.0, *, node_id: int | None = None) -> None:
+    """Return once the broker answers a metadata request (listing broker `node_id` among the
+    registered ones, when given: a node of a cluster is ready once the quorum has taken its
+    registration); InfraError after `timeout` seconds."""
     admin = _admin(bootstrap)
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -40,7 +42,7 @@ def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
             raise InfraError("kafka", f"no metadata from {bootstrap} in {timeout:g}s: {last_error}")
         try:
             metadata = admin.list_topics(timeout=min(5.0, max(remaining, 0.1)))
-            if metadata.brokers:
+            if metadata.brokers and (node_id is None or node_id in metadata.brokers):
                 return
         except KafkaException as exc:
             last_error = exc
@@ -54,10 +56,13 @@ def ensure_topics(
     timeout: float = 30.0,
     *,
     replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[str]:
     """Create whichever of `topics` do not exist yet; returns the names it created.
 
     Idempotent: an existing topic is left as it is (its partition count is not changed).
+    `min.insync.replicas` is set on the topic itself (not left to the broker's default) so that
+    a describe of the topic shows what an acks=all write needs.
     """
     wanted = list(dict.fromkeys(topics))
     admin = _admin(bootstrap)
@@ -66,7 +71,15 @@ def ensure_topics(
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(name, partitions, replication_factor) for name in missing],
+        [
+            NewTopic(
+                name,
+                partitions,
+                replication_factor,
+                config={"min.insync.replicas": str(min_insync_replicas)},
+            )
+            for name in missing
+        ],
         operation_timeout=timeout,
         request_timeout=timeout,
     )
@@ -75,7 +88,12 @@ def ensure_topics(
         try:
             future.result(timeout=timeout)
             created.append(name)
-            log.info("Created topic %s (%d partitions)", name, partitions)
+            log.info(
+                "Created topic %s (%d partitions, replication factor %d)",
+                name,
+                partitions,
+                replication_factor,
+            )
         except KafkaException as exc:
             # Someone else (auto-creation, a concurrent `infra up`) got there first: fine.
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:

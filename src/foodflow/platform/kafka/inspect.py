@@ -1,4 +1,6 @@
-"""What an operator asks of Kafka: consumer groups' lag, and what lies on the dead-letter topic.
+"""What an operator asks of Kafka: consumer groups' lag and members, what lies on the
+dead-letter topic, and the state of a cluster (partition leaders, under-replicated partitions,
+the active controller).
 
 `KafkaInspector` holds one admin client and one group-less consumer (for peeking at the newest
 dead letters), both used from a single thread of its own: every method is blocking and is
@@ -13,6 +15,7 @@ retained range (the group would read it all from the start).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +48,20 @@ MAX_GROUPS = 40
 
 
 @dataclass(frozen=True)
+class GroupMember:
+    """One member of a consumer group: who it is, the partitions it was assigned, and how many
+    messages those are behind (the group's committed offsets against the high watermarks)."""
+
+    member_id: str
+    # `group.instance.id` of a static member (foodflow's consumers: `<group>-<instance>`).
+    instance_id: str | None
+    client_id: str
+    host: str
+    partitions: list[tuple[str, int]]
+    lag: int
+
+
+@dataclass(frozen=True)
 class GroupLag:
     """One consumer group: its state, members, and messages behind per topic."""
 
@@ -53,6 +70,7 @@ class GroupLag:
     members: int
     lag: int
     by_topic: dict[str, int] = field(default_factory=dict)
+    assignment: list[GroupMember] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,7 +146,7 @@ class KafkaInspector:
         )[:MAX_GROUPS]
         if not groups:
             return []
-        members = self._members([g.group_id for g in groups])
+        described = self._describe([g.group_id for g in groups])
         committed: dict[str, list[TopicPartition]] = {}
         for group in groups:
             futures = self._admin.list_consumer_group_offsets(
@@ -148,34 +166,39 @@ class KafkaInspector:
         out = []
         for group in groups:
             by_topic: dict[str, int] = {}
+            by_partition: dict[tuple[str, int], int] = {}
             for tp in committed.get(group.group_id, []):
                 key = (tp.topic, tp.partition)
                 if key not in high:
                     continue
                 start = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else low[key]
-                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + max(0, high[key] - start)
+                by_partition[key] = max(0, high[key] - start)
+                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + by_partition[key]
+            members = described.get(group.group_id, [])
             out.append(
                 GroupLag(
                     group_id=group.group_id,
                     state=_state_name(group.state),
-                    members=members.get(group.group_id, 0),
+                    members=len(members),
                     lag=sum(by_topic.values()),
                     by_topic=by_topic,
+                    assignment=[_member(m, by_partition) for m in members],
                 )
             )
         return out
 
-    def _members(self, group_ids: Sequence[str]) -> dict[str, int]:
+    def _describe(self, group_ids: Sequence[str]) -> dict[str, list[Any]]:
+        """Each group's members (confluent-kafka's MemberDescription); none when unreadable."""
         futures = self._admin.describe_consumer_groups(
             list(group_ids), request_timeout=self.timeout
         )
-        counts = {}
+        members: dict[str, list[Any]] = {}
         for group_id, future in futures.items():
             try:
-                counts[group_id] = len(future.result(timeout=self.timeout).members)
+                members[group_id] = list(future.result(timeout=self.timeout).members)
             except KafkaException:
-                counts[group_id] = 0
-        return counts
+                members[group_id] = []
+        return members
 
     def _watermarks(
         self, partitions: set[tuple[str, int]], spec: OffsetSpec
@@ -236,6 +259,109 @@ class KafkaInspector:
                     continue  # not a letter of ours: nothing to show
                 letters.append(ParkedLetter(msg.partition() or 0, msg.offset() or 0, letter))
         return letters
+
+
+def _member(member: Any, lag_by_partition: dict[tuple[str, int], int]) -> GroupMember:
+    """A MemberDescription as a GroupMember, its partitions sorted, its lag theirs summed (a
+    partition the group never committed counts as all it retains, as in the group's lag)."""
+    assigned = getattr(member.assignment, "topic_partitions", None) or []
+    partitions = sorted((tp.topic, tp.partition) for tp in assigned)
+    return GroupMember(
+        member_id=str(member.member_id),
+        instance_id=member.group_instance_id or None,
+        client_id=str(member.client_id),
+        host=str(member.host),
+        partitions=partitions,
+        lag=sum(lag_by_partition.get(key, 0) for key in partitions),
+    )
+
+
+# --- the cluster -------------------------------------------------------------------------------
+# Blocking, one admin client each: for the command line and the chaos tool, which ask once.
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """One partition's replicas as the cluster's metadata has them."""
+
+    topic: str
+    partition: int
+    leader: int  # -1 while it has none
+    replicas: list[int]
+    isr: list[int]
+
+    @property
+    def under_replicated(self) -> bool:
+        return len(self.isr) < len(self.replicas)
+
+
+def _cluster_admin(settings: Settings) -> AdminClient:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap,
+        "logger": librdkafka_logger(),
+    }
+    return AdminClient(config)
+
+
+def partitions(
+    settings: Settings, topic: str | None = None, timeout: float = 10.0
+) -> list[PartitionState]:
+    """Every partition of `topic` (of every topic, internal ones too, when None), sorted."""
+    metadata = _cluster_admin(settings).list_topics(topic, timeout=timeout)
+    out = []
+    for name, described in metadata.topics.items():
+        if described.error is not None:
+            continue
+        for p in described.partitions.values():
+            out.append(PartitionState(name, p.id, p.leader, list(p.replicas), list(p.isrs)))
+    return sorted(out, key=lambda p: (p.topic, p.partition))
+
+
+def partition_leaders(settings: Settings, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """Partition → the node id of its leader (-1 while it has none)."""
+    return {p.partition: p.leader for p in partitions(settings, topic, timeout)}
+
+
+def under_replicated(settings: Settings, timeout: float = 10.0) -> list[tuple[str, int]]:
+    """(topic, partition) of every partition with fewer in-sync replicas than replicas: one
+    that has lost a copy (a node down, or one still catching up after its restart)."""
+    return [
+        (p.topic, p.partition) for p in partitions(settings, None, timeout) if p.under_replicated
+    ]
+
+
+def brokers(settings: Settings, timeout: float = 10.0) -> dict[int, str]:
+    """Node id → address of every broker the cluster has registered and not fenced."""
+    metadata = _cluster_admin(settings).list_topics(timeout=timeout)
+    return {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()}
+
+
+def active_controller(settings: Settings) -> int | None:
+    """The node id of the KRaft quorum's leader (the active controller); None while an election
+    runs, or when no node's state is on this machine.
+
+    Not from the brokers: a KRaft broker answers DescribeCluster and Metadata with some live
+    broker as "controller" (clients cannot reach controllers through it, KIP-919), and
+    librdkafka has no DescribeQuorum (the Java `kafka-metadata-quorum` tool has, at a JVM's
+    start-up cost each time, and its jar is not among the broker's). Each node of a local
+    cluster persists its view of the election instead: `__cluster_metadata-0/quorum-state`,
+    written on every change of epoch before the node acts on it (Raft needs that to survive a
+    crash). The highest epoch any node has seen is the current election; its leader, if that
+    epoch has one yet, is the active controller. A node killed while leader keeps its stale
+    file, but with a lower epoch than the voters that elected its successor."""
+    best: tuple[int, int] | None = None  # (epoch, leader id)
+    for node_id in range(1, settings.kafka_brokers + 1):
+        path = settings.kafka_node_home(node_id) / "data" / "__cluster_metadata-0" / "quorum-state"
+        try:
+            state = json.loads(path.read_text())
+            epoch, leader = int(state["leaderEpoch"]), int(state["leaderId"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not formatted, never started, or caught mid-write: the others tell
+        if best is None or epoch > best[0] or (epoch == best[0] and leader >= 0):
+            best = (epoch, leader)
+    if best is None or best[1] < 0:
+        return None
+    return best[1]
 
 
 def _state_name(state: object) -> str:

@@ -131,7 +131,14 @@ def kafka_ceiling(
 ) -> dict[str, float]:
     """Messages/s through the broker, produce → consume; the scratch topic is deleted after."""
     topic = f"bench_scratch_{uuid.uuid4().hex[:8]}"
-    ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, [topic])
+    # Replicated as the system's own topics are: on a cluster the ceiling includes replication.
+    ensure_topics(
+        settings.kafka_bootstrap,
+        settings.topic_partitions,
+        [topic],
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
     try:
         consumed = 0
         last_consumed = 0.0

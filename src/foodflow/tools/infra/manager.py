@@ -1,4 +1,7 @@
-"""Brings the three servers up, reports on them, and takes them down, in a fixed order."""
+"""Brings the three servers up, reports on them, and takes them down, in a fixed order.
+
+Kafka is one server here whether it is one node or a cluster (`KafkaCluster`); `status` lists
+a cluster's nodes one by one."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import Protocol
 from foodflow.contracts.topics import ALL_TOPICS
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import InfraError
-from foodflow.tools.infra.kafka import KafkaServer
+from foodflow.tools.infra.kafka import KafkaCluster, check_choice, cluster_nodes
 from foodflow.tools.infra.postgres import PostgresServer
 from foodflow.tools.infra.redis import RedisServer
 
@@ -37,7 +40,7 @@ class ServerState:
 
 
 def servers(settings: Settings) -> list[Server]:
-    return [PostgresServer(settings), RedisServer(settings), KafkaServer(settings)]
+    return [PostgresServer(settings), RedisServer(settings), KafkaCluster(settings)]
 
 
 def up(
@@ -53,14 +56,31 @@ def up(
     from foodflow.platform.kafka.admin import ensure_topics
 
     try:
-        ensure_topics(settings.kafka_bootstrap, settings.topic_partitions, ALL_TOPICS)
+        ensure_topics(
+            settings.kafka_bootstrap,
+            settings.topic_partitions,
+            ALL_TOPICS,
+            replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+        )
     except Exception as exc:
         raise InfraError("kafka", f"creating topics failed: {exc}", "") from exc
     return states
 
 
 def status(settings: Settings) -> list[ServerState]:
-    return [ServerState(s.name, s.address, s.is_running(), s.log) for s in servers(settings)]
+    """Each server up or down; a Kafka cluster as one line per node (`kafka-1`, …)."""
+    check_choice(settings)
+    states = []
+    for server in servers(settings):
+        if isinstance(server, KafkaCluster) and settings.kafka_brokers > 1:
+            states += [
+                ServerState(n.name, n.address, n.is_running(), n.log)
+                for n in cluster_nodes(settings)
+            ]
+        else:
+            states.append(ServerState(server.name, server.address, server.is_running(), server.log))
+    return states
 
 
 def down(
@@ -70,6 +90,7 @@ def down(
     report: Callable[[ServerState], None] = lambda s: None,
 ) -> None:
     """Stop in reverse order (Kafka first); with `wipe`, delete their data too."""
+    check_choice(settings)
     for server in reversed(servers(settings)):
         stopped = server.stop()
         if wipe:
