@@ -86,7 +86,7 @@ class FakeNode:
     def is_running(self) -> bool:
         return self.proc is not None and process.pid_alive(self.proc.pid)
 
-    def start(self) -> bool:
+    def start(self, timeout: float = 120.0) -> bool:
         if self.is_running():
             return False
         self.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -107,7 +107,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[int, FakeNode]]:
     monkeypatch.setattr(kafka, "cluster_nodes", lambda settings: list(nodes.values()))
     # Partitions 0-5: node 2 leads three, node 3 two, node 1 one; node 3 is the controller.
     leaders = {0: 2, 1: 2, 2: 3, 3: 1, 4: 2, 5: 3}
-    monkeypatch.setattr(kafka_inspect, "partition_leaders", lambda settings, topic: dict(leaders))
+    monkeypatch.setattr(
+        kafka_inspect, "partition_leaders", lambda settings, topic, timeout=10: dict(leaders)
+    )
     monkeypatch.setattr(kafka_inspect, "active_controller", lambda settings: 3)
     monkeypatch.setattr(brokers, "WATCH_SECONDS", 0.01)
     yield nodes
@@ -140,7 +142,7 @@ def test_each_broker_fault_kills_its_broker_and_starts_it_again(
 def test_a_killed_broker_is_started_again_when_watching_fails(
     cluster: dict[int, FakeNode], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def lost(settings: Settings, topic: str) -> dict[int, int]:
+    def lost(settings: Settings, topic: str, timeout: float = 10) -> dict[int, int]:
         raise KeyboardInterrupt  # the run interrupted while the broker is down
 
     brokers.choose(Settings(), "kill_leader", 0)  # chosen before the leaders become unreadable
@@ -154,11 +156,12 @@ def test_a_killed_broker_is_started_again_when_watching_fails(
 def test_watching_sees_leaders_move_and_a_new_controller(
     cluster: dict[int, FakeNode], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    looks = iter([{0: 3, 1: -1}, {0: 3, 1: 1}])
+    # Node 3 still leads one, then none has a leader yet, then both are led elsewhere.
+    looks = iter([{0: 3, 1: 2}, {0: -1, 1: 2}, {0: 1, 1: 2}])
     monkeypatch.setattr(
         kafka_inspect,
         "partition_leaders",
-        lambda settings, topic: next(looks, {0: 3, 1: 1}),
+        lambda settings, topic, timeout=10: next(looks, {0: 1, 1: 2}),
     )
     # The first answer chooses the node; then none while the quorum votes, then the old one
     # (a stale answer), then the new one.

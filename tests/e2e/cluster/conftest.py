@@ -36,9 +36,6 @@ CLUSTER_PROFILE: dict[str, str] = {
     "KAFKA_BROKERS": "3",
     "KAFKA_PORT": "19192",
     "KAFKA_CONTROLLER_PORT": "19193",
-    # Three brokers beside the suite's own on two cores: a smaller heap each is plenty for
-    # a few hundred orders.
-    "KAFKA_HEAP": "384m",
     "POSTGRES_PORT": "15532",
     "REDIS_PORT": "16479",
     "GATEWAY_PORT": "19300",

@@ -45,6 +45,9 @@ DOWNTIME_SECONDS = 20.0
 IN_SYNC_WITHIN_SECONDS = 60.0
 # How often the cluster is looked at while a broker is down or catching up.
 WATCH_SECONDS = 0.5
+# A killed broker's start: its JVM, its log recovery and catching up with the quorum take
+# minutes on a loaded machine (over 2 min seen at a load of 35 on 2 cores).
+READY_TIMEOUT_SECONDS = 300.0
 # Any one look at the cluster gives up after this long (a broker just killed may be the one
 # the admin client asks first).
 LOOK_TIMEOUT_SECONDS = 5.0
@@ -125,7 +128,9 @@ class Watch:
         # A look may fail while the cluster reorganises: the next one tells.
         try:
             if self.leaders_moved is None:
-                leaders = kafka_inspect.partition_leaders(self.settings, topics.VALIDATED_ORDERS)
+                leaders = kafka_inspect.partition_leaders(
+                    self.settings, topics.VALIDATED_ORDERS, LOOK_TIMEOUT_SECONDS
+                )
                 if leaders and all(node not in (self.node_id, -1) for node in leaders.values()):
                     self.leaders_moved = time.monotonic() - self.killed
             if self.controller and self.new_controller is None:
@@ -158,7 +163,7 @@ def kill_and_restart(settings: Settings, kind: str, node_id: int, downtime: floa
             watch.look()
             time.sleep(max(0.0, min(WATCH_SECONDS, killed + downtime - time.monotonic())))
     finally:
-        started = node.start()
+        started = node.start(timeout=READY_TIMEOUT_SECONDS)
     return BrokerKill(
         chosen,
         why,
@@ -179,7 +184,9 @@ def wait_in_sync(
 ) -> float | None:
     """Seconds until no partition is under-replicated, looking every `WATCH_SECONDS`; None
     when some still were after `within` seconds (a look that fails counts as not yet)."""
-    under_replicated = read or (lambda: kafka_inspect.under_replicated(settings))
+    under_replicated = read or (
+        lambda: kafka_inspect.under_replicated(settings, LOOK_TIMEOUT_SECONDS)
+    )
     began = clock()
     while True:
         try:
