@@ -145,7 +145,7 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
     await canary_confirms(system, test_item[0])
 
 
-def test_brokers_refuses_a_kafka_that_is_no_cluster(infra: Settings) -> None:
+def test_brokers_refuses_a_kafka_that_is_no_cluster(system: Settings) -> None:
     """`foodflow chaos --brokers 3` against the suite's single node: a usage error (2) that
     says what is wrong and how to start a cluster, before anything is sent or killed."""
     done = subprocess.run(

@@ -10,11 +10,14 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
-from foodflow.platform.config import Settings
+from foodflow.platform.config import Settings, get_settings
 from foodflow.platform.errors import InfraError
 from foodflow.platform.kafka import inspect as kafka_inspect
 from foodflow.tools.chaos import brokers, checks, runner
@@ -270,3 +273,25 @@ def test_broker_faults_describe_themselves() -> None:
     )
     assert "validated_orders" in Fault(1, "kill_leader", "kafka", 20).describe()
     assert "controller" in Fault(1, "kill_controller", "kafka", 20).describe()
+
+
+def test_the_command_refuses_brokers_on_a_single_node_before_anything_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No server at all: the refusal comes first, from what foodflow started (one node in a
+    state directory that records no cluster), and says how to start a cluster."""
+    from foodflow.tools.chaos.command import chaos
+
+    monkeypatch.setenv("FOODFLOW_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("KAFKA_BROKERS", raising=False)
+    get_settings.cache_clear()
+    app = typer.Typer()
+    app.command()(chaos)
+    try:
+        done = CliRunner().invoke(app, ["--brokers", "3"], env={"COLUMNS": "200"})
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == ExitCode.USAGE, done.output
+    assert "not a 3-node cluster" in done.output
+    assert "foodflow up --brokers 3" in done.output
+    assert CliRunner().invoke(app, ["--brokers", "2"]).exit_code == ExitCode.USAGE  # min 3

@@ -29,8 +29,8 @@ from tests.profile import CHECKOUT
 from ..conftest import E2E_ENV
 
 # Beside the test profile's ports: its Kafka is 19092/19093 (cluster nodes +10 each, 19102…),
-# these nodes 19192/19193, 19202/19203, 19212/19213; services 19300-19306 (a second order
-# manager 19405, a third 19505).
+# the integration tier's cluster 19392… (KAFKA_PORT + 300), these nodes 19192/19193,
+# 19202/19203, 19212/19213; services 19500-19506 (a second order manager would be 19605).
 CLUSTER_PROFILE: dict[str, str] = {
     "FOODFLOW_STATE_DIR": str(CHECKOUT / ".state" / "test-cluster"),
     "KAFKA_BROKERS": "3",
@@ -38,13 +38,13 @@ CLUSTER_PROFILE: dict[str, str] = {
     "KAFKA_CONTROLLER_PORT": "19193",
     "POSTGRES_PORT": "15532",
     "REDIS_PORT": "16479",
-    "GATEWAY_PORT": "19300",
-    "INVENTORY_PORT": "19301",
-    "PRICING_PORT": "19302",
-    "PAYMENT_PORT": "19303",
-    "DELIVERY_PORT": "19304",
-    "ORDER_MANAGER_PORT": "19305",
-    "ORDER_WRITER_PORT": "19306",
+    "GATEWAY_PORT": "19500",
+    "INVENTORY_PORT": "19501",
+    "PRICING_PORT": "19502",
+    "PAYMENT_PORT": "19503",
+    "DELIVERY_PORT": "19504",
+    "ORDER_MANAGER_PORT": "19505",
+    "ORDER_WRITER_PORT": "19506",
 }
 # What the cluster's services run with: the e2e suite's settings, and this profile's ports over
 # the suite's (the services inherit the test process's environment, which holds the test
