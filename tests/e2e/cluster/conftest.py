@@ -21,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from foodflow.platform.config import Settings
+from foodflow.platform.errors import InfraError
 from foodflow.tools import processes
-from foodflow.tools.infra import manager
+from foodflow.tools.infra import kafka, manager
 from foodflow.tools.secrets import ensure_secrets, load_settings
 from tests.profile import CHECKOUT
 
@@ -50,6 +51,7 @@ CLUSTER_PROFILE: dict[str, str] = {
 # the suite's (the services inherit the test process's environment, which holds the test
 # profile's).
 CLUSTER_SERVICE_ENV = {**E2E_ENV, **CLUSTER_PROFILE}
+KAFKA_READY_SECONDS = 300.0
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,14 @@ def cluster_system(settings: Settings) -> Iterator[Settings]:
     cluster = load_settings(cluster)
     try:
         stop(cluster)  # what a run killed outright left behind
-        manager.up(cluster)
+        try:
+            manager.up(cluster)
+        except InfraError:
+            # A busy machine: three JVMs formatting and electing a controller may answer
+            # later than `infra up` waits (seen at a load of 30 on 2 cores). Once more, longer.
+            for node in kafka.cluster_nodes(cluster):
+                node.wait_ready(timeout=KAFKA_READY_SECONDS)
+            manager.up(cluster)
         start_services(cluster)
         yield cluster
     finally:
