@@ -22,8 +22,9 @@ $(VENV)/.installed: $(BIN)/python requirements-dev.lock pyproject.toml
 install: $(VENV)/.installed
 
 ## run: start Kafka, PostgreSQL, Redis and every service, then send a demo order through it
+## (BROKERS=3: a replicated three-node Kafka cluster; docs/operations.md#a-kafka-cluster)
 run: install
-	$(BIN)/foodflow up
+	$(BIN)/foodflow up $(if $(BROKERS),--brokers $(BROKERS))
 
 # The suite's own servers: the test profile (tests/profile.py: ports 19092, 15432, 16379,
 # 18000-18006, state in .state/test), never a `make run` system's.

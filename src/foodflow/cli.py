@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from foodflow.contracts.orders import OrderItemIn, OrderStatusUpdate
     from foodflow.platform.config import Settings
-    from foodflow.tools import processes
+    from foodflow.tools import kafka_status, processes
     from foodflow.tools.infra import manager
 
 
@@ -169,21 +169,50 @@ def _print_state(state: manager.ServerState) -> None:
         console.print(f"[yellow]■[/] {state.name:<9} {verb}")
 
 
+BROKERS_HELP = (
+    "Kafka nodes: 1, or 3 for a replicated cluster (each a KRaft controller and broker; topics"
+    " replicated 3 times, min.insync.replicas 2, 12 partitions). Default: KAFKA_BROKERS, else"
+    " what runs (recorded in the state directory), else 1."
+)
+
+
+def _choose_brokers(brokers: int | None) -> None:
+    """`--brokers N` as KAFKA_BROKERS=N, for this command's settings and for the services it
+    starts (they inherit our environment)."""
+    if brokers is None:
+        return
+    import os
+
+    os.environ["KAFKA_BROKERS"] = str(brokers)
+    get_settings.cache_clear()
+
+
 @infra_app.command("up")
-def infra_up() -> None:
+def infra_up(
+    brokers: int | None = typer.Option(None, "--brokers", help=BROKERS_HELP, show_default=False),
+) -> None:
     """Start Kafka, PostgreSQL and Redis (idempotent); wait until each answers."""
     from foodflow.tools.infra import manager
     from foodflow.tools.secrets import ensure_secrets
 
+    _choose_brokers(brokers)
     settings = get_settings()
     ensure_secrets(settings, report=console.print)
     try:
         manager.up(settings, report=_print_state)
     except InfraError as exc:
         raise fail(exc) from None
-    console.print(
-        f"topics ready ({settings.topic_partitions} partitions each); state in {settings.state_dir}"
-    )
+    console.print(f"topics ready ({_topics_line(settings)}); state in {settings.state_dir}")
+
+
+def _topics_line(settings: Settings) -> str:
+    line = f"{settings.topic_partitions} partitions each"
+    if settings.kafka_brokers > 1:
+        line += (
+            f", replication factor {settings.kafka_replication_factor},"
+            f" min.insync.replicas {settings.kafka_min_insync_replicas}"
+        )
+    return line
 
 
 @infra_app.command("browser")
@@ -207,7 +236,10 @@ def infra_status() -> None:
     from foodflow.tools.infra import manager
 
     table = Table("server", "state", "address", "log")
-    states = manager.status(get_settings())
+    try:
+        states = manager.status(get_settings())
+    except InfraError as exc:
+        raise fail(exc) from None
     for s in states:
         table.add_row(
             s.name, "[green]up[/]" if s.running else "[red]down[/]", s.address, str(s.log)
@@ -267,6 +299,7 @@ def up(
         " COURIER_SIMULATOR, true); --no-couriers for a system whose couriers are real.",
         show_default=False,
     ),
+    brokers: int | None = typer.Option(None, "--brokers", help=BROKERS_HELP, show_default=False),
 ) -> None:
     """Start the infrastructure and every service, then send the seed's demo order through."""
     from foodflow.tools import processes, tracking
@@ -274,6 +307,7 @@ def up(
     from foodflow.tools.infra import manager
     from foodflow.tools.secrets import ensure_secrets, secrets_dir
 
+    _choose_brokers(brokers)
     settings = get_settings()
     simulate = settings.courier_simulator if couriers is None else couriers
     try:
@@ -390,14 +424,24 @@ def down(
 def status(
     as_json: bool = typer.Option(False, "--json", help="One JSON document, for scripts."),
 ) -> None:
-    """Show the infrastructure and every service, up or down (exit 3 if any is down)."""
+    """Show the infrastructure and every service, up or down; Kafka's brokers, the active
+    controller, under-replicated partitions and each consumer group's members, partitions and
+    lag (exit 3 if anything is down)."""
     from foodflow.tools import processes
     from foodflow.tools.infra import manager
 
     settings = get_settings()
-    infra = manager.status(settings)
+    try:
+        infra = manager.status(settings)
+    except InfraError as exc:
+        raise fail(exc) from None
     services = processes.status(settings)
     everything_up = all(s.running for s in infra) and all(svc.running for svc in services)
+    kafka = (
+        _kafka_status(settings)
+        if any(s.running for s in infra if s.name.startswith("kafka"))
+        else None
+    )
     if as_json:
         components = [
             {"name": s.name, "kind": "infrastructure", "running": s.running}
@@ -409,7 +453,9 @@ def status(
             | {"restarts": svc.restarts, "gave_up": svc.gave_up}
             for svc in services
         ]
-        _print_json({"up": everything_up, "components": components})
+        _print_json(
+            {"up": everything_up, "components": components, "kafka": _kafka_document(kafka)}
+        )
     else:
         from rich.table import Table
 
@@ -427,8 +473,116 @@ def status(
                 str(svc.log),
             )
         console.print(table)
+        if isinstance(kafka, str):
+            console.print(f"[yellow]kafka: {kafka}[/]", markup=True, highlight=False)
+        elif kafka is not None:
+            _print_kafka(kafka)
     if not everything_up:
         raise typer.Exit(ExitCode.UNAVAILABLE)  # scripts can ask `foodflow status` what runs
+
+
+def _kafka_status(settings: Settings) -> kafka_status.KafkaStatus | str:
+    """Kafka's own view, or why it could not be read (a line, not a traceback)."""
+    from confluent_kafka import KafkaException
+
+    from foodflow.tools import kafka_status
+
+    try:
+        return kafka_status.kafka_status(settings)
+    except KafkaException as exc:
+        return f"metadata unreadable ({cli_errors.one_line(cli_errors.kafka_reason(exc), 160)})"
+
+
+def _kafka_document(kafka: kafka_status.KafkaStatus | str | None) -> object:
+    """`foodflow status --json`'s "kafka": null when no broker runs, {"error": …} when it did
+    not answer."""
+    if kafka is None:
+        return None
+    if isinstance(kafka, str):
+        return {"error": kafka}
+    return {
+        "brokers": [vars(b) for b in kafka.brokers],
+        "active_controller": kafka.active_controller,
+        "replication_factor": kafka.replication_factor,
+        "min_insync_replicas": kafka.min_insync_replicas,
+        "partitions": kafka.partitions,
+        "under_replicated": [{"topic": t, "partition": p} for t, p in kafka.under_replicated],
+        "offline": [{"topic": t, "partition": p} for t, p in kafka.offline],
+        "groups": [
+            {
+                "group_id": g.group_id,
+                "state": g.state,
+                "lag": g.lag,
+                "lag_by_topic": g.by_topic,
+                "members": [
+                    {
+                        "member_id": m.member_id,
+                        "instance_id": m.instance_id,
+                        "client_id": m.client_id,
+                        "host": m.host,
+                        "partitions": [{"topic": t, "partition": p} for t, p in m.partitions],
+                        "lag": m.lag,
+                    }
+                    for m in g.assignment
+                ],
+            }
+            for g in kafka.groups
+        ],
+        "errors": kafka.errors,
+    }
+
+
+def _print_kafka(kafka: kafka_status.KafkaStatus) -> None:
+    from rich.table import Table
+
+    from foodflow.tools.kafka_status import partition_ranges
+
+    brokers = Table(
+        "broker",
+        "address",
+        "state",
+        "controller",
+        "rack",
+        title=f"Kafka: replication factor {kafka.replication_factor}, min.insync.replicas"
+        f" {kafka.min_insync_replicas}, {kafka.partitions} partitions a topic",
+        title_justify="left",
+    )
+    for b in kafka.brokers:
+        brokers.add_row(
+            str(b.node_id),
+            b.address,
+            "[green]up[/]" if b.up else "[red]down[/]",
+            "[bold]active[/]" if b.controller else "",
+            b.rack or "",
+        )
+    console.print(brokers)
+    if kafka.active_controller is None:
+        console.print("[yellow]no active controller (an election is under way?)[/]")
+    if kafka.offline:
+        console.print(f"[red]offline partitions (no leader): {partition_ranges(kafka.offline)}[/]")
+    if kafka.under_replicated:
+        console.print(
+            f"[yellow]under-replicated partitions ({len(kafka.under_replicated)}):"
+            f" {partition_ranges(kafka.under_replicated)}[/]"
+        )
+    else:
+        console.print("[green]no under-replicated partitions[/]")
+    groups = Table("consumer group", "state", "member", "partitions", "lag", title_justify="left")
+    for g in kafka.groups:
+        if not g.assignment:
+            groups.add_row(g.group_id, g.state, "", "", str(g.lag))
+            continue
+        for i, m in enumerate(sorted(g.assignment, key=lambda m: m.instance_id or m.client_id)):
+            groups.add_row(
+                g.group_id if i == 0 else "",
+                g.state if i == 0 else "",
+                m.instance_id or m.client_id,
+                partition_ranges(m.partitions),
+                str(m.lag),
+            )
+    console.print(groups)
+    for error in kafka.errors:
+        console.print(f"[yellow]{error}[/]")
 
 
 def _restarts(svc: processes.ServiceState) -> str:

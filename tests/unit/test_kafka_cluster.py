@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from pydantic import ValidationError
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import InfraError
 from foodflow.platform.kafka.inspect import active_controller
+from foodflow.tools import cli_errors
 from foodflow.tools.infra import kafka
 from foodflow.tools.infra.kafka import KafkaNode, cluster_nodes, render_server_properties
+from foodflow.tools.kafka_status import partition_ranges
 
 
 def _props(text: str) -> dict[str, str]:
@@ -171,6 +174,16 @@ def test_an_explicit_count_that_contradicts_the_running_kafka_is_refused(tmp_pat
     kafka.check_choice(_settings(tmp_path))  # no choice made: fine
 
 
+def test_going_back_to_one_broker_is_allowed_once_the_cluster_is_down(tmp_path: Path) -> None:
+    kafka.record_brokers(_settings(tmp_path, KAFKA_BROKERS=3))
+    kafka.check_choice(_settings(tmp_path, KAFKA_BROKERS=1))  # no node runs: a free choice
+    node = cluster_nodes(_settings(tmp_path, KAFKA_BROKERS=3))[1]
+    node.home.mkdir(parents=True)
+    node.pidfile.write_text(str(os.getpid()))  # one node of the cluster still runs
+    with pytest.raises(InfraError, match="a 3-broker cluster runs"):
+        kafka.check_choice(_settings(tmp_path, KAFKA_BROKERS=1))
+
+
 def _quorum_state(settings: Settings, node_id: int, leader: int, epoch: int) -> None:
     folder = settings.kafka_node_home(node_id) / "data" / "__cluster_metadata-0"
     folder.mkdir(parents=True, exist_ok=True)
@@ -209,3 +222,37 @@ def test_a_garbled_quorum_state_file_is_skipped(tmp_path: Path) -> None:
         "{not json"
     )
     assert active_controller(settings) == 1
+
+
+def test_the_command_line_names_every_broker_and_needs_only_one(tmp_path: Path) -> None:
+    """A command probes Kafka before it loads a client: in a cluster any broker that answers is
+    enough (the client finds the others), and a cluster that is all down is named whole."""
+    settings = _settings(tmp_path, KAFKA_BROKERS=3)
+    server = cli_errors.kafka(settings)
+    assert server.address == "127.0.0.1:29092,127.0.0.1:29102,127.0.0.1:29112"
+    with socket.socket() as listening, socket.socket() as closed_a, socket.socket() as closed_b:
+        for sock in (listening, closed_a, closed_b):
+            sock.bind(("127.0.0.1", 0))
+        listening.listen()
+        ports = [s.getsockname()[1] for s in (closed_a, listening, closed_b)]
+        one_up = cli_errors.Server("Kafka", "127.0.0.1", ports[0], (("127.0.0.1", ports[1]),))
+        all_down = cli_errors.Server("Kafka", "127.0.0.1", ports[0], (("127.0.0.1", ports[2]),))
+        assert cli_errors.answers(one_up)
+        assert not cli_errors.answers(all_down)
+        with pytest.raises(cli_errors.Unavailable) as caught:
+            cli_errors.require(all_down)
+    assert str(caught.value).startswith(
+        f"Kafka at 127.0.0.1:{ports[0]},127.0.0.1:{ports[2]} is not answering"
+    )
+
+
+def test_the_single_broker_is_named_as_before(tmp_path: Path) -> None:
+    assert cli_errors.kafka(_settings(tmp_path)).address == "127.0.0.1:29092"
+    override = _settings(tmp_path, KAFKA_BOOTSTRAP_SERVERS="kafka-1:9092, [::1]:9093")
+    assert cli_errors.kafka(override).endpoints == [("kafka-1", 9092), ("::1", 9093)]
+
+
+def test_a_members_partitions_read_as_ranges() -> None:
+    assigned = [("validated_orders", n) for n in (0, 1, 2, 5, 7, 8)] + [("db_write", 3)]
+    assert partition_ranges(assigned) == "db_write[3] validated_orders[0-2,5,7-8]"
+    assert partition_ranges([]) == ""

@@ -54,19 +54,39 @@ HINT = "is the system up? `foodflow status` shows what runs, `foodflow up` start
 
 @dataclass(frozen=True)
 class Server:
-    """A server a command talks to, as the user would name it."""
+    """A server a command talks to, as the user would name it. A replicated one (a Kafka
+    cluster) has `replicas`, more (host, port) it may be reached at: it answers when any does."""
 
     name: str
     host: str
     port: int
+    replicas: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def endpoints(self) -> list[tuple[str, int]]:
+        return [(self.host, self.port), *self.replicas]
 
     @property
     def address(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return ",".join(
+            f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in self.endpoints
+        )
 
 
 def kafka(settings: Settings) -> Server:
-    return Server("Kafka", settings.kafka_host, settings.kafka_port)
+    """Kafka at every broker of `settings.kafka_bootstrap`: one that answers is enough (a
+    client finds the others through it)."""
+    endpoints = [_host_port(address) for address in settings.kafka_bootstrap.split(",")]
+    (host, port), *others = endpoints
+    return Server("Kafka", host, port, tuple(others))
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """ "host:port" or "[v6]:port" → (host, port); a missing or bad port is Kafka's 9092."""
+    host, _, port = address.strip().rpartition(":")
+    if not host or not port.isdigit():
+        return address.strip().strip("[]"), 9092
+    return host.strip("[]"), int(port)
 
 
 def postgres(settings: Settings) -> Server:
@@ -122,9 +142,17 @@ class Unavailable(FoodflowError):
 
 
 def answers(server: Server, timeout: float = CONNECT_TIMEOUT_SECONDS) -> bool:
-    """True when `server` accepts a TCP connection within `timeout` seconds."""
+    """True when `server` (any of its endpoints, tried side by side) accepts a TCP connection
+    within `timeout` seconds."""
+    if not server.replicas:
+        return _connects(server.host, server.port, timeout)
+    with ThreadPoolExecutor(max_workers=len(server.endpoints)) as pool:
+        return any(pool.map(lambda e: _connects(e[0], e[1], timeout), server.endpoints))
+
+
+def _connects(host: str, port: int, timeout: float) -> bool:
     try:
-        with socket.create_connection((server.host, server.port), timeout=timeout):
+        with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:  # refused, unreachable, timed out, a name that does not resolve
         return False

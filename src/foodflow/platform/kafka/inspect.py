@@ -98,11 +98,15 @@ class DeadLetterSummary:
 class KafkaInspector:
     """Blocking reads of group offsets, watermarks and the newest dead letters."""
 
-    def __init__(self, settings: Settings, timeout: float = 5.0) -> None:
+    def __init__(
+        self, settings: Settings, timeout: float = 5.0, logger: logging.Logger | None = None
+    ) -> None:
         self.timeout = timeout
         common: dict[str, Any] = {
             "bootstrap.servers": settings.kafka_bootstrap,
-            "logger": librdkafka_logger(),
+            # The command line passes a silent one: its answer is the table, not librdkafka's
+            # lines about a broker that is down.
+            "logger": logger or librdkafka_logger(),
         }
         self._admin = AdminClient(common)
         # A group id is required by the client, never used: the peek only assigns, reads and
@@ -295,19 +299,22 @@ class PartitionState:
         return len(self.isr) < len(self.replicas)
 
 
-def _cluster_admin(settings: Settings) -> AdminClient:
+def _cluster_admin(settings: Settings, logger: logging.Logger | None) -> AdminClient:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap,
-        "logger": librdkafka_logger(),
+        "logger": logger or librdkafka_logger(),
     }
     return AdminClient(config)
 
 
 def partitions(
-    settings: Settings, topic: str | None = None, timeout: float = 10.0
+    settings: Settings,
+    topic: str | None = None,
+    timeout: float = 10.0,
+    logger: logging.Logger | None = None,
 ) -> list[PartitionState]:
     """Every partition of `topic` (of every topic, internal ones too, when None), sorted."""
-    metadata = _cluster_admin(settings).list_topics(topic, timeout=timeout)
+    metadata = _cluster_admin(settings, logger).list_topics(topic, timeout=timeout)
     out = []
     for name, described in metadata.topics.items():
         if described.error is not None:
@@ -322,17 +329,23 @@ def partition_leaders(settings: Settings, topic: str, timeout: float = 10.0) -> 
     return {p.partition: p.leader for p in partitions(settings, topic, timeout)}
 
 
-def under_replicated(settings: Settings, timeout: float = 10.0) -> list[tuple[str, int]]:
+def under_replicated(
+    settings: Settings, timeout: float = 10.0, logger: logging.Logger | None = None
+) -> list[tuple[str, int]]:
     """(topic, partition) of every partition with fewer in-sync replicas than replicas: one
     that has lost a copy (a node down, or one still catching up after its restart)."""
     return [
-        (p.topic, p.partition) for p in partitions(settings, None, timeout) if p.under_replicated
+        (p.topic, p.partition)
+        for p in partitions(settings, None, timeout, logger)
+        if p.under_replicated
     ]
 
 
-def brokers(settings: Settings, timeout: float = 10.0) -> dict[int, str]:
+def brokers(
+    settings: Settings, timeout: float = 10.0, logger: logging.Logger | None = None
+) -> dict[int, str]:
     """Node id → address of every broker the cluster has registered and not fenced."""
-    metadata = _cluster_admin(settings).list_topics(timeout=timeout)
+    metadata = _cluster_admin(settings, logger).list_topics(timeout=timeout)
     return {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()}
 
 

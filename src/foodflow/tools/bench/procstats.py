@@ -14,6 +14,7 @@ import psutil
 
 from foodflow.platform.config import Settings
 from foodflow.tools.infra import process
+from foodflow.tools.infra.kafka import cluster_nodes
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ def service_pids(settings: Settings) -> dict[str, int]:
     state = settings.state_dir
     pidfiles = [
         *sorted((state / "services").glob("*.pid")),
-        state / "kafka" / "kafka.pid",
         state / "postgres" / "data" / "postmaster.pid",  # its first line is the pid
         state / "redis" / "redis.pid",
     ]
@@ -53,6 +53,11 @@ def service_pids(settings: Settings) -> dict[str, int]:
         pid = process.read_pid(pidfile) if pidfile.exists() else None
         if pid and process.pid_alive(pid):
             found[pidfile.stem if pidfile.parent.name == "services" else _infra(pidfile)] = pid
+    # Kafka: the single node ("kafka"), or each node of a cluster ("kafka-1", …).
+    for node in cluster_nodes(settings):
+        pid = node.pid()
+        if pid is not None:
+            found[node.name] = pid
     found["bench"] = os.getpid()
     return found
 

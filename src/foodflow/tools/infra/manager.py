@@ -47,6 +47,7 @@ def up(
     settings: Settings, report: Callable[[ServerState], None] = lambda s: None
 ) -> list[ServerState]:
     """Start whatever is not running, wait until each answers, create the topics."""
+    check_choice(settings)  # before anything starts: a contradicting KAFKA_BROKERS starts nothing
     states = []
     for server in servers(settings):
         started = server.start()
