@@ -26,6 +26,7 @@ from .conftest import CLUSTER_SERVICE_ENV
 # are fixed and it fits the time budget (docs/reliability.md).
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.cluster,
     pytest.mark.skipif(
         os.environ.get("FOODFLOW_CLUSTER_CHAOS") != "1",
         reason="cluster chaos runs with FOODFLOW_CLUSTER_CHAOS=1 (see the module's comment)",
