@@ -33,14 +33,15 @@ def test_extra_instance_has_its_own_port_pidfile_and_log(settings: Settings) -> 
     assert (second.name, second.port) == ("order_manager-1", settings.order_manager_port + 100)
     assert second.pidfile.name == "order_manager-1.pid"
     assert second.log.name == "order_manager-1.log"
-    # The instance learns its port and its number (its static group membership) through the
-    # settings the service reads.
+    # The instance learns its port, its number (its static group membership) and the Kafka
+    # brokers chosen (one, or a cluster's) through the settings the service reads.
     assert second.env == {
         "A": "1",
         "FOODFLOW_INSTANCE": "1",
         "ORDER_MANAGER_PORT": str(second.port),
+        "KAFKA_BROKERS": str(settings.kafka_brokers),
     }
-    assert first.env == {"FOODFLOW_INSTANCE": "0"}
+    assert first.env == {"FOODFLOW_INSTANCE": "0", "KAFKA_BROKERS": str(settings.kafka_brokers)}
 
 
 def test_all_services_lists_requested_and_recorded_instances(settings: Settings) -> None:
