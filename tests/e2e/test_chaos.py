@@ -8,6 +8,9 @@ dead-lettered exactly once and no fault stalls the system for more than 15 s."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from decimal import Decimal
 
@@ -19,6 +22,7 @@ from foodflow.platform.config import Settings
 from foodflow.tools import processes, tracking
 from foodflow.tools.chaos.faults import POISON_KINDS
 from foodflow.tools.chaos.runner import ChaosConfig, ChaosRun
+from foodflow.tools.cli_errors import ExitCode
 from foodflow.tools.infra import process
 from foodflow.tools.restore import read_environ
 
@@ -139,6 +143,23 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
     second = processes.ServiceProcess("order_manager", system, E2E_ENV, instance=1)
     assert not second.is_running()  # scaled back to one after the run
     await canary_confirms(system, test_item[0])
+
+
+def test_brokers_refuses_a_kafka_that_is_no_cluster(system: Settings) -> None:
+    """`foodflow chaos --brokers 3` against the suite's single node: a usage error (2) that
+    says what is wrong and how to start a cluster, before anything is sent or killed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "foodflow", "chaos", "--brokers", "3", "--orders", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+        check=False,
+    )
+    assert done.returncode == ExitCode.USAGE, done.stdout + done.stderr
+    assert "not a 3-node cluster" in done.stdout
+    assert "foodflow up --brokers 3" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
 
 
 def shortly(value: object) -> str:

@@ -244,6 +244,24 @@ def stalls_after(
     return longest
 
 
+def longest_stall(
+    segments: Iterable[Window], moments: Sequence[float], away: Sequence[Window]
+) -> tuple[float, int | None] | None:
+    """The longest stall of a run, whatever caused it: the longest piece of the stall segments
+    less the times a dependency was away, cut at every fault's moment as in `stalls_after`, and
+    the fault it belongs to (the index in `moments`; None for one before any fault). None when
+    nothing waited."""
+    order = sorted(range(len(moments)), key=lambda i: moments[i])
+    sorted_moments = [moments[i] for i in order]
+    longest: tuple[float, int | None] | None = None
+    for segment in segments:
+        for piece in _cut(_less(segment, away), sorted_moments):
+            if longest is None or piece.seconds > longest[0]:
+                latest = bisect.bisect_right(sorted_moments, piece.start) - 1
+                longest = (piece.seconds, order[latest] if latest >= 0 else None)
+    return longest
+
+
 def _less(segment: Window, away: Sequence[Window]) -> list[Window]:
     """What is left of `segment` outside every window of `away`."""
     pieces = [segment]

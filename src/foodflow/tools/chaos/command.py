@@ -19,6 +19,12 @@ from rich.table import Table
 
 from foodflow.platform.config import get_settings
 from foodflow.tools import processes
+from foodflow.tools.chaos.brokers import (
+    BROKER_FAULTS,
+    DOWNTIME_SECONDS,
+    IN_SYNC_WITHIN_SECONDS,
+    cluster_problem,
+)
 from foodflow.tools.chaos.faults import OUTAGE_TARGETS, POISON_KINDS
 from foodflow.tools.chaos.runner import (
     SETTLE_MARGIN_SECONDS,
@@ -27,6 +33,7 @@ from foodflow.tools.chaos.runner import (
     ChaosRun,
     plan_faults,
 )
+from foodflow.tools.cli_errors import ExitCode
 from foodflow.tools.infra import manager
 
 console = Console(soft_wrap=True)
@@ -58,31 +65,77 @@ def chaos(
     ),
     outage_seconds: float = typer.Option(30.0, min=1, help="How long each outage lasts."),
     kill2: bool = typer.Option(
-        True, help="Run two order managers and SIGKILL one of them (scaled back afterwards)."
+        True,
+        help="Run --order-managers order managers and SIGKILL one of them (those chaos"
+        " started are stopped afterwards).",
+    ),
+    order_managers: int | None = typer.Option(
+        None,
+        min=2,
+        max=8,
+        help="Order managers for --kill2 [default: 2; 3 with --brokers].",
+    ),
+    brokers: int | None = typer.Option(
+        None,
+        min=3,
+        help="The running Kafka is a cluster of this many nodes (`foodflow up --brokers 3`):"
+        " SIGKILL a random broker, the one leading the most validated_orders partitions and"
+        " the active controller, each started again after --broker-downtime; then nothing may"
+        " stay under-replicated longer than --in-sync-within.",
+    ),
+    broker_fault: list[str] = typer.Option(
+        list(BROKER_FAULTS),
+        help=f"With --brokers, the broker faults, each once: {', '.join(BROKER_FAULTS)}"
+        " (repeat the option).",
+    ),
+    broker_downtime: float = typer.Option(
+        DOWNTIME_SECONDS, min=0, help="Seconds a killed broker stays down."
+    ),
+    in_sync_within: float = typer.Option(
+        IN_SYNC_WITHIN_SECONDS,
+        min=1,
+        help="Seconds after a killed broker is back within which no partition may still be"
+        " under-replicated.",
     ),
     grace: float | None = typer.Option(
         None, help="The services' grace for outages [default: DEPENDENCY_GRACE_SECONDS]."
     ),
-    max_stall: float = typer.Option(15.0, help="Longest stall allowed after any single fault."),
+    max_stall: float = typer.Option(
+        15.0, help="Longest stall allowed: after any single fault, and in the whole run."
+    ),
 ) -> None:
     """Drive orders while killing services, restarting and flushing Kafka, Redis and
     PostgreSQL, taking dependencies away and publishing poison messages; then check that no
     order was lost, duplicated, stuck, failed by a short outage or charged without a record,
     that stock is conserved, every bad message dead-lettered once, and no fault stalled the
-    system for long."""
+    system for long. With --brokers, also kill brokers of the Kafka cluster and check that
+    every partition is fully replicated again soon after."""
     settings = get_settings()
     outages = tuple(OUTAGE_TARGETS) if "all" in outage else tuple(outage)
     poisons = tuple(p for p in poison if p != "none")
-    unknown = set(outages) - set(OUTAGE_TARGETS) | set(poisons) - set(POISON_KINDS)
+    unknown = (
+        set(outages) - set(OUTAGE_TARGETS)
+        | set(poisons) - set(POISON_KINDS)
+        | set(broker_fault) - set(BROKER_FAULTS)
+    )
     if unknown:
-        raise typer.BadParameter(f"unknown outage target or poison kind: {sorted(unknown)}")
+        raise typer.BadParameter(
+            f"unknown outage target, poison kind or broker fault: {sorted(unknown)}"
+        )
+    if brokers is not None:
+        # First: on the wrong Kafka, nothing else about the system matters.
+        problem = cluster_problem(settings, brokers)
+        if problem is not None:
+            code, line = problem
+            console.print(f"[red]{line}[/]")
+            raise typer.Exit(code)
     down = [s.name for s in manager.status(settings) if not s.running]
     down += [s.name for s in processes.status(settings) if not s.running]
     if down:
         console.print(
             f"[red]not running: {', '.join(down)}[/] — start the system with `foodflow up`"
         )
-        raise typer.Exit(3)  # the system is unavailable (`foodflow --help`)
+        raise typer.Exit(ExitCode.UNAVAILABLE)
     cfg = ChaosConfig(
         orders=orders,
         rate=rate,
@@ -96,6 +149,11 @@ def chaos(
         outages=outages,
         outage_seconds=outage_seconds,
         kill2=kill2,
+        order_managers=order_managers or (3 if brokers else 2),
+        brokers=brokers or 0,
+        broker_faults=tuple(broker_fault),
+        broker_downtime=broker_downtime,
+        in_sync_within=in_sync_within,
         grace_seconds=grace,
         max_stall_seconds=max_stall,
     )
@@ -174,6 +232,21 @@ def print_report(r: ChaosReport) -> None:
     row("time to recover (after the last fault/send)", recover, r.recover_seconds is not None)
     for fault, seconds in r.stalls:
         row(f"  stall after {fault}", f"{seconds:.1f} s", seconds <= r.max_stall_seconds)
+    # The fault by its number: the rows above and the list of faults name it in full.
+    after = f" (after {r.longest_stall_after.split()[0]})" if r.longest_stall_after else ""
+    row(
+        "longest stall (any partition, whole run)",
+        f"{r.longest_stall:.1f} s{after}",
+        r.longest_stall <= r.max_stall_seconds,
+    )
+    for fault, in_sync in r.in_sync:
+        row(
+            f"  under-replicated after {fault}",
+            f"none {in_sync:.1f} s after it was back"
+            if in_sync is not None
+            else f"some still {r.in_sync_within:g} s after it was back",
+            in_sync is not None and in_sync <= r.in_sync_within,
+        )
     row("run time", f"{r.duration_seconds:.1f} s")
     console.print(table)
     for note in r.notes:

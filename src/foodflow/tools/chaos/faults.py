@@ -1,8 +1,9 @@
 """The faults chaos injects, and the record of each as it happened.
 
-SIGKILL of a service (with or without a second instance beside it), a restart, FLUSHALL or a
-timed outage of Redis, PostgreSQL or Kafka, a timed outage of a service the order manager calls,
-and poison messages on `validated_orders`. Faults run one at a time (an outage of a service and a
+SIGKILL of a service (alone, or one of several instances), a restart, FLUSHALL or a timed outage
+of Redis, PostgreSQL or Kafka, a timed outage of a service the order manager calls, poison
+messages on `validated_orders`, and on a Kafka cluster SIGKILL of one broker
+(`foodflow.tools.chaos.brokers`). Faults run one at a time (an outage of a service and a
 SIGKILL of it never overlap), and each is logged with its wall-clock start and end, which the
 checks compare with the orders' times.
 """
@@ -25,6 +26,8 @@ from foodflow.contracts import topics
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import PublishError
 from foodflow.tools import processes, restore
+from foodflow.tools.chaos import brokers
+from foodflow.tools.chaos.brokers import BROKER_FAULTS
 from foodflow.tools.infra import manager, process
 from foodflow.tools.kafka_io import tool_producer
 
@@ -57,17 +60,29 @@ POISON_KINDS = ("big", "nul-user", "nuls", "many-items")
 @dataclass(frozen=True)
 class Fault:
     at: float  # earliest start, seconds after the start of the run
-    kind: str  # "kill", "kill2", "restart", "flushall", "outage" or "poison"
+    # "kill", "kill_one_of", "restart", "flushall", "outage", "poison", or a broker fault:
+    # "kill_broker", "kill_leader", "kill_controller" (`brokers.BROKER_FAULTS`)
+    kind: str
     target: str  # a service or server name, or poison kinds joined by ","
-    seconds: float = 0.0  # how long an outage keeps its target down
-    instance: int = 0  # which instance a kill hits
+    seconds: float = 0.0  # how long an outage keeps its target down, or a broker its downtime
+    instance: int = 0  # which instance a kill hits (a broker: its node id)
+    of: int = 1  # how many instances run when `kill_one_of` kills one
 
     def describe(self) -> str:
         match self.kind:
             case "kill":
                 return f"SIGKILL {self.target}"
-            case "kill2":
-                return f"SIGKILL {self.target}-{self.instance} of 2"
+            case "kill_one_of":
+                return f"SIGKILL {self.target}-{self.instance} of {self.of}"
+            case "kill_broker":
+                return f"SIGKILL Kafka broker {self.instance}, back after {self.seconds:g}s"
+            case "kill_leader":
+                return (
+                    f"SIGKILL the broker leading most {topics.VALIDATED_ORDERS} partitions,"
+                    f" back after {self.seconds:g}s"
+                )
+            case "kill_controller":
+                return f"SIGKILL the active KRaft controller, back after {self.seconds:g}s"
             case "outage":
                 return f"{self.seconds:g}s outage of {self.target}"
             case "flushall":
@@ -88,14 +103,23 @@ class FaultRecord:
     detail: str = ""
     # Where each poison message landed, (topic, partition, offset), and its order id if any.
     poisoned: tuple[tuple[tuple[str, int, int], str | None], ...] = ()
+    # A broker fault: seconds from the broker being back until no partition was
+    # under-replicated; None when that did not happen within the limit.
+    in_sync_seconds: float | None = None
 
     @property
     def seconds(self) -> float:
         return self.ended - self.started
 
     @property
+    def is_broker_fault(self) -> bool:
+        return self.fault.kind in BROKER_FAULTS
+
+    @property
     def takes_a_dependency_away(self) -> bool:
-        """An outage or a restart: orders may rightly wait while it lasts."""
+        """An outage or a restart: orders may rightly wait while it lasts. Not a broker of a
+        cluster: the other two keep serving (replication factor 3, `min.insync.replicas` 2), so
+        a broker fault is the system's to ride through, measured from its kill."""
         return self.fault.kind in ("outage", "restart")
 
     @property
@@ -254,12 +278,19 @@ def apply(
     poison_item: str,
     tag: str,
     before: Mapping[str, restore.Started] | None = None,
+    in_sync_within: float = brokers.IN_SYNC_WITHIN_SECONDS,
 ) -> FaultRecord:
     """Inject one fault and return its record (blocking: run it in a thread). A service chaos
-    starts again starts from its environment in `before` (see `service`)."""
+    starts again starts from its environment in `before` (see `service`); a broker fault
+    waits up to `in_sync_within` seconds after the broker is back for every partition to be
+    fully replicated again."""
     started = time.time()
     detail = ""
-    if fault.kind in ("kill", "kill2"):
+    if fault.kind in BROKER_FAULTS:
+        kill = brokers.kill_and_restart(settings, fault.kind, fault.instance, fault.seconds)
+        in_sync = brokers.wait_in_sync(settings, in_sync_within)
+        return FaultRecord(fault, started, time.time(), kill.describe(in_sync), (), in_sync)
+    if fault.kind in ("kill", "kill_one_of"):
         detail = kill_service(settings, fault.target, env, fault.instance, before)
     elif fault.kind == "restart":
         restart_server(settings, fault.target)

