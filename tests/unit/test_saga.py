@@ -108,10 +108,11 @@ class FakeStore:
         self, update: OrderSnapshot, request: ValidatedOrder | None = None
     ) -> SaveOutcome:
         stored = self.saved.get(update.order_id)
-        if stored is not None and stored.version > update.version:
-            return SaveOutcome.ALREADY_THERE
-        if stored is not None and stored.version == update.version:
-            if stored.status == update.status:
+        if stored is not None and stored.version >= update.version:
+            # A replay only if this very transition (status and reason) holds that version.
+            at = [(stored.status, stored.reason)] if stored.version == update.version else []
+            at += [(h.status, h.reason) for h in stored.history if h.version == update.version]
+            if at and at[0] == (update.status, update.reason):
                 return SaveOutcome.ALREADY_THERE
             return SaveOutcome.CONFLICT
         self.saved[update.order_id] = update
@@ -394,23 +395,50 @@ async def test_a_redelivered_timed_out_order_has_its_compensations_done_again() 
 
 
 @pytest.mark.parametrize(
-    ("token", "reason", "payment_calls"),
+    ("token", "reason", "payment_calls", "stock_back"),
     [
-        ("tok_declined", "PAYMENT_DECLINED", ["authorise"]),
-        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise"]),
-        ("down", "PAYMENT_UNAVAILABLE", ["authorise", "void"]),
+        ("tok_declined", "PAYMENT_DECLINED", ["authorise"], "release"),
+        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise"], "release"),
+        # Decided first, then undone (the charge may have landed): the stock by cancel.
+        ("down", "PAYMENT_UNAVAILABLE", ["authorise", "void"], "cancel"),
     ],
 )
 async def test_a_payment_that_fails_fails_the_order_and_gives_stock_back(
-    token: str, reason: str, payment_calls: list[str]
+    token: str, reason: str, payment_calls: list[str], stock_back: str
 ) -> None:
     inventory, payment = FakeInventory(), FakePayment()
     s, recorder, _ = saga(inventory, FakePricing(), payment)
     await s.run(uuid4(), ORDER.model_copy(update={"payment_token": token}))
     assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
     assert recorder.updates[-1].reason == reason
-    assert inventory.calls == ["reserve", "release"]
+    assert inventory.calls == ["reserve", stock_back]
     assert payment.calls == payment_calls
+
+
+async def test_a_stale_saga_whose_payment_fails_does_not_refund_the_winner() -> None:
+    """The chaos run's order whose void waited on the payment gate: a saga that fell behind
+    (another saga of the order confirmed it meanwhile) must neither refund nor announce."""
+    store = FakeStore()
+    order_id = uuid4()
+
+    class DownAfterTheOtherConfirmed(FakePayment):
+        async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
+            await asyncio.sleep(0.05)  # PROCESSING v2 is stored meanwhile
+            stored = store.saved[order_id]
+            history = [*stored.history]
+            history.append(history[-1].model_copy(update={"status": "CONFIRMED", "version": 3}))
+            store.saved[order_id] = stored.model_copy(
+                update={"status": OrderStatus.CONFIRMED, "version": 3, "history": history}
+            )
+            return await super().authorise(request)
+
+    inventory, payment = FakeInventory(), DownAfterTheOtherConfirmed()
+    s, recorder, _ = saga(inventory, FakePricing(), payment, store=store)
+    await s.run(order_id, ORDER.model_copy(update={"payment_token": "down"}))
+    assert store.saved[order_id].status == "CONFIRMED"
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING"]
+    assert inventory.calls == ["reserve"]
+    assert payment.calls == ["authorise"]
 
 
 async def test_confirmed_orders_are_charged_before_stock_is_committed() -> None:

@@ -45,7 +45,13 @@ INVENTORY, PRICING, PAYMENT, POSTGRES = "inventory", "pricing", "payment", "post
 SAGA_DEPENDENCIES = [INVENTORY, PRICING, PAYMENT, POSTGRES]
 # Failures recorded before their compensations (`OrderSaga._fail_then_undo`): a redelivered
 # order stored FAILED for one of these has them done again (they are idempotent).
-UNDONE_AFTER = frozenset({FailureReason.TIMED_OUT, FailureReason.INVENTORY_UNAVAILABLE})
+UNDONE_AFTER = frozenset(
+    {
+        FailureReason.TIMED_OUT,
+        FailureReason.INVENTORY_UNAVAILABLE,
+        FailureReason.PAYMENT_UNAVAILABLE,
+    }
+)
 
 
 class Inventory(Protocol):
@@ -198,8 +204,9 @@ class OrderSaga:
     async def _fail_then_undo(
         self, order: Order, reason: FailureReason, detail: str
     ) -> Order | None:
-        """FAILED, decided first, then compensated: for a failure that may leave a commit of
-        the stock behind (the order timed out, or the commit's answer was lost).
+        """FAILED, decided first, then compensated: for a failure that may leave a charge or a
+        commit of the stock behind (the order timed out, or a charge's or commit's answer was
+        lost).
 
         The step interrupted may still land: a commit sent before the deadline is written by
         the inventory service even though its answer is never read. So the order's end is
@@ -362,9 +369,9 @@ class OrderSaga:
                 if recording is not None:
                     await recording  # raises OrderTakenOver if another saga holds the order
         except (ServiceUnavailable, RequestRefused) as exc:
-            await self._undo_payment(order.order_id)
-            await self._release(order)
-            await self._fail(order, FailureReason.PAYMENT_UNAVAILABLE, str(exc))
+            # The charge may have landed (its answer lost), and another saga of the order may
+            # have confirmed it meanwhile: decide first, so that only the winner refunds.
+            await self._fail_then_undo(order, FailureReason.PAYMENT_UNAVAILABLE, str(exc))
             return
         if declined is not None:
             await self._release(order)
