@@ -60,6 +60,8 @@ class FakeInventory:
 
     async def commit(self, order_id: UUID) -> ReservationState:
         self.calls.append("commit")
+        if self.outcome == "commit_lost":
+            raise ServiceUnavailable("inventory down")
         if self.outcome == "commit_late":  # written by the service, its answer never read
             await asyncio.sleep(10)
         return ReservationState(order_id=order_id, state="COMMITTED", reserved=True)
@@ -70,6 +72,8 @@ class FakeInventory:
 
     async def cancel(self, order_id: UUID) -> ReservationState | None:
         self.calls.append("cancel")
+        if self.outcome == "commit_lost" and self.calls.count("cancel") == 1:
+            await asyncio.sleep(10)  # the order's timeout cuts the first one short
         return ReservationState(order_id=order_id, state="RELEASED", reserved=False)
 
 
@@ -331,6 +335,19 @@ async def test_a_commit_whose_answer_comes_after_the_timeout_is_undone() -> None
     assert store.saved[order_id].status == "FAILED"
     assert inventory.calls == ["reserve", "commit", "cancel"]
     assert payment.calls == ["authorise", "void", "refund"]
+
+
+async def test_compensations_cut_short_by_the_timeout_are_done_again() -> None:
+    """A lost commit's answer fails the order (decided first); the order's timeout then fires
+    while the stock is being given back: the compensations are done again, not dropped."""
+    inventory, payment = FakeInventory("commit_lost"), FakePayment()
+    s, recorder, store = saga(inventory, FakePricing(), payment)
+    order_id = uuid4()
+    await s.run(order_id, ORDER)
+    assert store.saved[order_id].reason == "INVENTORY_UNAVAILABLE"
+    assert [f.reason for f in recorder.finals] == ["INVENTORY_UNAVAILABLE"] * 2  # announced again
+    assert inventory.calls == ["reserve", "commit", "cancel", "cancel"]
+    assert payment.calls == ["authorise", "void", "refund", "void", "refund"]
 
 
 async def test_a_timeout_that_another_saga_beat_to_the_version_undoes_nothing() -> None:

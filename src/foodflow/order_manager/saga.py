@@ -197,6 +197,9 @@ class OrderSaga:
         except TimeoutError:
             if order.left_saga:  # timed out while announcing: the final state stands
                 await self._record_again(order)
+                if order.status is OrderStatus.FAILED and order.reason in UNDONE_AFTER:
+                    # Or while undoing what `_fail_then_undo` decided: done again, whole.
+                    await self._undo_all(order_id)
                 return order
             detail = f"not final within {self.order_timeout:.0f}s"
             return await self._fail_then_undo(order, FailureReason.TIMED_OUT, detail)
