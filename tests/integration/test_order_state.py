@@ -59,6 +59,37 @@ async def test_a_version_is_stored_once_with_one_status(store: OrderStateStore) 
     assert loaded is not None and (loaded.version, loaded.status) == (2, OrderStatus.FAILED)
 
 
+async def test_a_stale_saga_cannot_pass_its_own_transition_off_as_a_replay(
+    store: OrderStateStore,
+) -> None:
+    """Two sagas of one order (a sweep of a slow one, a redelivery): the one behind must see a
+    conflict, not "already there", when its transition is not the one stored at that version.
+    Taking it for a replay, it announced it: the chaos run's 55 orders with two transitions
+    under one version (and its timeout went on to undo the winner's order)."""
+    order = new_order()
+    order.receive()
+    assert await store.save(order.full_snapshot(), order.request) is SaveOutcome.WRITTEN
+    behind = Order.resume(order.request, order.full_snapshot())
+    # The other saga goes on: PROCESSING v2, then FAILED PAYMENT_UNAVAILABLE v3.
+    order.transition(OrderStatus.PROCESSING)
+    assert await store.save(order.full_snapshot()) is SaveOutcome.WRITTEN
+    ahead = Order.resume(order.request, order.full_snapshot())
+    order.fail(FailureReason.PAYMENT_UNAVAILABLE, "payment down")
+    assert await store.save(order.full_snapshot()) is SaveOutcome.WRITTEN
+    # A saga still at RECEIVED times out: FAILED v2, where PROCESSING is stored.
+    behind.fail(FailureReason.TIMED_OUT, "not final within 30s")
+    assert await store.save(behind.full_snapshot()) is SaveOutcome.CONFLICT
+    # One at PROCESSING times out: FAILED v3 too, but for another reason.
+    ahead.fail(FailureReason.TIMED_OUT, "not final within 30s")
+    assert await store.save(ahead.full_snapshot()) is SaveOutcome.CONFLICT
+    # A true replay, of the latest or an older transition, is still one.
+    assert await store.save(order.full_snapshot()) is SaveOutcome.ALREADY_THERE
+    replayed = Order.resume(order.request, order.full_snapshot())
+    replayed.history = replayed.history[:2]
+    replayed.status, replayed.version, replayed.reason = OrderStatus.PROCESSING, 2, None
+    assert await store.save(replayed.full_snapshot()) is SaveOutcome.ALREADY_THERE
+
+
 async def test_racing_writers_of_one_version_get_one_winner(store: OrderStateStore) -> None:
     # Two sagas (say a sweeper and a redelivery) store v1 at once, with different statuses.
     orders = [new_order() for _ in range(20)]

@@ -253,7 +253,7 @@ ROUTES = [
         "POST",
         "/cancel",
         lambda: {"order_id": _order()},
-        ("delivery_service",),
+        ("delivery_service", "order_manager"),
     ),
     Route("inventory_service", "GET", "/menu", None, ("gateway",)),
     Route("inventory_service", "GET", "/catalogue", None, ("pricing_service",)),

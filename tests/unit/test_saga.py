@@ -60,10 +60,20 @@ class FakeInventory:
 
     async def commit(self, order_id: UUID) -> ReservationState:
         self.calls.append("commit")
+        if self.outcome == "commit_lost":
+            raise ServiceUnavailable("inventory down")
+        if self.outcome == "commit_late":  # written by the service, its answer never read
+            await asyncio.sleep(10)
         return ReservationState(order_id=order_id, state="COMMITTED", reserved=True)
 
     async def release(self, order_id: UUID) -> ReservationState | None:
         self.calls.append("release")
+        return ReservationState(order_id=order_id, state="RELEASED", reserved=False)
+
+    async def cancel(self, order_id: UUID) -> ReservationState | None:
+        self.calls.append("cancel")
+        if self.outcome == "commit_lost" and self.calls.count("cancel") == 1:
+            await asyncio.sleep(10)  # the order's timeout cuts the first one short
         return ReservationState(order_id=order_id, state="RELEASED", reserved=False)
 
 
@@ -102,10 +112,11 @@ class FakeStore:
         self, update: OrderSnapshot, request: ValidatedOrder | None = None
     ) -> SaveOutcome:
         stored = self.saved.get(update.order_id)
-        if stored is not None and stored.version > update.version:
-            return SaveOutcome.ALREADY_THERE
-        if stored is not None and stored.version == update.version:
-            if stored.status == update.status:
+        if stored is not None and stored.version >= update.version:
+            # A replay only if this very transition (status and reason) holds that version.
+            at = [(stored.status, stored.reason)] if stored.version == update.version else []
+            at += [(h.status, h.reason) for h in stored.history if h.version == update.version]
+            if at and at[0] == (update.status, update.reason):
                 return SaveOutcome.ALREADY_THERE
             return SaveOutcome.CONFLICT
         self.saved[update.order_id] = update
@@ -308,28 +319,143 @@ async def test_a_hanging_step_times_out_releases_stock_and_fails_the_order() -> 
     await s.run(uuid4(), ORDER.model_copy(update={"payment_token": "hang"}))
     assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
     assert recorder.updates[-1].reason == "TIMED_OUT"
-    assert inventory.calls == ["reserve", "release"]
+    # Cancel, not release: whatever the interrupted step left (held or committed) comes back.
+    assert inventory.calls == ["reserve", "cancel"]
     assert payment.calls == ["authorise", "void"]  # a late authorisation is blocked
 
 
+async def test_a_commit_whose_answer_comes_after_the_timeout_is_undone() -> None:
+    """The 10,000-order chaos run's stock drift: the commit landed, the timeout fired before
+    its answer; the order fails, is refunded, and its committed stock is given back."""
+    inventory, payment = FakeInventory("commit_late"), FakePayment()
+    s, recorder, store = saga(inventory, FakePricing(), payment)
+    order_id = uuid4()
+    await s.run(order_id, ORDER)
+    assert [(u.status, u.reason) for u in recorder.updates][-1] == ("FAILED", "TIMED_OUT")
+    assert store.saved[order_id].status == "FAILED"
+    assert inventory.calls == ["reserve", "commit", "cancel"]
+    assert payment.calls == ["authorise", "void", "refund"]
+
+
+async def test_compensations_cut_short_by_the_timeout_are_done_again() -> None:
+    """A lost commit's answer fails the order (decided first); the order's timeout then fires
+    while the stock is being given back: the compensations are done again, not dropped."""
+    inventory, payment = FakeInventory("commit_lost"), FakePayment()
+    s, recorder, store = saga(inventory, FakePricing(), payment)
+    order_id = uuid4()
+    await s.run(order_id, ORDER)
+    assert store.saved[order_id].reason == "INVENTORY_UNAVAILABLE"
+    assert [f.reason for f in recorder.finals] == ["INVENTORY_UNAVAILABLE"] * 2  # announced again
+    assert inventory.calls == ["reserve", "commit", "cancel", "cancel"]
+    assert payment.calls == ["authorise", "void", "refund", "void", "refund"]
+
+
+async def test_a_timeout_that_another_saga_beat_to_the_version_undoes_nothing() -> None:
+    """Two sagas of one order (a sweep, a redelivery): the one that stored its end first wins;
+    the other's timeout neither refunds nor gives back the winner's stock, nor announces."""
+    store = FakeStore()
+    order_id = uuid4()
+
+    class Racing(FakeInventory):
+        async def commit(self, order_id: UUID) -> ReservationState:
+            # Meanwhile the other saga confirms the order at the version this one will take.
+            stored = store.saved[order_id]
+            store.saved[order_id] = stored.model_copy(
+                update={"status": OrderStatus.CONFIRMED, "version": stored.version + 1}
+            )
+            return await super().commit(order_id)
+
+    inventory, payment = Racing("commit_late"), FakePayment()
+    s, recorder, _ = saga(inventory, FakePricing(), payment, store=store)
+    assert await s.run(order_id, ORDER) is None
+    assert store.saved[order_id].status == "CONFIRMED"
+    assert "FAILED" not in [u.status for u in recorder.updates]
+    assert inventory.calls == ["reserve", "commit"]
+    assert payment.calls == ["authorise"]
+
+
+async def test_a_confirmation_another_saga_beat_is_not_announced_after_a_timeout() -> None:
+    """Timed out while saving CONFIRMED, which another saga's FAILED beat: announcing it
+    anyway gave the order two transitions under one version."""
+
+    class SlowToConfirm(FakeStore):
+        async def save(
+            self, update: OrderSnapshot, request: ValidatedOrder | None = None
+        ) -> SaveOutcome:
+            if update.status == "CONFIRMED":
+                other = update.model_copy(update={"status": OrderStatus.FAILED})
+                self.saved[update.order_id] = other
+                await asyncio.sleep(10)  # cut short by the timeout
+            return await super().save(update, request)
+
+    s, recorder, store = saga(FakeInventory(), FakePricing(), store=SlowToConfirm())
+    order_id = uuid4()
+    await s.run(order_id, ORDER)
+    assert store.saved[order_id].status == "FAILED"
+    versions = [(u.version, u.status) for u in recorder.updates]
+    assert (3, "CONFIRMED") not in versions
+
+
+async def test_a_redelivered_timed_out_order_has_its_compensations_done_again() -> None:
+    """FAILED is recorded before the compensations: a crash in between is caught up when the
+    order's message comes again."""
+    store = FakeStore()
+    order_id = uuid4()
+    first, _, _ = saga(FakeInventory("commit_late"), FakePricing(), store=store)
+    await first.run(order_id, ORDER)
+    inventory, payment = FakeInventory(), FakePayment()
+    second, recorder, _ = saga(inventory, FakePricing(), payment, store=store)
+    assert await second.run(order_id, ORDER) is None
+    assert [(u.status, u.reason) for u in recorder.updates] == [("FAILED", "TIMED_OUT")]
+    assert inventory.calls == ["cancel"]
+    assert payment.calls == ["void"]
+
+
 @pytest.mark.parametrize(
-    ("token", "reason", "payment_calls"),
+    ("token", "reason", "payment_calls", "stock_back"),
     [
-        ("tok_declined", "PAYMENT_DECLINED", ["authorise"]),
-        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise"]),
-        ("down", "PAYMENT_UNAVAILABLE", ["authorise", "void"]),
+        ("tok_declined", "PAYMENT_DECLINED", ["authorise"], "release"),
+        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise"], "release"),
+        # Decided first, then undone (the charge may have landed): the stock by cancel.
+        ("down", "PAYMENT_UNAVAILABLE", ["authorise", "void"], "cancel"),
     ],
 )
 async def test_a_payment_that_fails_fails_the_order_and_gives_stock_back(
-    token: str, reason: str, payment_calls: list[str]
+    token: str, reason: str, payment_calls: list[str], stock_back: str
 ) -> None:
     inventory, payment = FakeInventory(), FakePayment()
     s, recorder, _ = saga(inventory, FakePricing(), payment)
     await s.run(uuid4(), ORDER.model_copy(update={"payment_token": token}))
     assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "FAILED"]
     assert recorder.updates[-1].reason == reason
-    assert inventory.calls == ["reserve", "release"]
+    assert inventory.calls == ["reserve", stock_back]
     assert payment.calls == payment_calls
+
+
+async def test_a_stale_saga_whose_payment_fails_does_not_refund_the_winner() -> None:
+    """The chaos run's order whose void waited on the payment gate: a saga that fell behind
+    (another saga of the order confirmed it meanwhile) must neither refund nor announce."""
+    store = FakeStore()
+    order_id = uuid4()
+
+    class DownAfterTheOtherConfirmed(FakePayment):
+        async def authorise(self, request: AuthoriseRequest) -> PaymentResult:
+            await asyncio.sleep(0.05)  # PROCESSING v2 is stored meanwhile
+            stored = store.saved[order_id]
+            history = [*stored.history]
+            history.append(history[-1].model_copy(update={"status": "CONFIRMED", "version": 3}))
+            store.saved[order_id] = stored.model_copy(
+                update={"status": OrderStatus.CONFIRMED, "version": 3, "history": history}
+            )
+            return await super().authorise(request)
+
+    inventory, payment = FakeInventory(), DownAfterTheOtherConfirmed()
+    s, recorder, _ = saga(inventory, FakePricing(), payment, store=store)
+    await s.run(order_id, ORDER.model_copy(update={"payment_token": "down"}))
+    assert store.saved[order_id].status == "CONFIRMED"
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING"]
+    assert inventory.calls == ["reserve"]
+    assert payment.calls == ["authorise"]
 
 
 async def test_confirmed_orders_are_charged_before_stock_is_committed() -> None:

@@ -60,10 +60,15 @@ class InventoryClient(ServiceClient):
         return await self.get("/catalogue", _MENU)
 
     async def cancel(self, order_id: UUID) -> ReservationState | None:
-        """Give a cancelled order's stock back, reserved or committed (`/cancel`); None when
-        nothing was reserved."""
+        """Give a cancelled (or timed-out) order's stock back, reserved or committed
+        (`/cancel`); None when nothing was reserved."""
         try:
-            return await self.post("/cancel", OrderRef(order_id=order_id), ReservationState)
+            return await self.post(
+                "/cancel",
+                OrderRef(order_id=order_id),
+                ReservationState,
+                attempts=COMPENSATION_ATTEMPTS,
+            )
         except RequestRefused as exc:
             if exc.status == 404:
                 return None

@@ -79,10 +79,11 @@ runtime_of = RUNTIME.of
 Runtime = Annotated[InventoryRuntime, Depends(RUNTIME.dependency)]
 
 router = APIRouter(responses=ERROR_RESPONSES)
-# Who may call what: the saga takes and settles stock, a cancelled delivery gives it back, the
-# menu is read by pricing and shown by the gateway.
+# Who may call what: the saga takes and settles stock, a cancelled delivery gives it back (and
+# so does the saga for an order it fails after a commit may have landed: a timeout), the menu is
+# read by pricing and shown by the gateway.
 SAGA = [Depends(allow("order_manager"))]
-CANCELLATION = [Depends(allow("delivery_service"))]
+CANCELLATION = [Depends(allow("delivery_service", "order_manager"))]
 MENU_READERS = [Depends(allow("gateway"))]
 # Unlisted items too: only pricing, which must price a bench or chaos order like any other.
 CATALOGUE_READERS = [Depends(allow("pricing_service"))]
@@ -213,7 +214,8 @@ async def _transition_batch(
 
 @router.post("/cancel", response_model=ReservationState, dependencies=CANCELLATION)
 async def cancel(body: OrderRef, runtime: Runtime) -> ReservationState:
-    """Give a cancelled order's stock back, reserved or committed; 404 without a reservation."""
+    """Give a cancelled (or timed-out) order's stock back, reserved or committed; 404 without
+    a reservation. Once given back, a late commit of it is refused (409)."""
     reservation = await services.cancel_reservation(
         runtime.repository.unit_of_work(), str(body.order_id)
     )

@@ -43,12 +43,22 @@ T = TypeVar("T")
 # a ServiceUnavailable while PostgreSQL is unreachable); Redis, a cache, has no gate.
 INVENTORY, PRICING, PAYMENT, POSTGRES = "inventory", "pricing", "payment", "postgres"
 SAGA_DEPENDENCIES = [INVENTORY, PRICING, PAYMENT, POSTGRES]
+# Failures recorded before their compensations (`OrderSaga._fail_then_undo`): a redelivered
+# order stored FAILED for one of these has them done again (they are idempotent).
+UNDONE_AFTER = frozenset(
+    {
+        FailureReason.TIMED_OUT,
+        FailureReason.INVENTORY_UNAVAILABLE,
+        FailureReason.PAYMENT_UNAVAILABLE,
+    }
+)
 
 
 class Inventory(Protocol):
     async def reserve(self, order_id: UUID, order: ValidatedOrder) -> ReservationState: ...
     async def commit(self, order_id: UUID) -> ReservationState: ...
     async def release(self, order_id: UUID) -> ReservationState | None: ...
+    async def cancel(self, order_id: UUID) -> ReservationState | None: ...
 
 
 class Pricing(Protocol):
@@ -167,6 +177,10 @@ class OrderSaga:
             await self.announce(stored.status_update(), final)
             if left_saga:
                 log.info("Order %s is already %s; announced it again", order_id, stored.status)
+                if stored.status is OrderStatus.FAILED and stored.reason in UNDONE_AFTER:
+                    # FAILED was recorded before the compensations: a crash in between left
+                    # them undone, and this redelivery is their chance.
+                    await self._undo_all(order_id)
                 return None
             log.warning("Resuming order %s from %s v%d", order_id, stored.status, stored.version)
             order = Order.resume(request, stored)
@@ -183,15 +197,55 @@ class OrderSaga:
         except TimeoutError:
             if order.left_saga:  # timed out while announcing: the final state stands
                 await self._record_again(order)
+                if order.status is OrderStatus.FAILED and order.reason in UNDONE_AFTER:
+                    # Or while undoing what `_fail_then_undo` decided: done again, whole.
+                    await self._undo_all(order_id)
                 return order
-            await self._undo_payment(order)
-            await self._release(order)
             detail = f"not final within {self.order_timeout:.0f}s"
-            return await self._fail(order, FailureReason.TIMED_OUT, detail)
+            return await self._fail_then_undo(order, FailureReason.TIMED_OUT, detail)
+
+    async def _fail_then_undo(
+        self, order: Order, reason: FailureReason, detail: str
+    ) -> Order | None:
+        """FAILED, decided first, then compensated: for a failure that may leave a charge or a
+        commit of the stock behind (the order timed out, or a charge's or commit's answer was
+        lost).
+
+        The step interrupted may still land: a commit sent before the deadline is written by
+        the inventory service even though its answer is never read. So the order's end is
+        decided first, by the version-guarded save (another saga of the same order that stored
+        its own end at this version wins, and this one then undoes nothing); only then are the
+        payment voided or refunded and the stock given back, reserved or committed. A crash
+        between the two is caught up when the order is resumed (`run`).
+        """
+        try:
+            await self._fail(order, reason, detail)
+        except OrderTakenOver as exc:
+            log.warning("Order %s: %s; its failure undoes nothing", order.order_id, exc)
+            return None
+        await self._undo_all(order.order_id)
+        return order
+
+    async def _undo_all(self, order_id: UUID) -> None:
+        """The compensations of `_fail_then_undo`; idempotent, so a resume may repeat them."""
+        await self._undo_payment(order_id)
+        try:
+            # Cancel, not release: a commit that landed as the timeout fired is undone too
+            # (a release refuses a COMMITTED reservation, and the stock would never come back).
+            await self._through(INVENTORY, lambda: self.inventory.cancel(order_id))
+        except (ServiceUnavailable, RequestRefused) as exc:
+            log.error("Order %s: giving stock back failed: %s", order_id, exc)
 
     async def _record_again(self, order: Order) -> None:
         snapshot = order.full_snapshot()
-        await self._through(POSTGRES, lambda: self.store.save(snapshot))
+        outcome = await self._through(POSTGRES, lambda: self.store.save(snapshot))
+        if outcome is SaveOutcome.CONFLICT:
+            # Another saga stored its own transition at this version: announcing ours would
+            # give the order two different transitions under one version.
+            log.warning(
+                "Order %s v%d is held by another; not announced", order.order_id, order.version
+            )
+            return
         await self.announce(order.snapshot(), order.final_event())
 
     async def _drive(self, order: Order) -> Order:
@@ -268,9 +322,8 @@ class OrderSaga:
         log.info("Processing order %s", order_id)
         return self._record_soon(order, order.start_processing(priced.lines, priced.breakdown))
 
-    async def _undo_payment(self, order: Order) -> None:
+    async def _undo_payment(self, order_id: UUID) -> None:
         """Void the authorisation (or block a late one); refund once captured. Idempotent."""
-        order_id = order.order_id
         void = PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:void")
         refund = PaymentRequest(order_id=order_id, idempotency_key=f"{order_id}:refund")
         try:
@@ -319,9 +372,9 @@ class OrderSaga:
                 if recording is not None:
                     await recording  # raises OrderTakenOver if another saga holds the order
         except (ServiceUnavailable, RequestRefused) as exc:
-            await self._undo_payment(order)
-            await self._release(order)
-            await self._fail(order, FailureReason.PAYMENT_UNAVAILABLE, str(exc))
+            # The charge may have landed (its answer lost), and another saga of the order may
+            # have confirmed it meanwhile: decide first, so that only the winner refunds.
+            await self._fail_then_undo(order, FailureReason.PAYMENT_UNAVAILABLE, str(exc))
             return
         if declined is not None:
             await self._release(order)
@@ -331,9 +384,8 @@ class OrderSaga:
         try:
             await self._through(INVENTORY, lambda: self.inventory.commit(order_id))
         except (ServiceUnavailable, RequestRefused) as exc:
-            await self._undo_payment(order)
-            await self._release(order)
-            await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
+            # The commit may have landed with its answer lost: the stock is given back even so.
+            await self._fail_then_undo(order, FailureReason.INVENTORY_UNAVAILABLE, str(exc))
             return
         await self._record(order, order.confirm())
         total = order.price.total if order.price else None

@@ -82,16 +82,39 @@ class _Row:
     order_id: UUID
     version: int
     status: str
+    transition: str  # `transition_key` of this version's status and reason
     in_saga: bool
     snapshot: str
     request: str | None
     created_at: datetime
 
 
+def transition_key(status: str, reason: str | None) -> str:
+    """What makes a transition itself: its status and its reason ("FAILED/TIMED_OUT"). Two
+    sagas of one order may both fail it at one version, for different reasons; only the same
+    status with the same reason is a replay."""
+    return f"{status}/{reason}" if reason else status
+
+
+def _stored_at(stored: str, incoming: str) -> str:
+    """SQL: the `transition_key` the row `stored` holds at `incoming`'s version: its current
+    status and reason at that very version, else its timeline's entry (NULL when it has none,
+    or the version is not reached yet). Parsed only for rows that were not written."""
+    return f"""CASE
+    WHEN {stored}.version = {incoming}.version
+        THEN concat_ws('/', {stored}.status, {stored}.snapshot::jsonb ->> 'reason')
+    WHEN {stored}.version > {incoming}.version THEN (
+        SELECT concat_ws('/', h ->> 'status', h ->> 'reason')
+        FROM jsonb_array_elements({stored}.snapshot::jsonb -> 'history') AS h
+        WHERE (h ->> 'version')::int = {incoming}.version LIMIT 1)
+END"""
+
+
 # Version-guarded upsert of many orders in one statement. The final SELECT sees the table as it
 # was before the statement (a data-modifying WITH runs on one snapshot), so for each row not
 # written it tells a replay (stored version newer, or the same transition) from a conflict.
-_SAVE = """
+_SAVE = (
+    """
 WITH incoming AS (
     SELECT * FROM unnest(
         $1::uuid[], $2::int[], $3::text[], $4::bool[], $5::text[], $6::text[], $7::timestamptz[]
@@ -111,14 +134,22 @@ WITH incoming AS (
     WHERE s.version < EXCLUDED.version
     RETURNING s.order_id
 )
-SELECT i.order_id, w.order_id IS NOT NULL AS written,
-       before.version AS stored_version, before.status AS stored_status
+SELECT i.order_id, w.order_id IS NOT NULL AS written, before.version AS stored_version,
+       CASE WHEN w.order_id IS NULL THEN """
+    + _stored_at("before", "i")
+    + """ END AS stored
 FROM incoming i
 LEFT JOIN written w ON w.order_id = i.order_id
 LEFT JOIN order_state before ON before.order_id = i.order_id
 """
+)
 
-_CURRENT = "SELECT order_id, version, status FROM order_state WHERE order_id = ANY($1::uuid[])"
+_CURRENT = (
+    "SELECT i.order_id, s.version, "
+    + _stored_at("s", "i")
+    + " AS stored FROM unnest($1::uuid[], $2::int[]) AS i(order_id, version)"
+    " JOIN order_state s ON s.order_id = i.order_id"
+)
 _SNAPSHOTS = "SELECT order_id, snapshot FROM order_state WHERE order_id = ANY($1::uuid[])"
 _REQUEST = "SELECT request FROM order_state WHERE order_id = $1"
 _PRUNE = """
@@ -161,12 +192,18 @@ return 1
 
 
 def _decide(
-    version: int, status: str, stored_version: int | None, stored: str | None
+    version: int, transition: str, stored_version: int | None, stored: str | None
 ) -> SaveOutcome:
-    """What an unwritten transition means, given what was stored."""
+    """What an unwritten transition means, given what was stored (`stored`: the transition
+    stored at this version, see `_stored_at`).
+
+    A replay only when that very transition is stored: a newer version alone does not make
+    one, since a saga that fell behind (a sweep of a slow one, a redelivery) writes a version
+    the other saga already wrote with another transition; it must stop, not announce its own.
+    """
     if stored_version is None:
         return SaveOutcome.CONFLICT  # written by someone else meanwhile: read it again
-    if stored_version > version or (stored_version == version and stored == status):
+    if stored_version >= version and stored == transition:
         return SaveOutcome.ALREADY_THERE
     return SaveOutcome.CONFLICT
 
@@ -280,6 +317,7 @@ class OrderStateStore:
             order_id=update.order_id,
             version=update.version,
             status=update.status.value,
+            transition=transition_key(update.status.value, update.reason),
             in_saga=not update.status.left_saga,
             snapshot=update.model_dump_json(),
             request=request.model_dump_json() if request is not None else None,
@@ -379,20 +417,20 @@ async def _save_round(conn: asyncpg.Connection, rows: Sequence[_Row]) -> list[Sa
         if rec["written"]:
             outcomes.append(SaveOutcome.WRITTEN)
             continue
-        outcomes.append(
-            _decide(row.version, row.status, rec["stored_version"], rec["stored_status"])
-        )
+        outcomes.append(_decide(row.version, row.transition, rec["stored_version"], rec["stored"]))
         if rec["stored_version"] is None or rec["stored_version"] < row.version:
             unsure.append(i)  # another transaction wrote it meanwhile: look at what it wrote
     if unsure:
         current = {
             rec["order_id"]: rec
-            for rec in await conn.fetch(_CURRENT, [rows[i].order_id for i in unsure])
+            for rec in await conn.fetch(
+                _CURRENT, [rows[i].order_id for i in unsure], [rows[i].version for i in unsure]
+            )
         }
         for i in unsure:
             rec = current.get(rows[i].order_id)
-            stored = (rec["version"], rec["status"]) if rec else (None, None)
-            outcomes[i] = _decide(rows[i].version, rows[i].status, *stored)
+            stored = (rec["version"], rec["stored"]) if rec else (None, None)
+            outcomes[i] = _decide(rows[i].version, rows[i].transition, *stored)
     return outcomes
 
 
