@@ -215,7 +215,11 @@ class BatchConsumer:
                 # While batches are in hand, poll briefly so finished ones commit promptly.
                 timeout = min(self.poll_timeout, 0.05) if in_flight else self.poll_timeout
                 polled = await self._call(_consume_available, consumer, self.batch_size, timeout)
-                batch = [msg for msg in polled if not _is_error(msg)]
+                try:
+                    batch = [msg for msg in polled if not _is_error(msg)]
+                except FatalConsumerError as exc:
+                    await self._renew(in_flight, exc)
+                    continue
                 if batch:
                     in_flight.append((batch, asyncio.create_task(self._handle(batch))))
             if self._consumer is not None:
@@ -224,6 +228,30 @@ class BatchConsumer:
             for _, task in in_flight:
                 task.cancel()
             finished.set()
+
+    async def _renew(
+        self, in_flight: deque[tuple[list[Message], asyncio.Task[None]]], exc: BaseException
+    ) -> None:
+        """The client hit a fatal error and is unusable (librdkafka: a new instance must be
+        made). The one seen: a static member whose group coordinator died (a broker killed)
+        timed out of its session and was fenced by its own rejoin; the client then never
+        consumed again while the service answered ready, and every order after it went
+        unpersisted. Batches in hand finish (their offsets cannot be committed by this client:
+        the new one re-reads them, which the idempotent handlers absorb), the client is closed
+        and a new one, with the same group.instance.id, joins in its place."""
+        log.error("Kafka consumer of %s failed fatally (%s); a new one joins", self.group_id, exc)
+        await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
+        in_flight.clear()
+        self._staged.clear()
+        consumer, self._consumer = self._consumer, None
+        executor, self._executor = self._executor, None
+        if consumer is not None and executor is not None:
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(loop.run_in_executor(executor, consumer.close), 30.0)
+        if executor is not None:
+            executor.shutdown(wait=False)
+        await self.start()
 
     async def _hold(self, consumer: Consumer, gate: Gate) -> None:
         """Return when `gate()` does. While it waits, the assigned partitions are paused and
@@ -439,6 +467,10 @@ def _seek_back(consumer: Consumer, batch: Sequence[Message]) -> None:
             log.debug("Seek to %s[%d]@%d skipped: %s", topic, part, offset, exc)
 
 
+class FatalConsumerError(KafkaException):
+    """The consumer client is unusable: a new one must take its place."""
+
+
 def _retriable(exc: BaseException) -> bool:
     error = exc.args[0] if exc.args else None
     return isinstance(error, KafkaError) and error.retriable()
@@ -450,8 +482,9 @@ def _is_error(msg: Message) -> bool:
         return False
     if error.code() == KafkaError._PARTITION_EOF:
         log.debug("Reached end of %s[%d]", msg.topic(), msg.partition())
-    elif error.fatal():
-        raise KafkaException(error)
+    elif error.fatal() or error.code() == KafkaError._FATAL:
+        # librdkafka reports a fatal error as an event with code _FATAL, not always flagged
+        raise FatalConsumerError(error)
     else:
         log.warning("Consumer error: %s", error.str())
     return True
