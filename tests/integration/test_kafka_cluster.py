@@ -73,6 +73,18 @@ def cluster(settings: Settings) -> Iterator[Settings]:
             replication_factor=ours.kafka_replication_factor,
             min_insync_replicas=ours.kafka_min_insync_replicas,
         )
+        # A created topic reaches each broker's metadata a moment after the controller says
+        # it exists: a metadata request answered by a broker that had not caught up showed no
+        # partition at all (a clean-clone CI run met it). Wait until every topic shows all of
+        # its partitions, each with a leader.
+        deadline = time.monotonic() + 60
+        while not all(
+            len(states := inspect.partitions(ours, topic)) == ours.topic_partitions
+            and all(p.leader in (1, 2, 3) for p in states)
+            for topic in ALL_TOPICS
+        ):
+            assert time.monotonic() < deadline, "the topics' metadata never showed every partition"
+            time.sleep(0.5)
         yield ours
     finally:
         server.stop()
