@@ -117,25 +117,7 @@ async def test_a_lost_cache_poison_and_short_outages_fail_lose_and_wedge_nothing
     kinds = [f.split()[1] for f in report.faults]
     assert sorted(kinds) == ["10s", "10s", "4", "Redis", "SIGKILL"], report.faults
     assert report.poison_sent == len(POISON_KINDS)
-    # Every broken invariant at once, so that one run shows all that is wrong.
-    broken = {
-        name: value
-        for name, value in {
-            "lost": report.lost,
-            "duplicated": report.duplicated,
-            "stuck": report.stuck,
-            "inconsistent": report.inconsistent,
-            "invalid not FAILED (the NUL user's order among them)": report.invalid_not_failed,
-            "stock drift": report.stock_drift,
-            "charged but not persisted": report.charged_not_persisted,
-            "FAILED by a short fault": report.failed_by_short_fault,
-            "not dead-lettered": report.not_dead_lettered,
-            "dead letters repeated without a crash": not report.letters_once,
-            "stalls over 15 s": [s for s in report.stalls if s[1] > cfg.max_stall_seconds],
-            "did not recover": report.recover_seconds is None,
-        }.items()
-        if value
-    }
+    broken = report.broken()
     assert not broken, "; ".join(
         [f"{name}: {shortly(value)}" for name, value in broken.items()] + report.faults
     )

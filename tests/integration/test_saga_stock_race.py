@@ -20,12 +20,20 @@ import pytest
 
 from foodflow.contracts.inventory import ReservationState
 from foodflow.contracts.orders import ValidatedOrder
-from foodflow.order_manager.saga import OrderSaga
+from foodflow.contracts.pricing import PriceResponse
+from foodflow.order_manager.saga import OrderSaga, Pricing
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.client import RequestRefused
 
-from ..unit.test_saga import FakePayment, FakePricing, FakeStore, Recorder, gates
+from ..unit.test_saga import (
+    FakePayment,
+    FakePricing,
+    FakeStore,
+    Recorder,
+    WatchedStore,
+    gates,
+)
 from .test_inventory_service import ItemRows, inventory_client, inventory_db, test_items
 
 pytestmark = pytest.mark.integration
@@ -150,3 +158,77 @@ async def test_a_commit_arriving_after_the_timeouts_release_is_refused(
     assert refused.value.status == 409
     assert await reservation_state(inventory_db, order_id) == "RELEASED"
     assert await test_items.stock(item) == 10
+
+
+class PricingThatFailsOnceOvertaken:
+    """A pricing service that answers only once another saga of the order has stored
+    PROCESSING, and then fails: the stale saga's failure comes after the winner moved on."""
+
+    def __init__(self, store: WatchedStore) -> None:
+        self.store = store
+
+    async def calculate_price(self, order_id: UUID, order: ValidatedOrder) -> PriceResponse:
+        await self.store.reached(order_id, 2)
+        raise ServiceUnavailable("pricing down")
+
+
+class CommitAfter(InventoryOverHttp):
+    """The winner's commit, sent only once the stale saga has finished failing."""
+
+    def __init__(self, client: httpx.AsyncClient, stale_done: asyncio.Event) -> None:
+        super().__init__(client)
+        self.stale_done = stale_done
+
+    async def commit(self, order_id: UUID) -> ReservationState:
+        await self.stale_done.wait()
+        return await super().commit(order_id)
+
+
+async def test_a_stale_sagas_pricing_failure_does_not_give_back_the_winners_stock(
+    settings: Settings,
+    inventory_client: httpx.AsyncClient,
+    inventory_db: asyncpg.Pool,
+    test_items: ItemRows,
+    item: str,
+) -> None:
+    """Two sagas of one order (a redelivery after a rebalance, a sweep): the stale one's
+    pricing fails after the other stored PROCESSING and charged. It released the reservation
+    before it tried to store FAILED (and lost that version), so the winner's commit was refused
+    and a paid order ended FAILED, refunded. Its failure must be decided first: it loses the
+    version and undoes nothing, and the winner confirms."""
+    store, order_id, stale_done = WatchedStore(), uuid4(), asyncio.Event()
+
+    def saga_of(inventory: InventoryOverHttp, pricing: Pricing, payment: FakePayment) -> OrderSaga:
+        return OrderSaga(
+            inventory=inventory,
+            pricing=pricing,
+            store=store,
+            announce=Recorder(),
+            payment=payment,
+            gates=gates(0.0),
+            order_timeout=10.0,
+        )
+
+    stale_payment, winner_payment = FakePayment(), FakePayment()
+    stale = saga_of(
+        InventoryOverHttp(inventory_client),
+        PricingThatFailsOnceOvertaken(store),
+        stale_payment,
+    )
+    winner_inventory = CommitAfter(inventory_client, stale_done)
+    winner = saga_of(winner_inventory, FakePricing(), winner_payment)
+
+    async def run_stale() -> None:
+        try:
+            await stale.run(order_id, order_of(item))
+        finally:
+            stale_done.set()
+
+    stale_run = asyncio.ensure_future(run_stale())
+    await store.reached(order_id, 1)  # the stale saga stored RECEIVED v1
+    await asyncio.gather(winner.run(order_id, order_of(item)), stale_run)
+
+    assert store.saved[order_id].status == "CONFIRMED"
+    assert await reservation_state(inventory_db, order_id) == "COMMITTED"
+    assert await test_items.stock(item) == 7
+    assert winner_payment.calls == ["authorise"] and stale_payment.calls == []

@@ -10,6 +10,8 @@ def test_defaults_are_the_seed_design(monkeypatch: pytest.MonkeyPatch, tmp_path:
     for field in Settings.model_fields.values():
         if field.alias:
             monkeypatch.delenv(field.alias, raising=False)
+    # A state directory of its own: the checkout's may record a cluster (`up --brokers 3`).
+    monkeypatch.setenv("FOODFLOW_STATE_DIR", str(tmp_path / ".state"))
     s = Settings()
     assert (s.postgres_user, s.postgres_password, s.postgres_db) == (
         "user",

@@ -126,6 +126,33 @@ class FakeStore:
         return self.saved.get(UUID(str(order_id)))
 
 
+class WatchedStore(FakeStore):
+    """A FakeStore that can be waited on until an order has reached a version."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = asyncio.Condition()
+
+    async def save(
+        self, update: OrderSnapshot, request: ValidatedOrder | None = None
+    ) -> SaveOutcome:
+        outcome = await super().save(update, request)
+        async with self.changed:
+            self.changed.notify_all()
+        return outcome
+
+    async def reached(self, order_id: UUID, version: int) -> OrderSnapshot:
+        def stored() -> OrderSnapshot | None:
+            snapshot = self.saved.get(order_id)
+            return snapshot if snapshot is not None and snapshot.version >= version else None
+
+        async with self.changed:
+            await self.changed.wait_for(lambda: stored() is not None)
+        snapshot = stored()
+        assert snapshot is not None
+        return snapshot
+
+
 class Recorder:
     def __init__(self) -> None:
         self.updates: list[OrderStatusUpdate] = []
@@ -237,21 +264,49 @@ async def test_happy_path_confirms_and_commits_stock() -> None:
     [
         ("unknown", "ok", "UNKNOWN_ITEM", ["reserve"]),
         ("short", "ok", "OUT_OF_STOCK", ["reserve"]),
-        ("down", "ok", "INVENTORY_UNAVAILABLE", ["reserve", "release"]),
-        ("reserve", "down", "PRICING_UNAVAILABLE", ["reserve", "release"]),
-        ("reserve", "refused", "INVALID_ORDER", ["reserve", "release"]),
+        # Decided first, then undone (`_fail_then_undo`): the stock by cancel, and a void that
+        # refuses a charge another saga of the order may still be making.
+        ("down", "ok", "INVENTORY_UNAVAILABLE", ["reserve", "cancel"]),
+        ("reserve", "down", "PRICING_UNAVAILABLE", ["reserve", "cancel"]),
+        ("reserve", "refused", "INVALID_ORDER", ["reserve", "cancel"]),
     ],
 )
 async def test_failures_end_failed_with_reason_and_give_stock_back(
     inventory: str, pricing: str, reason: str, calls: list[str]
 ) -> None:
-    fake_inventory = FakeInventory(inventory)
-    s, recorder, _ = saga(fake_inventory, FakePricing(pricing))
+    fake_inventory, payment = FakeInventory(inventory), FakePayment()
+    s, recorder, _ = saga(fake_inventory, FakePricing(pricing), payment)
     await s.run(uuid4(), ORDER)
     assert [u.status for u in recorder.updates] == ["RECEIVED", "FAILED"]
     assert recorder.updates[-1].reason == reason
     assert fake_inventory.calls == calls
+    assert payment.calls == (["void"] if len(calls) > 1 else [])
     assert len(recorder.finals) == 1
+
+
+@pytest.mark.parametrize(("inventory", "pricing"), [("down", "ok"), ("reserve", "down")])
+async def test_a_failure_another_saga_beat_to_the_version_gives_nothing_back(
+    inventory: str, pricing: str
+) -> None:
+    """A stale saga of the order fails to reserve or price after another stored PROCESSING:
+    it loses the version, so it neither gives back the stock the other holds nor voids."""
+    store, order_id = WatchedStore(), uuid4()
+
+    class Overtaken(FakePricing):
+        async def calculate_price(self, order_id: UUID, order: ValidatedOrder) -> PriceResponse:
+            stored = await store.reached(order_id, 1)  # RECEIVED v1 stored
+            store.saved[order_id] = stored.model_copy(
+                update={"status": OrderStatus.PROCESSING, "version": 2}
+            )
+            return await super().calculate_price(order_id, order)
+
+    fake_inventory, payment = FakeInventory(inventory), FakePayment()
+    s, recorder, _ = saga(fake_inventory, Overtaken(pricing), payment, store=store)
+    assert await s.run(order_id, ORDER) is None
+    assert store.saved[order_id].status == "PROCESSING"
+    assert fake_inventory.calls == ["reserve"]
+    assert payment.calls == []
+    assert [u.status for u in recorder.updates] == ["RECEIVED"]
 
 
 async def test_a_redelivered_final_order_is_announced_again_not_driven_again() -> None:
@@ -414,9 +469,10 @@ async def test_a_redelivered_timed_out_order_has_its_compensations_done_again() 
 @pytest.mark.parametrize(
     ("token", "reason", "payment_calls", "stock_back"),
     [
-        ("tok_declined", "PAYMENT_DECLINED", ["authorise"], "release"),
-        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise"], "release"),
-        # Decided first, then undone (the charge may have landed): the stock by cancel.
+        # Decided first, then undone: the stock by cancel (the void of a declined payment
+        # changes nothing; the charge that may have landed is refunded).
+        ("tok_declined", "PAYMENT_DECLINED", ["authorise", "void"], "cancel"),
+        ("tok_insufficient_funds", "PAYMENT_DECLINED", ["authorise", "void"], "cancel"),
         ("down", "PAYMENT_UNAVAILABLE", ["authorise", "void"], "cancel"),
     ],
 )
@@ -643,15 +699,15 @@ async def test_a_postgres_outage_within_the_grace_loses_no_transition() -> None:
 
 async def test_compensations_wait_out_an_outage_within_the_grace() -> None:
     # Pricing is gone for good, inventory is down while the stock is being given back: the
-    # order fails PRICING_UNAVAILABLE, and its stock is released once inventory returns.
+    # order fails PRICING_UNAVAILABLE, and its stock is given back once inventory returns.
     class InventoryDownForRelease(FakeInventory):
         outage: Outage | None = None
 
-        async def release(self, order_id: UUID) -> ReservationState | None:
+        async def cancel(self, order_id: UUID) -> ReservationState | None:
             if self.outage is None:
                 self.outage = Outage("inventory", 0.3)
             self.outage.check()
-            return await super().release(order_id)
+            return await super().cancel(order_id)
 
     inventory = InventoryDownForRelease()
     s, recorder, _ = saga(inventory, FakePricing("down"), grace=0.2)
@@ -661,5 +717,5 @@ async def test_compensations_wait_out_an_outage_within_the_grace() -> None:
         "FAILED",
         "PRICING_UNAVAILABLE",
     )
-    assert inventory.calls == ["reserve", "release"]
+    assert inventory.calls == ["reserve", "cancel"]
     assert inventory.outage is not None and inventory.outage.refused >= 1

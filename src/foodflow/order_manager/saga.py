@@ -49,6 +49,9 @@ UNDONE_AFTER = frozenset(
     {
         FailureReason.TIMED_OUT,
         FailureReason.INVENTORY_UNAVAILABLE,
+        FailureReason.PRICING_UNAVAILABLE,
+        FailureReason.INVALID_ORDER,
+        FailureReason.PAYMENT_DECLINED,
         FailureReason.PAYMENT_UNAVAILABLE,
     }
 )
@@ -202,27 +205,33 @@ class OrderSaga:
                     await self._undo_all(order_id)
                 return order
             detail = f"not final within {self.order_timeout:.0f}s"
-            return await self._fail_then_undo(order, FailureReason.TIMED_OUT, detail)
+            try:
+                return await self._fail_then_undo(order, FailureReason.TIMED_OUT, detail)
+            except OrderTakenOver:
+                return None
 
-    async def _fail_then_undo(
-        self, order: Order, reason: FailureReason, detail: str
-    ) -> Order | None:
-        """FAILED, decided first, then compensated: for a failure that may leave a charge or a
-        commit of the stock behind (the order timed out, or a charge's or commit's answer was
-        lost).
+    async def _fail_then_undo(self, order: Order, reason: FailureReason, detail: str) -> Order:
+        """FAILED, decided first, then compensated: every failure once stock was asked for.
 
-        The step interrupted may still land: a commit sent before the deadline is written by
-        the inventory service even though its answer is never read. So the order's end is
-        decided first, by the version-guarded save (another saga of the same order that stored
-        its own end at this version wins, and this one then undoes nothing); only then are the
-        payment voided or refunded and the stock given back, reserved or committed. A crash
-        between the two is caught up when the order is resumed (`run`).
+        Two things may be behind this saga's back. The step interrupted may still land: a
+        commit sent before the deadline is written by the inventory service even though its
+        answer is never read. And another saga of the same order (a redelivery after a
+        rebalance, a sweep) may have moved on: it holds the same reservation (keyed by the
+        order id) and may be charging or committing. Giving the stock back first would take it
+        from under that saga, which then fails a paid order. So the order's end is decided
+        first, by the version-guarded save: when another saga stored its own transition at
+        this version, it wins and this one undoes nothing. Only the winner voids or refunds the
+        payment (a void before any authorisation leaves the tombstone that refuses a late one)
+        and gives the stock back, reserved or committed. A crash between the two is caught up
+        when the order is resumed (`run`).
         """
         try:
             await self._fail(order, reason, detail)
-        except OrderTakenOver as exc:
-            log.warning("Order %s: %s; its failure undoes nothing", order.order_id, exc)
-            return None
+        except OrderTakenOver:
+            log.warning(
+                "Order %s: another saga decided first; this failure undoes nothing", order.order_id
+            )
+            raise
         await self._undo_all(order.order_id)
         return order
 
@@ -290,8 +299,9 @@ class OrderSaga:
                 await self._fail(order, FailureReason.INVALID_ORDER, reservation.message)
                 return None
             if isinstance(reservation, ServiceUnavailable):
-                await self._release(order)
-                await self._fail(order, FailureReason.INVENTORY_UNAVAILABLE, str(reservation))
+                # The reservation may have landed with its answer lost: decided, then undone.
+                detail = str(reservation)
+                await self._fail_then_undo(order, FailureReason.INVENTORY_UNAVAILABLE, detail)
                 return None
             raise reservation
         log.info("Available=%s order %s", reservation.reserved, order_id)
@@ -308,12 +318,10 @@ class OrderSaga:
             return None
         if isinstance(priced, BaseException):
             if isinstance(priced, RequestRefused):
-                await self._release(order)
-                await self._fail(order, FailureReason.INVALID_ORDER, priced.message)
+                await self._fail_then_undo(order, FailureReason.INVALID_ORDER, priced.message)
                 return None
             if isinstance(priced, ServiceUnavailable):
-                await self._release(order)
-                await self._fail(order, FailureReason.PRICING_UNAVAILABLE, str(priced))
+                await self._fail_then_undo(order, FailureReason.PRICING_UNAVAILABLE, str(priced))
                 return None
             await self._release(order)
             raise priced
@@ -377,8 +385,7 @@ class OrderSaga:
             await self._fail_then_undo(order, FailureReason.PAYMENT_UNAVAILABLE, str(exc))
             return
         if declined is not None:
-            await self._release(order)
-            await self._fail(order, FailureReason.PAYMENT_DECLINED, declined)
+            await self._fail_then_undo(order, FailureReason.PAYMENT_DECLINED, declined)
             return
         log.info("Confirming order %s", order_id)
         try:

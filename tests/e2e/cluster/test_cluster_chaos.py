@@ -54,24 +54,7 @@ async def test_a_broker_killed_under_load_loses_doubles_and_wedges_nothing(
     )
     report = await ChaosRun(cluster_system, cfg, lambda stage, done, total: None).run()
 
-    broken = {
-        name: value
-        for name, value in {
-            "lost": report.lost,
-            "duplicated": report.duplicated,
-            "stuck": report.stuck,
-            "inconsistent": report.inconsistent,
-            "stock drift": report.stock_drift,
-            "charged but not persisted": report.charged_not_persisted,
-            "FAILED by the broker's loss": report.failed_by_short_fault,
-            "not dead-lettered": report.not_dead_lettered,
-            "stalls over 15 s": [s for s in report.stalls if s[1] > cfg.max_stall_seconds],
-            "longest stall over 15 s": report.longest_stall > cfg.max_stall_seconds,
-            "under-replicated 60 s after the broker was back": not report.in_sync_ok,
-            "did not recover": report.recover_seconds is None,
-        }.items()
-        if value
-    }
+    broken = report.broken()
     assert not broken, "; ".join(
         [f"{name}: {shortly(value)}" for name, value in broken.items()] + report.faults
     )

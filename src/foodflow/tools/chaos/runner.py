@@ -135,34 +135,36 @@ class ChaosReport:
         return self.repeated_letters == 0 or self.crashes > 0
 
     @property
-    def stalls_ok(self) -> bool:
-        return self.longest_stall <= self.max_stall_seconds and all(
-            seconds <= self.max_stall_seconds for _, seconds in self.stalls
-        )
-
-    @property
     def in_sync_ok(self) -> bool:
         return all(
             seconds is not None and seconds <= self.in_sync_within for _, seconds in self.in_sync
         )
 
+    def broken(self) -> dict[str, object]:
+        """Every invariant the run broke, by name, with what broke it: all at once, so that
+        one run shows all that is wrong (empty: it passed)."""
+        limit = self.max_stall_seconds
+        found: dict[str, object] = {
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "stuck": self.stuck,
+            "inconsistent": self.inconsistent,
+            "invalid not FAILED": self.invalid_not_failed,
+            "stock drift": self.stock_drift,
+            "charged but not persisted": self.charged_not_persisted,
+            "FAILED by a short fault": self.failed_by_short_fault,
+            "not dead-lettered": self.not_dead_lettered,
+            "dead letters repeated without a crash": not self.letters_once,
+            f"stalls over {limit:g} s": [s for s in self.stalls if s[1] > limit],
+            f"longest stall over {limit:g} s": self.longest_stall > limit,
+            "under-replicated after a broker was back": not self.in_sync_ok,
+            "did not recover": self.recover_seconds is None,
+        }
+        return {name: value for name, value in found.items() if value}
+
     @property
     def passed(self) -> bool:
-        return not (
-            self.lost
-            or self.duplicated
-            or self.stuck
-            or self.inconsistent
-            or self.invalid_not_failed
-            or self.stock_drift
-            or self.recover_seconds is None
-            or self.charged_not_persisted
-            or self.failed_by_short_fault
-            or self.not_dead_lettered
-            or not self.letters_once
-            or not self.stalls_ok
-            or not self.in_sync_ok
-        )
+        return not self.broken()
 
 
 Progress = Callable[[str, int, int], None]
