@@ -163,3 +163,18 @@ async def wait_row(
             return dict(row)
         await asyncio.sleep(0.05)
     raise AssertionError(f"order {order_id} not persisted after {timeout}s")
+
+
+async def wait_stock(
+    db: asyncpg.Connection, item_id: str, expected: int, timeout: float = 10.0
+) -> None:
+    """Until the item's stock is `expected`. A failed order's stock comes back just after its
+    FAILED is stored and announced: the saga decides the order's end first, then undoes."""
+    deadline = time.monotonic() + timeout
+    stock = None
+    while time.monotonic() < deadline:
+        stock = await db.fetchval("SELECT stock FROM inventory_items WHERE item_id = $1", item_id)
+        if stock == expected:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"stock of {item_id} is {stock}, not {expected}, after {timeout}s")

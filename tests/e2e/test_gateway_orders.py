@@ -18,7 +18,7 @@ from foodflow.gateway.security import hash_password
 from foodflow.platform.config import Settings
 
 from ..service_auth import as_caller
-from .conftest import wait_row
+from .conftest import wait_row, wait_stock
 
 pytestmark = pytest.mark.e2e
 
@@ -175,7 +175,7 @@ async def test_declined_card_fails_the_order_and_gives_stock_back(
     order_id = await place(api, customer, order_body(item_id, 3, payment_token="tok_declined"))
     final = await wait_status(api, customer, order_id, "FAILED", "CONFIRMED", "COURIER_ASSIGNED")
     assert (final["status"], final["reason"]) == ("FAILED", "PAYMENT_DECLINED")
-    assert await stock_of(db, item_id) == 10
+    await wait_stock(db, item_id, 10)
 
 
 async def test_cancel_after_confirmation_refunds_and_gives_stock_back(

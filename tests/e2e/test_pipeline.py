@@ -24,7 +24,7 @@ from foodflow.contracts.orders import (
 from foodflow.platform.config import Settings
 from foodflow.tools import processes, tracking
 
-from .conftest import E2E_ENV, Tail, sent_id, wait_final, wait_row
+from .conftest import E2E_ENV, Tail, sent_id, wait_final, wait_row, wait_stock
 
 pytestmark = pytest.mark.e2e
 
@@ -171,7 +171,7 @@ async def test_a_burst_of_mixed_orders_shares_batches_and_each_gets_its_own_end(
     assert outcomes(unknown) == {("FAILED", "UNKNOWN_ITEM")}
     assert outcomes(too_many) == {("FAILED", "OUT_OF_STOCK")}
     # The fine orders' units are gone; the declined ones' came back; the others took none.
-    assert await stock_of(db, item_id) == 10 - len(fine)
+    await wait_stock(db, item_id, 10 - len(fine))
     for o in fine:
         await wait_row(db, sent_id(o))
 
@@ -194,7 +194,7 @@ async def test_pricing_down_fails_order_and_releases_stock(
         final = await wait_final(redis_client, sent_id(order), timeout=grace + 30)
         assert (final.status, final.reason) == ("FAILED", "PRICING_UNAVAILABLE")
         assert "grace" in (final.detail or "")
-        assert await stock_of(db, item_id) == 10
+        await wait_stock(db, item_id, 10)
         state = await db.fetchval(
             "SELECT state FROM stock_reservations WHERE order_id=$1", order.order_id
         )

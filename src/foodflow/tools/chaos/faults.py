@@ -106,6 +106,9 @@ class FaultRecord:
     # A broker fault: seconds from the broker being back until no partition was
     # under-replicated; None when that did not happen within the limit.
     in_sync_seconds: float | None = None
+    # A broker fault: seconds from the kill until no validated_orders partition was led by the
+    # broker or by nobody (None: not before it came back).
+    leaders_moved_seconds: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -289,7 +292,9 @@ def apply(
     if fault.kind in BROKER_FAULTS:
         kill = brokers.kill_and_restart(settings, fault.kind, fault.instance, fault.seconds)
         in_sync = brokers.wait_in_sync(settings, in_sync_within)
-        return FaultRecord(fault, started, time.time(), kill.describe(in_sync), (), in_sync)
+        return FaultRecord(
+            fault, started, time.time(), kill.describe(in_sync), (), in_sync, kill.leaders_moved
+        )
     if fault.kind in ("kill", "kill_one_of"):
         detail = kill_service(settings, fault.target, env, fault.instance, before)
     elif fault.kind == "restart":

@@ -127,6 +127,9 @@ class ChaosReport:
     # Each broker fault, and the seconds from its broker being back until no partition was
     # under-replicated (None: still some after `in_sync_within`).
     in_sync: list[tuple[str, float | None]] = field(default_factory=list)
+    # Each broker fault, and the seconds from the kill until its partitions were led elsewhere
+    # (the controller's fencing of the dead node; None: not before it was back).
+    leaders_moved: list[tuple[str, float | None]] = field(default_factory=list)
     in_sync_within: float = IN_SYNC_WITHIN_SECONDS
 
     @property
@@ -551,6 +554,11 @@ class ChaosRun:
                 if r.is_broker_fault
             ],
             in_sync_within=self.cfg.in_sync_within,
+            leaders_moved=[
+                (f"#{n} {r.fault.describe()}", r.leaders_moved_seconds)
+                for n, r in enumerate(self.faults_done, 1)
+                if r.is_broker_fault
+            ],
         )
 
     def stalls(self, o: checks.Observed, until: float) -> list[tuple[str, float]]:

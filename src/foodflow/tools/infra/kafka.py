@@ -27,6 +27,9 @@ from foodflow.platform.config import KAFKA_BROKERS_RECORD, PROJECT_ROOT, Setting
 from foodflow.platform.errors import InfraError
 from foodflow.tools.infra import process
 
+# How long the controller waits for a cluster node's heartbeat before it fences the node and
+# moves its partitions' leaders (see `server_properties`).
+BROKER_SESSION_TIMEOUT_MS = 5000
 NAME = "kafka"
 POM = PROJECT_ROOT / "infra" / "kafka" / "pom.xml"
 # A node of a cluster waits for the others to form the quorum before its broker is ready;
@@ -70,7 +73,7 @@ def render_server_properties(settings: Settings, data_dir: Path, node_id: int = 
             # stall was 15.9 s with the defaults, against the 15 s allowed). The price: a
             # broker paused for 5 s (a long GC) is fenced and rejoins.
             "broker.heartbeat.interval.ms=1000",
-            "broker.session.timeout.ms=5000",
+            f"broker.session.timeout.ms={BROKER_SESSION_TIMEOUT_MS}",
         ]
     rf = settings.kafka_replication_factor
     min_isr = settings.kafka_min_insync_replicas
