@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Collection, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -251,3 +252,54 @@ async def test_an_empty_batch_opens_no_transaction() -> None:
     ledger = FakeLedger()
     assert await services.apply_many(ledger, []) == []
     assert ledger.transactions == 0
+
+
+def test_the_providers_latency_has_its_median_and_its_tail() -> None:
+    """Each authorisation draws its own latency: half under the median, 1 in 100 over the
+    median times the tail."""
+    timing = ProviderTiming(latency_seconds=0.3, slow_seconds=10.0, tail=3.0)
+    samples = sorted(timing.latency() for _ in range(40_000))
+    assert samples[20_000] == pytest.approx(0.3, rel=0.05)
+    assert samples[39_600] == pytest.approx(0.9, rel=0.1)
+    assert all(s > 0 for s in samples)
+    steady = ProviderTiming(latency_seconds=0.3, slow_seconds=10.0)  # tail 1: no spread
+    assert {round(steady.latency(), 9) for _ in range(100)} == {0.3}
+    assert ProviderTiming(latency_seconds=0.0, slow_seconds=10.0, tail=3.0).latency() == 0.0
+
+
+def test_authorisations_asked_at_once_take_the_slowest_of_their_latencies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = iter([0.2, 0.7, 0.4])
+    monkeypatch.setattr(ProviderTiming, "latency", lambda self: next(drawn))
+    timing = ProviderTiming(latency_seconds=0.3, slow_seconds=10.0, tail=3.0)
+    assert timing.slowest(3) == 0.7  # not their sum
+    assert timing.slowest(0) == 0.0
+    assert ProviderTiming(latency_seconds=0.0, slow_seconds=10.0).slowest(5) == 0.0
+
+
+@dataclass(frozen=True)
+class AskedTiming(ProviderTiming):
+    """Records how many authorisations each wait was for, and waits for none."""
+
+    asked: list[int] = field(default_factory=list)
+
+    async def answer(self, count: int) -> None:
+        self.asked.append(count)
+
+
+async def test_the_provider_is_asked_once_per_batch_for_the_new_authorisations_only() -> None:
+    """A batch waits once for the provider, for the authorisations it had not answered yet:
+    replays are answered from the ledger without asking it."""
+    timing = AskedTiming(latency_seconds=0.3, slow_seconds=10.0, tail=3.0)
+    ledger, repeated = FakeLedger(), uuid4()
+    await services.authorise(ledger, authorise_request(repeated), timing)
+    assert timing.asked == [1]
+
+    await services.authorise_many(
+        ledger,
+        [authorise_request(uuid4()), authorise_request(repeated), authorise_request(uuid4())],
+        timing,
+        no_late_work,
+    )
+    assert timing.asked == [1, 2]

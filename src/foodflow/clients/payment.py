@@ -14,7 +14,12 @@ class PaymentClient(ServiceClient):
 
     def __init__(self, settings: Settings, tokens: ServiceTokens) -> None:
         super().__init__("payment", settings.payment_url, settings, tokens, "payment_service")
-        self._authorise = self.batched("/authorise_batch", AuthoriseRequest, PaymentResult)
+        self._authorise = self.batched(
+            "/authorise_batch",
+            AuthoriseRequest,
+            PaymentResult,
+            in_flight=settings.payment_batches_in_flight,
+        )
         self._capture = self.batched("/capture_batch", PaymentRequest, PaymentResult)
 
     async def authorise(self, request: AuthoriseRequest) -> PaymentResult:

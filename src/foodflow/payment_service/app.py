@@ -210,6 +210,7 @@ def create_app(
                 timing=ProviderTiming(
                     latency_seconds=settings.payment_delay_seconds,
                     slow_seconds=settings.payment_slow_seconds,
+                    tail=settings.payment_delay_tail,
                 ),
                 consumer=consumer,
                 consuming=consuming,

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import random
 from collections.abc import Callable, Collection, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any, Protocol
 from uuid import UUID
+
+from prometheus_client import Histogram
 
 from foodflow.contracts.payment import (
     AuthoriseRequest,
@@ -38,6 +43,11 @@ from foodflow.payment_service.domain import (
 )
 
 log = logging.getLogger(__name__)
+PROVIDER_SECONDS = Histogram(
+    "foodflow_payment_provider_seconds",
+    "The simulated provider's latency of each authorisation (PAYMENT_DELAY_SECONDS its median)",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5),
+)
 
 PaymentChange = Callable[[Payment | None], Payment]
 # Starts work that outlives the request (an authorisation the provider answers late).
@@ -89,12 +99,41 @@ class Ledger(Protocol):
     async def entries(self, order_id: UUID) -> list[dict[str, object]]: ...
 
 
+_Z99 = NormalDist().inv_cdf(0.99)  # a standard normal's 99th percentile (2.326)
+
+
 @dataclass(frozen=True)
 class ProviderTiming:
-    """How long the simulated provider takes to answer an authorisation."""
+    """How long the simulated provider takes to answer an authorisation: each one on its own,
+    from a log-normal distribution (a median and a long tail, as a card network's answers
+    are), many at once."""
 
-    latency_seconds: float  # every authorisation
+    latency_seconds: float  # the median of every authorisation's latency
     slow_seconds: float  # a card the provider answers too late for (`tok_timeout`)
+    tail: float = 1.0  # the 99th percentile over the median (1: every answer takes the median)
+
+    def latency(self) -> float:
+        """One authorisation's latency, drawn afresh."""
+        if self.latency_seconds <= 0:
+            return 0.0
+        sigma = math.log(self.tail) / _Z99
+        return random.lognormvariate(math.log(self.latency_seconds), sigma)
+
+    def slowest(self, count: int) -> float:
+        """How long `count` authorisations asked at once take: each its own latency,
+        concurrently, so the last answer comes after the slowest of them."""
+        if count <= 0 or self.latency_seconds <= 0:
+            return 0.0
+        latencies = [self.latency() for _ in range(count)]
+        for seconds in latencies:
+            PROVIDER_SECONDS.observe(seconds)
+        return max(latencies)
+
+    async def answer(self, count: int) -> None:
+        """Wait as the provider does for `count` authorisations asked at once."""
+        seconds = self.slowest(count)
+        if seconds > 0:
+            await asyncio.sleep(seconds)
 
 
 def _moved_cents(operation: PaymentOperation, before: Payment | None, after: Payment) -> int:
@@ -253,7 +292,10 @@ async def authorise(
     before = (await ledger.replay_many([body.idempotency_key])).get(body.idempotency_key)
     decision = None if before is not None else decide_authorisation(body.card_token)
     if decision is not None:
-        await asyncio.sleep(timing.slow_seconds if decision.slow else timing.latency_seconds)
+        if decision.slow:
+            await asyncio.sleep(timing.slow_seconds)
+        else:
+            await timing.answer(1)
     ops = _authorise_ops(body, before, decision)
     answer = _authorise_answer(before, await apply_many(ledger, ops))
     if isinstance(answer, PaymentError):
@@ -275,8 +317,9 @@ async def authorise_many(
     timing: ProviderTiming,
     start_late: StartLate,
 ) -> list[PaymentResult | PaymentError]:
-    """`authorise` for many orders: the provider is asked for all of them at once, and each
-    authorisation (with its capture) is recorded in one transaction.
+    """`authorise` for many orders: the provider is asked for each of them at once (each
+    answer takes its own latency; the batch is answered once the slowest has come), and the
+    authorisations (with their captures) are recorded in one transaction.
 
     A card the provider answers too late for (`tok_timeout`) gets `ProviderTimeout` at once,
     and its authorisation lands later (through `start_late`), as it would with a real
@@ -295,8 +338,7 @@ async def authorise_many(
             asked.append((before, _authorise_ops(item, before, decision)))
     if late:
         start_late(_authorise_late(ledger, late, timing))
-    if any(before is None and ops for before, ops in asked):
-        await asyncio.sleep(timing.latency_seconds)
+    await timing.answer(sum(1 for before, ops in asked if before is None and ops))
     applied = iter(await apply_many(ledger, [op for _, ops in asked for op in ops]))
     return [
         _authorise_answer(before, [next(applied) for _ in ops])

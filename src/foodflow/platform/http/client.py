@@ -128,10 +128,23 @@ class ServiceClient:
         return [_answer_of(self.name, path, outcome) for outcome in outcomes]
 
     def batched(
-        self, path: str, request: type[B], answer: type[M], *, attempts: int | None = None
+        self,
+        path: str,
+        request: type[B],
+        answer: type[M],
+        *,
+        attempts: int | None = None,
+        in_flight: int | None = None,
     ) -> BatchedCall[B, M]:
-        """A per-item call to the batch endpoint `path`, coalesced and retried item by item."""
-        return BatchedCall(self, path, answer, attempts or self.settings.http_retries + 1)
+        """A per-item call to the batch endpoint `path`, coalesced and retried item by item;
+        at most `in_flight` requests out at once (HTTP_BATCHES_IN_FLIGHT by default)."""
+        return BatchedCall(
+            self,
+            path,
+            answer,
+            attempts or self.settings.http_retries + 1,
+            in_flight or self.settings.http_batches_in_flight,
+        )
 
     async def reachable(self) -> bool:
         """Whether the service answers its liveness probe (`GET /health`), once."""
@@ -150,7 +163,9 @@ class ServiceClient:
 class BatchedCall(Generic[B, M]):
     """`await call(item)` answers one item; the items of many callers share the requests."""
 
-    def __init__(self, client: ServiceClient, path: str, answer: type[M], attempts: int) -> None:
+    def __init__(
+        self, client: ServiceClient, path: str, answer: type[M], attempts: int, in_flight: int
+    ) -> None:
         self.what = f"{client.name} {path}"
         self._attempts = attempts
 
@@ -160,7 +175,7 @@ class BatchedCall(Generic[B, M]):
         self._coalescer: Coalescer[B, M] = Coalescer(
             send,
             max_batch=client.settings.http_batch_max_items,
-            max_batches_in_flight=client.settings.http_batches_in_flight,
+            max_batches_in_flight=in_flight,
             name=self.what,
         )
 

@@ -61,7 +61,9 @@ def bench(
     warmup: float = typer.Option(5.0, help="Seconds at the start left out of the figures."),
     window: int = typer.Option(2000, help="--max: at most this many orders unfinished."),
     restart: bool = typer.Option(
-        True, help="Restart the services with PAYMENT_DELAY_SECONDS=0 first (else use as they run)."
+        True,
+        help="Restart the services with PAYMENT_DELAY_SECONDS=0 first (else use as they run;"
+        " --env PAYMENT_DELAY_SECONDS=0.3 measures with the provider's latency).",
     ),
     scale: list[str] = typer.Option([], help="SERVICE=N instances for the run (with --restart)."),
     env: list[str] = typer.Option(
@@ -103,8 +105,9 @@ def bench(
     try:
         with _stop_signals_raise():
             if restart:
+                delay = service_env["PAYMENT_DELAY_SECONDS"]
                 console.print(
-                    "Restarting the services with PAYMENT_DELAY_SECONDS=0 for the measurement"
+                    f"Restarting the services with PAYMENT_DELAY_SECONDS={delay} to measure"
                 )
                 _restart(settings, service_env, instances, before or {})
             else:
@@ -166,7 +169,7 @@ def _run(
         "date": started_at.isoformat(timespec="seconds"),
         "machine": _machine(),
         "mode": mode,
-        "payment_delay_zero": restart,
+        "payment_delay_zero": restart and float(service_env["PAYMENT_DELAY_SECONDS"]) == 0,
         "scale": instances,
         "service_env": service_env if restart else None,
         "duration_s": duration,
