@@ -92,6 +92,26 @@ class InventoryOverHttp:
             raise
 
 
+def saga_over(
+    inventory: InventoryOverHttp,
+    pricing: Pricing,
+    payment: FakePayment,
+    store: FakeStore,
+    recorder: Recorder,
+    order_timeout: float,
+) -> OrderSaga:
+    """A saga over the real inventory service, the rest in memory, with no grace."""
+    return OrderSaga(
+        inventory=inventory,
+        pricing=pricing,
+        store=store,
+        announce=recorder,
+        payment=payment,
+        gates=gates(0.0),
+        order_timeout=order_timeout,
+    )
+
+
 @pytest.fixture
 async def item(test_items: ItemRows) -> AsyncIterator[str]:
     yield await test_items.create(stock=10)
@@ -119,15 +139,7 @@ async def test_a_commit_landing_as_the_order_times_out_gives_the_stock_back(
 ) -> None:
     inventory = InventoryOverHttp(inventory_client, late_answer=ORDER_TIMEOUT * 4)
     payment, store, recorder = FakePayment(), FakeStore(), Recorder()
-    saga = OrderSaga(
-        inventory=inventory,
-        pricing=FakePricing(),
-        store=store,
-        announce=recorder,
-        payment=payment,
-        gates=gates(0.0),
-        order_timeout=ORDER_TIMEOUT,
-    )
+    saga = saga_over(inventory, FakePricing(), payment, store, recorder, ORDER_TIMEOUT)
     order_id = uuid4()
     await saga.run(order_id, order_of(item))
 
@@ -199,15 +211,7 @@ async def test_a_stale_sagas_pricing_failure_does_not_give_back_the_winners_stoc
     store, order_id, stale_done = WatchedStore(), uuid4(), asyncio.Event()
 
     def saga_of(inventory: InventoryOverHttp, pricing: Pricing, payment: FakePayment) -> OrderSaga:
-        return OrderSaga(
-            inventory=inventory,
-            pricing=pricing,
-            store=store,
-            announce=Recorder(),
-            payment=payment,
-            gates=gates(0.0),
-            order_timeout=10.0,
-        )
+        return saga_over(inventory, pricing, payment, store, Recorder(), order_timeout=10.0)
 
     stale_payment, winner_payment = FakePayment(), FakePayment()
     stale = saga_of(
