@@ -429,6 +429,29 @@ async def test_a_timeout_that_another_saga_beat_to_the_version_undoes_nothing() 
     assert payment.calls == ["authorise"]
 
 
+async def test_waiting_on_kafka_to_take_a_transition_does_not_time_the_order_out() -> None:
+    """A clean-clone CI run's cluster chaos test: while a killed broker's partitions waited for
+    new leaders, an order's announcement waited on Kafka and the order was failed TIMED_OUT
+    (and its payment voided). Kafka bounds that wait itself (the producer's delivery timeout),
+    as a gate bounds a dependency's outage: neither uses the order's time."""
+
+    class SlowKafka(Recorder):
+        async def __call__(self, update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
+            if update.status == "PROCESSING":
+                await asyncio.sleep(0.8)  # longer than the order's 0.5 s
+            await super().__call__(update, final)
+
+    inventory, payment = FakeInventory(), FakePayment()
+    s, _, store = saga(inventory, FakePricing(), payment)
+    recorder = s.announce = SlowKafka()
+    order_id = uuid4()
+    await s.run(order_id, ORDER)
+    assert [u.status for u in recorder.updates] == ["RECEIVED", "PROCESSING", "CONFIRMED"]
+    assert store.saved[order_id].status == "CONFIRMED"
+    assert inventory.calls == ["reserve", "commit"]
+    assert payment.calls == ["authorise"]
+
+
 async def test_a_confirmation_another_saga_beat_is_not_announced_after_a_timeout() -> None:
     """Timed out while saving CONFIRMED, which another saga's FAILED beat: announcing it
     anyway gave the order two transitions under one version."""

@@ -32,7 +32,12 @@ from foodflow.contracts.pricing import PriceResponse
 from foodflow.orders.lifecycle import Order
 from foodflow.orders.status_store import SaveOutcome
 from foodflow.platform.errors import ServiceUnavailable
-from foodflow.platform.gate import DependencyGates, PausableTimeout, paused_while_waiting
+from foodflow.platform.gate import (
+    DependencyGates,
+    PausableTimeout,
+    not_counted,
+    paused_while_waiting,
+)
 from foodflow.platform.http.client import RequestRefused
 from foodflow.platform.logs import bind_order_id
 
@@ -143,7 +148,10 @@ class OrderSaga:
             outcome = await self._through(POSTGRES, lambda: self.store.save(snapshot, request))
             if outcome is SaveOutcome.CONFLICT:
                 raise OrderTakenOver(f"order {order.order_id} v{update.version} is held by another")
-            await self.announce(update, final)
+            # Kafka bounds its own waits (a partition whose leader died waits for a new one,
+            # up to the producer's delivery timeout): not the order's time, as a gate's isn't.
+            with not_counted():
+                await self.announce(update, final)
 
         return write
 
@@ -163,7 +171,7 @@ class OrderSaga:
         self, order_id: UUID, request: ValidatedOrder, published_at: datetime | None = None
     ) -> Order | None:
         """Take one order to a final state, within `order_timeout` seconds (not counting the
-        time it waits on a dependency's gate).
+        time it waits on a dependency's gate, nor for Kafka to take its transitions).
 
         A redelivered or swept order resumes from the snapshot Redis holds: its last stored
         transition is announced again, and the saga carries on with the next step. Every step

@@ -88,6 +88,17 @@ def paused_while_waiting(deadline: Pausable) -> Iterator[None]:
         _DEADLINE.reset(token)
 
 
+@contextlib.contextmanager
+def not_counted() -> Iterator[None]:
+    """Within this block, the caller's deadline (`paused_while_waiting`) does not run: for a
+    wait on a dependency that bounds it itself, as Kafka's producer does with its delivery
+    timeout while a partition waits for a new leader."""
+    waiting = _Waiting()
+    with waiting:
+        waiting.begin()
+        yield
+
+
 class PausableTimeout:
     """An `asyncio.Timeout` whose clock stops while any task of its owner waits on a gate.
 
