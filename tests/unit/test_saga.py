@@ -430,10 +430,11 @@ async def test_a_timeout_that_another_saga_beat_to_the_version_undoes_nothing() 
 
 
 async def test_waiting_on_kafka_to_take_a_transition_does_not_time_the_order_out() -> None:
-    """A clean-clone CI run's cluster chaos test: while a killed broker's partitions waited for
-    new leaders, an order's announcement waited on Kafka and the order was failed TIMED_OUT
-    (and its payment voided). Kafka bounds that wait itself (the producer's delivery timeout),
-    as a gate bounds a dependency's outage: neither uses the order's time."""
+    """The likeliest cause of a clean-clone CI run's cluster chaos failure (the run printed the
+    failed order's id, not its reason): while a killed broker's partitions waited for new
+    leaders, an order's announcement waited on Kafka and the order's time ran out (TIMED_OUT,
+    payment voided). Kafka bounds that wait itself (the producer's delivery timeout), as a
+    gate bounds a dependency's outage: neither uses the order's time."""
 
     class SlowKafka(Recorder):
         async def __call__(self, update: OrderStatusUpdate, final: OrderFinalEvent | None) -> None:
