@@ -38,3 +38,21 @@ async def test_connect_retry_is_bounded(settings: Settings) -> None:
     unreachable = settings.model_copy(update={"postgres_port": closed_port()})
     with pytest.raises(OSError):
         await create_pool(unreachable, attempts=2)
+
+
+async def test_a_connection_given_back_inside_a_transaction_is_rolled_back(
+    settings: Settings,
+) -> None:
+    """The pool skips asyncpg's reset query, not the rollback: what a handler left open (an
+    exception between BEGIN and COMMIT) does not hold its locks for the next user."""
+    pool = await create_pool(settings, min_size=2, max_size=2)
+    try:
+        async with pool.acquire() as connection:
+            await connection.execute("BEGIN")
+            await connection.execute("SELECT pg_advisory_xact_lock(4242)")
+        async with pool.acquire() as first, pool.acquire() as second:
+            for connection in (first, second):
+                assert not connection.is_in_transaction()
+                assert await connection.fetchval("SELECT pg_try_advisory_xact_lock(4242)")
+    finally:
+        await pool.close()

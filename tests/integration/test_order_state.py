@@ -135,6 +135,27 @@ async def test_the_cache_never_goes_back(
     assert raw is not None and OrderSnapshot.model_validate_json(raw).version == 2
 
 
+async def test_a_redis_that_forgot_the_cache_script_is_given_it_again(
+    store: OrderStateStore, redis_client: aioredis.Redis
+) -> None:
+    """Redis loses its scripts when it restarts (or on SCRIPT FLUSH); the copy is written all
+    the same, and the older-version guard still holds."""
+    order = new_order()
+    order.receive()
+    received = order.full_snapshot()
+    await store.save(received, order.request)
+    order.fail(FailureReason.OUT_OF_STOCK)
+    failed = order.full_snapshot()
+    await redis_client.script_flush()
+    await store.save(failed)
+    raw = await redis_client.get(order_status_key(order.order_id))
+    assert raw is not None and OrderSnapshot.model_validate_json(raw).version == 2
+    await redis_client.script_flush()
+    await store.cache.put([received])  # a late copy of the older version: not written
+    raw = await redis_client.get(order_status_key(order.order_id))
+    assert raw is not None and OrderSnapshot.model_validate_json(raw).version == 2
+
+
 async def test_orders_are_stored_while_redis_is_down(orders_pool: asyncpg.Pool) -> None:
     nowhere = aioredis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     try:

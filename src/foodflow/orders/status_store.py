@@ -11,6 +11,7 @@ any moment: nothing decides from it, a reader that misses it reads PostgreSQL an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +26,7 @@ import orjson
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foodflow.contracts.orders import (
@@ -215,7 +216,7 @@ class StatusCache:
     def __init__(self, client: aioredis.Redis, ttl_seconds: int) -> None:
         self._redis = client
         self._ttl = ttl_seconds
-        self._script = client.register_script(_CACHE)
+        self._sha = hashlib.sha1(_CACHE.encode()).hexdigest()
         self._paused_until = 0.0
         self._stale: dict[str, None] = {}  # ordered set of keys to drop once Redis is back
 
@@ -267,14 +268,29 @@ class StatusCache:
             return
         try:
             await self._drop_stale()
-            pipe = self._redis.pipeline(transaction=False)
-            for key, (_, version, snapshot) in zip(keys, entries, strict=True):
-                args: list[str | int] = [snapshot, version, self._ttl]
-                await self._script(keys=[key], args=args, client=pipe)
-            await pipe.execute()
+            await self._run_script(keys, entries)
         except RedisError as exc:
             self._failed("write", exc)
             self._mark_stale(keys)
+
+    async def _run_script(
+        self, keys: Sequence[str], entries: Sequence[tuple[UUID, int, str]]
+    ) -> None:
+        """The cache script over every entry, by its SHA1, in one pipeline. A Redis that does not
+        know the script (restarted, or SCRIPT FLUSH) is given it and the pipeline is sent again
+        (the script is idempotent). redis-py's own `Script` in a pipeline asks `SCRIPT EXISTS`
+        before every pipeline: one more round trip per batch of saves."""
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for key, (_, version, snapshot) in zip(keys, entries, strict=True):
+                pipe.evalsha(self._sha, 1, key, snapshot, version, self._ttl)
+            try:
+                await pipe.execute()
+                return
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._redis.script_load(_CACHE)
 
     async def get(self, order_id: UUID | str) -> bytes | str | None:
         """The cached JSON, or None on a miss or when the cache is unavailable."""

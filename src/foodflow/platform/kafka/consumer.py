@@ -115,8 +115,8 @@ class BatchConsumer:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "enable.partition.eof": False,
-            # The broker answers a fetch once it has this much, or after this wait: under load
-            # that is far fewer, fuller fetches (broker CPU), at a cost of at most the wait.
+            # The broker answers a fetch once it has this much, or after this wait (1 byte and
+            # 500 ms by default: at once when there is data, a long poll when there is none).
             "fetch.min.bytes": settings.kafka_fetch_min_bytes,
             "fetch.wait.max.ms": settings.kafka_fetch_wait_ms,
             "logger": librdkafka_logger(),
