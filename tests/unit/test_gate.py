@@ -238,6 +238,26 @@ async def test_the_deadline_still_fires_for_time_not_spent_waiting() -> None:
                 await asyncio.sleep(1)
 
 
+async def test_a_deadline_that_comes_during_a_pause_counts_what_was_left_after_it() -> None:
+    """0.1 s of running time: 0.05 before a 0.2 s pause (the deadline passes within it), the
+    other 0.05 after it; the block ends after about 0.3 s, not at 0.1 nor at the resume."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1) as deadline:
+            pausable = PausableTimeout(deadline)
+            with paused_while_waiting(pausable):
+                await asyncio.sleep(0.05)
+                pausable.pause()
+                await asyncio.sleep(0.2)
+                pausable.resume()
+                resumed = loop.time()
+                await asyncio.sleep(1)
+    ended = loop.time()
+    assert 0.04 <= ended - resumed <= 0.09
+    assert 0.29 <= ended - started <= 0.4
+
+
 async def test_consumers_are_let_in_for_a_trial_only_when_no_caller_waits_to_make_it() -> None:
     g = gate(probe_every=0.05)
     await open_it(g)  # its callers gave up: nobody waits

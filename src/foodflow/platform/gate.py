@@ -86,6 +86,8 @@ def paused_while_waiting(deadline: Pausable) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
+        if isinstance(deadline, PausableTimeout):
+            deadline.close()
 
 
 @contextlib.contextmanager
@@ -102,31 +104,57 @@ def not_counted() -> Iterator[None]:
 class PausableTimeout:
     """An `asyncio.Timeout` whose clock stops while any task of its owner waits on a gate.
 
-    Pausing pushes the deadline out to never and keeps what was left; the last resume puts it
-    back that far ahead. Several tasks of one order (stock and price are asked at once) may
-    wait together: the clock restarts when the last of them stops waiting.
+    Several tasks of one order (stock and price are asked at once) may wait together: the
+    clock restarts when the last of them stops waiting. A pause costs two counter updates, not
+    a timer moved each way (the saga pauses around every announcement, six times an order):
+    the time paused is added up, and only when the deadline comes is it pushed out by that
+    much. The timeout itself is then due never; this object's own timer expires it.
     """
 
     def __init__(self, timeout: asyncio.Timeout) -> None:
         self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
         self._waiting = 0
-        self._left: float | None = None
+        self._paused_at: float | None = None
+        self._paused_for = 0.0  # paused time not yet added to the deadline
+        self._deadline = None if timeout.expired() else timeout.when()
+        self._timer: asyncio.TimerHandle | None = None
+        if self._deadline is not None:
+            self._reschedule(None)
+            self._timer = self._loop.call_at(self._deadline, self._due)
 
     def pause(self) -> None:
         self._waiting += 1
-        when = self._timeout.when()
-        if self._waiting > 1 or when is None or self._timeout.expired():
-            return
-        self._left = when - asyncio.get_running_loop().time()
-        self._reschedule(None)
+        if self._waiting == 1:
+            self._paused_at = self._loop.time()
 
     def resume(self) -> None:
         self._waiting -= 1
-        if self._waiting > 0 or self._left is None:
+        if self._waiting > 0 or self._paused_at is None:
             return
-        left, self._left = self._left, None
-        if not self._timeout.expired():
-            self._reschedule(asyncio.get_running_loop().time() + left)
+        self._paused_for += self._loop.time() - self._paused_at
+        self._paused_at = None
+        if self._timer is None and self._deadline is not None:
+            self._due()  # the deadline came while paused: it is looked at again now
+
+    def close(self) -> None:
+        """The timed block has ended: nothing is left to time."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = None
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._waiting or self._deadline is None:
+            return  # paused: the last resume looks again
+        self._deadline += self._paused_for
+        self._paused_for = 0.0
+        if self._deadline <= self._loop.time():
+            self._deadline = None
+            self._reschedule(self._loop.time())  # expires now
+        else:
+            self._timer = self._loop.call_at(self._deadline, self._due)
 
     def _reschedule(self, when: float | None) -> None:
         # RuntimeError: the timeout's block has ended already; nothing is left to time.
