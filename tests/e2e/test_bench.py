@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -52,6 +53,7 @@ def assert_accounts_for_every_order(output: str, results: Path, rate: int, durat
     assert data["ceilings"]["kafka"]["messages_per_s"] > 0
     assert {"order_manager", "order_writer", "bench", "kafka", "machine"} <= set(data["processes"])
     assert data["cpu_ms_per_order"] > 0
+    assert data["cpu_ms_per_order_by_process"]["order_manager"] > 0
     assert data["machine"]["cpus"] >= 1
 
 
@@ -221,3 +223,37 @@ async def test_an_interrupted_bench_still_cleans_up_and_puts_the_services_back(
     new_pid, new_env = environ_of(system, "payment_service")
     assert new_pid != pid
     assert new_env == env
+
+
+def read_idle_result(results: Path) -> dict[str, Any]:
+    [result_file] = results.glob("bench-idle-*.json")
+    data: dict[str, Any] = json.loads(result_file.read_text())
+    return data
+
+
+async def test_bench_idle_measures_the_system_at_rest(system: Settings, tmp_path: Path) -> None:
+    """`--idle`: each process's CPU with no order sent, and the whole machine's; nothing is
+    restarted (the services keep their processes)."""
+    pid, _ = environ_of(system, "order_manager")
+    bench = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "foodflow.cli",
+        "bench",
+        "--idle",
+        "--duration",
+        "3",
+        "--results",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(60):
+        output = (await bench.communicate())[0].decode()
+    assert bench.returncode == 0, output
+    assert "the whole machine at rest" in output
+    data = read_idle_result(tmp_path)
+    assert data["mode"] == "idle"
+    assert {"order_manager", "gateway", "kafka", "postgres", "machine"} <= set(data["processes"])
+    assert data["processes"]["machine"]["cpu_avg_percent"] > 0
+    assert environ_of(system, "order_manager")[0] == pid

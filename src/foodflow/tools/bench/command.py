@@ -9,6 +9,7 @@ import os
 import platform
 import signal
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,9 @@ ORDER_PATH = frozenset(
 def bench(
     rate: float | None = typer.Option(None, help="Open loop: orders per second, on schedule."),
     max_: bool = typer.Option(False, "--max", help="Closed loop: as fast as the system sustains."),
+    idle: bool = typer.Option(
+        False, "--idle", help="No orders: what the system costs at rest, for --duration seconds."
+    ),
     duration: float = typer.Option(30.0, help="Seconds of sending, warm-up included."),
     warmup: float = typer.Option(5.0, help="Seconds at the start left out of the figures."),
     window: int = typer.Option(2000, help="--max: at most this many orders unfinished."),
@@ -84,8 +88,11 @@ def bench(
     The bench orders its own items (bench-NN: off the public menu and the dashboard, removed
     afterwards unless --keep), never the shop's. Services it restarts with its settings are
     restarted as they ran before when it ends, also when it fails or is interrupted."""
-    if (rate is None) == (not max_):
-        raise typer.BadParameter("give exactly one of --rate N or --max")
+    if (rate is not None) + max_ + idle != 1:
+        raise typer.BadParameter("give exactly one of --rate N, --max or --idle")
+    if idle:
+        _idle(get_settings(), duration, results)
+        return
     if not 0 <= warmup < duration:
         raise typer.BadParameter("--warmup must be shorter than --duration")
     try:
@@ -177,6 +184,7 @@ def _run(
         "result": summary,
         "processes": procs,
         "cpu_ms_per_order": _cpu_ms_per_order(summary, procs),
+        "cpu_ms_per_order_by_process": _cpu_ms_per_order_by_process(summary, procs),
     }
     _print_result("foodflow", summary, procs)
 
@@ -224,6 +232,33 @@ def _run(
     write_json(json_path, out)
     plot(png_path, res, f"foodflow bench, {mode}, {started_at:%Y-%m-%d %H:%M} UTC")
     console.print(f"\nresults: {json_path}\n         {png_path}")
+
+
+def _idle(settings: Settings, duration: float, results: Path) -> None:
+    """Each process's CPU and memory over `duration` seconds with no order sent: what the
+    system costs at rest (the services as they run; nothing restarted)."""
+    started_at = datetime.now(UTC)
+    console.print(f"[bold]Idle[/]: no orders, {duration:g}s, the services as they run")
+    sampler = ProcessSampler(settings)
+    sampler.start()
+    try:
+        time.sleep(duration)
+    finally:
+        procs = sampler.stop()
+    _print_processes(procs)
+    machine = procs.get("machine", {}).get("cpu_avg_percent")
+    console.print(f"  the whole machine at rest: [bold]{machine} %[/] of one core")
+    out = {
+        "command": "foodflow bench " + " ".join(_argv()),
+        "date": started_at.isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "mode": "idle",
+        "duration_s": duration,
+        "processes": procs,
+    }
+    json_path = results / f"bench-idle-{started_at:%Y%m%dT%H%M%SZ}.json"
+    write_json(json_path, out)
+    console.print(f"\nresults: {json_path}")
 
 
 def _put_back(settings: Settings, before: Mapping[str, restore.Started]) -> None:
@@ -322,6 +357,17 @@ def _print_result(label: str, s: dict[str, Any], procs: dict[str, dict[str, Any]
             f"{lat['count']:,}",
         )
     console.print(table)
+    _print_processes(procs)
+    per_order = _cpu_ms_per_order(s, procs)
+    if per_order is not None:
+        console.print(
+            f"  CPU per order, whole machine: ≈ {per_order:.1f} ms"
+            f" ({procs['machine']['cpu_avg_percent']} % of one core ÷"
+            f" {s['throughput_confirmed_per_s']:,.0f} orders/s)"
+        )
+
+
+def _print_processes(procs: dict[str, dict[str, Any]]) -> None:
     ptable = Table("process", "pid", "CPU avg %", "CPU max %", "RSS start MB", "RSS end MB")
     for name, p in procs.items():
         ptable.add_row(
@@ -333,13 +379,6 @@ def _print_result(label: str, s: dict[str, Any], procs: dict[str, dict[str, Any]
             f"{p['rss_end_mb']}",
         )
     console.print(ptable)
-    per_order = _cpu_ms_per_order(s, procs)
-    if per_order is not None:
-        console.print(
-            f"  CPU per order, whole machine: ≈ {per_order:.1f} ms"
-            f" ({procs['machine']['cpu_avg_percent']} % of one core ÷"
-            f" {s['throughput_confirmed_per_s']:,.0f} orders/s)"
-        )
 
 
 def _cpu_ms_per_order(s: dict[str, Any], procs: dict[str, dict[str, Any]]) -> float | None:
@@ -349,6 +388,18 @@ def _cpu_ms_per_order(s: dict[str, Any], procs: dict[str, dict[str, Any]]) -> fl
     if not machine or s["throughput_confirmed_per_s"] <= 0:
         return None
     return round(float(machine["cpu_avg_percent"]) * 10 / float(s["throughput_confirmed_per_s"]), 2)
+
+
+def _cpu_ms_per_order_by_process(
+    s: dict[str, Any], procs: dict[str, dict[str, Any]]
+) -> dict[str, float]:
+    """Each process's (and the machine's) CPU per sustained order, in ms: where it goes."""
+    throughput = float(s["throughput_confirmed_per_s"])
+    if throughput <= 0:
+        return {}
+    return {
+        name: round(float(p["cpu_avg_percent"]) * 10 / throughput, 3) for name, p in procs.items()
+    }
 
 
 def _restart(
