@@ -93,6 +93,8 @@ class BatchConsumer:
         self.topics = list(topics)
         self.group_id = group_id
         self.batch_size = batch_size or settings.consume_batch_size
+        self.linger = settings.kafka_consume_linger_ms / 1000
+        self._last_polled = -self.linger  # time.monotonic() of the last batch taken
         self.poll_timeout = poll_timeout
         self.max_batches_in_flight = max(1, max_batches_in_flight)
         # Read-ahead is bounded by messages too: under light load batches hold one message
@@ -214,7 +216,15 @@ class BatchConsumer:
                     await self._hold(consumer, gate)
                 # While batches are in hand, poll briefly so finished ones commit promptly.
                 timeout = min(self.poll_timeout, 0.05) if in_flight else self.poll_timeout
-                polled = await self._call(_consume_available, consumer, self.batch_size, timeout)
+                polled = await self._call(
+                    _consume_available,
+                    consumer,
+                    self.batch_size,
+                    timeout,
+                    self._last_polled + self.linger,
+                )
+                if polled:
+                    self._last_polled = time.monotonic()
                 try:
                     batch = [msg for msg in polled if not _is_error(msg)]
                 except FatalConsumerError as exc:
@@ -429,17 +439,28 @@ class BatchConsumer:
         return await self._call(compute)
 
 
-def _consume_available(consumer: Consumer, most: int, timeout: float) -> list[Message]:
+def _consume_available(
+    consumer: Consumer, most: int, timeout: float, not_before: float = 0.0
+) -> list[Message]:
     """Up to `most` messages: all that are fetched already, else the first to arrive within
-    `timeout` with whatever came with it. (`consume(most, timeout)` would wait the whole
-    timeout for `most` messages: up to a second of latency for every order at low rates.)"""
-    ready: list[Message] = consumer.consume(most, 0)
-    if ready:
-        return ready
-    first = consumer.poll(timeout)
-    if first is None:
-        return []
-    return [first, *consumer.consume(most - 1, 0)] if most > 1 else [first]
+    `timeout`; then, short of `most` and before `not_before` (time.monotonic()), what else
+    arrives until then. (`consume(most, timeout)` would wait the whole timeout for `most`
+    messages: up to a second of latency for every order at low rates.)
+
+    `not_before` is the consumer's linger: a batch at most every KAFKA_CONSUME_LINGER_MS, so
+    a steady trickle is handed over a few messages at a time instead of one by one (each batch
+    costs its handler requests and a transaction), while the first message after a quiet spell
+    goes at once and an idle consumer waits in a long fetch (KAFKA_FETCH_WAIT_MS)."""
+    batch: list[Message] = consumer.consume(most, 0)
+    if not batch:
+        first = consumer.poll(timeout)
+        if first is None:
+            return []
+        batch = [first]
+    wait = not_before - time.monotonic()
+    if len(batch) < most and wait > 0:
+        batch += consumer.consume(most - len(batch), wait)
+    return batch
 
 
 def next_offsets(batch: Sequence[Message]) -> list[TopicPartition]:
