@@ -457,9 +457,8 @@ def _consume_available(
         if first is None:
             return []
         batch = [first]
-    wait = not_before - time.monotonic()
-    if len(batch) < most and wait > 0:
-        batch += consumer.consume(most - len(batch), wait)
+    if len(batch) < most:  # what came with it, and until `not_before` what comes after it
+        batch += consumer.consume(most - len(batch), max(0.0, not_before - time.monotonic()))
     return batch
 
 
