@@ -56,3 +56,17 @@ async def test_a_connection_given_back_inside_a_transaction_is_rolled_back(
                 assert await connection.fetchval("SELECT pg_try_advisory_xact_lock(4242)")
     finally:
         await pool.close()
+
+
+async def test_a_connection_given_back_is_not_reset_with_a_statement(settings: Settings) -> None:
+    """What the pool saves: no `RESET ALL` (and the rest of asyncpg's reset query) on release;
+    a session setting made on purpose is still there for the next user of the connection."""
+    pool = await create_pool(settings, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            await connection.execute("SET application_name = 'foodflow-pool-test'")
+        async with pool.acquire() as connection:
+            name = await connection.fetchval("SHOW application_name")
+        assert name == "foodflow-pool-test"
+    finally:
+        await pool.close()

@@ -107,9 +107,9 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: float = Field(120.0, alias="RESERVATION_TTL_SECONDS", gt=0)
     consume_batch_size: int = Field(500, alias="CONSUME_BATCH_SIZE", ge=1)
     # A fetch is answered as soon as there is anything to read, and held at most this long
-    # when there is nothing: a long poll while idle, and no added latency under load, where
-    # batches grow by themselves while the last one is handled (Kafka's own defaults). The
-    # former 64 KiB / 20 ms woke every consumer 50 times a second, loaded or not.
+    # when there is nothing: a long poll while idle (Kafka's own defaults); batching under
+    # load is the consumer's linger, below. The former 64 KiB / 20 ms woke every consumer 50
+    # times a second, loaded or not.
     kafka_fetch_min_bytes: int = Field(1, alias="KAFKA_FETCH_MIN_BYTES", ge=1)
     kafka_fetch_wait_ms: int = Field(500, alias="KAFKA_FETCH_WAIT_MS", ge=0, le=5000)
     # A consumer hands over at most one batch every this many ms (sooner when it holds

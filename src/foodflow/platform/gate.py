@@ -72,6 +72,8 @@ class Pausable(Protocol):
 
     def pause(self) -> None: ...
     def resume(self) -> None: ...
+    def close(self) -> None:
+        """Its block has ended: nothing is left to time."""
 
 
 _DEADLINE: ContextVar[Pausable | None] = ContextVar("foodflow_gate_deadline", default=None)
@@ -86,8 +88,7 @@ def paused_while_waiting(deadline: Pausable) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
-        if isinstance(deadline, PausableTimeout):
-            deadline.close()
+        deadline.close()
 
 
 @contextlib.contextmanager

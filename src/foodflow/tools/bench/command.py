@@ -172,10 +172,7 @@ def _run(
     res, procs = _measure(settings, rate, duration, warmup, window, drain_timeout)
     summary = summarize(res, duration)
     out: dict[str, Any] = {
-        "command": "foodflow bench " + " ".join(_argv()),
-        "date": started_at.isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "mode": mode,
+        **_header(started_at, mode),
         "payment_delay_zero": restart and float(service_env["PAYMENT_DELAY_SECONDS"]) == 0,
         "scale": instances,
         "service_env": service_env if restart else None,
@@ -249,16 +246,23 @@ def _idle(settings: Settings, duration: float, results: Path) -> None:
     machine = procs.get("machine", {}).get("cpu_avg_percent")
     console.print(f"  the whole machine at rest: [bold]{machine} %[/] of one core")
     out = {
-        "command": "foodflow bench " + " ".join(_argv()),
-        "date": started_at.isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "mode": "idle",
+        **_header(started_at, "idle"),
         "duration_s": duration,
         "processes": procs,
     }
     json_path = results / f"bench-idle-{started_at:%Y%m%dT%H%M%SZ}.json"
     write_json(json_path, out)
     console.print(f"\nresults: {json_path}")
+
+
+def _header(started_at: datetime, mode: str) -> dict[str, Any]:
+    """What every result file starts with: the command, when, on what machine, which mode."""
+    return {
+        "command": "foodflow bench " + " ".join(_argv()),
+        "date": started_at.isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "mode": mode,
+    }
 
 
 def _put_back(settings: Settings, before: Mapping[str, restore.Started]) -> None:
@@ -387,19 +391,22 @@ def _cpu_ms_per_order(s: dict[str, Any], procs: dict[str, dict[str, Any]]) -> fl
     machine = procs.get("machine")
     if not machine or s["throughput_confirmed_per_s"] <= 0:
         return None
-    return round(float(machine["cpu_avg_percent"]) * 10 / float(s["throughput_confirmed_per_s"]), 2)
+    return _ms_per_order(machine, s, digits=2)
 
 
 def _cpu_ms_per_order_by_process(
     s: dict[str, Any], procs: dict[str, dict[str, Any]]
 ) -> dict[str, float]:
     """Each process's (and the machine's) CPU per sustained order, in ms: where it goes."""
-    throughput = float(s["throughput_confirmed_per_s"])
-    if throughput <= 0:
+    if s["throughput_confirmed_per_s"] <= 0:
         return {}
-    return {
-        name: round(float(p["cpu_avg_percent"]) * 10 / throughput, 3) for name, p in procs.items()
-    }
+    return {name: _ms_per_order(p, s, digits=3) for name, p in procs.items()}
+
+
+def _ms_per_order(proc: dict[str, Any], s: dict[str, Any], digits: int) -> float:
+    """A process's average CPU (% of one core) as ms per sustained order."""
+    cpu_ms_per_s = float(proc["cpu_avg_percent"]) * 10
+    return round(cpu_ms_per_s / float(s["throughput_confirmed_per_s"]), digits)
 
 
 def _restart(
