@@ -9,6 +9,7 @@ from foodflow.contracts.orders import (
     ALLOWED_TRANSITIONS,
     HANDOVER,
     FailureReason,
+    KitchenPlan,
     OrderSnapshot,
     OrderStatus,
     OrderStatusUpdate,
@@ -16,6 +17,9 @@ from foodflow.contracts.orders import (
 )
 from foodflow.contracts.pricing import PriceBreakdown, PriceLine
 from foodflow.orders.lifecycle import IllegalTransition, Order, advance
+
+S = OrderStatus
+R = FailureReason
 
 SEED = ValidatedOrder.model_validate(
     {
@@ -113,28 +117,76 @@ def _confirmed_snapshot() -> OrderSnapshot:
     return order.full_snapshot()
 
 
-def test_delivery_steps_follow_confirmation_with_the_next_versions() -> None:
+def _plan(minutes: int = 10) -> KitchenPlan:
+    return KitchenPlan(
+        restaurant_id="tokyo-kitchen",
+        restaurant_name="Tokyo Kitchen",
+        lat=52.52,
+        lon=13.405,
+        ready_by=datetime(2026, 12, 2, 12, minutes, tzinfo=UTC),
+    )
+
+
+# The kitchen's steps and the courier's interleave: the courier is sent to arrive when the
+# food is ready, so the assignment may come before, during or after the cooking.
+ACCEPTED, ASSIGNED, READY = S.RESTAURANT_ACCEPTED, S.COURIER_ASSIGNED, S.READY_FOR_PICKUP
+INTERLEAVINGS = [
+    [ACCEPTED, S.PREPARING, READY, ASSIGNED],  # the kitchen first, then the courier
+    [ACCEPTED, S.PREPARING, ASSIGNED, READY],  # the courier sent while it cooks
+    [ACCEPTED, ASSIGNED, S.PREPARING, READY],  # the courier sent before it starts
+]
+
+
+@pytest.mark.parametrize("steps", INTERLEAVINGS)
+def test_kitchen_and_delivery_steps_follow_confirmation_with_the_next_versions(
+    steps: list[OrderStatus],
+) -> None:
     snapshot = _confirmed_snapshot()
-    for status in (OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.DELIVERED):
+    snapshot = advance(snapshot, steps[0], kitchen=_plan())
+    for status in [*steps[1:], S.PICKED_UP, S.DELIVERED]:
         snapshot = advance(snapshot, status)
-    assert snapshot.version == 6 and snapshot.status.is_terminal
-    assert [h.status for h in snapshot.history][-3:] == [
-        "COURIER_ASSIGNED",
-        "PICKED_UP",
-        "DELIVERED",
-    ]
+    assert snapshot.version == 3 + len(steps) + 2 and snapshot.status.is_terminal
+    assert [h.status for h in snapshot.history][3:] == [*steps, "PICKED_UP", "DELIVERED"]
     assert len(snapshot.items) == 2 and snapshot.price is not None
+    # The plan set on acceptance travels on every later step.
+    assert snapshot.kitchen == _plan()
+
+
+def test_a_delay_is_preparing_again_with_a_new_ready_by_time() -> None:
+    snapshot = advance(_confirmed_snapshot(), S.RESTAURANT_ACCEPTED, kitchen=_plan(10))
+    snapshot = advance(snapshot, S.PREPARING)
+    delayed = advance(snapshot, S.PREPARING, kitchen=_plan(25))
+    assert delayed.version == snapshot.version + 1 and delayed.status is S.PREPARING
+    assert delayed.kitchen is not None and delayed.kitchen.ready_by.minute == 25
+
+
+def test_a_rejected_order_can_only_be_cancelled() -> None:
+    snapshot = advance(_confirmed_snapshot(), S.RESTAURANT_REJECTED, reason=R.KITCHEN_BUSY)
+    assert ALLOWED_TRANSITIONS[snapshot.status] == {S.CANCELLED}
+    for status in (S.RESTAURANT_ACCEPTED, S.PREPARING, S.COURIER_ASSIGNED, S.PICKED_UP):
+        with pytest.raises(IllegalTransition):
+            advance(snapshot, status)
+    cancelled = advance(snapshot, S.CANCELLED, reason=R.KITCHEN_BUSY)
+    assert cancelled.status.is_terminal and cancelled.reason is R.KITCHEN_BUSY
+
+
+def test_the_food_is_not_picked_up_before_the_kitchen_accepted_it() -> None:
+    snapshot = _confirmed_snapshot()
+    for status in (S.COURIER_ASSIGNED, S.PREPARING, S.READY_FOR_PICKUP, S.PICKED_UP):
+        with pytest.raises(IllegalTransition):
+            advance(snapshot, status)
 
 
 @pytest.mark.parametrize(
     ("path", "allowed"),
     [
         ([OrderStatus.CANCELLED], True),
-        ([OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED], True),
-        ([OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.CANCELLED], False),
+        ([S.RESTAURANT_ACCEPTED, S.PREPARING, S.COURIER_ASSIGNED, S.CANCELLED], True),
+        ([S.RESTAURANT_ACCEPTED, S.PREPARING, S.READY_FOR_PICKUP, S.CANCELLED], True),
+        ([ACCEPTED, ASSIGNED, READY, S.PICKED_UP, S.CANCELLED], False),
         ([OrderStatus.PICKED_UP], False),
         ([OrderStatus.DELIVERED], False),
-        ([OrderStatus.CANCELLED, OrderStatus.COURIER_ASSIGNED], False),
+        ([OrderStatus.CANCELLED, OrderStatus.RESTAURANT_ACCEPTED], False),
     ],
 )
 def test_cancel_only_before_pickup(path: list[OrderStatus], allowed: bool) -> None:
@@ -149,7 +201,6 @@ def test_cancel_only_before_pickup(path: list[OrderStatus], allowed: bool) -> No
             advance(snapshot, last)
 
 
-S = OrderStatus
 PREDICATES = {
     "in_saga": S.IN_SAGA,
     "left_saga": S.LEFT_SAGA,
@@ -169,7 +220,19 @@ PREDICATES = {
         ("ends_saga", {S.CONFIRMED, S.FAILED, S.CANCELLED}),
         ("is_terminal", {S.DELIVERED, S.FAILED, S.CANCELLED}),
         ("aborted", {S.FAILED, S.CANCELLED}),
-        ("cancellable", {S.RECEIVED, S.PROCESSING, S.CONFIRMED, S.COURIER_ASSIGNED}),
+        (
+            "cancellable",
+            {
+                S.RECEIVED,
+                S.PROCESSING,
+                S.CONFIRMED,
+                S.RESTAURANT_ACCEPTED,
+                S.RESTAURANT_REJECTED,
+                S.PREPARING,
+                S.READY_FOR_PICKUP,
+                S.COURIER_ASSIGNED,
+            },
+        ),
         # Every status from the handover on: the delivery's steps reach PostgreSQL too.
         ("persisted", set(S) - {S.RECEIVED, S.PROCESSING}),
     ],

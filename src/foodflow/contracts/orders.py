@@ -27,7 +27,9 @@ def utcnow() -> datetime:
 class OrderStatus(StrEnum):
     """Where an order stands. The statuses and the moves between them, `ALLOWED_TRANSITIONS`,
     are the whole lifecycle: the order manager's saga drives an order from RECEIVED until it
-    hands it over at CONFIRMED (or fails it); the delivery service moves it from there.
+    hands it over at CONFIRMED (or fails it); from there the restaurant service moves the
+    kitchen's steps (accepted or rejected, preparing, ready) and the delivery service the
+    courier's (assigned, picked up, delivered) and every cancellation.
 
     Every question about a status is one of the predicates below, derived from the moves; each
     has its members as a class-level set too (`OrderStatus.TERMINAL` for `is_terminal`, …).
@@ -36,6 +38,11 @@ class OrderStatus(StrEnum):
     RECEIVED = "RECEIVED"
     PROCESSING = "PROCESSING"
     CONFIRMED = "CONFIRMED"
+    # The restaurant's steps (restaurant_service): it accepts with a ready-by time, or rejects.
+    RESTAURANT_ACCEPTED = "RESTAURANT_ACCEPTED"
+    RESTAURANT_REJECTED = "RESTAURANT_REJECTED"
+    PREPARING = "PREPARING"
+    READY_FOR_PICKUP = "READY_FOR_PICKUP"
     COURIER_ASSIGNED = "COURIER_ASSIGNED"
     PICKED_UP = "PICKED_UP"
     DELIVERED = "DELIVERED"
@@ -109,6 +116,18 @@ class FailureReason(StrEnum):
     # Reasons of CANCELLED: the customer asked, or no courier became free in time.
     CUSTOMER_CANCELLED = "CUSTOMER_CANCELLED"
     NO_COURIER = "NO_COURIER"
+    # Reasons of RESTAURANT_REJECTED, and of the CANCELLED that follows it: the restaurant is
+    # closed, out of an item, too busy, or did not answer within RESTAURANT_ACCEPT_TIMEOUT_SECONDS.
+    RESTAURANT_CLOSED = "RESTAURANT_CLOSED"
+    ITEM_UNAVAILABLE = "ITEM_UNAVAILABLE"
+    KITCHEN_BUSY = "KITCHEN_BUSY"
+    RESTAURANT_TIMEOUT = "RESTAURANT_TIMEOUT"
+
+
+# The reasons a restaurant may give for saying no (RESTAURANT_TIMEOUT is the service's own).
+REJECTION_REASONS = frozenset(
+    {FailureReason.RESTAURANT_CLOSED, FailureReason.ITEM_UNAVAILABLE, FailureReason.KITCHEN_BUSY}
+)
 
 
 class OrderItemIn(BaseModel):
@@ -168,6 +187,18 @@ class StatusChange(BaseModel):
     reason: FailureReason | None = None
 
 
+class KitchenPlan(BaseModel):
+    """Which restaurant cooks the order, where the courier collects it, and when the kitchen
+    says it will be ready. Set by the restaurant service when it accepts the order; carried on
+    every event after that, with `ready_by` moved when the kitchen reports a delay."""
+
+    restaurant_id: Text = Field(min_length=1, max_length=64)
+    restaurant_name: Text = Field(min_length=1, max_length=120)
+    lat: Latitude
+    lon: Longitude
+    ready_by: datetime
+
+
 class OrderStatusUpdate(BaseModel):
     """One transition of one order: a message on `order_status_updates`, keyed by order id.
 
@@ -188,6 +219,9 @@ class OrderStatusUpdate(BaseModel):
     # that a latency counts the time the order queued in Kafka before the saga read it.
     # Optional: events written before it existed, and orders whose message had no timestamp.
     published_at: datetime | None = None
+    # The restaurant's plan, from RESTAURANT_ACCEPTED on (None before, and for the seed's
+    # orders, which no kitchen sees).
+    kitchen: KitchenPlan | None = None
 
 
 class OrderSnapshot(OrderStatusUpdate):
@@ -237,9 +271,38 @@ ALLOWED_TRANSITIONS: dict[OrderStatus | None, frozenset[OrderStatus]] = {
     OrderStatus.PROCESSING: frozenset(
         {OrderStatus.CONFIRMED, OrderStatus.FAILED, OrderStatus.CANCELLED}
     ),
-    # From CONFIRMED on, the delivery service moves the order.
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED}),
-    OrderStatus.COURIER_ASSIGNED: frozenset({OrderStatus.PICKED_UP, OrderStatus.CANCELLED}),
+    # From CONFIRMED on the restaurant service moves the kitchen's steps, the delivery service
+    # the courier's. The courier is sent so as to reach the restaurant when the food is ready,
+    # so COURIER_ASSIGNED comes before, between or after the kitchen's steps; PREPARING may be
+    # entered again (the kitchen reports a delay: a new ready-by time). A rejected order is
+    # refunded and its stock returned, then CANCELLED (by the delivery service, which does
+    # every cancellation).
+    OrderStatus.CONFIRMED: frozenset(
+        {OrderStatus.RESTAURANT_ACCEPTED, OrderStatus.RESTAURANT_REJECTED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.RESTAURANT_REJECTED: frozenset({OrderStatus.CANCELLED}),
+    OrderStatus.RESTAURANT_ACCEPTED: frozenset(
+        {OrderStatus.PREPARING, OrderStatus.COURIER_ASSIGNED, OrderStatus.CANCELLED}
+    ),
+    OrderStatus.PREPARING: frozenset(
+        {
+            OrderStatus.PREPARING,
+            OrderStatus.READY_FOR_PICKUP,
+            OrderStatus.COURIER_ASSIGNED,
+            OrderStatus.CANCELLED,
+        }
+    ),
+    OrderStatus.COURIER_ASSIGNED: frozenset(
+        {
+            OrderStatus.PREPARING,
+            OrderStatus.READY_FOR_PICKUP,
+            OrderStatus.PICKED_UP,
+            OrderStatus.CANCELLED,
+        }
+    ),
+    OrderStatus.READY_FOR_PICKUP: frozenset(
+        {OrderStatus.COURIER_ASSIGNED, OrderStatus.PICKED_UP, OrderStatus.CANCELLED}
+    ),
     OrderStatus.PICKED_UP: frozenset({OrderStatus.DELIVERED}),
     OrderStatus.DELIVERED: frozenset(),
     OrderStatus.FAILED: frozenset(),

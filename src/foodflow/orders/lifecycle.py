@@ -10,6 +10,7 @@ from typing import Any
 from foodflow.contracts.orders import (
     ALLOWED_TRANSITIONS,
     FailureReason,
+    KitchenPlan,
     OrderFinalEvent,
     OrderSnapshot,
     OrderStatus,
@@ -196,11 +197,14 @@ def advance(
     reason: FailureReason | None = None,
     detail: str | None = None,
     at: datetime | None = None,
+    kitchen: KitchenPlan | None = None,
 ) -> OrderSnapshot:
     """The next state of an order that left the saga: version + 1, one more timeline entry.
 
-    Used by whoever owns the order after CONFIRMED (the delivery service); the snapshot read
-    from Redis is the starting point, and the version-guarded save decides who wins a race.
+    Used by whoever owns the order after CONFIRMED (the restaurant and delivery services); the
+    snapshot read from PostgreSQL is the starting point, and the version-guarded save decides
+    who wins a race. `kitchen`, when given, replaces the order's kitchen plan (the restaurant
+    accepting it, or moving its ready-by time); otherwise the plan is kept.
     """
     if target not in ALLOWED_TRANSITIONS[snapshot.status]:
         raise IllegalTransition(snapshot.status, target)
@@ -215,5 +219,6 @@ def advance(
             "detail": detail,
             "updated_at": when,
             "history": [*snapshot.history, change],
+            "kitchen": kitchen if kitchen is not None else snapshot.kitchen,
         }
     )

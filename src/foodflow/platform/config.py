@@ -65,12 +65,14 @@ class Settings(BaseSettings):
     gateway_port: int = Field(8000, alias="GATEWAY_PORT")
     payment_port: int = Field(8003, alias="PAYMENT_PORT")
     delivery_port: int = Field(8004, alias="DELIVERY_PORT")
+    restaurant_port: int = Field(8007, alias="RESTAURANT_PORT")
     # Full base URLs of the called services, for when they are not all on FOODFLOW_SERVICE_HOST
     # (Docker Compose: one host per service). Unset: service_url(port).
     inventory_url_override: str | None = Field(None, alias="INVENTORY_URL")
     pricing_url_override: str | None = Field(None, alias="PRICING_URL")
     payment_url_override: str | None = Field(None, alias="PAYMENT_URL")
     delivery_url_override: str | None = Field(None, alias="DELIVERY_URL")
+    restaurant_url_override: str | None = Field(None, alias="RESTAURANT_URL")
 
     # The simulated payment provider's latency, taken by every authorisation on its own (many
     # answered at once, as a real provider's API does): log-normal, with this median and a
@@ -90,6 +92,26 @@ class Settings(BaseSettings):
     # so that a demo order is DELIVERED seconds after its courier is assigned (3,600 km/h: a
     # 3 km ride takes 3 s; 20 is a bicycle); how often a courier asks for work (and, riding,
     # whether the order is still theirs).
+    # Restaurants: how long a restaurant has to accept or reject a confirmed order before it is
+    # rejected for it (RESTAURANT_TIMEOUT: refunded, stock returned), and how often tickets are
+    # looked at for it.
+    restaurant_accept_timeout_seconds: float = Field(
+        180.0, alias="RESTAURANT_ACCEPT_TIMEOUT_SECONDS", gt=0, le=86400
+    )
+    restaurant_sweep_interval_seconds: float = Field(
+        1.0, alias="RESTAURANT_SWEEP_INTERVAL_SECONDS", gt=0, le=600
+    )
+    # Dispatch timed to the kitchen: a courier is assigned when riding to the restaurant at
+    # COURIER_SPEED_KMH would bring them there by the ready-by time, up to this much early.
+    dispatch_tolerance_seconds: float = Field(30.0, alias="DISPATCH_TOLERANCE_SECONDS", ge=0)
+    # The demo's kitchens (the simulator plays every seeded restaurant's staff): real seconds
+    # per minute of preparation (0.5: a 10-minute dish is ready in 5 s); the share of orders
+    # they reject (chaos); restaurants whose staff never answer (comma-separated ids, chaos).
+    kitchen_sim_seconds_per_minute: float = Field(
+        0.5, alias="KITCHEN_SIM_SECONDS_PER_MINUTE", ge=0, le=60
+    )
+    kitchen_sim_reject_share: float = Field(0.0, alias="KITCHEN_SIM_REJECT_SHARE", ge=0, le=1)
+    kitchen_sim_silent: str = Field("", alias="KITCHEN_SIM_SILENT", max_length=1000)
     courier_simulator: bool = Field(True, alias="COURIER_SIMULATOR")
     courier_sim_speed_kmh: float = Field(3600.0, alias="COURIER_SIM_SPEED_KMH", gt=0, le=1e6)
     courier_sim_poll_seconds: float = Field(2.0, alias="COURIER_SIM_POLL_SECONDS", gt=0, le=60)
@@ -333,6 +355,10 @@ class Settings(BaseSettings):
     def delivery_url(self) -> str:
         return self.delivery_url_override or self.service_url(self.delivery_port)
 
+    @property
+    def restaurant_url(self) -> str:
+        return self.restaurant_url_override or self.service_url(self.restaurant_port)
+
 
 # Node n's ports are the first node's plus this times (n - 1): 9092, 9102, 9112.
 NODE_PORT_STEP = 10
@@ -362,6 +388,7 @@ PORT_SETTING = {
     "pricing_service": "pricing_port",
     "payment_service": "payment_port",
     "delivery_service": "delivery_port",
+    "restaurant_service": "restaurant_port",
     "order_writer": "order_writer_port",
     "order_manager": "order_manager_port",
     "gateway": "gateway_port",
