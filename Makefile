@@ -27,7 +27,7 @@ run: install
 	$(BIN)/foodflow up $(if $(BROKERS),--brokers $(BROKERS))
 
 # The suite's own servers: the test profile (tests/profile.py: ports 19092, 15432, 16379,
-# 18000-18006, state in .state/test), never a `make run` system's.
+# 18000-18007, state in .state/test), never a `make run` system's.
 TEST_PROFILE := $(BIN)/python -m tests.profile
 
 ## test: install (Chromium, docker-compose too), start the test profile's infrastructure, run the whole suite

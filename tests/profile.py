@@ -19,7 +19,7 @@ from pathlib import Path
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
-# Ten thousand above the defaults (the services' 8000-8006 become 18000-18006), so a `make run`
+# Ten thousand above the defaults (the services' 8000-8007 become 18000-18007), so a `make run`
 # system and the suite's servers can run side by side on one machine.
 PROFILE: dict[str, str] = {
     "FOODFLOW_STATE_DIR": str(CHECKOUT / ".state" / "test"),
@@ -32,6 +32,7 @@ PROFILE: dict[str, str] = {
     "PRICING_PORT": "18002",
     "PAYMENT_PORT": "18003",
     "DELIVERY_PORT": "18004",
+    "RESTAURANT_PORT": "18007",
     "ORDER_MANAGER_PORT": "18005",
     "ORDER_WRITER_PORT": "18006",
 }

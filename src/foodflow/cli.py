@@ -30,6 +30,7 @@ from foodflow.tools import cli_errors
 from foodflow.tools.cli_errors import EXIT_CODES_HELP, ExitCode, Unavailable
 from foodflow.tools.customer import customer_app
 from foodflow.tools.dead_letters import dlq_app
+from foodflow.tools.restaurant import restaurant_app
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -69,7 +70,7 @@ LAZY_COMMANDS: Mapping[str, LazyCommand] = {
     "couriers": LazyCommand(
         "foodflow.tools.couriers",
         "couriers_app",
-        "Couriers: their accounts, and a simulator that rides and delivers assigned orders.",
+        "Couriers: their accounts, and the simulator that plays the kitchens and the couriers.",
         needs=lambda: [cli_errors.gateway(get_settings())],
     ),
 }
@@ -126,6 +127,7 @@ app.add_typer(infra_app, name="infra")
 order_app = typer.Typer(help="Send orders and follow them.")
 app.add_typer(order_app, name="order")
 app.add_typer(customer_app, name="customer")
+app.add_typer(restaurant_app, name="restaurant")
 app.add_typer(dlq_app, name="dlq")
 
 console = Console(soft_wrap=True)
@@ -286,12 +288,18 @@ def _print_service(state: processes.ServiceState) -> None:
         console.print(f"[yellow]■[/] {state.name:<18} {verb}")
 
 
+# The statuses that set (or move) an order's kitchen plan: its ready-by time is shown with them.
+_KITCHEN_PLANS = frozenset({"RESTAURANT_ACCEPTED", "PREPARING"})
+
+
 def _print_update(update: OrderStatusUpdate) -> None:
     line = (
         f"  v{update.version} {update.updated_at:%H:%M:%S.%f}"[:-3] + f"  [bold]{update.status}[/]"
     )
     if update.reason:
         line += f"  reason={update.reason} ({update.detail})"
+    if update.kitchen is not None and update.status in _KITCHEN_PLANS:
+        line += f"  {update.kitchen.restaurant_name}, ready by {update.kitchen.ready_by:%H:%M:%S}"
     if update.price is not None:
         from foodflow.tools.tracking import money
 
@@ -308,13 +316,15 @@ def up(
     couriers: bool | None = typer.Option(
         None,
         "--couriers/--no-couriers",
-        help="Run the courier simulator, which delivers assigned orders (default:"
-        " COURIER_SIMULATOR, true); --no-couriers for a system whose couriers are real.",
+        help="Run the simulator, which plays the restaurants' kitchens and delivers assigned"
+        " orders (default: COURIER_SIMULATOR, true); --no-couriers for a system whose"
+        " kitchens and couriers are real.",
         show_default=False,
     ),
     brokers: int | None = typer.Option(None, "--brokers", help=BROKERS_HELP, show_default=False),
 ) -> None:
-    """Start the infrastructure and every service, then send the seed's demo order through."""
+    """Start the infrastructure and every service, then send the seed's demo order through,
+    and a customer's order, which the simulated kitchen cooks and a courier delivers."""
     from foodflow.tools import processes, tracking
     from foodflow.tools.customer import order as customer_order
     from foodflow.tools.infra import manager
@@ -330,9 +340,14 @@ def up(
     ensure_secrets(settings, report=console.print)
     try:
         manager.up(settings, report=_print_state)
-        processes.up(settings, report=_print_service, scale=instances)
-        if simulate:  # the accounts are the simulator's: no standing logins without it
-            _courier_accounts(settings)
+        processes.up(
+            settings,
+            report=_print_service,
+            scale=instances,
+            env=_simulated_speed(settings, simulate),
+        )
+        _seeded_accounts(settings, couriers=simulate)
+        if simulate:
             processes.start_simulator(settings, report=_print_service)
         elif processes.SimulatorProcess(settings).stop():
             console.print(f"[yellow]■[/] {processes.SIMULATOR:<18} stopped (--no-couriers)")
@@ -357,15 +372,17 @@ def up(
             promo=None,
             email="demo@foodflow.example",
             password="demo password",
-            timeout=60.0,
-            # With couriers riding the order is delivered in seconds; else a courier has it.
-            until="DELIVERED" if simulate else "COURIER_ASSIGNED",
+            timeout=90.0,
+            # With the simulator, a kitchen accepts and cooks it and a courier delivers it in
+            # seconds; without, it waits for a restaurant's staff (`foodflow restaurant`).
+            until="DELIVERED" if simulate else "CONFIRMED",
         )
     console.print(
         "\nLook further:\n"
         f"  foodflow order status {order_id}\n"
         "  foodflow order send --user user-001 --item sushi-set:1 --item pho-bo:2\n"
         "  foodflow customer order --item ramen:1 --card tok_declined\n"
+        "  foodflow restaurant orders --restaurant tokyo-kitchen    (as its staff)\n"
         f"  dashboard: {settings.service_url(settings.gateway_port)}/"
         "  (log in as operator@foodflow.local, password in"
         f" {secrets_dir(settings) / 'demo_operator_password'})\n"
@@ -375,23 +392,40 @@ def up(
     )
 
 
-def _courier_accounts(settings: Settings) -> None:
-    """The seeded couriers' gateway accounts (made once; a failure is said, not fatal: the
-    simulator keeps trying on its own)."""
-    from foodflow.tools.couriers import SeedingFailed, ensure_accounts_now
+def _simulated_speed(settings: Settings, simulate: bool) -> dict[str, str]:
+    """The services' environment for the simulator: the delivery service plans each courier's
+    ride (when to send them, so that they reach the kitchen as the food is ready) at the speed
+    the simulated couriers ride, unless COURIER_SPEED_KMH is set."""
+    if not simulate or "courier_speed_kmh" in settings.model_fields_set:
+        return {}
+    return {"COURIER_SPEED_KMH": str(settings.courier_sim_speed_kmh)}
+
+
+def _seeded_accounts(settings: Settings, *, couriers: bool) -> None:
+    """The seeded restaurants' staff accounts, and with the simulator the seeded couriers'
+    (a courier account is the simulator's: no standing logins without it). Made once; a
+    failure is said, not fatal: the simulator keeps trying on its own."""
+    import asyncio
+
+    from foodflow.tools.couriers import seed_all
+    from foodflow.tools.gateway_api import SeedingFailed
     from foodflow.tools.secrets import secrets_dir
 
     try:
-        logins = ensure_accounts_now(settings)
+        riders, staff = asyncio.run(seed_all(settings, couriers=couriers))
     except (SeedingFailed, TimeoutError) as exc:
-        console.print(
-            f"[yellow]courier accounts not made: {exc or 'the gateway did not answer'}[/]"
-        )
+        console.print(f"[yellow]seeded accounts not made: {exc or 'the gateway did not answer'}[/]")
         return
+    home = secrets_dir(settings)
     console.print(
-        f"[green]✔[/] {len(logins)} courier accounts   <courier_id>@foodflow.example,"
-        f" passwords in {secrets_dir(settings) / 'couriers'}/"
+        f"[green]✔[/] {len(staff)} restaurant accounts <restaurant_id>@foodflow.example,"
+        f" passwords in {home / 'restaurants'}/"
     )
+    if couriers:
+        console.print(
+            f"[green]✔[/] {len(riders)} courier accounts    <courier_id>@foodflow.example,"
+            f" passwords in {home / 'couriers'}/"
+        )
 
 
 @app.command("secrets")
@@ -769,8 +803,9 @@ def order_watch(
     order_id: uuid.UUID,
     timeout: float = typer.Option(60.0, help="Give up after this many seconds."),
 ) -> None:
-    """Follow an order's status events live until it is final (exit 1 if it FAILED or was
-    CANCELLED, or if there is no such order)."""
+    """Follow an order's status events live until it is final: through the kitchen's and the
+    courier's steps to DELIVERED (the seed's orders, which have no address, end CONFIRMED);
+    exit 1 if it FAILED or was CANCELLED, or if there is no such order."""
     settings = get_settings()
     cli_errors.require(cli_errors.redis(settings), cli_errors.postgres(settings))
     cli_errors.require_kafka(settings)

@@ -1,5 +1,5 @@
 """The whole system, started once per session: infrastructure plus every service — the test
-profile's (`tests/profile.py`: ports 18000-18006, state `.state/test`), so the settings below
+profile's (`tests/profile.py`: ports 18000-18007, state `.state/test`), so the settings below
 are only ever those of the suite's own services, never a `make run` system's."""
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ E2E_ENV = {
     # Long enough for test_outage's 10 s stop of inventory, and a restart slowed by a busy
     # machine (measured: 20 s at a load of 15 on 2 cores), to fail no order.
     "DEPENDENCY_GRACE_SECONDS": "40",
+    # A kitchen that does not answer: long enough for a test's staff to act, short enough for
+    # the timeout test to see it (RESTAURANT_TIMEOUT).
+    "RESTAURANT_ACCEPT_TIMEOUT_SECONDS": "15",
 }
 
 

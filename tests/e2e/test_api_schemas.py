@@ -28,6 +28,7 @@ SERVICES = (
     "pricing_service",
     "payment_service",
     "delivery_service",
+    "restaurant_service",
     "order_manager",
     "order_writer",
 )
@@ -39,6 +40,7 @@ CALLERS = {
     ("inventory_service", "catalogue"): "pricing_service",
     ("payment_service", "payments"): "delivery_service",
     ("delivery_service", ""): "gateway",
+    ("restaurant_service", ""): "gateway",
 }
 
 

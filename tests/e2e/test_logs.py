@@ -1,4 +1,4 @@
-"""The services' logs as an operator reads them: one order's journey through all seven
+"""The services' logs as an operator reads them: one order's journey through all eight
 services (`foodflow logs <id>`), and log files that rotate and stay bounded while a real
 service writes them."""
 
@@ -27,11 +27,12 @@ from .test_gateway_orders import order_body, place, sign_up, wait_status
 
 pytestmark = pytest.mark.e2e
 
-SEVEN = {
+EIGHT = {
     "inventory_service",
     "pricing_service",
     "payment_service",
     "delivery_service",
+    "restaurant_service",
     "order_manager",
     "order_writer",
     "gateway",
@@ -56,10 +57,10 @@ async def test_foodflow_logs_finds_an_order_in_every_service_s_log(
     services: set[str] = set()
     while time.monotonic() < deadline:
         services = {line.service for line in lines_for_order(order_id, log_files(log_dir(system)))}
-        if services >= SEVEN:
+        if services >= EIGHT:
             break
         await asyncio.sleep(0.5)
-    assert services >= SEVEN, f"missing: {sorted(SEVEN - services)}"
+    assert services >= EIGHT, f"missing: {sorted(EIGHT - services)}"
 
     # The command an operator types.
     shown = await asyncio.to_thread(
@@ -71,7 +72,7 @@ async def test_foodflow_logs_finds_an_order_in_every_service_s_log(
         env={**os.environ, "COLUMNS": "400"},
     )
     assert shown.returncode == 0, shown.stderr
-    for service in SEVEN:
+    for service in EIGHT:
         assert f" {service} " in shown.stdout, service
 
 

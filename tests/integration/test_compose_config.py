@@ -26,6 +26,7 @@ FOODFLOW_SERVICES = {
     "pricing_service",
     "payment_service",
     "delivery_service",
+    "restaurant_service",
     "order_manager",
     "order_writer",
     "gateway",

@@ -1,6 +1,7 @@
 """The delivery service's migrations against the real PostgreSQL, in a scratch schema: the
-baseline applies over tables that exist already (a database made before migrations), changes
-nothing there, and a second run applies nothing."""
+baseline applies over tables that exist already (a database made before migrations) and
+changes nothing there; 0002 gives every delivery from before its pickup point from the old
+restaurants table and drops that table; a second run applies nothing."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from foodflow.platform.db.migrations import migrate, read_migrations
 
 pytestmark = pytest.mark.integration
 
-TABLES = ("restaurants", "restaurant_items", "couriers", "deliveries")
+TABLES = ("couriers", "deliveries")
+APPLIED = ["0001_baseline", "0002_kitchen_plans"]
 
 
 @pytest.fixture
@@ -52,35 +54,58 @@ async def contents(connection: asyncpg.Connection) -> dict[str, object]:
     return found
 
 
-async def test_the_baseline_applies_once_over_existing_tables_and_then_never_again(
+async def tables(connection: asyncpg.Connection) -> set[str]:
+    rows = await connection.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    )
+    return {r["table_name"] for r in rows} - {"schema_migrations"}
+
+
+async def test_the_migrations_apply_once_over_existing_tables_and_keep_their_deliveries(
     scratch: asyncpg.Connection,
 ) -> None:
-    (baseline,) = read_migrations(MIGRATIONS)
+    baseline, _ = read_migrations(MIGRATIONS)
     await scratch.execute(baseline.sql)  # the tables as a database made before migrations has them
-    before = await contents(scratch)
-    assert len(before["couriers rows"]) == 10  # type: ignore[arg-type]
+    order_id = uuid.uuid4()
+    await scratch.execute(
+        "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, address, lat, lon)"
+        " VALUES ($1, 'u-1', 'WAITING', 'tokyo-kitchen', 'Torstr. 1', 52.53, 13.40)",
+        order_id,
+    )
+    couriers = await scratch.fetch("SELECT * FROM couriers ORDER BY 1")
+    assert len(couriers) == 10
 
-    assert await migrate(scratch, SERVICE, MIGRATIONS) == ["0001_baseline"]
+    assert await migrate(scratch, SERVICE, MIGRATIONS) == APPLIED
     after_first = await contents(scratch)
     assert await migrate(scratch, SERVICE, MIGRATIONS) == []
-    after_second = await contents(scratch)
 
-    assert after_first == before
-    assert after_second == before
+    assert await contents(scratch) == after_first
+    assert after_first["couriers rows"] == couriers
+    assert await tables(scratch) == {"couriers", "deliveries"}  # the restaurants went
+    old = await scratch.fetchrow("SELECT * FROM deliveries WHERE order_id = $1", order_id)
+    assert (old["restaurant_id"], old["restaurant_name"]) == ("tokyo-kitchen", "Tokyo Kitchen")
+    assert (old["pickup_lat"], old["pickup_lon"]) == (52.52, 13.405)
+    # Its food was ready when it was taken in (there was no kitchen to wait for).
+    assert old["ready_by"] == old["waiting_since"] and old["food_ready"] is True
+    assert (old["assigned_at"], old["courier_due_at"], old["arrived_at"]) == (None, None, None)
     recorded = await scratch.fetch(
-        "SELECT version, name FROM schema_migrations WHERE owner = $1", SERVICE
+        "SELECT version, name FROM schema_migrations WHERE owner = $1 ORDER BY version", SERVICE
     )
-    assert [(r["version"], r["name"]) for r in recorded] == [(1, "baseline")]
+    assert [(r["version"], r["name"]) for r in recorded] == [(1, "baseline"), (2, "kitchen_plans")]
 
 
-async def test_the_baseline_creates_the_tables_and_seeds_on_an_empty_database(
+async def test_the_migrations_create_the_tables_and_seed_on_an_empty_database(
     scratch: asyncpg.Connection,
 ) -> None:
-    assert await migrate(scratch, SERVICE, MIGRATIONS) == ["0001_baseline"]
+    assert await migrate(scratch, SERVICE, MIGRATIONS) == APPLIED
     seeded = await contents(scratch)
-    assert len(seeded["restaurants rows"]) == 4  # type: ignore[arg-type]
-    assert len(seeded["restaurant_items rows"]) == 10  # type: ignore[arg-type]
+    assert await tables(scratch) == {"couriers", "deliveries"}
     assert len(seeded["couriers rows"]) == 10  # type: ignore[arg-type]
     assert seeded["deliveries rows"] == []
+    columns = {r["column_name"]: r for r in seeded["deliveries columns"]}  # type: ignore[attr-defined]
+    assert columns["restaurant_id"]["is_nullable"] == "YES"  # none until a restaurant accepts
+    assert columns["food_ready"]["column_default"] == "false"
+    indexes = {r["indexname"] for r in seeded["deliveries indexes"]}  # type: ignore[attr-defined]
+    assert "deliveries_waiting_ready" in indexes and "deliveries_waiting" not in indexes
     assert await migrate(scratch, SERVICE, MIGRATIONS) == []
     assert await contents(scratch) == seeded

@@ -338,6 +338,71 @@ async def test_short_item_rejects_the_whole_order_without_touching_stock(
     assert await test_items.stock(short) == 1
 
 
+async def test_a_restaurant_marks_an_item_unavailable_then_offers_it_again(
+    inventory_client: httpx.AsyncClient, test_items: ItemRows, settings: Settings
+) -> None:
+    """Off the menu, short for every order (the order fails OUT_OF_STOCK) with its stock kept,
+    until the restaurant offers it again."""
+    item, other = await test_items.create(stock=5), await test_items.create(stock=5)
+    restaurant = as_caller(settings, "restaurant_service", "inventory_service")
+    gateway = as_caller(settings, "gateway", "inventory_service")
+
+    off = await inventory_client.put(
+        f"/items/{item}/availability", json={"available": False}, headers=restaurant
+    )
+
+    assert off.status_code == 200, off.text
+    assert (off.json()["item_id"], off.json()["available"], off.json()["stock"]) == (item, False, 5)
+    menu = {i["item_id"] for i in (await inventory_client.get("/menu", headers=gateway)).json()}
+    assert item not in menu and other in menu
+    single = await inventory_client.post("/reserve", json=reserve_body((other, 1), (item, 1)))
+    assert (single.json()["state"], single.json()["short_items"]) == ("REJECTED", [item])
+    batch = await post_batch(
+        inventory_client, "/reserve_batch", [reserve_body((item, 1)), reserve_body((other, 1))]
+    )
+    assert [o["result"]["state"] for o in batch] == ["REJECTED", "RESERVED"]
+    check = await inventory_client.post(
+        "/check_inventory", json={"items": [{"item_id": item, "quantity": 1}]}
+    )
+    assert check.json()["available"] is False
+    assert check.json()["items"] == [
+        {"item_id": item, "requested": 1, "in_stock": 5, "available": False, "known": True}
+    ]
+    assert await test_items.stock(item) == 5 and await test_items.stock(other) == 4
+
+    on = await inventory_client.put(
+        f"/items/{item}/availability", json={"available": True}, headers=restaurant
+    )
+
+    assert on.json()["available"] is True
+    menu = {i["item_id"] for i in (await inventory_client.get("/menu", headers=gateway)).json()}
+    assert item in menu
+    again = await inventory_client.post("/reserve", json=reserve_body((item, 1)))
+    assert again.json()["state"] == "RESERVED"
+
+
+async def test_availability_of_an_unknown_item_is_404_and_only_restaurants_set_it(
+    inventory_client: httpx.AsyncClient, test_items: ItemRows, settings: Settings
+) -> None:
+    restaurant = as_caller(settings, "restaurant_service", "inventory_service")
+    unknown = await inventory_client.put(
+        f"/items/{test_items.new_id()}/availability", json={"available": False}, headers=restaurant
+    )
+    assert unknown.status_code == 404 and "no item" in unknown.json()["detail"]
+    item = await test_items.create(stock=1)
+    for caller in ("gateway", "order_manager"):
+        refused = await inventory_client.put(
+            f"/items/{item}/availability",
+            json={"available": False},
+            headers=as_caller(settings, caller, "inventory_service"),
+        )
+        assert refused.status_code == 403
+    bad = await inventory_client.put(
+        f"/items/{item}/availability", json={"available": "maybe"}, headers=restaurant
+    )
+    assert bad.status_code == 422
+
+
 async def test_lines_of_the_same_item_are_added_up(
     inventory_client: httpx.AsyncClient, test_items: ItemRows
 ) -> None:

@@ -147,10 +147,13 @@ async def assigned_to(db: asyncpg.Connection, store: OrderStateStore) -> AsyncIt
                 ],
             )
         )
+        # The kitchen has the food ready, so that the courier may pick it up.
         await db.execute(
-            "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, address, lat, lon,"
+            "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, restaurant_name,"
+            " pickup_lat, pickup_lon, ready_by, food_ready, address, lat, lon,"
             " courier_id, distance_km, eta_minutes)"
-            " VALUES ($1, $2, 'ASSIGNED', 'central-kitchen', $3, $4, $5, $6, 1.5, 10)",
+            " VALUES ($1, $2, 'ASSIGNED', 'central-kitchen', 'Central Kitchen', 52.515, 13.39,"
+            " now(), true, $3, $4, $5, $6, 1.5, 10)",
             order_id,
             str(user_id),
             ADDRESS.address,

@@ -29,6 +29,7 @@ from foodflow.delivery_service.services import DeliveryPorts
 from foodflow.inventory_service.app import create_app as create_inventory
 from foodflow.payment_service.app import create_app as create_payment
 from foodflow.platform.config import Settings
+from foodflow.platform.db.migrations import migrate_pool
 from foodflow.platform.db.pool import create_pool
 from foodflow.platform.db.redis import create_redis
 from foodflow.platform.http.service_auth import (
@@ -38,6 +39,11 @@ from foodflow.platform.http.service_auth import (
     allow,
 )
 from foodflow.pricing_service.app import create_app as create_pricing
+from foodflow.restaurant_service.app import MIGRATIONS as RESTAURANT_MIGRATIONS
+from foodflow.restaurant_service.app import RestaurantRuntime
+from foodflow.restaurant_service.app import create_app as create_restaurant
+from foodflow.restaurant_service.repository import KitchenRepository
+from foodflow.restaurant_service.services import RestaurantPorts
 from foodflow.tools import secrets as tool
 
 from ..served import served
@@ -258,6 +264,13 @@ ROUTES = [
     Route("inventory_service", "GET", "/menu", None, ("gateway",)),
     Route("inventory_service", "GET", "/catalogue", None, ("pricing_service",)),
     Route(
+        "inventory_service",
+        "PUT",
+        "/items/{item_id}/availability",
+        lambda: {"available": False},
+        ("restaurant_service",),
+    ),
+    Route(
         "pricing_service",
         "POST",
         "/calculate_price",
@@ -319,6 +332,13 @@ ROUTES = [
     Route(
         "delivery_service",
         "POST",
+        "/deliveries/{order_id}/arrive",
+        lambda: {"courier_id": "1"},
+        ("gateway",),
+    ),
+    Route(
+        "delivery_service",
+        "POST",
         "/deliveries/{order_id}/pickup",
         lambda: {"courier_id": "1"},
         ("gateway",),
@@ -339,6 +359,47 @@ ROUTES = [
     ),
     Route("delivery_service", "GET", "/couriers", None, ("gateway",)),
     Route("delivery_service", "GET", "/couriers/{courier_id}", None, ("gateway",)),
+    Route("restaurant_service", "GET", "/restaurants", None, ("gateway",)),
+    Route("restaurant_service", "GET", "/restaurants/{restaurant_id}", None, ("gateway",)),
+    Route(
+        "restaurant_service",
+        "POST",
+        "/check_order",
+        lambda: {"item_ids": ["ramen"]},
+        ("gateway", "order_manager"),
+    ),
+    Route("restaurant_service", "GET", "/restaurants/{restaurant_id}/tickets", None, ("gateway",)),
+    Route(
+        "restaurant_service",
+        "GET",
+        "/restaurants/{restaurant_id}/tickets/{order_id}",
+        None,
+        ("gateway",),
+    ),
+    *(
+        Route(
+            "restaurant_service",
+            "POST",
+            f"/restaurants/{{restaurant_id}}/tickets/{{order_id}}/{step}",
+            body,
+            ("gateway",),
+        )
+        for step, body in (
+            ("accept", lambda: {"ready_in_minutes": 10}),
+            ("prepare", None),
+            ("delay", lambda: {"ready_in_minutes": 10}),
+            ("ready", None),
+            ("reject", lambda: {"reason": "KITCHEN_BUSY"}),
+        )
+    ),
+    Route(
+        "restaurant_service",
+        "PUT",
+        "/restaurants/{restaurant_id}/items/{item_id}/availability",
+        lambda: {"available": True},
+        ("gateway",),
+    ),
+    Route("restaurant_service", "PUT", "/restaurants/{restaurant_id}/opening", dict, ("gateway",)),
 ]
 # What each route answers its own caller here (random ids: most are not found; a path not
 # listed is a delivery step or read of an unknown order, 404).
@@ -362,6 +423,11 @@ WORKS = {
     "/void": 200,
     "/refund": 404,
     "/couriers": 200,
+    "/restaurants": 200,
+    "/restaurants/{restaurant_id}": 200,
+    "/check_order": 200,
+    "/restaurants/{restaurant_id}/tickets": 200,
+    "/restaurants/{restaurant_id}/opening": 200,
 }
 
 
@@ -395,7 +461,7 @@ async def _delivery(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     idle = [asyncio.create_task(_forever()) for _ in range(2)]
     unused = cast(Any, None)  # the routes tried here (unknown orders) never reach these ports
     statuses = cast(Any, NoOrderStatus())
-    ports = DeliveryPorts(DeliveryRepository(pool), statuses, unused, unused, 600.0, 20.0)
+    ports = DeliveryPorts(DeliveryRepository(pool), statuses, unused, unused, 600.0, 20.0, 30.0)
     app.state.runtime = DeliveryRuntime(pool, redis, ports, idle[0], idle[1])
     try:
         async with httpx.AsyncClient(
@@ -406,6 +472,28 @@ async def _delivery(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         for task in idle:
             task.cancel()
         await redis.aclose()
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _restaurant(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The restaurant app with its routes' runtime on the real PostgreSQL, but no consumer
+    (the running system's group is not to be joined) and no sweeper."""
+    app = create_restaurant(tool.load_settings(settings, "restaurant_service"))
+    pool = await create_pool(settings, min_size=1, max_size=2)
+    await migrate_pool(pool, "restaurant_service", RESTAURANT_MIGRATIONS)
+    idle = [asyncio.create_task(_forever()) for _ in range(2)]
+    unused = cast(Any, None)  # the routes tried here (unknown orders) never reach these ports
+    ports = RestaurantPorts(KitchenRepository(pool), unused, unused, 180.0)
+    app.state.runtime = RestaurantRuntime(pool, ports, idle[0], idle[1])
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://svc"
+        ) as client:
+            yield client
+    finally:
+        for task in idle:
+            task.cancel()
         await pool.close()
 
 
@@ -428,12 +516,14 @@ async def services(
         _running(create_pricing(pricing)) as pricing_client,
         _running(create_payment(fast)) as payment,
         _delivery(settings) as delivery,
+        _restaurant(settings) as restaurant,
     ):
         yield {
             "inventory_service": inventory,
             "pricing_service": pricing_client,
             "payment_service": payment,
             "delivery_service": delivery,
+            "restaurant_service": restaurant,
         }
 
 
@@ -441,7 +531,12 @@ async def call_route(
     client: httpx.AsyncClient, route: Route, headers: dict[str, str] | None
 ) -> httpx.Response:
     body = route.body() if route.body else None
-    path = route.path.format(order_id=uuid4(), courier_id=f"test-{uuid4().hex[:8]}")
+    path = route.path.format(
+        order_id=uuid4(),
+        courier_id=f"test-{uuid4().hex[:8]}",
+        restaurant_id="tokyo-kitchen",
+        item_id=f"test-{uuid4().hex[:8]}",
+    )
     return await client.request(route.method, path, json=body, headers=headers)
 
 
@@ -526,6 +621,7 @@ def test_every_internal_route_is_in_the_table() -> None:
         "pricing_service": create_pricing(Settings()),
         "payment_service": create_payment(Settings()),
         "delivery_service": create_delivery(Settings()),
+        "restaurant_service": create_restaurant(Settings()),
     }
     published = {
         (service, method.upper(), path)

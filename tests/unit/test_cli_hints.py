@@ -119,7 +119,7 @@ def test_the_services_are_probed_where_the_others_call_them() -> None:
     by_name = {s.name: s for s in cli_errors.services(settings)}
     assert by_name["payment_service"] == Server("payment_service", "payments.internal", 9100)
     assert by_name["gateway"] == Server("gateway", "127.0.0.1", 18000)
-    assert len(by_name) == 7
+    assert len(by_name) == 8
 
 
 def test_a_whole_system_down_is_named_by_its_first_few_servers() -> None:

@@ -1,5 +1,6 @@
-"""The courier simulator's logic without servers: the route and its timing at a speed, and a
-rider's answers to a gateway that refuses, throttles, forgets tokens or moves orders on."""
+"""The courier simulator's logic without servers: the route and its timing at a speed, the
+courier's moves (ride to the restaurant, arrive, wait for the food, pick up, ride, deliver), and
+a rider's answers to a gateway that refuses, throttles, forgets tokens or moves orders on."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,16 +18,24 @@ from pydantic import BaseModel
 from foodflow.contracts.delivery import CarriedDelivery, CourierAssignment, GeoPoint
 from foodflow.delivery_service.domain import Point, distance_km
 from foodflow.platform.config import Settings
-from foodflow.tools import couriers
-from foodflow.tools.couriers import Answer, CourierLogin, CourierRider, Leg, Outage
+from foodflow.tools import couriers, gateway_api
+from foodflow.tools.couriers import CourierLogin, CourierRider, Leg, Move
+from foodflow.tools.gateway_api import Answer, Outage
 
 HOME = GeoPoint(lat=52.5210, lon=13.4100)
 KITCHEN = GeoPoint(lat=52.5200, lon=13.4050)
 DOOR = GeoPoint(lat=52.5290, lon=13.4010)
 ORDER = uuid.uuid4()
+T0 = datetime(2025, 3, 1, 18, 30, tzinfo=UTC)
 
 
-def assignment(state: str | None) -> CourierAssignment:
+def assignment(
+    state: str | None,
+    *,
+    arrived: bool = False,
+    food_ready: bool = False,
+    ready_by: datetime | None = T0,
+) -> CourierAssignment:
     carried = (
         CarriedDelivery(
             order_id=ORDER,
@@ -33,6 +43,9 @@ def assignment(state: str | None) -> CourierAssignment:
             restaurant_id="tokyo-kitchen",
             restaurant_name="Tokyo Kitchen",
             pickup=KITCHEN,
+            ready_by=ready_by,
+            food_ready=food_ready,
+            arrived_at=T0 if arrived else None,
             address="Torstrasse 1",
             dropoff=DOOR,
             distance_km=Decimal("1.5"),
@@ -67,38 +80,57 @@ def test_a_rider_moves_along_the_leg_and_stops_at_its_end() -> None:
     assert distance_km(leg.start, half) == pytest.approx(leg.km / 2, rel=0.01)
 
 
-def test_the_next_leg_goes_to_the_restaurant_then_to_the_customer() -> None:
-    assert couriers.next_leg(assignment(None)) is None
-    to_kitchen = couriers.next_leg(assignment("ASSIGNED"))
-    assert to_kitchen is not None
-    assert (to_kitchen.start, to_kitchen.end) == (
+def test_a_courier_rides_to_the_kitchen_waits_for_the_food_then_rides_to_the_door() -> None:
+    assert couriers.next_move(assignment(None)) is None
+    to_kitchen = couriers.next_move(assignment("ASSIGNED"))
+    assert to_kitchen is not None and to_kitchen.step == "arrive" and to_kitchen.leg is not None
+    assert (to_kitchen.leg.start, to_kitchen.leg.end) == (
         Point(HOME.lat, HOME.lon),
         Point(KITCHEN.lat, KITCHEN.lon),
     )
-    assert to_kitchen.to == "the restaurant tokyo-kitchen"
-    to_door = couriers.next_leg(assignment("PICKED_UP"))
-    assert to_door is not None
-    assert (to_door.start, to_door.end) == (
+    assert to_kitchen.leg.to == "the restaurant tokyo-kitchen"
+    # Food ready before the courier came: still say "I am here" first.
+    assert couriers.next_move(assignment("ASSIGNED", food_ready=True)) == to_kitchen
+    # At the counter: wait while the kitchen cooks, pick up once it says the food is ready.
+    assert couriers.next_move(assignment("ASSIGNED", arrived=True)) == Move(None, None)
+    ready = assignment("ASSIGNED", arrived=True, food_ready=True)
+    assert couriers.next_move(ready) == Move(None, "pickup")
+    to_door = couriers.next_move(assignment("PICKED_UP", arrived=True, food_ready=True))
+    assert to_door is not None and to_door.step == "deliver" and to_door.leg is not None
+    assert (to_door.leg.start, to_door.leg.end) == (
         Point(KITCHEN.lat, KITCHEN.lon),
         Point(DOOR.lat, DOOR.lon),
     )
-    carried = assignment("ASSIGNED").delivery
-    assert carried is not None and couriers.step_after(carried) == "pickup"
-    carried = assignment("PICKED_UP").delivery
-    assert carried is not None and couriers.step_after(carried) == "deliver"
+
+
+def test_at_the_counter_a_courier_asks_again_by_the_ready_by_time() -> None:
+    early = assignment("ASSIGNED", arrived=True, ready_by=T0 + timedelta(seconds=1.5)).delivery
+    assert early is not None
+    assert couriers.counter_wait(early, T0, poll=2.0) == 1.5
+    assert couriers.counter_wait(early, T0 - timedelta(minutes=5), poll=2.0) == 2.0
+    # Past the ready-by time (the kitchen is late, or its word on its way): often.
+    assert couriers.counter_wait(early, T0 + timedelta(minutes=1), poll=2.0) == (
+        couriers.COUNTER_POLL_SECONDS
+    )
+    unknown = assignment("ASSIGNED", arrived=True, ready_by=None).delivery
+    assert unknown is not None and couriers.counter_wait(unknown, T0, poll=2.0) == 2.0
+    assert couriers.arrival_note(early, T0) == "1.5s before the ready-by time"
+    assert couriers.arrival_note(early, T0 + timedelta(seconds=4)) == (
+        "2.5s after the ready-by time"
+    )
 
 
 def test_retry_after_is_believed_within_bounds_only() -> None:
-    assert couriers._seconds("3") == 3.0
-    assert couriers._seconds("86400") == couriers.MAX_RETRY_AFTER_SECONDS
-    assert couriers._seconds("-5") == 0.0
-    assert couriers._seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None
-    assert couriers._seconds(None) is None
+    assert gateway_api._seconds("3") == 3.0
+    assert gateway_api._seconds("86400") == gateway_api.MAX_RETRY_AFTER_SECONDS
+    assert gateway_api._seconds("-5") == 0.0
+    assert gateway_api._seconds("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert gateway_api._seconds(None) is None
 
 
 def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
     outage = Outage("http://gw")
-    with caplog.at_level(logging.INFO, logger="foodflow.tools.couriers"):
+    with caplog.at_level(logging.INFO, logger="foodflow.tools.gateway_api"):
         outage.answered()  # nothing was wrong: nothing said
         for attempt in range(1, 20):
             outage.on_retry(attempt, ConnectionRefusedError("refused"), 0.1)
@@ -118,12 +150,14 @@ class ScriptedGateway:
     def __init__(self, script: dict[tuple[str, str], list[Answer]]) -> None:
         self.script = script
         self.asked: list[tuple[str, str, str | None]] = []
+        self.bodies: list[Any] = []
         self.logins = asyncio.Lock()
 
     async def request(
         self, method: str, path: str, *, token: str | None = None, body: Any = None
     ) -> Answer:
         self.asked.append((method, path, token))
+        self.bodies.append(body)
         answers = self.script[(method, path)]
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
@@ -147,25 +181,34 @@ def rider_of() -> Iterator[Any]:
     yield make
 
 
-async def test_a_rider_picks_up_then_delivers_with_its_own_token(rider_of: Any) -> None:
+async def test_a_rider_arrives_waits_picks_up_then_delivers_with_its_own_token(
+    rider_of: Any,
+) -> None:
     me = f"/deliveries/{ORDER}"
     gateway = ScriptedGateway(
         {
             ("POST", "/auth/login"): [token("t1")],
             ("GET", "/couriers/me"): [
                 ok(assignment("ASSIGNED")),
-                ok(assignment("PICKED_UP")),
+                ok(assignment("ASSIGNED", arrived=True)),
+                ok(assignment("ASSIGNED", arrived=True, food_ready=True)),
+                ok(assignment("PICKED_UP", arrived=True, food_ready=True)),
                 ok(assignment(None)),
             ],
+            ("POST", f"{me}/arrive"): [Answer(200, b"{}")],
             ("POST", f"{me}/pickup"): [Answer(200, b"{}")],
             ("POST", f"{me}/deliver"): [Answer(200, b"{}")],
         }
     )
     rider = rider_of(gateway)
-    for _ in range(3):
+    for _ in range(5):
         await rider.ride_once()
     steps = [(m, p) for m, p, _ in gateway.asked if p.startswith("/deliveries")]
-    assert steps == [("POST", f"{me}/pickup"), ("POST", f"{me}/deliver")]
+    assert steps == [
+        ("POST", f"{me}/arrive"),
+        ("POST", f"{me}/pickup"),
+        ("POST", f"{me}/deliver"),
+    ]
     assert {t for m, p, t in gateway.asked if p != "/auth/login"} == {"t1"}
 
 
@@ -177,7 +220,7 @@ async def test_an_expired_token_means_one_login_more_and_a_refused_step_no_crash
             ("POST", "/auth/login"): [token("old"), token("new")],
             ("GET", "/couriers/me"): [
                 Answer(401, b'{"detail": "expired"}'),
-                ok(assignment("ASSIGNED")),
+                ok(assignment("ASSIGNED", arrived=True, food_ready=True)),
             ],
             # Cancelled by the customer while the courier rode there.
             ("POST", f"/deliveries/{ORDER}/pickup"): [Answer(409, b'{"detail": "cancelled"}')],
@@ -197,10 +240,10 @@ async def test_a_throttled_login_waits_and_a_wrong_password_is_said_not_retried_
     rider_of: Any,
 ) -> None:
     gateway = ScriptedGateway({("POST", "/auth/login"): [Answer(401, b"{}")]})
-    with pytest.raises(couriers.Refused, match=r"refused \(401\).*password"):
+    with pytest.raises(gateway_api.Refused, match=r"refused \(401\).*password"):
         await rider_of(gateway).ride_once()
     throttled = ScriptedGateway({("POST", "/auth/login"): [Answer(429, b"{}", retry_after=0.01)]})
-    with pytest.raises(couriers.Refused, match="throttled"):
+    with pytest.raises(gateway_api.Refused, match="throttled"):
         await rider_of(throttled).ride_once()
 
 
@@ -227,6 +270,6 @@ async def test_a_rider_waits_out_429s_then_backs_off_with_the_reason(rider_of: A
             ("GET", "/couriers/me"): [Answer(429, b"{}", retry_after=0.01)],
         }
     )
-    with pytest.raises(couriers.Refused, match="answered 429 3 times"):
+    with pytest.raises(gateway_api.Refused, match="answered 429 3 times"):
         await rider_of(gateway).ride_once()
-    assert [p for _, p, _ in gateway.asked].count("/couriers/me") == couriers.CALL_ATTEMPTS
+    assert [p for _, p, _ in gateway.asked].count("/couriers/me") == gateway_api.CALL_ATTEMPTS

@@ -11,6 +11,7 @@ import pytest
 
 from foodflow.contracts.orders import (
     FailureReason,
+    KitchenPlan,
     OrderFinalEvent,
     OrderSnapshot,
     OrderStatus,
@@ -58,16 +59,27 @@ class Announced:
             self.finals.append(final)
 
 
+PLAN = KitchenPlan(
+    restaurant_id="tokyo-kitchen",
+    restaurant_name="Tokyo Kitchen",
+    lat=52.52,
+    lon=13.405,
+    ready_by=datetime(2026, 5, 1, 12, 30, tzinfo=UTC),
+)
+
+
 def mover(store: FakeStore) -> tuple[OrderStatusMover, Announced, UUID]:
+    """An order a restaurant accepted (version 4), ready for a courier."""
     now = datetime.now(UTC)
     order_id = uuid.uuid4()
     store.snapshots[order_id] = OrderSnapshot(
         order_id=order_id,
         user_id="u-1",
-        status=OrderStatus.CONFIRMED,
-        version=3,
+        status=OrderStatus.RESTAURANT_ACCEPTED,
+        version=4,
         created_at=now,
         updated_at=now,
+        kitchen=PLAN,
     )
     announced = Announced()
     return OrderStatusMover(store, announced), announced, order_id  # type: ignore[arg-type]
@@ -79,12 +91,14 @@ async def test_a_step_is_stored_announced_and_idempotent() -> None:
     moved = await statuses.move(order_id, OrderStatus.COURIER_ASSIGNED, detail="courier c-1")
     again = await statuses.move(order_id, OrderStatus.COURIER_ASSIGNED)
 
-    assert (moved.status, moved.version, moved.detail) == ("COURIER_ASSIGNED", 4, "courier c-1")
+    assert (moved.status, moved.version, moved.detail) == ("COURIER_ASSIGNED", 5, "courier c-1")
     assert again == moved
     assert [u.status for u in announced.updates] == ["COURIER_ASSIGNED"]
+    # The kitchen's plan travels on with every later event.
+    assert moved.kitchen == announced.updates[0].kitchen == PLAN
     # Every delivery step is written to PostgreSQL too (once: the retried step announces
     # nothing), with the order's whole history so far.
-    assert [(f.status, f.version) for f in announced.finals] == [("COURIER_ASSIGNED", 4)]
+    assert [(f.status, f.version) for f in announced.finals] == [("COURIER_ASSIGNED", 5)]
 
 
 async def test_each_delivery_step_goes_to_the_writer_with_the_history_so_far() -> None:
@@ -94,9 +108,9 @@ async def test_each_delivery_step_goes_to_the_writer_with_the_history_so_far() -
         await statuses.move(order_id, step)
 
     assert [(f.status, f.version) for f in announced.finals] == [
-        ("COURIER_ASSIGNED", 4),
-        ("PICKED_UP", 5),
-        ("DELIVERED", 6),
+        ("COURIER_ASSIGNED", 5),
+        ("PICKED_UP", 6),
+        ("DELIVERED", 7),
     ]
     assert [c.status for c in announced.finals[1].history][-2:] == ["COURIER_ASSIGNED", "PICKED_UP"]
 
@@ -111,7 +125,7 @@ async def test_a_final_step_is_announced_enriched() -> None:
 
 async def test_an_illegal_step_or_an_unknown_order_is_refused() -> None:
     statuses, announced, order_id = mover(FakeStore())
-    with pytest.raises(DeliveryConflict, match="cannot go from CONFIRMED to DELIVERED"):
+    with pytest.raises(DeliveryConflict, match="cannot go from RESTAURANT_ACCEPTED to DELIVERED"):
         await statuses.move(order_id, OrderStatus.DELIVERED)
     with pytest.raises(DeliveryNotFound, match="has no current status"):
         await statuses.move(uuid.uuid4(), OrderStatus.PICKED_UP)

@@ -34,7 +34,13 @@ WORKLOAD_KINDS = {"Deployment", "StatefulSet"}
 # <group>-<FOODFLOW_INSTANCE>, platform/kafka/consumer.py): two live pods with one instance
 # number fence each other, so each needs a stable ordinal of its own. (The gateway's dashboard
 # feed is a group of its own per process, static_membership=False.)
-STATIC_CONSUMERS = {"order_manager", "order_writer", "payment_service", "delivery_service"}
+STATIC_CONSUMERS = {
+    "order_manager",
+    "order_writer",
+    "payment_service",
+    "delivery_service",
+    "restaurant_service",
+}
 # Settings whose values are secrets: they may come from a Secret only (platform/config.py).
 SECRET_SETTINGS = {
     "SERVICE_PRIVATE_KEY",
@@ -83,7 +89,7 @@ def module_of(workload: Resource) -> str:
     command = container(workload)["command"]
     assert command[:2] == ["python", "-m"], command
     module = str(command[2]).removeprefix("foodflow.")
-    assert module in PORT_SETTING, f"{module} is not one of the seven services"
+    assert module in PORT_SETTING, f"{module} is not one of the eight services"
     return module
 
 
@@ -203,7 +209,7 @@ def test_the_kustomization_applies_every_manifest_and_generates_no_secret() -> N
 # --- the workloads -----------------------------------------------------------------------------
 
 
-def test_each_of_the_seven_services_runs_once() -> None:
+def test_each_of_the_eight_services_runs_once() -> None:
     assert sorted(module_of(w) for w in workloads()) == sorted(PORT_SETTING)
 
 
@@ -451,7 +457,13 @@ def test_the_config_names_the_services_and_servers_that_exist() -> None:
     (config_map,) = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "foodflow-config"]
     data = config_map["data"]
     services = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in of_kind("Service")}
-    for variable in ("INVENTORY_URL", "PRICING_URL", "PAYMENT_URL", "DELIVERY_URL"):
+    for variable in (
+        "INVENTORY_URL",
+        "PRICING_URL",
+        "PAYMENT_URL",
+        "DELIVERY_URL",
+        "RESTAURANT_URL",
+    ):
         match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", data[variable])
         assert match, data[variable]
         assert services.get(match[1]) == int(match[2]), f"{variable}: no Service {match[1]}"

@@ -17,6 +17,7 @@ SERVICES = [
     "pricing_service",
     "payment_service",
     "delivery_service",
+    "restaurant_service",
     "order_manager",
     "order_writer",
     "gateway",

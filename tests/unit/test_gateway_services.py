@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from uuid import UUID, uuid4
 
@@ -25,6 +25,16 @@ from foodflow.contracts.orders import (
     PricedItem,
     StatusChange,
     ValidatedOrder,
+)
+from foodflow.contracts.restaurant import (
+    MenuEntry,
+    OpeningChange,
+    OrderCheckResult,
+    RejectReason,
+    RestaurantView,
+    TicketLine,
+    TicketState,
+    TicketView,
 )
 from foodflow.gateway import schemas, services
 from foodflow.gateway.app import install_gateway_errors
@@ -200,6 +210,9 @@ class FakeDeliveries:
     async def cancel(self, order_id: UUID) -> None:
         self.steps.append(("cancel", order_id, None))
 
+    async def arrive(self, order_id: UUID, courier_id: str | None) -> None:
+        self.steps.append(("arrive", order_id, courier_id))
+
     async def pick_up(self, order_id: UUID, courier_id: str | None) -> None:
         self.steps.append(("pickup", order_id, courier_id))
 
@@ -221,6 +234,144 @@ class FakeDeliveries:
                     available=c.available,
                 )
         raise services.DeliveryRefused(404, f"no courier {courier_id}")
+
+
+def restaurant_view(
+    restaurant_id: str, *item_ids: str, open_now: bool = True, unavailable: Sequence[str] = ()
+) -> RestaurantView:
+    return RestaurantView(
+        restaurant_id=restaurant_id,
+        name=restaurant_id.replace("-", " ").title(),
+        lat=52.52,
+        lon=13.40,
+        timezone="Europe/Berlin",
+        opens_at=time(0, 0),
+        closes_at=time(0, 0),
+        accepting=open_now,
+        open_now=open_now,
+        capacity=20,
+        active_tickets=0,
+        items=[
+            MenuEntry(item_id=i, prep_minutes=10, available=i not in unavailable) for i in item_ids
+        ],
+    )
+
+
+class FakeKitchens:
+    """The restaurant service: restaurants and their menus (an item on none is cooked by the
+    last restaurant, the default), and tickets by restaurant. `down` answers nothing; every
+    call is recorded with the restaurant it was made for."""
+
+    def __init__(self, *restaurants: RestaurantView) -> None:
+        self.by_id = {r.restaurant_id: r for r in restaurants}
+        self.tickets_of: dict[str, dict[UUID, TicketView]] = {r: {} for r in self.by_id}
+        self.calls: list[tuple[str, str, UUID | str | None]] = []
+        self.down = False
+
+    def _answering(self) -> None:
+        if self.down:
+            raise services.RestaurantUnavailable("the restaurant service is unavailable")
+
+    async def restaurants(self) -> list[RestaurantView]:
+        self._answering()
+        return list(self.by_id.values())
+
+    async def restaurant(self, restaurant_id: str) -> RestaurantView:
+        self._answering()
+        if restaurant_id not in self.by_id:
+            raise services.RestaurantRefused(404, f"no restaurant {restaurant_id}")
+        return self.by_id[restaurant_id]
+
+    async def check_order(self, item_ids: list[str]) -> OrderCheckResult:
+        self._answering()
+        cooks = list(self.by_id.values())[-1]
+        for item_id in sorted(item_ids):
+            found = next(
+                (r for r in self.by_id.values() if item_id in {e.item_id for e in r.items}), None
+            )
+            if found is not None:
+                cooks = found
+                break
+        unavailable = sorted(
+            e.item_id for e in cooks.items if e.item_id in item_ids and not e.available
+        )
+        refusal = None if cooks.open_now else "RESTAURANT_CLOSED"
+        refusal = refusal or ("ITEM_UNAVAILABLE" if unavailable else None)
+        return OrderCheckResult(
+            restaurant_id=cooks.restaurant_id,
+            restaurant_name=cooks.name,
+            open_now=cooks.open_now,
+            unavailable=unavailable,
+            refusal=refusal,
+        )
+
+    def add_ticket(self, restaurant_id: str, state: TicketState = TicketState.PENDING) -> UUID:
+        order_id = uuid4()
+        self.tickets_of[restaurant_id][order_id] = TicketView(
+            order_id=order_id,
+            restaurant_id=restaurant_id,
+            state=state,
+            lines=[TicketLine(item_id="pho-bo", quantity=1)],
+            suggested_ready_in_minutes=12.0,
+            received_at=T0,
+            updated_at=T0,
+        )
+        return order_id
+
+    async def tickets(self, restaurant_id: str, state: TicketState | None) -> list[TicketView]:
+        self._answering()
+        self.calls.append(("tickets", restaurant_id, state))
+        return [
+            t for t in self.tickets_of[restaurant_id].values() if state is None or t.state == state
+        ]
+
+    async def ticket(self, restaurant_id: str, order_id: UUID) -> TicketView:
+        self._answering()
+        self.calls.append(("ticket", restaurant_id, order_id))
+        found = self.tickets_of.get(restaurant_id, {}).get(order_id)
+        if found is None:
+            raise services.RestaurantRefused(404, f"no order {order_id} at {restaurant_id}")
+        return found
+
+    async def _move(
+        self, step: str, restaurant_id: str, order_id: UUID, state: TicketState
+    ) -> TicketView:
+        ticket = await self.ticket(restaurant_id, order_id)
+        self.calls.append((step, restaurant_id, order_id))
+        moved = ticket.model_copy(update={"state": state})
+        self.tickets_of[restaurant_id][order_id] = moved
+        return moved
+
+    async def accept(self, restaurant_id: str, order_id: UUID, minutes: float) -> TicketView:
+        moved = await self._move("accept", restaurant_id, order_id, TicketState.ACCEPTED)
+        return moved.model_copy(update={"ready_by": T0 + timedelta(minutes=minutes)})
+
+    async def prepare(self, restaurant_id: str, order_id: UUID) -> TicketView:
+        return await self._move("prepare", restaurant_id, order_id, TicketState.PREPARING)
+
+    async def delay(self, restaurant_id: str, order_id: UUID, minutes: float) -> TicketView:
+        return await self._move("delay", restaurant_id, order_id, TicketState.PREPARING)
+
+    async def ready(self, restaurant_id: str, order_id: UUID) -> TicketView:
+        return await self._move("ready", restaurant_id, order_id, TicketState.READY)
+
+    async def reject(
+        self, restaurant_id: str, order_id: UUID, reason: RejectReason, detail: str | None
+    ) -> TicketView:
+        return await self._move("reject", restaurant_id, order_id, TicketState.REJECTED)
+
+    async def set_availability(
+        self, restaurant_id: str, item_id: str, available: bool
+    ) -> MenuEntry:
+        self._answering()
+        self.calls.append(("availability", restaurant_id, item_id))
+        return MenuEntry(item_id=item_id, prep_minutes=10, available=available)
+
+    async def set_opening(self, restaurant_id: str, change: OpeningChange) -> RestaurantView:
+        self._answering()
+        self.calls.append(("opening", restaurant_id, None))
+        accepting = change.accepting if change.accepting is not None else True
+        return restaurant_view(restaurant_id, open_now=accepting)
 
 
 class FakePublisher:
@@ -289,6 +440,11 @@ class World:
         self.repository = FakeRepository()
         self.views = FakeViews()
         self.catalogue = FakeCatalogue({"pho-bo": 50, "ramen": 5})
+        self.kitchens = FakeKitchens(
+            restaurant_view("saigon-street", "pho-bo"),
+            restaurant_view("tokyo-kitchen", "ramen"),
+            restaurant_view("central-kitchen"),
+        )
         self.deliveries = FakeDeliveries()
         self.publisher = FakePublisher()
         self.passwords = FakePasswords()
@@ -308,7 +464,14 @@ class World:
         self, user: Principal, body: OrderCreate, key: str | None = None
     ) -> OrderAccepted:
         return await services.place_order(
-            self.repository, self.catalogue, self.views, self.publisher, user, body, key
+            self.repository,
+            self.catalogue,
+            self.kitchens,
+            self.views,
+            self.publisher,
+            user,
+            body,
+            key,
         )
 
 
@@ -758,7 +921,9 @@ async def test_a_test_order_is_published_or_refused_with_the_validation_errors(
 ) -> None:
     demo = uuid4()
     body = schemas.TestOrderRequest(items=[schemas.TestOrderLine(item_id="pho-bo", quantity=2)])
-    accepted = await services.place_test_order(world.repository, world.publisher, demo, body)
+    accepted = await services.place_test_order(
+        world.repository, world.kitchens, world.publisher, demo, body
+    )
     [(topic, order)] = world.publisher.published
     assert accepted.topic == topic == topics.VALIDATED_ORDERS
     assert order.order_id == accepted.order_id
@@ -769,7 +934,9 @@ async def test_a_test_order_is_published_or_refused_with_the_validation_errors(
     line = schemas.TestOrderLine(item_id="pho-bo", quantity=1)
     twice = schemas.TestOrderRequest(items=[line, line])
     with pytest.raises(services.Invalid) as refused:
-        await services.place_test_order(world.repository, world.publisher, demo, twice)
+        await services.place_test_order(
+            world.repository, world.kitchens, world.publisher, demo, twice
+        )
     assert isinstance(refused.value.detail, list) and "msg" in refused.value.detail[0]
     assert len(world.publisher.published) == 1
 
@@ -809,6 +976,9 @@ def test_no_one_chooses_the_user_of_a_test_order_or_a_role_at_sign_up() -> None:
         ),
         (services.DeliveryRefused(409, "not assigned"), 409, "not assigned", {}),
         (services.DeliveryUnavailable("down"), 503, "down", {}),
+        (services.RestaurantRefused(404, "no order x here"), 404, "no order x here", {}),
+        (services.RestaurantClosed("closed now"), 409, "closed now", {}),
+        (services.RestaurantUnavailable("down"), 503, "down", {}),
         # Which service failed and where it runs stays in the logs.
         (ServiceUnavailable("inventory http://10.0.0.5:8001/menu: HTTP 500"), 503, None, {}),
     ],
@@ -875,6 +1045,18 @@ async def test_errors_answer_with_their_status_and_a_problem(
             "courier c-1 (Ada), ETA 12 min",
         ),
         ("PROCESSING", None, "inventory at 10.0.0.1 slow", None),
+        (
+            "RESTAURANT_REJECTED",
+            "KITCHEN_BUSY",
+            "rejected by tokyo-kitchen staff",
+            "the restaurant is too busy to take the order; the payment is refunded",
+        ),
+        (
+            "CANCELLED",
+            "RESTAURANT_TIMEOUT",
+            "no answer within 180s",
+            "the restaurant did not answer in time; the payment is refunded",
+        ),
     ],
 )
 def test_a_customer_reads_a_detail_derived_from_the_reason(

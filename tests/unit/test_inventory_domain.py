@@ -48,6 +48,18 @@ def test_reservation_is_all_or_nothing() -> None:
     assert reserved.holds_stock
 
 
+def test_an_item_not_offered_now_is_short_whatever_its_stock() -> None:
+    request = StockRequest.from_lines([("a", 1), ("b", 1)])
+    result = {i.item_id: i for i in check_availability(request, {"a": 9, "b": 9}, {"b"})}
+    assert result["a"].available
+    assert result["b"].known and not result["b"].offered and not result["b"].available
+    assert result["b"].in_stock == 9  # the stock is kept for when it is offered again
+
+    rejected = decide_reservation(ORDER, request, {"a": 9, "b": 9}, frozenset({"b"}))
+    assert rejected.status is ReservationStatus.REJECTED
+    assert (rejected.unknown_items, rejected.short_items) == ((), ("b",))
+
+
 def reservation(status: ReservationStatus) -> Reservation:
     return Reservation(ORDER, status, {"a": 1})
 

@@ -13,6 +13,7 @@ from foodflow.inventory_service.domain import (
     ReservationConflict,
     ReservationNotFound,
     ReservationStatus,
+    Shelf,
     StockRequest,
 )
 
@@ -22,8 +23,9 @@ ORDER = "2d1f3c1e-0000-4000-8000-000000000002"
 class FakeUnitOfWork:
     """Stock and reservations in dicts; changes are kept only when committed."""
 
-    def __init__(self, stock: dict[str, int]) -> None:
+    def __init__(self, stock: dict[str, int], unavailable: frozenset[str] = frozenset()) -> None:
         self.stock = stock
+        self.unavailable = unavailable
         self.reservations: dict[str, Reservation] = {}
         self._pending_stock: dict[str, int] = {}
         self._pending_reservations: dict[str, Reservation] = {}
@@ -55,8 +57,9 @@ class FakeUnitOfWork:
             i: self._pending_reservations[i] for i in order_ids if i in self._pending_reservations
         }
 
-    async def lock_stock(self, item_ids: Iterable[str]) -> dict[str, int]:
-        return {i: self._pending_stock[i] for i in item_ids if i in self._pending_stock}
+    async def lock_stock(self, item_ids: Iterable[str]) -> Shelf:
+        stock = {i: self._pending_stock[i] for i in item_ids if i in self._pending_stock}
+        return Shelf(stock, self.unavailable & set(stock))
 
     async def change_stock(self, deltas: Mapping[str, int]) -> set[str]:
         changed = set()
@@ -98,6 +101,20 @@ async def test_rejected_reserve_is_recorded_and_takes_nothing() -> None:
     assert rejected.short_items == ("a",)
     assert uow.stock == {"a": 1}
     assert uow.reservations[ORDER].status is ReservationStatus.REJECTED
+
+
+async def test_an_item_its_restaurant_does_not_offer_is_short_and_takes_nothing() -> None:
+    uow = FakeUnitOfWork({"a": 5, "b": 5}, unavailable=frozenset({"b"}))
+    requests = [
+        (order_id(1), StockRequest.from_lines([("a", 1), ("b", 1)])),
+        (order_id(2), StockRequest.from_lines([("a", 1)])),
+    ]
+
+    both, only_a = await services.reserve_many(uow, requests)
+
+    assert (both.status, both.short_items) == (ReservationStatus.REJECTED, ("b",))
+    assert only_a.status is ReservationStatus.RESERVED
+    assert uow.stock == {"a": 4, "b": 5}
 
 
 async def test_commit_is_final() -> None:

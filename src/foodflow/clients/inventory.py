@@ -1,7 +1,9 @@
-"""The inventory service's HTTP API as the saga and delivery use it: reserve, commit, release."""
+"""The inventory service's HTTP API as the saga, delivery and the restaurants use it: reserve,
+commit, release, give back, and which items are offered."""
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
 from pydantic import TypeAdapter
@@ -14,6 +16,7 @@ from foodflow.contracts.inventory import (
     StockLine,
 )
 from foodflow.contracts.orders import ValidatedOrder
+from foodflow.contracts.restaurant import ItemAvailability
 from foodflow.platform.config import Settings
 from foodflow.platform.http.client import RequestRefused, ServiceClient
 from foodflow.platform.http.service_auth import ServiceTokens
@@ -58,6 +61,16 @@ class InventoryClient(ServiceClient):
     async def catalogue(self) -> list[MenuItem]:
         """Every item, listed or not, with its price (`GET /catalogue`; what pricing prices)."""
         return await self.get("/catalogue", _MENU)
+
+    async def set_availability(self, item_id: str, available: bool) -> MenuItem:
+        """Offer an item again, or stop offering it (`PUT /items/{item_id}/availability`; the
+        restaurant service, when its staff mark an item). `RequestRefused` 404 for an item the
+        inventory does not know."""
+        return await self.put(
+            f"/items/{quote(item_id, safe='')}/availability",
+            ItemAvailability(available=available),
+            MenuItem,
+        )
 
     async def cancel(self, order_id: UUID) -> ReservationState | None:
         """Give a cancelled (or timed-out) order's stock back, reserved or committed

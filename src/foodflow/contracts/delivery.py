@@ -21,14 +21,26 @@ class CourierStep(BaseModel):
 
 
 class CancelDelivery(BaseModel):
+    """A cancellation asked for over HTTP. The restaurant's reasons are not among them: a
+    rejected order is cancelled by the delivery service itself, from the rejection event."""
+
     reason: Literal["CUSTOMER_CANCELLED", "NO_COURIER"] = "CUSTOMER_CANCELLED"
 
 
 class DeliveryView(BaseModel):
+    """A delivery as the service keeps it. The restaurant (`restaurant_id`, its name) and
+    `ready_by` are known once a restaurant accepts the order (None before); `food_ready` once
+    the kitchen says so; `arrived_at` once the courier reports being at the restaurant;
+    `eta_minutes` counts from the courier's assignment to the customer's door."""
+
     order_id: UUID
     user_id: str
     state: str
-    restaurant_id: str
+    restaurant_id: str | None = None
+    restaurant_name: str | None = None
+    ready_by: datetime | None = None
+    food_ready: bool = False
+    arrived_at: datetime | None = None
     address: str
     courier_id: str | None = None
     courier_name: str | None = None
@@ -56,13 +68,18 @@ class GeoPoint(BaseModel):
 
 
 class CarriedDelivery(BaseModel):
-    """The delivery a courier carries now, with the two stops of its route."""
+    """The delivery a courier carries now, with the two stops of its route: when the kitchen
+    says the food will be ready, whether it is (pickup is refused before), and when the courier
+    reported being at the restaurant."""
 
     order_id: UUID
     state: Literal["ASSIGNED", "PICKED_UP"]
     restaurant_id: str
     restaurant_name: str
     pickup: GeoPoint
+    ready_by: datetime | None = None
+    food_ready: bool = False
+    arrived_at: datetime | None = None
     address: str
     dropoff: GeoPoint
     distance_km: Decimal | None = None

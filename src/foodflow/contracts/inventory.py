@@ -62,3 +62,5 @@ class MenuItem(BaseModel):
     name: str
     price: Decimal
     stock: int
+    # Offered by its restaurant now (the menu lists only these; the catalogue lists every item).
+    available: bool = True

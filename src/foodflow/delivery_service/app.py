@@ -1,5 +1,5 @@
 """HTTP edge and composition root of the delivery service: request -> use case -> response,
-the consumer of confirmed orders, the periodic dispatch rounds."""
+the consumer of confirmed orders and their kitchen's steps, the periodic dispatch rounds."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from foodflow.contracts.delivery import (
     CourierView,
     DeliveryView,
 )
-from foodflow.contracts.orders import FailureReason, OrderStatus, OrderStatusUpdate
+from foodflow.contracts.orders import FailureReason, OrderStatusUpdate
 from foodflow.delivery_service import services
 from foodflow.delivery_service.domain import (
     DeliveryConflict,
@@ -100,10 +100,19 @@ async def delivery(order_id: UUID, runtime: Runtime) -> DeliveryView:
     return await services.get_delivery(runtime.ports, order_id)
 
 
+@router.post("/deliveries/{order_id}/arrive", response_model=DeliveryView)
+async def arrive(order_id: UUID, body: CourierStep, runtime: Runtime) -> DeliveryView:
+    """The courier is at the restaurant: `arrived_at` recorded once (a repeat changes nothing);
+    409 unless the delivery is assigned; 403 when `courier_id` is given and is not the
+    delivery's courier."""
+    return await services.arrive(runtime.ports, order_id, body.courier_id)
+
+
 @router.post("/deliveries/{order_id}/pickup", response_model=DeliveryView)
 async def pickup(order_id: UUID, body: CourierStep, runtime: Runtime) -> DeliveryView:
-    """The courier has the food: COURIER_ASSIGNED → PICKED_UP; 403 when `courier_id` is given
-    and is not the delivery's courier."""
+    """The courier has the food: COURIER_ASSIGNED → PICKED_UP; 409 while the kitchen has not
+    reported the food ready; 403 when `courier_id` is given and is not the delivery's
+    courier."""
     return await services.pick_up(runtime.ports, order_id, body.courier_id)
 
 
@@ -133,20 +142,22 @@ async def courier(courier_id: CourierId, runtime: Runtime) -> CourierAssignment:
     return await services.courier_assignment(runtime.ports, courier_id)
 
 
-def confirmed_orders(ports: services.DeliveryPorts) -> BatchHandler:
-    """`handle_batch` over `order_status_updates`: confirmed orders with an address wait for
-    a courier. Other events, and events that do not parse, are not this service's business."""
+def followed_orders(ports: services.DeliveryPorts) -> BatchHandler:
+    """`handle_batch` over `order_status_updates`: orders with an address, confirmed or at a
+    kitchen step (accepted, rejected, preparing, ready), are taken in and follow their
+    kitchen. Other events, and events that do not parse, are not this service's business."""
 
     async def handle(messages: list[Message]) -> None:
-        confirmed = []
+        followed = []
         for msg in messages:
             try:
                 update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             except ValidationError:
                 continue
-            if update.status is OrderStatus.CONFIRMED and update.delivery_address is not None:
-                confirmed.append(update.order_id)
-        await services.take_in_confirmed(ports, confirmed)
+            if update.status in services.FOLLOWED and update.delivery_address is not None:
+                followed.append(update.order_id)
+        if followed:
+            await services.follow_orders(ports, followed)
 
     return handle
 
@@ -187,12 +198,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stock=inventory,
                 courier_wait_limit_seconds=settings.courier_wait_limit_seconds,
                 courier_speed_kmh=settings.courier_speed_kmh,
+                dispatch_tolerance_seconds=settings.dispatch_tolerance_seconds,
             )
             consumer = BatchConsumer(
                 settings,
                 [topics.ORDER_STATUS_UPDATES],
                 CONSUMER_GROUP,
-                confirmed_orders(ports),
+                followed_orders(ports),
                 config={"auto.offset.reset": "latest"},
                 dead_letter=DeadLetterPublisher(producer),
             )

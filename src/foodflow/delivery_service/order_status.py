@@ -1,9 +1,10 @@
 """Adapter of the order lifecycle: reads an order's status and moves it one step on.
 
-From CONFIRMED on this service alone moves an order: each step reads the snapshot from the
-status store, applies `advance` (version + 1), stores it behind the store's version guard and
-then announces it (every step on `order_status_updates`, final ones also enriched on
-`db_write_order_status`).
+From CONFIRMED on this service moves an order's courier steps and cancellations (the
+restaurant service its kitchen steps, the same way): each step reads the snapshot from the
+status store, applies `advance` (version + 1, the kitchen plan kept), stores it behind the
+store's version guard and then announces it (every step on `order_status_updates`, final ones
+also enriched on `db_write_order_status`). A save that loses to the other writer re-reads.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""PostgreSQL adapter of the delivery service: every query on restaurants, restaurant_items,
-couriers and deliveries.
+"""PostgreSQL adapter of the delivery service: every query on couriers and deliveries.
 
 Every query is parameterised. A unit of work is one transaction on one pooled connection:
 it commits only when `commit()` is called and rolls back otherwise. Reads, and the intake of a
@@ -8,8 +7,6 @@ new delivery (one statement), run on the pool without one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
 from uuid import UUID
 
 import asyncpg
@@ -21,13 +18,27 @@ from foodflow.contracts.delivery import (
     DeliveryView,
     GeoPoint,
 )
-from foodflow.delivery_service.domain import Courier, Delivery, DeliveryState, Point
+from foodflow.delivery_service.domain import Courier, Delivery, DeliveryState, Kitchen, Point
 from foodflow.platform.db.unit_of_work import PostgresTransaction
 
 _DELIVERY_COLUMNS = (
-    "d.order_id, d.user_id, d.state, d.restaurant_id, d.address, d.lat, d.lon, d.courier_id,"
-    " d.distance_km, d.eta_minutes, d.cancel_reason"
+    "d.order_id, d.user_id, d.state, d.restaurant_id, d.restaurant_name, d.pickup_lat,"
+    " d.pickup_lon, d.ready_by, d.food_ready, d.address, d.lat, d.lon, d.courier_id,"
+    " d.distance_km, d.eta_minutes, d.assigned_at, d.courier_due_at, d.arrived_at,"
+    " d.cancel_reason"
 )
+
+
+def _kitchen(row: asyncpg.Record) -> Kitchen | None:
+    planned = ("restaurant_id", "restaurant_name", "pickup_lat", "pickup_lon", "ready_by")
+    if any(row[column] is None for column in planned):
+        return None
+    return Kitchen(
+        restaurant_id=row["restaurant_id"],
+        name=row["restaurant_name"],
+        pickup=Point(row["pickup_lat"], row["pickup_lon"]),
+        ready_by=row["ready_by"],
+    )
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
@@ -36,13 +47,34 @@ def _delivery(row: asyncpg.Record) -> Delivery:
         order_id=row["order_id"],
         user_id=row["user_id"],
         state=DeliveryState(row["state"]),
-        restaurant_id=row["restaurant_id"],
         address=row["address"],
         dropoff=Point(row["lat"], row["lon"]),
+        kitchen=_kitchen(row),
+        food_ready=row["food_ready"],
         courier_id=row["courier_id"],
         distance_km=float(distance) if distance is not None else None,
         eta_minutes=row["eta_minutes"],
+        assigned_at=row["assigned_at"],
+        courier_due_at=row["courier_due_at"],
+        arrived_at=row["arrived_at"],
         cancel_reason=row["cancel_reason"],
+    )
+
+
+def _courier(row: asyncpg.Record) -> Courier:
+    return Courier(row["courier_id"], Point(row["lat"], row["lon"]), name=row["name"])
+
+
+def _kitchen_values(delivery: Delivery) -> tuple[object, ...]:
+    kitchen = delivery.kitchen
+    if kitchen is None:
+        return None, None, None, None, None
+    return (
+        kitchen.restaurant_id,
+        kitchen.name,
+        kitchen.pickup.lat,
+        kitchen.pickup.lon,
+        kitchen.ready_by,
     )
 
 
@@ -57,36 +89,31 @@ class PostgresUnitOfWork(PostgresTransaction):
         )
         return _delivery(row) if row is not None else None
 
-    async def next_waiting(self) -> tuple[Delivery, Point] | None:
-        """The delivery waiting longest that no other transaction holds, row-locked, with its
-        restaurant's position."""
-        row = await self.connection.fetchrow(
-            f"SELECT {_DELIVERY_COLUMNS}, r.lat AS r_lat, r.lon AS r_lon"
-            " FROM deliveries d JOIN restaurants r USING (restaurant_id)"
-            " WHERE d.state = 'WAITING' ORDER BY d.waiting_since"
-            " LIMIT 1 FOR UPDATE OF d SKIP LOCKED"
-        )
-        if row is None:
-            return None
-        return _delivery(row), Point(row["r_lat"], row["r_lon"])
-
     async def free_couriers(self) -> list[Courier]:
         """Available couriers that no other transaction holds, row-locked, by id."""
         rows = await self.connection.fetch(
             "SELECT courier_id, name, lat, lon FROM couriers WHERE available"
             " ORDER BY courier_id FOR UPDATE SKIP LOCKED"
         )
-        return [Courier(r["courier_id"], Point(r["lat"], r["lon"]), name=r["name"]) for r in rows]
+        return [_courier(r) for r in rows]
 
     async def save(self, delivery: Delivery) -> None:
         await self.connection.execute(
-            "UPDATE deliveries SET state = $2, courier_id = $3, distance_km = $4,"
-            " eta_minutes = $5, cancel_reason = $6, updated_at = now() WHERE order_id = $1",
+            "UPDATE deliveries SET state = $2, restaurant_id = $3, restaurant_name = $4,"
+            " pickup_lat = $5, pickup_lon = $6, ready_by = $7, food_ready = $8,"
+            " courier_id = $9, distance_km = $10, eta_minutes = $11, assigned_at = $12,"
+            " courier_due_at = $13, arrived_at = $14, cancel_reason = $15, updated_at = now()"
+            " WHERE order_id = $1",
             delivery.order_id,
             delivery.state.value,
+            *_kitchen_values(delivery),
+            delivery.food_ready,
             delivery.courier_id,
             delivery.distance_km,
             delivery.eta_minutes,
+            delivery.assigned_at,
+            delivery.courier_due_at,
+            delivery.arrived_at,
             delivery.cancel_reason,
         )
 
@@ -126,24 +153,18 @@ class DeliveryRepository:
     def unit_of_work(self) -> PostgresUnitOfWork:
         return PostgresUnitOfWork(self._pool)
 
-    async def restaurant_of(self, item_ids: Iterable[str]) -> str | None:
-        """The restaurant that cooks the first of `item_ids` (by id) it knows; None if none."""
-        restaurant: str | None = await self._pool.fetchval(
-            "SELECT restaurant_id FROM restaurant_items WHERE item_id = ANY($1::text[])"
-            " ORDER BY item_id LIMIT 1",
-            list(item_ids),
-        )
-        return restaurant
-
     async def add(self, delivery: Delivery) -> bool:
         """Record a new WAITING delivery; False when the order has one already."""
         status = await self._pool.execute(
-            "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, address, lat, lon)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING",
+            "INSERT INTO deliveries (order_id, user_id, state, restaurant_id, restaurant_name,"
+            " pickup_lat, pickup_lon, ready_by, food_ready, address, lat, lon)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            " ON CONFLICT (order_id) DO NOTHING",
             delivery.order_id,
             delivery.user_id,
             delivery.state.value,
-            delivery.restaurant_id,
+            *_kitchen_values(delivery),
+            delivery.food_ready,
             delivery.address,
             delivery.dropoff.lat,
             delivery.dropoff.lon,
@@ -155,14 +176,22 @@ class DeliveryRepository:
             await self._pool.fetchval("SELECT 1 FROM deliveries WHERE order_id = $1", order_id)
         )
 
-    async def oldest_waiting(self, limit: int) -> list[tuple[UUID, datetime]]:
-        """Up to `limit` waiting deliveries, longest waiting first, with since when."""
+    async def waiting_for_courier(self, limit: int) -> list[Delivery]:
+        """Up to `limit` waiting deliveries with their kitchen's plan, earliest ready first."""
         rows = await self._pool.fetch(
-            "SELECT order_id, waiting_since FROM deliveries WHERE state = 'WAITING'"
-            " ORDER BY waiting_since LIMIT $1",
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries d WHERE d.state = 'WAITING'"
+            " AND d.ready_by IS NOT NULL AND d.pickup_lat IS NOT NULL"
+            " ORDER BY d.ready_by LIMIT $1",
             limit,
         )
-        return [(row["order_id"], row["waiting_since"]) for row in rows]
+        return [_delivery(row) for row in rows]
+
+    async def free_couriers(self) -> list[Courier]:
+        """Available couriers, by id (no locks: a snapshot)."""
+        rows = await self._pool.fetch(
+            "SELECT courier_id, name, lat, lon FROM couriers WHERE available ORDER BY courier_id"
+        )
+        return [_courier(r) for r in rows]
 
     async def stalled_cancellations(
         self, older_than_seconds: float, limit: int
@@ -196,13 +225,12 @@ class DeliveryRepository:
         """The courier with the delivery they carry (assigned or picked up), if any."""
         row = await self._pool.fetchrow(
             "SELECT c.courier_id, c.name, c.lat, c.lon, c.available,"
-            " d.order_id, d.state, d.restaurant_id, r.name AS restaurant_name,"
-            " r.lat AS r_lat, r.lon AS r_lon, d.address, d.lat AS d_lat, d.lon AS d_lon,"
-            " d.distance_km, d.eta_minutes"
+            " d.order_id, d.state, d.restaurant_id, d.restaurant_name, d.pickup_lat,"
+            " d.pickup_lon, d.ready_by, d.food_ready, d.arrived_at, d.address,"
+            " d.lat AS d_lat, d.lon AS d_lon, d.distance_km, d.eta_minutes"
             " FROM couriers c"
             " LEFT JOIN deliveries d ON d.order_id = c.current_order"
             " AND d.state IN ('ASSIGNED', 'PICKED_UP')"
-            " LEFT JOIN restaurants r ON r.restaurant_id = d.restaurant_id"
             " WHERE c.courier_id = $1",
             courier_id,
         )
@@ -214,7 +242,10 @@ class DeliveryRepository:
                 state=row["state"],
                 restaurant_id=row["restaurant_id"],
                 restaurant_name=row["restaurant_name"],
-                pickup=GeoPoint(lat=row["r_lat"], lon=row["r_lon"]),
+                pickup=GeoPoint(lat=row["pickup_lat"], lon=row["pickup_lon"]),
+                ready_by=row["ready_by"],
+                food_ready=row["food_ready"],
+                arrived_at=row["arrived_at"],
                 address=row["address"],
                 dropoff=GeoPoint(lat=row["d_lat"], lon=row["d_lon"]),
                 distance_km=row["distance_km"],

@@ -1,6 +1,8 @@
-"""Use cases of the delivery service: take in confirmed orders, dispatch rounds (assign free
-couriers, cancel orders that waited too long, finish interrupted cancellations), the courier's
-pick up and deliver, cancellation with its compensation, and reads.
+"""Use cases of the delivery service: take in confirmed orders and follow their kitchen
+(the restaurant's plan, its delays, the food ready, a rejection), dispatch rounds (send free
+couriers so that they reach the restaurant when the food is ready, cancel orders whose food
+waited too long for one, finish interrupted cancellations), the courier's arrive, pick up and
+deliver, cancellation with its compensation, and reads.
 
 Handlers receive `DeliveryPorts` (a repository with units of work, the order's status, payment
 and stock), never a connection, so the same code runs against PostgreSQL, Redis, Kafka and the
@@ -16,23 +18,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Protocol
 from uuid import UUID
 
 from foodflow.contracts.delivery import CourierAssignment, CourierView, DeliveryView
 from foodflow.contracts.inventory import ReservationState
-from foodflow.contracts.orders import FailureReason, OrderSnapshot, OrderStatus
+from foodflow.contracts.orders import (
+    ALLOWED_TRANSITIONS,
+    FailureReason,
+    OrderSnapshot,
+    OrderStatus,
+)
 from foodflow.contracts.payment import PaymentRequest, PaymentResult
 from foodflow.delivery_service.domain import (
     Courier,
     Delivery,
     DeliveryConflict,
+    DeliveryError,
     DeliveryNotFound,
     DeliveryState,
+    FoodNotReady,
+    Kitchen,
     Point,
     choose_courier,
-    plan_route,
+    dispatch_at,
+    ride,
     waited_too_long,
 )
 from foodflow.platform.db.unit_of_work import Transaction
@@ -40,15 +52,32 @@ from foodflow.platform.errors import ServiceUnavailable
 from foodflow.platform.http.client import RequestRefused
 
 log = logging.getLogger(__name__)
-DEFAULT_RESTAURANT = "central-kitchen"
 RESUME_CANCELLING_AFTER_SECONDS = 5.0
-# Deliveries looked at per round for the waiting limit and for stalled cancellations.
+# Deliveries looked at per round for dispatch and the waiting limit, and for stalled
+# cancellations.
 ROUND_BATCH = 50
+# The order statuses this service follows from the restaurant's side: the handover
+# (CONFIRMED), and the kitchen's steps before a courier is assigned. An order first seen at any
+# of them is taken in (its CONFIRMED event may have come before this service was listening).
+FOLLOWED = frozenset(
+    {
+        OrderStatus.CONFIRMED,
+        OrderStatus.RESTAURANT_ACCEPTED,
+        OrderStatus.RESTAURANT_REJECTED,
+        OrderStatus.PREPARING,
+        OrderStatus.READY_FOR_PICKUP,
+    }
+)
+# A rejection names its reason; should one not, the kitchen could not take the order.
+UNNAMED_REJECTION = FailureReason.KITCHEN_BUSY
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class UnitOfWork(Transaction, Protocol):
     async def get(self, order_id: UUID) -> Delivery | None: ...
-    async def next_waiting(self) -> tuple[Delivery, Point] | None: ...
     async def free_couriers(self) -> list[Courier]: ...
     async def save(self, delivery: Delivery) -> None: ...
     async def take_courier(self, courier_id: str, order_id: UUID) -> None: ...
@@ -60,10 +89,10 @@ class Deliveries(Protocol):
     """Reads and the intake outside a transaction, units of work for the rest."""
 
     def unit_of_work(self) -> UnitOfWork: ...
-    async def restaurant_of(self, item_ids: Iterable[str]) -> str | None: ...
     async def add(self, delivery: Delivery) -> bool: ...
     async def exists(self, order_id: UUID) -> bool: ...
-    async def oldest_waiting(self, limit: int) -> list[tuple[UUID, datetime]]: ...
+    async def waiting_for_courier(self, limit: int) -> list[Delivery]: ...
+    async def free_couriers(self) -> list[Courier]: ...
     async def stalled_cancellations(
         self, older_than_seconds: float, limit: int
     ) -> list[tuple[UUID, str]]: ...
@@ -110,71 +139,141 @@ class DeliveryPorts:
     stock: Stock
     courier_wait_limit_seconds: float
     courier_speed_kmh: float
+    dispatch_tolerance_seconds: float
+    clock: Callable[[], datetime] = utcnow
 
 
-# --- intake ----------------------------------------------------------------------------------
+# --- intake and the kitchen ------------------------------------------------------------------
+
+
+def kitchen_of(order: OrderSnapshot) -> Kitchen | None:
+    """The restaurant's plan the order carries (from RESTAURANT_ACCEPTED on), if any."""
+    plan = order.kitchen
+    if plan is None:
+        return None
+    return Kitchen(
+        plan.restaurant_id, plan.restaurant_name, Point(plan.lat, plan.lon), plan.ready_by
+    )
+
+
+def food_ready(order: OrderSnapshot) -> bool:
+    """Whether the kitchen has reported the food ready (whatever happened to the order since)."""
+    return order.status is OrderStatus.READY_FOR_PICKUP or any(
+        change.status is OrderStatus.READY_FOR_PICKUP for change in order.history
+    )
 
 
 async def take_in(ports: DeliveryPorts, order: OrderSnapshot) -> bool:
-    """A confirmed order with an address waits for a courier; True when newly taken in."""
+    """A confirmed order with an address waits for its restaurant's plan and then a courier
+    (one seen first at a later kitchen step is taken in with the plan it carries); True when
+    newly taken in."""
     address = order.delivery_address
-    if address is None or order.status is not OrderStatus.CONFIRMED:
+    if address is None or order.status not in FOLLOWED:
         return False
-    restaurant = await ports.deliveries.restaurant_of(i.item_id for i in order.items)
     delivery = Delivery.waiting(
         order.order_id,
         order.user_id,
-        restaurant or DEFAULT_RESTAURANT,
         address.address,
         Point(address.lat, address.lon),
+        kitchen_of(order),
     )
+    if food_ready(order):
+        delivery = delivery.food_is_ready()
     taken = await ports.deliveries.add(delivery)
     if taken:
-        log.info("Order %s waits for a courier", order.order_id)
+        log.info("Order %s waits for its kitchen and a courier", order.order_id)
     return taken
 
 
-async def take_in_confirmed(ports: DeliveryPorts, order_ids: Iterable[UUID]) -> bool:
-    """Take in the orders announced CONFIRMED, read from their current status; if any is new,
-    run a dispatch round at once. True when any was taken in."""
-    taken = False
-    for order_id in order_ids:
+async def follow_orders(ports: DeliveryPorts, order_ids: Iterable[UUID]) -> bool:
+    """React to the orders announced at a followed status, each read from its current
+    snapshot (so a replayed or late event changes nothing): take it in, take the kitchen's plan
+    and whether the food is ready, cancel it (refund, stock back) when the restaurant rejected
+    it. If anything changed, run a dispatch round at once. True when anything changed."""
+    changed = False
+    for order_id in dict.fromkeys(order_ids):
         order = await ports.statuses.snapshot(order_id)
-        if order is not None and await take_in(ports, order):
-            taken = True
-    if taken:
+        if order is None or order.delivery_address is None:
+            continue
+        try:
+            changed |= await _follow(ports, order)
+        except DeliveryError as exc:
+            log.info("Order %s: %s", order_id, exc)
+    if changed:
         await dispatch_round(ports)
-    return taken
+    return changed
+
+
+async def _follow(ports: DeliveryPorts, order: OrderSnapshot) -> bool:
+    if order.status is OrderStatus.RESTAURANT_REJECTED:
+        reason = order.reason or UNNAMED_REJECTION
+        log.warning("Order %s rejected by the restaurant (%s): cancelling", order.order_id, reason)
+        return await _cancel(ports, order.order_id, reason)
+    if await take_in(ports, order):
+        return True
+    kitchen = kitchen_of(order)
+    async with ports.deliveries.unit_of_work() as uow:
+        before = await uow.get(order.order_id)
+        if before is None:
+            return False
+        after = before.plan(kitchen, ports.courier_speed_kmh) if kitchen is not None else before
+        if food_ready(order):
+            after = after.food_is_ready()
+        if after is before:
+            return False
+        await uow.save(after)
+        await uow.commit()
+    log.info(
+        "Order %s kitchen: %s ready by %s%s",
+        order.order_id,
+        after.restaurant_id,
+        after.kitchen.ready_by.isoformat() if after.kitchen is not None else "?",
+        ", food ready" if after.food_ready else "",
+    )
+    return True
 
 
 # --- the dispatch round ----------------------------------------------------------------------
 
 
+class _Dispatch(Enum):
+    ASSIGNED = "assigned"
+    ABANDONED = "abandoned"
+    NOT_NOW = "not now"  # not due yet, or the order cannot take a courier (yet)
+    NO_COURIER = "no courier"
+
+
 async def dispatch_round(ports: DeliveryPorts) -> int:
-    """Cancel orders that waited too long, finish interrupted cancellations, then assign free
-    couriers to waiting orders, oldest first. Returns how many waiting orders it handled
-    (assigned, or abandoned because the order moved on)."""
-    await _expire_waiting(ports)
+    """Cancel orders whose food waited too long for a courier, finish interrupted
+    cancellations, then send free couriers to the waiting orders that are due, earliest ready
+    first. Returns how many waiting orders it handled (assigned, or abandoned because the order
+    moved on)."""
+    waiting = await ports.deliveries.waiting_for_courier(ROUND_BATCH)
+    waiting = await _expire_waiting(ports, waiting)
     await _resume_cancelling(ports)
-    handled = 0
-    while await _assign_next(ports):
-        handled += 1
-    return handled
+    return await _assign_due(ports, waiting)
 
 
-async def _expire_waiting(ports: DeliveryPorts) -> None:
-    now = datetime.now(UTC)
+async def _expire_waiting(ports: DeliveryPorts, waiting: list[Delivery]) -> list[Delivery]:
+    """Cancel, for no courier, the deliveries whose food has been ready (by the kitchen's
+    word) for longer than the limit; the others are returned."""
+    now = ports.clock()
     limit = ports.courier_wait_limit_seconds
-    for order_id, since in await ports.deliveries.oldest_waiting(ROUND_BATCH):
-        if waited_too_long(since, now, limit):
-            log.warning("Order %s found no courier within %.0fs", order_id, limit)
-            try:
-                await _cancel(ports, order_id, FailureReason.NO_COURIER)
-            except DeliveryConflict as exc:
-                log.info("Order %s not cancelled: %s", order_id, exc)
-            except Exception:
-                # One order that cannot be cancelled now must not stop the round for the rest.
-                log.exception("Order %s: cancelling for no courier failed; next round", order_id)
+    kept = []
+    for delivery in waiting:
+        order_id = delivery.order_id
+        if delivery.kitchen is None or not waited_too_long(delivery.kitchen.ready_by, now, limit):
+            kept.append(delivery)
+            continue
+        log.warning("Order %s found no courier within %.0fs of its food ready", order_id, limit)
+        try:
+            await _cancel(ports, order_id, FailureReason.NO_COURIER)
+        except DeliveryConflict as exc:
+            log.info("Order %s not cancelled: %s", order_id, exc)
+        except Exception:
+            # One order that cannot be cancelled now must not stop the round for the rest.
+            log.exception("Order %s: cancelling for no courier failed; next round", order_id)
+    return kept
 
 
 async def _resume_cancelling(ports: DeliveryPorts) -> None:
@@ -190,44 +289,106 @@ async def _resume_cancelling(ports: DeliveryPorts) -> None:
             log.exception("Order %s: finishing its cancellation failed; next round", order_id)
 
 
-async def _assign_next(ports: DeliveryPorts) -> bool:
-    """Assign the nearest free courier to the delivery waiting longest. False when nothing
-    waits or no courier is free."""
+def _due(ports: DeliveryPorts, delivery: Delivery, courier: Courier, now: datetime) -> bool:
+    """Whether `courier`, sent now, would reach the restaurant no earlier than the tolerance
+    before the food is ready."""
+    if delivery.kitchen is None:
+        return False
+    to_restaurant = ride(courier.position, delivery.kitchen.pickup, ports.courier_speed_kmh)
+    tolerance = timedelta(seconds=ports.dispatch_tolerance_seconds)
+    return now >= dispatch_at(delivery.kitchen.ready_by, to_restaurant, tolerance)
+
+
+async def _assign_due(ports: DeliveryPorts, waiting: list[Delivery]) -> int:
+    """Assign the waiting deliveries (earliest ready first) whose nearest free courier is due
+    to set off. A first look on a snapshot of the free couriers, without locks; each assignment
+    then decides again in its own transaction."""
+    free = await ports.deliveries.free_couriers()
+    handled = 0
+    for delivery in waiting:
+        if delivery.kitchen is None:
+            continue
+        courier = choose_courier(delivery.kitchen.pickup, free)
+        if courier is None:
+            break
+        if not _due(ports, delivery, courier, ports.clock()):
+            continue
+        outcome, taken = await _assign(ports, delivery.order_id)
+        if outcome is _Dispatch.NO_COURIER:
+            break
+        if outcome in (_Dispatch.ASSIGNED, _Dispatch.ABANDONED):
+            handled += 1
+        free = [c for c in free if c.courier_id != taken]
+    return handled
+
+
+async def _assign(ports: DeliveryPorts, order_id: UUID) -> tuple[_Dispatch, str | None]:
+    """Send the nearest free courier to `order_id` if it is still waiting and due; with the
+    courier taken, if any."""
     async with ports.deliveries.unit_of_work() as uow:
-        waiting = await uow.next_waiting()
-        if waiting is None:
-            return False
-        delivery, pickup = waiting
-        order_id = delivery.order_id
+        delivery = await uow.get(order_id)
+        if delivery is None or delivery.state is not DeliveryState.WAITING:
+            return _Dispatch.NOT_NOW, None
+        kitchen = delivery.kitchen
+        if kitchen is None:
+            return _Dispatch.NOT_NOW, None
         order = await ports.statuses.snapshot(order_id)
-        if order is None or order.status is not OrderStatus.CONFIRMED:
+        if order is None or order.status.is_terminal:
             # Moved on without us (or expired): abandon it, so it cannot block the queue.
             gone = order.status.value if order is not None else "EXPIRED"
             log.warning("Delivery of order %s dropped: the order is %s", order_id, gone)
             await uow.save(delivery.abandon(f"ORDER_{gone}"))
             await uow.commit()
-            return True
-        courier = choose_courier(pickup, await uow.free_couriers())
+            return _Dispatch.ABANDONED, None
+        if OrderStatus.COURIER_ASSIGNED not in ALLOWED_TRANSITIONS[order.status]:
+            # Not at a kitchen step (a rejection being cancelled; an order confirmed before
+            # there were kitchens): no courier for it; the waiting limit ends it if need be.
+            return _Dispatch.NOT_NOW, None
+        courier = choose_courier(kitchen.pickup, await uow.free_couriers())
         if courier is None:
-            return False
-        route = plan_route(courier.position, pickup, delivery.dropoff, ports.courier_speed_kmh)
+            return _Dispatch.NO_COURIER, None
+        now = ports.clock()
+        if not _due(ports, delivery, courier, now):
+            return _Dispatch.NOT_NOW, None
+        assigned = delivery.assign(courier, now, ports.courier_speed_kmh)
         await uow.take_courier(courier.courier_id, order_id)
-        await uow.save(delivery.assign(courier.courier_id, route))
+        await uow.save(assigned)
         await ports.statuses.move(
             order_id,
             OrderStatus.COURIER_ASSIGNED,
-            detail=f"courier {courier.courier_id} ({courier.name}), ETA {route.eta_minutes} min",
+            detail=f"courier {courier.courier_id} ({courier.name}), ETA {assigned.eta_minutes} min",
         )
         await uow.commit()
-        return True
+        return _Dispatch.ASSIGNED, courier.courier_id
 
 
 # --- courier actions -------------------------------------------------------------------------
 
 
+async def arrive(ports: DeliveryPorts, order_id: UUID, courier_id: str | None) -> DeliveryView:
+    """The courier is at the restaurant: records when (once), and the ETA counts from it."""
+    async with ports.deliveries.unit_of_work() as uow:
+        before = await uow.get(order_id)
+        if before is None:
+            raise DeliveryNotFound(f"no delivery for order {order_id}")
+        after = before.arrive(courier_id, ports.clock(), ports.courier_speed_kmh)
+        if after is not before:
+            await uow.save(after)
+            await uow.commit()
+            log.info("Order %s: courier %s at the restaurant", order_id, after.courier_id)
+    return await get_delivery(ports, order_id)
+
+
 async def pick_up(ports: DeliveryPorts, order_id: UUID, courier_id: str | None) -> DeliveryView:
-    """The courier has the food: ASSIGNED -> PICKED_UP (the order too)."""
-    await _courier_step(ports, order_id, lambda d: d.pick_up(courier_id))
+    """The courier has the food: ASSIGNED -> PICKED_UP (the order too); 409 while the kitchen
+    has not reported the food ready."""
+    try:
+        await _courier_step(ports, order_id, lambda d: d.pick_up(courier_id))
+    except FoodNotReady:
+        # The kitchen may have said so before its event reached us: the order's timeline knows.
+        if not await _catch_up_food_ready(ports, order_id):
+            raise
+        await _courier_step(ports, order_id, lambda d: d.pick_up(courier_id))
     return await get_delivery(ports, order_id)
 
 
@@ -238,6 +399,23 @@ async def deliver(ports: DeliveryPorts, order_id: UUID, courier_id: str | None) 
     view = await get_delivery(ports, order_id)
     await dispatch_round(ports)
     return view
+
+
+async def _catch_up_food_ready(ports: DeliveryPorts, order_id: UUID) -> bool:
+    """Take the food ready from the order's timeline; True when that changed the delivery."""
+    order = await ports.statuses.snapshot(order_id)
+    if order is None or not food_ready(order):
+        return False
+    async with ports.deliveries.unit_of_work() as uow:
+        before = await uow.get(order_id)
+        if before is None:
+            return False
+        after = before.food_is_ready()
+        if after is before:
+            return False
+        await uow.save(after)
+        await uow.commit()
+    return True
 
 
 async def _courier_step(
@@ -289,7 +467,7 @@ async def _cancel(ports: DeliveryPorts, order_id: UUID, reason: FailureReason) -
         if after.state is not before.state:
             await uow.save(after)
             await uow.commit()
-    return await _compensate(ports, order_id, reason)
+    return await _compensate(ports, order_id, FailureReason(after.cancel_reason or reason))
 
 
 async def _compensate(ports: DeliveryPorts, order_id: UUID, reason: FailureReason) -> bool:
@@ -331,7 +509,7 @@ async def _refund_or_void(payment: Payments, order_id: UUID) -> None:
 
 
 async def get_delivery(ports: DeliveryPorts, order_id: UUID) -> DeliveryView:
-    """The delivery of an order: state, restaurant, courier, distance and ETA."""
+    """The delivery of an order: state, restaurant and ready-by time, courier, distance, ETA."""
     view = await ports.deliveries.view(order_id)
     if view is None:
         raise DeliveryNotFound(f"no delivery for order {order_id}")

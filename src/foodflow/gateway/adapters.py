@@ -1,5 +1,5 @@
 """The gateway's ports over the outside world: order state (Redis, PostgreSQL), the delivery
-service (HTTP), Kafka and the throttles of login and sign-up (Redis)."""
+and restaurant services (HTTP), Kafka and the throttles of login and sign-up (Redis)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -17,6 +19,7 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, TypeAdapter
 
+from foodflow.clients.restaurant import RestaurantClient
 from foodflow.contracts.delivery import (
     CancelDelivery,
     CourierAssignment,
@@ -25,7 +28,21 @@ from foodflow.contracts.delivery import (
     DeliveryView,
 )
 from foodflow.contracts.orders import OrderSnapshot, OrderStatusUpdate, ValidatedOrder
-from foodflow.gateway.services import DeliveryRefused, DeliveryUnavailable
+from foodflow.contracts.restaurant import (
+    MenuEntry,
+    OpeningChange,
+    OrderCheckResult,
+    RejectReason,
+    RestaurantView,
+    TicketState,
+    TicketView,
+)
+from foodflow.gateway.services import (
+    DeliveryRefused,
+    DeliveryUnavailable,
+    RestaurantRefused,
+    RestaurantUnavailable,
+)
 from foodflow.orders import records, status_store
 from foodflow.orders.records import OrderRecord
 from foodflow.platform.config import Settings
@@ -34,14 +51,20 @@ from foodflow.platform.http.client import RequestRefused, ServiceClient
 from foodflow.platform.http.service_auth import ServiceTokens
 from foodflow.platform.kafka.producer import EventProducer
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 # A courier step or a cancellation waits for the delivery service's own work (a refund).
 DELIVERY_TIMEOUT_SECONDS = 10.0
 # The dashboard's courier panel would rather say "not reachable" than keep the page waiting.
-log = logging.getLogger(__name__)
-
 COURIERS_TIMEOUT_SECONDS = 2.0
 # What a client learns when the delivery service fails: not its address nor the error.
 DELIVERY_UNAVAILABLE = "the delivery service is unavailable; try again in a moment"
+# A staff step moves the order too (one transaction there); the public menu and the check
+# before an order is placed would rather answer "unavailable" than keep a customer waiting.
+RESTAURANT_STEP_TIMEOUT_SECONDS = 10.0
+RESTAURANT_READ_TIMEOUT_SECONDS = 3.0
+RESTAURANT_UNAVAILABLE = "the restaurant service is unavailable; try again in a moment"
 THROTTLE_KEY_PREFIX = "throttle"
 
 _COURIERS = TypeAdapter(list[CourierView])
@@ -80,6 +103,9 @@ class DeliveryClient(ServiceClient):
 
     async def cancel(self, order_id: UUID) -> None:
         await self._step(f"/deliveries/{order_id}/cancel", CancelDelivery())
+
+    async def arrive(self, order_id: UUID, courier_id: str | None) -> None:
+        await self._step(f"/deliveries/{order_id}/arrive", CourierStep(courier_id=courier_id))
 
     async def pick_up(self, order_id: UUID, courier_id: str | None) -> None:
         await self._step(f"/deliveries/{order_id}/pickup", CourierStep(courier_id=courier_id))
@@ -126,6 +152,92 @@ def _refusal(exc: RequestRefused, path: str) -> Exception:
         return DeliveryRefused(exc.status, exc.message)
     log.error("The delivery service refused the gateway's %s: %s", path, exc)
     return DeliveryUnavailable(DELIVERY_UNAVAILABLE)
+
+
+class RestaurantDesk:
+    """`Kitchens` over the restaurant service's client. Its refusals that are the caller's to
+    hear (no such ticket of this restaurant: 404, a step out of turn: 409, 422) are relayed;
+    anything else (no answer, a 5xx, a refusal of the gateway's own service token) is
+    `RestaurantUnavailable`, its cause logged."""
+
+    def __init__(self, client: RestaurantClient) -> None:
+        self._client = client
+
+    async def restaurants(self) -> list[RestaurantView]:
+        return await self._read("restaurants", self._client.restaurants())
+
+    async def restaurant(self, restaurant_id: str) -> RestaurantView:
+        return await self._read(
+            f"restaurant {restaurant_id}", self._client.restaurant(restaurant_id)
+        )
+
+    async def check_order(self, item_ids: list[str]) -> OrderCheckResult:
+        return await self._read("check_order", self._client.check_order(item_ids))
+
+    async def tickets(self, restaurant_id: str, state: TicketState | None) -> list[TicketView]:
+        return await self._read(
+            f"tickets of {restaurant_id}", self._client.tickets(restaurant_id, state)
+        )
+
+    async def ticket(self, restaurant_id: str, order_id: UUID) -> TicketView:
+        return await self._read(f"ticket {order_id}", self._client.ticket(restaurant_id, order_id))
+
+    async def accept(self, restaurant_id: str, order_id: UUID, minutes: float) -> TicketView:
+        return await self._step("accept", self._client.accept(restaurant_id, order_id, minutes))
+
+    async def prepare(self, restaurant_id: str, order_id: UUID) -> TicketView:
+        return await self._step("prepare", self._client.prepare(restaurant_id, order_id))
+
+    async def delay(self, restaurant_id: str, order_id: UUID, minutes: float) -> TicketView:
+        return await self._step("delay", self._client.delay(restaurant_id, order_id, minutes))
+
+    async def ready(self, restaurant_id: str, order_id: UUID) -> TicketView:
+        return await self._step("ready", self._client.ready(restaurant_id, order_id))
+
+    async def reject(
+        self, restaurant_id: str, order_id: UUID, reason: RejectReason, detail: str | None
+    ) -> TicketView:
+        return await self._step(
+            "reject", self._client.reject(restaurant_id, order_id, reason, detail)
+        )
+
+    async def set_availability(
+        self, restaurant_id: str, item_id: str, available: bool
+    ) -> MenuEntry:
+        return await self._step(
+            "availability", self._client.set_availability(restaurant_id, item_id, available)
+        )
+
+    async def set_opening(self, restaurant_id: str, change: OpeningChange) -> RestaurantView:
+        return await self._step("opening", self._client.set_opening(restaurant_id, change))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _read(self, what: str, call: Awaitable[T]) -> T:
+        return await _restaurant_answer(what, call, RESTAURANT_READ_TIMEOUT_SECONDS)
+
+    async def _step(self, what: str, call: Awaitable[T]) -> T:
+        return await _restaurant_answer(what, call, RESTAURANT_STEP_TIMEOUT_SECONDS)
+
+
+async def _restaurant_answer(what: str, call: Awaitable[T], timeout: float) -> T:
+    try:
+        async with asyncio.timeout(timeout):
+            return await call
+    except RequestRefused as exc:
+        if exc.status in _RESTAURANT_PASSED_ON:
+            raise RestaurantRefused(exc.status, exc.message) from None
+        log.error("The restaurant service refused the gateway's %s: %s", what, exc)
+        raise RestaurantUnavailable(RESTAURANT_UNAVAILABLE) from None
+    except (FoodflowError, ValueError, TimeoutError) as exc:
+        log.warning("The restaurant service's %s is unavailable: %r", what, exc)
+        raise RestaurantUnavailable(RESTAURANT_UNAVAILABLE) from exc
+
+
+# Not 403: the gateway names the staff's own restaurant, so a 403 there is about the gateway's
+# service token.
+_RESTAURANT_PASSED_ON = frozenset({404, 409, 422})
 
 
 class KafkaOrderPublisher:

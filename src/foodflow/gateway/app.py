@@ -1,8 +1,8 @@
 """Composition root of the gateway: the public HTTP edge (menu, dashboard, and the order API).
 
 The lifespan applies the gateway's and the order tables' migrations, then builds one
-`GatewayRuntime` (PostgreSQL pool, Redis, Kafka producer, the inventory and delivery clients,
-the adapters over them) and a consumer of `order_status_updates` that feeds the dashboard.
+`GatewayRuntime` (PostgreSQL pool, Redis, Kafka producer, the inventory, delivery and restaurant
+clients, the adapters over them) and a consumer of `order_status_updates` that feeds the dashboard.
 Each resource is one router module; routes get what they need through `gateway.deps`.
 """
 
@@ -23,13 +23,16 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.staticfiles import StaticFiles
 
 from foodflow.clients.inventory import InventoryClient
+from foodflow.clients.restaurant import RestaurantClient
 from foodflow.contracts import topics
-from foodflow.gateway import auth, couriers, dashboard, menu, orders
+from foodflow.gateway import auth, couriers, dashboard, menu, orders, restaurants
 from foodflow.gateway.adapters import (
+    RESTAURANT_STEP_TIMEOUT_SECONDS,
     DeliveryClient,
     KafkaOrderPublisher,
     OrderState,
     RedisThrottle,
+    RestaurantDesk,
 )
 from foodflow.gateway.board import SERIES_SPAN, Board
 from foodflow.gateway.deps import GatewayRuntime, runtime_of
@@ -39,12 +42,13 @@ from foodflow.gateway.repository import GatewayRepository, migrate_gateway
 from foodflow.gateway.security import Passwords
 from foodflow.gateway.services import (
     Conflict,
-    DeliveryRefused,
     DeliveryUnavailable,
     Forbidden,
     GatewayError,
     Invalid,
     NotFound,
+    Relayed,
+    RestaurantUnavailable,
     TooManyAttempts,
     WrongCredentials,
     ensure_demo_accounts,
@@ -78,7 +82,8 @@ log = logging.getLogger(__name__)
 
 STATS_INTERVAL_SECONDS = 2.0
 
-# Most specific first. A refused courier step keeps the delivery service's own status code.
+# Most specific first. A refusal relayed from the delivery or restaurant service (a courier's or
+# a kitchen's step) keeps that service's own status code.
 ERROR_STATUS: ErrorTable = (
     (NotFound, status.HTTP_404_NOT_FOUND),
     (Conflict, status.HTTP_409_CONFLICT),
@@ -87,6 +92,7 @@ ERROR_STATUS: ErrorTable = (
     (WrongCredentials, status.HTTP_401_UNAUTHORIZED),
     (TooManyAttempts, status.HTTP_429_TOO_MANY_REQUESTS),
     (DeliveryUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (RestaurantUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ServiceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 
@@ -97,7 +103,7 @@ def install_gateway_errors(app: FastAPI) -> None:
     did not answer, which one and where is logged, not told to the client."""
 
     async def answer(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, DeliveryRefused):
+        if isinstance(exc, Relayed):
             code = exc.status
         else:
             code = status_of(exc, ERROR_STATUS) or status.HTTP_500_INTERNAL_SERVER_ERROR
@@ -233,6 +239,14 @@ def create_app(settings: Settings) -> FastAPI:
             orders=OrderState(redis_client, pool, settings),
             inventory=InventoryClient(settings, tokens),
             delivery=DeliveryClient(settings, tokens),
+            restaurants=RestaurantDesk(
+                RestaurantClient(
+                    settings.model_copy(
+                        update={"http_timeout_seconds": RESTAURANT_STEP_TIMEOUT_SECONDS}
+                    ),
+                    tokens,
+                )
+            ),
             publisher=KafkaOrderPublisher(producer),
             throttle=RedisThrottle(redis_client, settings),
             passwords=passwords,
@@ -266,6 +280,7 @@ def create_app(settings: Settings) -> FastAPI:
             await ops.close()
             await runtime.inventory.aclose()
             await runtime.delivery.aclose()
+            await runtime.restaurants.aclose()
             await redis_client.aclose()
             await pool.close()
 
@@ -298,5 +313,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(auth.router)
     app.include_router(couriers.router)
+    app.include_router(restaurants.router)
     app.include_router(orders.router)
     return app

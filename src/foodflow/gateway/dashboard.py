@@ -29,6 +29,7 @@ from foodflow.gateway.deps import (
     Orders,
     Publisher,
     Repository,
+    Restaurants,
     Runtime,
 )
 from foodflow.gateway.feed import Broadcaster
@@ -151,13 +152,17 @@ async def dashboard_couriers(delivery: Delivery) -> CourierBoard:
     "/test-order",
     response_model=TestOrderAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={422: {"description": "The order is not valid (e.g. an item twice)"}},
+    responses={
+        409: {"description": "The restaurant is closed, or an item is unavailable there"},
+        422: {"description": "The order is not valid (e.g. an item twice)"},
+    },
 )
 async def place_test_order(
     body: TestOrderRequest,
     repository: Repository,
+    kitchens: Restaurants,
     publisher: Publisher,
     demo_customer: DemoCustomer,
 ) -> TestOrderAccepted:
     """Publish a test order of the demo customer's on `validated_orders` (202 with its id)."""
-    return await services.place_test_order(repository, publisher, demo_customer, body)
+    return await services.place_test_order(repository, kitchens, publisher, demo_customer, body)

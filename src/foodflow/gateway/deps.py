@@ -24,6 +24,7 @@ from foodflow.gateway.adapters import (
     KafkaOrderPublisher,
     OrderState,
     RedisThrottle,
+    RestaurantDesk,
 )
 from foodflow.gateway.board import Board
 from foodflow.gateway.feed import Broadcaster
@@ -51,6 +52,7 @@ class GatewayRuntime:
     orders: OrderState
     inventory: InventoryClient
     delivery: DeliveryClient
+    restaurants: RestaurantDesk
     publisher: KafkaOrderPublisher
     throttle: RedisThrottle
     passwords: Passwords
@@ -91,6 +93,10 @@ async def get_inventory(request: Request) -> InventoryClient:
 
 async def get_delivery(request: Request) -> DeliveryClient:
     return runtime_of(request).delivery
+
+
+async def get_restaurants(request: Request) -> RestaurantDesk:
+    return runtime_of(request).restaurants
 
 
 async def get_publisher(request: Request) -> KafkaOrderPublisher:
@@ -152,6 +158,7 @@ Repository = Annotated[GatewayRepository, Depends(get_repository)]
 Orders = Annotated[OrderState, Depends(get_order_state)]
 Inventory = Annotated[InventoryClient, Depends(get_inventory)]
 Delivery = Annotated[DeliveryClient, Depends(get_delivery)]
+Restaurants = Annotated[RestaurantDesk, Depends(get_restaurants)]
 Publisher = Annotated[KafkaOrderPublisher, Depends(get_publisher)]
 Throttles = Annotated[RedisThrottle, Depends(get_throttle)]
 PasswordHashing = Annotated[Passwords, Depends(get_passwords)]

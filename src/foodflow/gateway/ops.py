@@ -135,6 +135,7 @@ def service_urls(settings: Settings) -> dict[str, str]:
         "pricing_service": settings.pricing_url,
         "payment_service": settings.payment_url,
         "delivery_service": settings.delivery_url,
+        "restaurant_service": settings.restaurant_url,
     }
     return {
         name: overrides.get(name) or settings.service_url(getattr(settings, port))

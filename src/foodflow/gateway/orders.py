@@ -15,25 +15,42 @@ from fastapi import APIRouter, Header, Query, status
 from foodflow.contracts.text import MAX_PAGE_OFFSET
 from foodflow.gateway import services
 from foodflow.gateway.auth import CurrentUser
-from foodflow.gateway.deps import Delivery, Inventory, Orders, Publisher, Repository
+from foodflow.gateway.deps import (
+    Delivery,
+    Inventory,
+    Orders,
+    Publisher,
+    Repository,
+    Restaurants,
+)
 from foodflow.gateway.schemas import OrderAccepted, OrderCreate, OrderPage, OrderPublic
 
 router = APIRouter(tags=["orders"])
 
 
-@router.post("/orders", response_model=OrderAccepted, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/orders",
+    response_model=OrderAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        409: {"description": "The restaurant is closed, or an item is unavailable there"},
+        422: {"description": "An item is not on the menu, or twice in the order"},
+        503: {"description": "The restaurant service cannot say whether it is open"},
+    },
+)
 async def place_order(
     body: OrderCreate,
     user: CurrentUser,
     repository: Repository,
     inventory: Inventory,
+    kitchens: Restaurants,
     orders: Orders,
     publisher: Publisher,
     idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
 ) -> OrderAccepted:
     """Place an order at catalogue prices; the same Idempotency-Key and body give the same order."""
     return await services.place_order(
-        repository, inventory, orders, publisher, user, body, idempotency_key
+        repository, inventory, kitchens, orders, publisher, user, body, idempotency_key
     )
 
 
@@ -63,6 +80,15 @@ async def cancel_order(
 ) -> OrderPublic:
     """Cancel before pickup: payment refunded, stock and courier released; 409 afterwards."""
     return await services.cancel_order(repository, orders, delivery, order_id, user)
+
+
+@router.post("/deliveries/{order_id}/arrive", response_model=OrderPublic, tags=["couriers"])
+async def arrived(
+    order_id: UUID, user: CurrentUser, repository: Repository, orders: Orders, delivery: Delivery
+) -> OrderPublic:
+    """Courier: I am at the restaurant, waiting for the food if it is not ready (only the
+    courier carrying the order, or staff)."""
+    return await services.arrive(repository, repository, orders, delivery, order_id, user)
 
 
 @router.post("/deliveries/{order_id}/pickup", response_model=OrderPublic, tags=["couriers"])

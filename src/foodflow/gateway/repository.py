@@ -15,7 +15,7 @@ from foodflow.platform.db.migrations import migrate_pool
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 _PLACED_COLUMNS = "order_id, user_id, request_hash, request, created_at"
-_ACCOUNT_COLUMNS = "user_id, email, name, role, courier_id"
+_ACCOUNT_COLUMNS = "user_id, email, name, role, courier_id, restaurant_id"
 
 
 async def migrate_gateway(pool: asyncpg.Pool) -> list[str]:
@@ -33,14 +33,15 @@ class GatewayRepository:
         """False when the email is taken already."""
         try:
             await self._pool.execute(
-                "INSERT INTO users (user_id, email, name, password_hash, role, courier_id)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
+                f"INSERT INTO users ({_ACCOUNT_COLUMNS}, password_hash)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 account.user_id,
                 account.email,
                 account.name,
-                password_hash,
                 account.role.value,
                 account.courier_id,
+                account.restaurant_id,
+                password_hash,
             )
         except asyncpg.UniqueViolationError:
             return False
@@ -48,20 +49,21 @@ class GatewayRepository:
 
     async def put_user(self, account: Account, password_hash: str) -> Account:
         """Create the account, or make the one with its email exactly this (role, name,
-        password, no courier), keeping its user id; the account as stored."""
+        password, courier and restaurant), keeping its user id; the account as stored."""
         row = await self._pool.fetchrow(
-            "INSERT INTO users (user_id, email, name, password_hash, role, courier_id)"
-            " VALUES ($1, $2, $3, $4, $5, $6)"
+            f"INSERT INTO users ({_ACCOUNT_COLUMNS}, password_hash)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (email) DO UPDATE SET name = EXCLUDED.name,"
             " password_hash = EXCLUDED.password_hash, role = EXCLUDED.role,"
-            " courier_id = EXCLUDED.courier_id"
+            " courier_id = EXCLUDED.courier_id, restaurant_id = EXCLUDED.restaurant_id"
             f" RETURNING {_ACCOUNT_COLUMNS}",
             account.user_id,
             account.email,
             account.name,
-            password_hash,
             account.role.value,
             account.courier_id,
+            account.restaurant_id,
+            password_hash,
         )
         return _account(row)
 
@@ -158,4 +160,5 @@ def _account(row: asyncpg.Record) -> Account:
         name=row["name"],
         role=Role(row["role"]),
         courier_id=row["courier_id"],
+        restaurant_id=row["restaurant_id"],
     )

@@ -1,28 +1,31 @@
-"""Bodies of the gateway's public API, one family per resource (users, orders, dashboard)."""
+"""Bodies of the gateway's public API, one family per resource (users, orders, menu,
+dashboard)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from foodflow.contracts.delivery import CourierView
-from foodflow.contracts.inventory import ItemId
+from foodflow.contracts.inventory import ItemId, MenuItem
 from foodflow.contracts.orders import (
     MAX_ITEMS_PER_ORDER,
     MAX_QUANTITY,
     DeliveryAddress,
     FailureReason,
+    KitchenPlan,
     OrderStatus,
     OrderStatusUpdate,
     PricedItem,
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown, PromoCode
+from foodflow.contracts.restaurant import RestaurantId
 from foodflow.contracts.text import Text
 from foodflow.gateway.board import BoardStats, OrderCard
 from foodflow.gateway.ops import OpsReport
@@ -56,12 +59,19 @@ class CourierAccountCreate(UserCreate):
     courier_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+class RestaurantAccountCreate(UserCreate):
+    """A restaurant staff account, bound to a restaurant of the restaurant service."""
+
+    restaurant_id: RestaurantId
+
+
 class UserPublic(BaseModel):
     user_id: uuid.UUID
     email: str
     name: str
     role: Role
     courier_id: str | None = None
+    restaurant_id: str | None = None
 
 
 class SignUpAccepted(BaseModel):
@@ -121,6 +131,8 @@ class OrderPublic(BaseModel):
     items: list[PricedItem] = Field(default_factory=list)
     timeline: list[StatusChange] = Field(default_factory=list)
     delivery_address: DeliveryAddress | None = None
+    # The restaurant cooking it, where, and when it says the food is ready (once accepted).
+    kitchen: KitchenPlan | None = None
     created_at: datetime
     updated_at: datetime | None = None
 
@@ -145,6 +157,16 @@ PUBLIC_REASONS: dict[str, str] = {
     FailureReason.TIMED_OUT: "the order took too long to process; please try again",
     FailureReason.CUSTOMER_CANCELLED: "cancelled at your request; the payment is refunded",
     FailureReason.NO_COURIER: "no courier was free to deliver the order; the payment is refunded",
+    FailureReason.RESTAURANT_CLOSED: "the restaurant is closed; the payment is refunded",
+    FailureReason.ITEM_UNAVAILABLE: (
+        "an item of the order is not available at the restaurant; the payment is refunded"
+    ),
+    FailureReason.KITCHEN_BUSY: (
+        "the restaurant is too busy to take the order; the payment is refunded"
+    ),
+    FailureReason.RESTAURANT_TIMEOUT: (
+        "the restaurant did not answer in time; the payment is refunded"
+    ),
 }
 NOT_COMPLETED = "the order could not be completed"
 # Reasons whose saga detail lists item ids ("not enough stock: pho-bo, sushi-set"): those of
@@ -178,6 +200,31 @@ class OrderPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+# --- menu -------------------------------------------------------------------------------------
+
+
+class MenuRestaurant(BaseModel):
+    """A restaurant with its opening and the listed items it cooks. `open_now` is its hours
+    and its staff's switch together: an order for a restaurant that is not open is refused."""
+
+    restaurant_id: str
+    name: str
+    open_now: bool
+    accepting: bool
+    opens_at: time
+    closes_at: time  # equal to opens_at: open all day; earlier: open past midnight
+    timezone: str
+    items: list[MenuItem]
+
+
+class Menu(BaseModel):
+    """`items`: every listed item; `restaurants`: the same items by the restaurant that cooks
+    them, with its opening (empty while the restaurant service does not answer)."""
+
+    items: list[MenuItem]
+    restaurants: list[MenuRestaurant]
 
 
 # --- dashboard --------------------------------------------------------------------------------

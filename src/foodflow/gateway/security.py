@@ -30,10 +30,12 @@ ALGORITHM = "HS256"
 
 class Role(StrEnum):
     """Who a user is: customers order, couriers report the steps of the deliveries they ride,
-    operators run the dashboard, admins do all of it."""
+    restaurant staff answer and cook their restaurant's orders, operators run the dashboard,
+    admins do all of that but cook."""
 
     CUSTOMER = "customer"
     COURIER = "courier"
+    RESTAURANT = "restaurant"
     OPERATOR = "operator"
     ADMIN = "admin"
 

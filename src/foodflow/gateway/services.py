@@ -3,8 +3,8 @@
 Each use case takes the ports it needs (Protocols below) and returns an API body or raises a
 `GatewayError`; `gateway.app` maps those to status codes in one table. The adapters are
 `repository.GatewayRepository` (users, customer_orders), `adapters` (order state in Redis and
-PostgreSQL, the delivery service, Kafka, the throttles in Redis), `security.Passwords` and the
-inventory client.
+PostgreSQL, the delivery and restaurant services, Kafka, the throttles in Redis),
+`security.Passwords` and the inventory client.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from foodflow.contracts.delivery import CourierAssignment, CourierView
 from foodflow.contracts.inventory import MenuItem
 from foodflow.contracts.orders import (
     NOT_YET_RECEIVED,
+    FailureReason,
     OrderItemIn,
     OrderSnapshot,
     OrderStatus,
@@ -36,15 +37,28 @@ from foodflow.contracts.orders import (
     PricedItem,
     ValidatedOrder,
 )
+from foodflow.contracts.restaurant import (
+    MenuEntry,
+    OpeningChange,
+    OrderCheckResult,
+    RejectReason,
+    RestaurantView,
+    Tickets,
+    TicketState,
+    TicketView,
+)
 from foodflow.gateway.board import Board, merge_history
 from foodflow.gateway.schemas import (
     CourierAccountCreate,
     CourierBoard,
+    Menu,
+    MenuRestaurant,
     OrderAccepted,
     OrderCreate,
     OrderPage,
     OrderPublic,
     OrderTimeline,
+    RestaurantAccountCreate,
     SignUpAccepted,
     StockLevel,
     StockReport,
@@ -107,16 +121,38 @@ class TooManyAttempts(GatewayError):
     pass
 
 
+class RestaurantClosed(Conflict):
+    """The restaurant that would cook the order is not open now: refused before payment."""
+
+
+class ItemUnavailable(Conflict):
+    """The restaurant marked an item of the order unavailable: refused before payment."""
+
+
 class DeliveryUnavailable(GatewayError):
     pass
 
 
-class DeliveryRefused(GatewayError):
-    """The delivery service refused a step (4xx): its status and detail are relayed."""
+class RestaurantUnavailable(GatewayError):
+    pass
+
+
+class Relayed(GatewayError):
+    """A service behind the gateway refused (4xx) what the caller asked: its status and
+    detail are relayed as they are."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
+
+
+class DeliveryRefused(Relayed):
+    """The delivery service refused a step."""
+
+
+class RestaurantRefused(Relayed):
+    """The restaurant service refused a staff step (no such ticket of this restaurant: 404; a
+    step out of turn: 409)."""
 
 
 # --- ports ------------------------------------------------------------------------------------
@@ -130,6 +166,8 @@ class Account:
     role: Role
     # A courier account's courier (the delivery service's id); None for every other role.
     courier_id: str | None = None
+    # A restaurant staff account's restaurant (the restaurant service's id); None otherwise.
+    restaurant_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +238,10 @@ class Catalogue(Protocol):
 
 class Deliveries(Protocol):
     async def cancel(self, order_id: UUID) -> None: ...
+    async def arrive(self, order_id: UUID, courier_id: str | None) -> None:
+        """Report the courier at the restaurant, as `courier_id` (or as staff, as for pick_up)."""
+        ...
+
     async def pick_up(self, order_id: UUID, courier_id: str | None) -> None:
         """Report the pickup as `courier_id` (refused unless it carries the order), or as staff
         when None."""
@@ -213,6 +255,32 @@ class Deliveries(Protocol):
     async def assignment(self, courier_id: str) -> CourierAssignment:
         """The courier and the delivery they carry; `DeliveryUnavailable` as for `couriers`."""
         ...
+
+
+class Kitchens(Protocol):
+    """The restaurant service. What the caller should hear of a refusal (404: no such ticket of
+    this restaurant, 409: a step out of turn, 422) is `RestaurantRefused`; no answer, or one
+    that is ours to mend, is `RestaurantUnavailable`."""
+
+    async def restaurants(self) -> list[RestaurantView]: ...
+    async def restaurant(self, restaurant_id: str) -> RestaurantView: ...
+    async def check_order(self, item_ids: list[str]) -> OrderCheckResult:
+        """Which restaurant would cook these items, whether it is open, what it lacks."""
+        ...
+
+    async def tickets(self, restaurant_id: str, state: TicketState | None) -> list[TicketView]: ...
+    async def ticket(self, restaurant_id: str, order_id: UUID) -> TicketView: ...
+    async def accept(self, restaurant_id: str, order_id: UUID, minutes: float) -> TicketView: ...
+    async def prepare(self, restaurant_id: str, order_id: UUID) -> TicketView: ...
+    async def delay(self, restaurant_id: str, order_id: UUID, minutes: float) -> TicketView: ...
+    async def ready(self, restaurant_id: str, order_id: UUID) -> TicketView: ...
+    async def reject(
+        self, restaurant_id: str, order_id: UUID, reason: RejectReason, detail: str | None
+    ) -> TicketView: ...
+    async def set_availability(
+        self, restaurant_id: str, item_id: str, available: bool
+    ) -> MenuEntry: ...
+    async def set_opening(self, restaurant_id: str, change: OpeningChange) -> RestaurantView: ...
 
 
 class OrderPublisher(Protocol):
@@ -229,6 +297,7 @@ def _public(account: Account) -> UserPublic:
         name=account.name,
         role=account.role,
         courier_id=account.courier_id,
+        restaurant_id=account.restaurant_id,
     )
 
 
@@ -338,6 +407,115 @@ async def my_delivery(
     return await deliveries.assignment(account.courier_id)
 
 
+async def create_restaurant_account(
+    accounts: Accounts,
+    passwords: PasswordHashing,
+    kitchens: Kitchens,
+    body: RestaurantAccountCreate,
+) -> UserPublic:
+    """A restaurant staff account bound to one of the restaurant service's restaurants
+    (Invalid if unknown); a taken email is a Conflict, said before any hashing, as for
+    couriers' accounts."""
+    if body.restaurant_id not in {r.restaurant_id for r in await kitchens.restaurants()}:
+        raise Invalid(f"no restaurant {body.restaurant_id}")
+    email = body.email.lower()
+    if await accounts.user_by_email(email) is not None:
+        raise Conflict(EMAIL_TAKEN)
+    weakness = await passwords.weakness(body.password, (email, email.partition("@")[0], body.name))
+    if weakness is not None:
+        raise Invalid(weakness)
+    account = Account(
+        uuid.uuid4(), email, body.name, Role.RESTAURANT, restaurant_id=body.restaurant_id
+    )
+    if not await accounts.add_user(account, await passwords.hash(body.password)):
+        raise Conflict(EMAIL_TAKEN)  # taken meanwhile
+    return _public(account)
+
+
+# --- restaurant staff -------------------------------------------------------------------------
+
+
+async def staff_restaurant(accounts: Accounts, user: Principal) -> str:
+    """The restaurant a staff account works for: every staff route acts on it alone (the
+    restaurant service answers 404 for another restaurant's order). Operators and admins are
+    no restaurant's staff."""
+    if user.role is not Role.RESTAURANT:
+        raise Forbidden("only restaurant staff answer and cook orders")
+    account = await accounts.user(user.user_id)
+    if account is None or account.restaurant_id is None:
+        raise Forbidden("this restaurant account is not bound to a restaurant")
+    return account.restaurant_id
+
+
+async def my_restaurant(accounts: Accounts, kitchens: Kitchens, user: Principal) -> RestaurantView:
+    return await kitchens.restaurant(await staff_restaurant(accounts, user))
+
+
+async def restaurant_orders(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, state: TicketState | None
+) -> Tickets:
+    """My restaurant's orders (their tickets) in `state`; without, the open ones (pending,
+    accepted, preparing, ready: not yet picked up, rejected or cancelled)."""
+    restaurant_id = await staff_restaurant(accounts, user)
+    return Tickets(tickets=await kitchens.tickets(restaurant_id, state))
+
+
+async def restaurant_order(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, order_id: UUID
+) -> TicketView:
+    return await kitchens.ticket(await staff_restaurant(accounts, user), order_id)
+
+
+async def accept_order(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, order_id: UUID, minutes: float
+) -> TicketView:
+    """Accept the order, to be ready in `minutes`: the order goes RESTAURANT_ACCEPTED."""
+    return await kitchens.accept(await staff_restaurant(accounts, user), order_id, minutes)
+
+
+async def prepare_order(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, order_id: UUID
+) -> TicketView:
+    return await kitchens.prepare(await staff_restaurant(accounts, user), order_id)
+
+
+async def delay_order(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, order_id: UUID, minutes: float
+) -> TicketView:
+    return await kitchens.delay(await staff_restaurant(accounts, user), order_id, minutes)
+
+
+async def ready_order(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, order_id: UUID
+) -> TicketView:
+    return await kitchens.ready(await staff_restaurant(accounts, user), order_id)
+
+
+async def reject_order(
+    accounts: Accounts,
+    kitchens: Kitchens,
+    user: Principal,
+    order_id: UUID,
+    reason: RejectReason,
+    detail: str | None,
+) -> TicketView:
+    restaurant_id = await staff_restaurant(accounts, user)
+    return await kitchens.reject(restaurant_id, order_id, reason, detail)
+
+
+async def set_item_availability(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, item_id: str, available: bool
+) -> MenuEntry:
+    restaurant_id = await staff_restaurant(accounts, user)
+    return await kitchens.set_availability(restaurant_id, item_id, available)
+
+
+async def set_opening(
+    accounts: Accounts, kitchens: Kitchens, user: Principal, change: OpeningChange
+) -> RestaurantView:
+    return await kitchens.set_opening(await staff_restaurant(accounts, user), change)
+
+
 async def ensure_demo_accounts(
     accounts: Accounts, passwords: PasswordHashing, operator_password: str | None
 ) -> UUID:
@@ -367,6 +545,24 @@ def request_hash(body: OrderCreate) -> str:
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+NOTHING_CHARGED = "nothing was ordered or charged"
+
+
+def kitchen_refusal(check: OrderCheckResult) -> Conflict | None:
+    """Why the restaurant cannot take the order now, as the customer reads it; None if it can."""
+    closed = check.refusal == FailureReason.RESTAURANT_CLOSED or not check.open_now
+    if closed:
+        return RestaurantClosed(
+            f"the restaurant {check.restaurant_name} is closed now; {NOTHING_CHARGED}"
+        )
+    if check.refusal == FailureReason.ITEM_UNAVAILABLE or check.unavailable:
+        missing = ", ".join(check.unavailable) or "an item of the order"
+        return ItemUnavailable(
+            f"not available at {check.restaurant_name} right now: {missing}; {NOTHING_CHARGED}"
+        )
+    return None
+
+
 def _accepted(order_id: UUID, state: str) -> OrderAccepted:
     return OrderAccepted(order_id=order_id, status=state, status_url=f"/orders/{order_id}")
 
@@ -374,16 +570,28 @@ def _accepted(order_id: UUID, state: str) -> OrderAccepted:
 async def place_order(
     placed: PlacedOrders,
     catalogue: Catalogue,
+    kitchens: Kitchens,
     views: OrderViews,
     publisher: OrderPublisher,
     user: Principal,
     body: OrderCreate,
     idempotency_key: str | None,
 ) -> OrderAccepted:
-    """Publish an order at catalogue prices; the same key and body give the same order."""
+    """Publish an order at catalogue prices; the same key and body give the same order. An
+    order the restaurant cannot take now (closed, an item it marked unavailable) is refused
+    here, before anything is published or charged."""
     ids = [line.item_id for line in body.items]
     if len(ids) != len(set(ids)):
         raise Invalid("each item_id may appear only once per order")
+    # A retry of an order placed already is answered as the first try was, not refused
+    # because the restaurant closed since: the order stands, and is charged.
+    replay = idempotency_key is not None and (
+        await placed.order_by_key(user.user_id, idempotency_key) is not None
+    )
+    if not replay:
+        refusal = kitchen_refusal(await kitchens.check_order(ids))
+        if refusal is not None:
+            raise refusal
     known = {item.item_id for item in await catalogue.menu()}
     unknown = [i for i in ids if i not in known]
     if unknown:
@@ -504,6 +712,8 @@ async def cancel_order(
     state = OrderStatus(current.status)
     if state.aborted:
         raise Conflict(f"the order is {state.lower()} already")
+    if state is OrderStatus.RESTAURANT_REJECTED:
+        raise Conflict("the restaurant rejected the order; it is being cancelled and refunded")
     if not state.cancellable:
         raise Conflict(
             f"the order is {state.replace('_', ' ').lower()}; it can no longer be cancelled"
@@ -536,6 +746,19 @@ async def _after_step(
     # A courier sees the order they carry, whoever placed it.
     courier = Principal(user.user_id, Role.ADMIN)
     return await current_order(views, await owned_order(placed, order_id, courier))
+
+
+async def arrive(
+    accounts: Accounts,
+    placed: PlacedOrders,
+    views: OrderViews,
+    deliveries: Deliveries,
+    order_id: UUID,
+    user: Principal,
+) -> OrderPublic:
+    """Courier: I am at the restaurant (the order's status does not change)."""
+    await deliveries.arrive(order_id, await _reporting_courier(accounts, user))
+    return await _after_step(placed, views, order_id, user)
 
 
 async def pick_up(
@@ -605,6 +828,38 @@ async def order_timeline(views: OrderViews, board: Board, order_id: UUID) -> Ord
     )
 
 
+async def menu(catalogue: Catalogue, kitchens: Kitchens) -> Menu:
+    """Every listed item, and the same items by restaurant with its opening. Without the
+    restaurant service the items are still listed (ordering then waits for it)."""
+    items = await catalogue.menu()
+    try:
+        restaurants = await kitchens.restaurants()
+    except RestaurantUnavailable as exc:
+        log.warning("Restaurants unavailable for the menu: %s", exc)
+        restaurants = []
+    listed = {item.item_id: item for item in items}
+    return Menu(
+        items=items,
+        restaurants=[
+            MenuRestaurant(
+                restaurant_id=r.restaurant_id,
+                name=r.name,
+                open_now=r.open_now,
+                accepting=r.accepting,
+                opens_at=r.opens_at,
+                closes_at=r.closes_at,
+                timezone=r.timezone,
+                items=[
+                    listed[entry.item_id]
+                    for entry in r.items
+                    if entry.available and entry.item_id in listed
+                ],
+            )
+            for r in restaurants
+        ],
+    )
+
+
 async def stock_report(catalogue: Catalogue) -> StockReport:
     """Stock per menu item, each flagged `low` below the threshold."""
     return StockReport(
@@ -637,10 +892,16 @@ async def courier_board(deliveries: Deliveries) -> CourierBoard:
 
 
 async def place_test_order(
-    placed: PlacedOrders, publisher: OrderPublisher, demo_customer: UUID, body: TestOrderRequest
+    placed: PlacedOrders,
+    kitchens: Kitchens,
+    publisher: OrderPublisher,
+    demo_customer: UUID,
+    body: TestOrderRequest,
 ) -> TestOrderAccepted:
     """Publish a test order under a new order id, placed by the demo customer (never anyone
-    else: the order is charged and stock taken in its owner's name)."""
+    else: the order is charged and stock taken in its owner's name). A closed restaurant or an
+    unavailable item is refused as for a customer; without the restaurant service the order
+    goes ahead (it has no address: no kitchen cooks it)."""
     try:
         order = ValidatedOrder(
             order_id=uuid.uuid4(),
@@ -653,6 +914,13 @@ async def place_test_order(
     except ValidationError as exc:
         raise Invalid([{"msg": e["msg"], "loc": e["loc"]} for e in exc.errors()]) from None
     assert order.order_id is not None
+    try:
+        refusal = kitchen_refusal(await kitchens.check_order([i.item_id for i in order.items]))
+    except RestaurantUnavailable as exc:
+        log.warning("Test order %s placed unchecked: %s", order.order_id, exc)
+        refusal = None
+    if refusal is not None:
+        raise refusal
     digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
     await placed.add_order(order, demo_customer, None, digest)
     await publisher.publish(topics.VALIDATED_ORDERS, order)

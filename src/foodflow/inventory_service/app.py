@@ -14,6 +14,7 @@ from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Depends, FastAPI, Response, status
+from fastapi import Path as PathParam
 
 from foodflow.contracts.batch import BatchRequest, BatchResponse
 from foodflow.contracts.errors import ERROR_RESPONSES
@@ -26,9 +27,11 @@ from foodflow.contracts.inventory import (
     ReservationState,
     ReserveRequest,
 )
+from foodflow.contracts.restaurant import ItemAvailability as ItemOffered
 from foodflow.inventory_service import services
 from foodflow.inventory_service.domain import (
     InventoryError,
+    ItemNotFound,
     Reservation,
     ReservationConflict,
     ReservationNotFound,
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 # Most specific first: the first matching class decides the status code.
 ERROR_STATUS: tuple[tuple[type[InventoryError], int], ...] = (
     (ReservationNotFound, status.HTTP_404_NOT_FOUND),
+    (ItemNotFound, status.HTTP_404_NOT_FOUND),
     (ReservationConflict, status.HTTP_409_CONFLICT),
     (InventoryError, status.HTTP_422_UNPROCESSABLE_CONTENT),
 )
@@ -77,14 +81,16 @@ runtime_of = RUNTIME.of
 
 
 Runtime = Annotated[InventoryRuntime, Depends(RUNTIME.dependency)]
+ItemIdPath = Annotated[str, PathParam(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 router = APIRouter(responses=ERROR_RESPONSES)
 # Who may call what: the saga takes and settles stock, a cancelled delivery gives it back (and
 # so does the saga for an order it fails after a commit may have landed: a timeout), the menu is
-# read by pricing and shown by the gateway.
+# read by pricing and shown by the gateway, the restaurants say which items they offer.
 SAGA = [Depends(allow("order_manager"))]
 CANCELLATION = [Depends(allow("delivery_service", "order_manager"))]
 MENU_READERS = [Depends(allow("gateway"))]
+RESTAURANTS = [Depends(allow("restaurant_service"))]
 # Unlisted items too: only pricing, which must price a bench or chaos order like any other.
 CATALOGUE_READERS = [Depends(allow("pricing_service"))]
 
@@ -104,8 +110,8 @@ async def check_inventory(body: CheckInventoryRequest, runtime: Runtime) -> Chec
     """Whether each item is known and in stock now; reserves nothing."""
     log.info("Checking inventory... order_id=%s", body.order_id)
     request = StockRequest.from_lines((line.item_id, line.quantity) for line in body.items)
-    stock = await runtime.repository.stock_levels(request.quantities)
-    availability = check_availability(request, stock)
+    shelf = await runtime.repository.shelf(request.quantities)
+    availability = check_availability(request, shelf.stock, shelf.unavailable)
     available = all(item.available for item in availability)
     log.info("Available=%s order_id=%s", available, body.order_id)
     return CheckInventoryResponse(
@@ -225,22 +231,38 @@ async def cancel(body: OrderRef, runtime: Runtime) -> ReservationState:
 
 @router.get("/menu", response_model=list[MenuItem], dependencies=MENU_READERS)
 async def menu(runtime: Runtime) -> list[MenuItem]:
-    """The public listing: every listed item with its price and current stock, by item id
-    (what the gateway shows and takes orders for; bench and chaos items are not listed)."""
-    return _menu_items(await runtime.repository.menu())
+    """The public listing: every listed item its restaurant offers now, with its price and
+    current stock, by item id (what the gateway shows and takes orders for; bench and chaos
+    items are not listed, items marked unavailable are hidden)."""
+    return [_menu_item(item) for item in await runtime.repository.menu()]
 
 
 @router.get("/catalogue", response_model=list[MenuItem], dependencies=CATALOGUE_READERS)
 async def catalogue(runtime: Runtime) -> list[MenuItem]:
-    """Every item, listed or not, with its price and current stock (what pricing prices)."""
-    return _menu_items(await runtime.repository.catalogue())
+    """Every item, listed or not, offered or not, with its price and current stock (what
+    pricing prices)."""
+    return [_menu_item(item) for item in await runtime.repository.catalogue()]
 
 
-def _menu_items(items: list[CatalogueItem]) -> list[MenuItem]:
-    return [
-        MenuItem(item_id=item.item_id, name=item.name, price=item.price, stock=item.stock)
-        for item in items
-    ]
+@router.put("/items/{item_id}/availability", response_model=MenuItem, dependencies=RESTAURANTS)
+async def item_availability(item_id: ItemIdPath, body: ItemOffered, runtime: Runtime) -> MenuItem:
+    """A restaurant offers an item again or stops offering it: an unavailable item is off the
+    menu and an order for it fails OUT_OF_STOCK (its stock is kept); 404 for an unknown item."""
+    item = await runtime.repository.set_available(item_id, body.available)
+    if item is None:
+        raise ItemNotFound(item_id)
+    log.info("Item %s is %s", item_id, "available" if item.available else "unavailable")
+    return _menu_item(item)
+
+
+def _menu_item(item: CatalogueItem) -> MenuItem:
+    return MenuItem(
+        item_id=item.item_id,
+        name=item.name,
+        price=item.price,
+        stock=item.stock,
+        available=item.available,
+    )
 
 
 async def collect_stock_levels(app: FastAPI) -> None:

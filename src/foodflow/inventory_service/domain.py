@@ -4,11 +4,14 @@ A reservation belongs to one order and moves RESERVED -> COMMITTED (the sale is 
 RESERVED -> RELEASED (stock goes back). REJECTED records a reserve that could not be met, so
 that repeating the request gives the same answer. Every transition is idempotent: asking for
 the state a reservation is already in changes nothing.
+
+An item its restaurant does not offer now (marked unavailable by the staff) counts as short
+whatever its stock: an order for it is rejected like one for an item sold out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -21,6 +24,12 @@ class ReservationNotFound(InventoryError):
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
         super().__init__(f"no stock reservation for order {order_id}")
+
+
+class ItemNotFound(InventoryError):
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"no item {item_id} in the catalogue")
 
 
 class ReservationConflict(InventoryError):
@@ -40,10 +49,20 @@ class Availability:
     requested: int
     in_stock: int
     known: bool
+    offered: bool = True  # False: its restaurant marked it unavailable
 
     @property
     def available(self) -> bool:
-        return self.known and self.in_stock >= self.requested
+        return self.known and self.offered and self.in_stock >= self.requested
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """What the catalogue holds of some items: the stock of each known one, and those of them
+    their restaurant does not offer now."""
+
+    stock: dict[str, int]
+    unavailable: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -111,24 +130,32 @@ class StockRequest:
         return sorted(self.quantities)
 
 
-def check_availability(request: StockRequest, stock: Mapping[str, int]) -> list[Availability]:
-    """Availability of each requested item given the current `stock` (absent = unknown)."""
+def check_availability(
+    request: StockRequest, stock: Mapping[str, int], unavailable: Collection[str] = frozenset()
+) -> list[Availability]:
+    """Availability of each requested item given the current `stock` (absent = unknown) and
+    the items not offered now (`unavailable`)."""
     return [
         Availability(
             item_id=item_id,
             requested=quantity,
             in_stock=stock.get(item_id, 0),
             known=item_id in stock,
+            offered=item_id not in unavailable,
         )
         for item_id, quantity in request.quantities.items()
     ]
 
 
 def decide_reservation(
-    order_id: str, request: StockRequest, stock: Mapping[str, int]
+    order_id: str,
+    request: StockRequest,
+    stock: Mapping[str, int],
+    unavailable: Collection[str] = frozenset(),
 ) -> Reservation:
-    """RESERVED when every item is known and in stock, else REJECTED naming the culprits."""
-    availability = check_availability(request, stock)
+    """RESERVED when every item is known, offered and in stock, else REJECTED naming the
+    culprits (an item not offered now is short)."""
+    availability = check_availability(request, stock, unavailable)
     unknown = tuple(a.item_id for a in availability if not a.known)
     short = tuple(a.item_id for a in availability if a.known and not a.available)
     status = ReservationStatus.REJECTED if unknown or short else ReservationStatus.RESERVED

@@ -10,7 +10,8 @@ STOCK_LEVEL = Gauge("foodflow_stock_level", "Units in stock per menu item", ["it
 
 
 async def record_stock_levels(repository: InventoryRepository) -> None:
-    """Set `foodflow_stock_level` for every listed item (bench and chaos items are not the
-    shop's stock, and come and go with their runs)."""
-    for item in await repository.menu():
-        STOCK_LEVEL.labels(item.item_id).set(item.stock)
+    """Set `foodflow_stock_level` for every listed item, offered now or not (bench and chaos
+    items are not the shop's stock, and come and go with their runs)."""
+    for item in await repository.catalogue():
+        if item.listed:
+            STOCK_LEVEL.labels(item.item_id).set(item.stock)

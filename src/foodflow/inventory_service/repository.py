@@ -15,10 +15,11 @@ from typing import TypeAlias
 
 import asyncpg
 
-from foodflow.inventory_service.domain import Reservation, ReservationStatus
+from foodflow.inventory_service.domain import Reservation, ReservationStatus, Shelf
 from foodflow.platform.db.unit_of_work import PostgresTransaction
 
 log = logging.getLogger(__name__)
+_ITEM_COLUMNS = "item_id, name, price, stock, listed, available"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class CatalogueItem:
     # On the public listing (the menu customers order from, the dashboard's stock); the items
     # of `foodflow bench` and `foodflow chaos` runs are not (migration 0002).
     listed: bool = True
+    # Offered by its restaurant now; off the menu and short for orders when not (migration 0003).
+    available: bool = True
 
 
 class PostgresUnitOfWork(PostgresTransaction):
@@ -67,14 +70,15 @@ class PostgresUnitOfWork(PostgresTransaction):
             )
         return reservations
 
-    async def lock_stock(self, item_ids: Iterable[str]) -> dict[str, int]:
-        """Stock of each known item among `item_ids`, row-locked in item_id order."""
+    async def lock_stock(self, item_ids: Iterable[str]) -> Shelf:
+        """Stock and availability of each known item among `item_ids`, row-locked in item_id
+        order."""
         rows = await self.connection.fetch(
-            "SELECT item_id, stock FROM inventory_items WHERE item_id = ANY($1::text[]) "
-            "ORDER BY item_id FOR UPDATE",
+            "SELECT item_id, stock, available FROM inventory_items"
+            " WHERE item_id = ANY($1::text[]) ORDER BY item_id FOR UPDATE",
             list(item_ids),
         )
-        return {row["item_id"]: row["stock"] for row in rows}
+        return _shelf(rows)
 
     async def change_stock(self, deltas: Mapping[str, int]) -> set[str]:
         """Add each delta to its item's stock (never below zero); the items that changed."""
@@ -112,6 +116,15 @@ class PostgresUnitOfWork(PostgresTransaction):
         )
 
 
+def _shelf(rows: Iterable[asyncpg.Record]) -> Shelf:
+    stock, unavailable = {}, set()
+    for row in rows:
+        stock[row["item_id"]] = row["stock"]
+        if not row["available"]:
+            unavailable.add(row["item_id"])
+    return Shelf(stock, frozenset(unavailable))
+
+
 Database: TypeAlias = asyncpg.Pool | asyncpg.Connection
 
 
@@ -135,6 +148,14 @@ class InventoryRepository:
         )
         return {row["item_id"]: row["stock"] for row in rows}
 
+    async def shelf(self, item_ids: Iterable[str]) -> Shelf:
+        """Stock and availability of each known item among `item_ids` (no locks: a snapshot)."""
+        rows = await self._db.fetch(
+            "SELECT item_id, stock, available FROM inventory_items WHERE item_id = ANY($1::text[])",
+            list(item_ids),
+        )
+        return _shelf(rows)
+
     async def expired_reservations(self, older_than_seconds: float, limit: int = 200) -> list[str]:
         """Orders whose stock has been RESERVED longer than any live saga takes."""
         rows = await self._db.fetch(
@@ -155,27 +176,37 @@ class InventoryRepository:
         return {row["id"]: json.loads(row["items"]) for row in rows}
 
     async def menu(self) -> list[CatalogueItem]:
-        """The public listing: the listed items (what customers see and may order)."""
-        return await self._items(listed_only=True)
+        """The public listing: the listed items their restaurant offers now (what customers
+        see and may order)."""
+        return await self._items(on_menu_only=True)
 
     async def catalogue(self) -> list[CatalogueItem]:
-        """Every item, listed or not (what pricing prices: a bench order is priced too)."""
-        return await self._items(listed_only=False)
+        """Every item, listed or not, offered or not (what pricing prices: a bench order is
+        priced too)."""
+        return await self._items(on_menu_only=False)
 
-    async def _items(self, *, listed_only: bool) -> list[CatalogueItem]:
+    async def _items(self, *, on_menu_only: bool) -> list[CatalogueItem]:
         rows = await self._db.fetch(
-            "SELECT item_id, name, price, stock, listed FROM inventory_items"
-            " WHERE listed OR NOT $1 ORDER BY item_id",
-            listed_only,
+            f"SELECT {_ITEM_COLUMNS} FROM inventory_items"
+            " WHERE (listed AND available) OR NOT $1 ORDER BY item_id",
+            on_menu_only,
         )
-        return [
-            CatalogueItem(row["item_id"], row["name"], row["price"], row["stock"], row["listed"])
-            for row in rows
-        ]
+        return [_item(row) for row in rows]
+
+    async def set_available(self, item_id: str, available: bool) -> CatalogueItem | None:
+        """Offer an item again, or stop offering it (its stock is kept); None for an item
+        not in the catalogue."""
+        row = await self._db.fetchrow(
+            "UPDATE inventory_items SET available = $2, updated_at = now()"
+            f" WHERE item_id = $1 RETURNING {_ITEM_COLUMNS}",
+            item_id,
+            available,
+        )
+        return _item(row) if row is not None else None
 
     async def put_items(self, items: Iterable[CatalogueItem]) -> None:
         """Add items to the catalogue; an item already there takes the given name, price,
-        stock and listing."""
+        stock and listing (whether its restaurant offers it is the restaurant's to say)."""
         await self._db.executemany(
             "INSERT INTO inventory_items (item_id, name, price, stock, listed)"
             " VALUES ($1, $2, $3, $4, $5)"
@@ -189,3 +220,9 @@ class InventoryRepository:
         await self._db.execute(
             "DELETE FROM inventory_items WHERE item_id = ANY($1::text[])", list(item_ids)
         )
+
+
+def _item(row: asyncpg.Record) -> CatalogueItem:
+    return CatalogueItem(
+        row["item_id"], row["name"], row["price"], row["stock"], row["listed"], row["available"]
+    )

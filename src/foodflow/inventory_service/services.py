@@ -24,6 +24,7 @@ from foodflow.inventory_service.domain import (
     Reservation,
     ReservationNotFound,
     ReservationStatus,
+    Shelf,
     StockRequest,
     decide_reservation,
 )
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 class UnitOfWork(Transaction, Protocol):
     async def lock_orders(self, order_ids: Collection[str]) -> None: ...
     async def get_reservations(self, order_ids: Collection[str]) -> dict[str, Reservation]: ...
-    async def lock_stock(self, item_ids: Iterable[str]) -> dict[str, int]: ...
+    async def lock_stock(self, item_ids: Iterable[str]) -> Shelf: ...
     async def change_stock(self, deltas: Mapping[str, int]) -> set[str]: ...
     async def add_reservations(self, reservations: Sequence[Reservation]) -> None: ...
     async def save_statuses(self, reservations: Sequence[Reservation]) -> None: ...
@@ -51,13 +52,14 @@ async def reserve_many(
         await uow.lock_orders(order_ids)
         decided = await uow.get_reservations(order_ids)
         new = [(order_id, request) for order_id, request in requests if order_id not in decided]
-        available = await uow.lock_stock({item for _, r in new for item in r.quantities})
+        shelf = await uow.lock_stock({item for _, r in new for item in r.quantities})
+        available = dict(shelf.stock)
         taken: dict[str, int] = {}
         added: list[Reservation] = []
         for order_id, request in new:
             if order_id in decided:  # the same order twice in one batch
                 continue
-            reservation = decide_reservation(order_id, request, available)
+            reservation = decide_reservation(order_id, request, available, shelf.unavailable)
             if reservation.holds_stock:
                 for item_id, quantity in request.quantities.items():
                     available[item_id] -= quantity

@@ -108,6 +108,7 @@ def services(settings: Settings) -> list[Server]:
         "pricing_service": settings.pricing_url,
         "payment_service": settings.payment_url,
         "delivery_service": settings.delivery_url,
+        "restaurant_service": settings.restaurant_url,
     }
     out = []
     for name, port_setting in PORT_SETTING.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -69,8 +69,9 @@ def _log_in(client: HttpSession, email: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-def follow_until(until: str) -> frozenset[str]:
-    """`order` follows an order until it reaches `until` or has ended (the contracts are
+def follow_until(until: str) -> Callable[[dict[str, Any]], bool]:
+    """`order` follows an order until it has reached `until` (its timeline holds it: a step
+    the kitchen or a courier took between two looks counts) or has ended (the contracts are
     loaded once the gateway answered: they take a while)."""
     from foodflow.contracts.orders import OrderStatus
 
@@ -79,7 +80,14 @@ def follow_until(until: str) -> frozenset[str]:
     except ValueError:
         choices = ", ".join(s.value for s in OrderStatus)
         raise typer.BadParameter(f"{until!r}: one of {choices}", param_hint="--until") from None
-    return frozenset(s.value for s in OrderStatus if s.is_terminal or s is wanted)
+    ended = frozenset(s.value for s in OrderStatus if s.is_terminal)
+
+    def reached(order: dict[str, Any]) -> bool:
+        return order["status"] in ended or any(
+            change["status"] == wanted for change in order.get("timeline", [])
+        )
+
+    return reached
 
 
 def _show(order: dict[str, Any], seen: int) -> int:
@@ -104,11 +112,13 @@ def order(
     timeout: float = typer.Option(30.0, help="Stop following after this many seconds."),
     until: str = typer.Option(
         "COURIER_ASSIGNED",
-        help="Follow until this status (or until it ends), e.g. DELIVERED with couriers riding.",
+        help="Follow until this status (or until it ends): RESTAURANT_ACCEPTED, PREPARING,"
+        " READY_FOR_PICKUP, …, DELIVERED (with the simulator's kitchens and couriers).",
     ),
 ) -> None:
     """Place an order through the gateway and follow it until a courier has it, or `--until`
-    another status (or it ends; exit 1 if it FAILED or was CANCELLED)."""
+    another status (or it ends; exit 1 if it FAILED or was CANCELLED, a restaurant's rejection
+    included). A closed restaurant or an unavailable item is refused at once (exit 1)."""
     lines = []
     for text in item:
         item_id, _, quantity = text.partition(":")
@@ -129,14 +139,14 @@ def order(
         order_id = placed.json()["order_id"]
         console.print(f"order [bold]{order_id}[/] placed as {email}")
         seen, deadline, current = 0, time.monotonic() + timeout, {}
-        final = follow_until(until)
+        reached = follow_until(until)
         while time.monotonic() < deadline:
             answer = client.get(f"/orders/{order_id}", headers=headers)
             if answer.status_code != 200:
                 raise _fail(answer)
             current = answer.json()
             seen = _show(current, seen)
-            if current["status"] in final:
+            if reached(current):
                 break
             time.sleep(0.2)
     if current.get("price"):

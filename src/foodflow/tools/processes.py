@@ -34,6 +34,7 @@ SERVICES = (
     "pricing_service",
     "payment_service",
     "delivery_service",
+    "restaurant_service",
     "order_writer",
     "order_manager",
     "gateway",

@@ -9,6 +9,8 @@ process gets (its own private key only); `load_settings` gives the test suite th
     keys/<service>.pem         each service's Ed25519 private key (PKCS#8)
     couriers/<courier_id>      the password of each seeded courier's gateway account, made
                                when `foodflow up` creates the account (`foodflow.tools.couriers`)
+    restaurants/<restaurant_id>  the same for each seeded restaurant's staff account
+                               (`foodflow.tools.kitchens`)
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ JWT_FILE = "jwt_signing_keys.json"
 DEMO_PASSWORD_FILE = "demo_operator_password"
 KEYS_DIR = "keys"
 COURIERS_DIR = "couriers"
-# A courier id as the delivery service keeps it, and safe as a file name (no dot first: no
-# `..`, no hidden file).
-COURIER_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
+RESTAURANTS_DIR = "restaurants"
+# A courier or restaurant id as its service keeps it, and safe as a file name (no dot first:
+# no `..`, no hidden file).
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
 
 
 class SecretsMissing(FoodflowError):
@@ -110,18 +113,31 @@ def load_secrets(settings: Settings) -> Secrets:
 def courier_password(settings: Settings, courier_id: str) -> str:
     """The password of `courier_id`'s gateway account: generated (0600) the first time it is
     asked for, the same ever after. ValueError for an id that cannot be a file name."""
-    if not COURIER_ID.fullmatch(courier_id):
-        raise ValueError(f"{courier_id!r} is not a courier id")
-    home = secrets_dir(settings)
-    _private_dir(home)
-    _private_dir(home / COURIERS_DIR)
-    path = home / COURIERS_DIR / courier_id
-    _write_new(path, secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    return _account_password(settings, COURIERS_DIR, courier_id, "courier")
 
 
 def courier_password_file(settings: Settings, courier_id: str) -> Path:
     return secrets_dir(settings) / COURIERS_DIR / courier_id
+
+
+def restaurant_password(settings: Settings, restaurant_id: str) -> str:
+    """The password of `restaurant_id`'s staff account, as `courier_password`."""
+    return _account_password(settings, RESTAURANTS_DIR, restaurant_id, "restaurant")
+
+
+def restaurant_password_file(settings: Settings, restaurant_id: str) -> Path:
+    return secrets_dir(settings) / RESTAURANTS_DIR / restaurant_id
+
+
+def _account_password(settings: Settings, directory: str, account_id: str, what: str) -> str:
+    if not ACCOUNT_ID.fullmatch(account_id):
+        raise ValueError(f"{account_id!r} is not a {what} id")
+    home = secrets_dir(settings)
+    _private_dir(home)
+    _private_dir(home / directory)
+    path = home / directory / account_id
+    _write_new(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def service_env(settings: Settings, service: str) -> dict[str, str]:

@@ -48,10 +48,20 @@ def send_seed_line(settings: Settings) -> uuid.UUID:
     return derive_order_id(topics.VALIDATED_ORDERS, partition, offset)
 
 
+def finished(update: OrderStatusUpdate) -> bool:
+    """Whether nothing more is to come for the order: it ended (DELIVERED, FAILED,
+    CANCELLED), or it left the saga with no address (the seed's orders end CONFIRMED: no
+    kitchen cooks them, no courier takes them)."""
+    return update.status.is_terminal or (
+        update.status.left_saga and update.delivery_address is None
+    )
+
+
 def follow(
     settings: Settings, order_id: uuid.UUID, since_ms: int, timeout: float = 30.0
 ) -> Iterator[OrderStatusUpdate]:
-    """Yield the order's status events from `order_status_updates` until a final one."""
+    """Yield the order's status events from `order_status_updates` until a final one: through
+    the kitchen's and the courier's steps for an order with an address (`finished`)."""
     with TopicReader(
         settings, topics.ORDER_STATUS_UPDATES, since_ms, group="foodflow-cli"
     ) as reader:
@@ -63,7 +73,7 @@ def follow(
                 continue
             update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             yield update
-            if update.status.left_saga:
+            if finished(update):
                 return
         raise FoodflowError(f"order {order_id} reached no final state within {timeout:.0f}s")
 

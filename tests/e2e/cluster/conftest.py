@@ -1,5 +1,5 @@
 """A system of the cluster chaos test's own: a 3-node Kafka cluster, a PostgreSQL, a Redis and
-the seven services, on ports and in a state directory of their own (`CLUSTER_PROFILE`).
+the eight services, on ports and in a state directory of their own (`CLUSTER_PROFILE`).
 
 Not the suite's single-broker system (tests/profile.py), restarted against a cluster: that
 system runs on for the rest of the suite, and the surest way to leave it as it was found is not
@@ -31,7 +31,7 @@ from ..conftest import E2E_ENV
 
 # Beside the test profile's ports: its Kafka is 19092/19093 (cluster nodes +10 each, 19102…),
 # the integration tier's cluster 19392… (KAFKA_PORT + 300), these nodes 19192/19193,
-# 19202/19203, 19212/19213; services 19500-19506 (a second order manager would be 19605).
+# 19202/19203, 19212/19213; services 19500-19507 (a second order manager would be 19605).
 CLUSTER_PROFILE: dict[str, str] = {
     "FOODFLOW_STATE_DIR": str(CHECKOUT / ".state" / "test-cluster"),
     "KAFKA_BROKERS": "3",
@@ -44,6 +44,7 @@ CLUSTER_PROFILE: dict[str, str] = {
     "PRICING_PORT": "19502",
     "PAYMENT_PORT": "19503",
     "DELIVERY_PORT": "19504",
+    "RESTAURANT_PORT": "19507",
     "ORDER_MANAGER_PORT": "19505",
     "ORDER_WRITER_PORT": "19506",
 }

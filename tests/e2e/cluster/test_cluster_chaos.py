@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
 
 
 # The budget is about 3 minutes with the set-up (a quiet machine); the ceiling is for a busy
-# one, where three JVMs and seven services take minutes to start.
+# one, where three JVMs and eight services take minutes to start.
 @pytest.mark.timeout(600)
 async def test_a_broker_killed_under_load_loses_doubles_and_wedges_nothing(
     cluster_system: Settings,

@@ -514,6 +514,11 @@ async function showTimeline(orderId) {
     if (now.reason) summary.append(` · reason ${now.reason}`);
     parts.push(summary);
     if (now.detail) parts.push(el("p", { class: "hint" }, now.detail));
+    const kitchen = t.current && t.current.kitchen;
+    if (kitchen) {
+      const readyBy = new Date(kitchen.ready_by).toLocaleTimeString();
+      parts.push(el("p", { class: "kitchen" }, `Kitchen: ${kitchen.restaurant_name}, ready by ${readyBy}`));
+    }
   }
   if (t.customer) parts.push(el("p", { class: "customer" }, `Customer: ${t.customer}`));
   const list = el("ol", { class: "timeline", "aria-label": "Status changes" });
@@ -545,18 +550,30 @@ async function showTimeline(orderId) {
 
 // --- test order form ------------------------------------------------------------------------
 
+// The menu by restaurant (with whether it is open now), then the listed items no restaurant
+// lists (a test's own items).
 async function loadMenu() {
   const box = $("order-items");
   try {
     const menu = await (await fetch("/menu")).json();
     box.replaceChildren();
-    for (const item of menu) {
+    const shown = new Set();
+    const addItem = (item) => {
       const id = `qty-${item.item_id}`;
+      shown.add(item.item_id);
       box.append(
         el("label", { for: id }, `${item.name} (${Number(item.price).toFixed(2)})`),
         el("input", { id, type: "number", min: "0", max: "100", value: "0", "data-item-id": item.item_id, inputmode: "numeric" }),
       );
+    };
+    for (const r of menu.restaurants) {
+      const state = r.open_now ? "open" : "closed";
+      box.append(el("p", { class: "restaurant", "data-restaurant-id": r.restaurant_id, "data-open": String(r.open_now) }, `${r.name} (${state})`));
+      r.items.forEach(addItem);
     }
+    const others = menu.items.filter((item) => !shown.has(item.item_id));
+    if (others.length && menu.restaurants.length) box.append(el("p", { class: "restaurant" }, "Other items"));
+    others.forEach(addItem);
   } catch (err) {
     box.replaceChildren(el("p", {}, "The menu could not be loaded."));
   }

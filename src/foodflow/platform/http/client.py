@@ -66,10 +66,12 @@ class ServiceClient:
             )
         return self._session
 
-    async def _send(self, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        """One POST (a GET without a body); a network failure or a 5xx is `ServiceUnavailable`,
-        a 4xx `RequestRefused`."""
-        method = "GET" if body is None else "POST"
+    async def _send(
+        self, path: str, body: bytes | None = None, method: str | None = None
+    ) -> tuple[int, bytes]:
+        """One POST (a GET without a body, unless `method` says otherwise); a network failure
+        or a 5xx is `ServiceUnavailable`, a 4xx `RequestRefused`."""
+        method = method or ("GET" if body is None else "POST")
         try:
             async with (
                 self._slots,
@@ -101,6 +103,22 @@ class ServiceClient:
             retry_on=(ServiceUnavailable,),
             attempts=attempts or self.settings.http_retries + 1,
             what=f"{self.name} {path}",
+        )
+
+    async def put(
+        self, path: str, body: BaseModel, answer: type[M], *, attempts: int | None = None
+    ) -> M:
+        """PUT `body` at `path` (setting a resource's state: idempotent), retried like `post`."""
+
+        async def attempt() -> M:
+            _, content = await self._send(path, body.model_dump_json().encode(), "PUT")
+            return answer.model_validate_json(content)
+
+        return await retry_async(
+            attempt,
+            retry_on=(ServiceUnavailable,),
+            attempts=attempts or self.settings.http_retries + 1,
+            what=f"{self.name} PUT {path}",
         )
 
     async def get(self, path: str, answer: TypeAdapter[T], *, attempts: int | None = None) -> T:

@@ -21,6 +21,7 @@ OWNERS: dict[str, str] = {
     "inventory_service": "foodflow.inventory_service",
     "payment_service": "foodflow.payment_service",
     "delivery_service": "foodflow.delivery_service",
+    "restaurant_service": "foodflow.restaurant_service",
     "gateway": "foodflow.gateway",
 }
 
