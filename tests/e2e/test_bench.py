@@ -81,7 +81,7 @@ async def menu_ids(system: Settings) -> set[str]:
     async with httpx.AsyncClient(base_url=system.service_url(system.gateway_port)) as client:
         response = await client.get("/menu", timeout=10.0)
     assert response.status_code == 200
-    return {item["item_id"] for item in response.json()}
+    return {item["item_id"] for item in response.json()["items"]}
 
 
 async def dashboard_stock_ids(system: Settings) -> set[str]:

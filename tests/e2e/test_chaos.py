@@ -1,9 +1,12 @@
-"""Small chaos runs in the suite. One: every service SIGKILLed once, Kafka, Redis and PostgreSQL
-restarted once, while orders flow; then the invariants must hold. Two: the faults of a lost
-cache, poison and short outages (FLUSHALL, poison messages of each kind, a SIGKILL of one of
-two order managers, 10 s outages of the payment service and PostgreSQL); then also nothing is
-charged without a record, nothing FAILED by those short outages, each bad message is
-dead-lettered exactly once and no fault stalls the system for more than 15 s."""
+"""Small chaos runs in the suite. One: every service SIGKILLed once (the restaurant service
+among them), Kafka, Redis and PostgreSQL restarted once, while orders flow, a share of them to
+be delivered through kitchens that reject some and one that never answers; then the
+invariants must hold (and no courier is sent for a rejected order, no refund happens twice).
+Two: the faults of a lost cache, poison and short outages (FLUSHALL, poison messages of each
+kind, a SIGKILL of one of two order managers, 10 s outages of the payment service and
+PostgreSQL); then also nothing is charged without a record, nothing FAILED by those short
+outages, each bad message is dead-lettered exactly once and no fault stalls the system for
+more than 15 s."""
 
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ async def test_invariants_hold_through_kills_and_restarts(
         poison=(),
         kill2=False,
         settle_seconds=0,  # ten faults within the 20 s of sending, as many at once as may be
+        kitchens=True,
     )
     run = ChaosRun(system, cfg, progress)
     report = await run.run()
@@ -68,6 +72,12 @@ async def test_invariants_hold_through_kills_and_restarts(
         n for status, n in report.outcomes.items() if status != "MISSING"
     )
     assert report.outcomes.get("CONFIRMED", 0) > 0
+    # The restaurant faults: orders went to kitchens; some were rejected or never answered,
+    # and ended refunded, never with a courier.
+    assert report.to_deliver > 0
+    assert report.courier_for_rejected == [] and report.refunded_twice == []
+    assert report.outcomes.get("DELIVERED", 0) > 0
+    assert report.outcomes.get("CANCELLED", 0) > 0
     assert report.passed
     assert stages["sending"] == (400, 400)
     conn = await asyncpg.connect(system.postgres_dsn)

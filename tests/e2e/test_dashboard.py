@@ -34,9 +34,19 @@ from .conftest import E2E_ENV
 pytestmark = pytest.mark.e2e
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-FINAL = ("CONFIRMED", "FAILED", "CANCELLED", "COURIER_ASSIGNED", "PICKED_UP", "DELIVERED")
-# Once delivery runs, a confirmed order moves on quickly; any of these means it was confirmed.
-CONFIRMED_OR_LATER = re.compile("^(CONFIRMED|COURIER_ASSIGNED|PICKED_UP|DELIVERED)$")
+# Every status from the handover on: a confirmed order may move on quickly (a kitchen, a
+# courier); any of these means it was confirmed.
+AFTER_CONFIRMED = (
+    "RESTAURANT_ACCEPTED",
+    "RESTAURANT_REJECTED",
+    "PREPARING",
+    "READY_FOR_PICKUP",
+    "COURIER_ASSIGNED",
+    "PICKED_UP",
+    "DELIVERED",
+)
+FINAL = ("CONFIRMED", "FAILED", "CANCELLED", *AFTER_CONFIRMED)
+CONFIRMED_OR_LATER = re.compile("^(" + "|".join(("CONFIRMED", *AFTER_CONFIRMED)) + ")$")
 ANY_FINAL = re.compile("^(" + "|".join(FINAL) + ")$")
 
 

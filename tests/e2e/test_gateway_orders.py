@@ -111,6 +111,67 @@ async def stock_of(db: asyncpg.Connection, item_id: str) -> int:
     return stock
 
 
+# Items no restaurant lists (each test's own `test_item`) are cooked by the default kitchen.
+DEFAULT_KITCHEN = "central-kitchen"
+
+
+async def kitchen_staff(
+    api: httpx.AsyncClient, admin: Headers, restaurant_id: str = DEFAULT_KITCHEN
+) -> Headers:
+    """A staff account of `restaurant_id`, made by an operator, logged in."""
+    email = f"kitchen-{uuid.uuid4().hex[:10]}@example.com"
+    body = {
+        "email": email,
+        "name": "Cook",
+        "password": "staff password",
+        "restaurant_id": restaurant_id,
+    }
+    created = await api.post("/restaurants/accounts", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    return await log_in(api, email, "staff password")
+
+
+async def wait_ticket(
+    api: httpx.AsyncClient, cook: Headers, order_id: str, timeout: float = 30
+) -> dict[str, Any]:
+    """The order's ticket as the kitchen's staff list it, once it has arrived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = await api.get("/restaurant/orders", headers=cook)
+        assert answer.status_code == 200, answer.text
+        for ticket in answer.json()["tickets"]:
+            if ticket["order_id"] == order_id:
+                return dict(ticket)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no ticket for order {order_id} after {timeout}s")
+
+
+async def kitchen_step(
+    api: httpx.AsyncClient, cook: Headers, order_id: str, what: str, **body: Any
+) -> dict[str, Any]:
+    answer = await api.post(f"/restaurant/orders/{order_id}/{what}", json=body, headers=cook)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+async def cooked(
+    api: httpx.AsyncClient, cook: Headers, customer: Headers, order_id: str, timeout: float = 30
+) -> dict[str, Any]:
+    """The kitchen accepts the order, ready at once, and hands it over; a courier is sent for
+    it. The order once both have happened (whichever came first)."""
+    await wait_ticket(api, cook, order_id)
+    await kitchen_step(api, cook, order_id, "accept", ready_in_minutes=0)
+    await kitchen_step(api, cook, order_id, "ready")
+    deadline = time.monotonic() + timeout
+    order: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        order = (await api.get(f"/orders/{order_id}", headers=customer)).json()
+        if {"COURIER_ASSIGNED", "READY_FOR_PICKUP"} <= {t["status"] for t in order["timeline"]}:
+            return order
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {order_id} not ready with a courier after {timeout}s: {order}")
+
+
 async def test_order_is_delivered_and_persisted_with_its_timeline(
     api: httpx.AsyncClient, db: asyncpg.Connection, test_item: tuple[str, Decimal]
 ) -> None:
@@ -119,6 +180,9 @@ async def test_order_is_delivered_and_persisted_with_its_timeline(
     body = order_body(item_id, 2)
     body["items"][0]["price"] = "0.01"  # the client's price is ignored
     order_id = await place(api, customer, body)
+    cook = await kitchen_staff(api, admin)
+    await wait_ticket(api, cook, order_id)
+    await kitchen_step(api, cook, order_id, "accept", ready_in_minutes=0)
 
     assigned = await wait_status(api, customer, order_id, "COURIER_ASSIGNED")
     assert "courier" in assigned["detail"] and "ETA" in assigned["detail"]
@@ -136,6 +200,8 @@ async def test_order_is_delivered_and_persisted_with_its_timeline(
     ):
         refused = await api.post(f"/deliveries/{order_id}/pickup", headers=refused_to)
         assert refused.status_code == 403, refused.text
+    await kitchen_step(api, cook, order_id, "ready")
+    await wait_status(api, customer, order_id, "READY_FOR_PICKUP")
     picked = await api.post(f"/deliveries/{order_id}/pickup", headers=courier)
     assert picked.status_code == 200 and picked.json()["status"] == "PICKED_UP"
     too_late = await api.post(f"/orders/{order_id}/cancel", headers=customer)
@@ -148,7 +214,10 @@ async def test_order_is_delivered_and_persisted_with_its_timeline(
         "RECEIVED",
         "PROCESSING",
         "CONFIRMED",
+        "RESTAURANT_ACCEPTED",
         "COURIER_ASSIGNED",
+        "PREPARING",  # "ready" straight from accepted passes through preparing
+        "READY_FOR_PICKUP",
         "PICKED_UP",
         "DELIVERED",
     ]
@@ -159,7 +228,7 @@ async def test_order_is_delivered_and_persisted_with_its_timeline(
         if row["status"] == "DELIVERED":
             break
         await asyncio.sleep(0.1)
-    assert (row["status"], row["version"], row["subtotal"]) == ("DELIVERED", 6, 2 * price)
+    assert (row["status"], row["version"], row["subtotal"]) == ("DELIVERED", 9, 2 * price)
     history = await db.fetch(
         "SELECT status FROM order_status_history WHERE order_id = $1 ORDER BY version",
         uuid.UUID(order_id),

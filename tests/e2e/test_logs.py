@@ -23,7 +23,7 @@ from foodflow.tools import processes
 from foodflow.tools.infra import process
 
 from ..service_auth import as_caller
-from .test_gateway_orders import order_body, place, sign_up, wait_status
+from .test_gateway_orders import cooked, kitchen_staff, order_body, place, sign_up, staff
 
 pytestmark = pytest.mark.e2e
 
@@ -49,9 +49,9 @@ async def test_foodflow_logs_finds_an_order_in_every_service_s_log(
     item_id, _ = test_item
     base = system.service_url(system.gateway_port)
     async with httpx.AsyncClient(base_url=base, timeout=20.0) as api:
-        customer = await sign_up(api)
+        customer, admin = await sign_up(api), await staff(api, db, "admin")
         order_id = await place(api, customer, order_body(item_id, 1))
-        await wait_status(api, customer, order_id, "COURIER_ASSIGNED")
+        await cooked(api, await kitchen_staff(api, admin), customer, order_id)
     # The services flush INFO lines every 0.2 s; the writer persists a moment after.
     deadline = time.monotonic() + 15
     services: set[str] = set()

@@ -19,12 +19,13 @@ from ..service_auth import as_caller
 from .test_gateway_orders import (
     api,  # noqa: F401 - the fixture
     carrying,
+    cooked,
     courier_of,
+    kitchen_staff,
     order_body,
     place,
     sign_up,
     staff,
-    wait_status,
 )
 
 pytestmark = pytest.mark.e2e
@@ -50,8 +51,9 @@ async def test_a_flushed_cache_loses_no_order_step_or_courier(
     keyed = {**customer, "Idempotency-Key": uuid.uuid4().hex}
     to_deliver = await place(api, keyed, order_body(item_id, 1))
     to_cancel = await place(api, customer, order_body(item_id, 1))
+    cook = await kitchen_staff(api, admin)
     for order_id in (to_deliver, to_cancel):
-        await wait_status(api, customer, order_id, "COURIER_ASSIGNED")
+        await cooked(api, cook, customer, order_id)
     courier = await courier_of(api, db, admin, await carrying(api, admin, to_deliver))
     before = await stored(db, to_deliver)
 
@@ -59,7 +61,7 @@ async def test_a_flushed_cache_loses_no_order_step_or_courier(
 
     # The customer still sees the order as it is, from the truth in PostgreSQL.
     seen = (await api.get(f"/orders/{to_deliver}", headers=customer)).json()
-    assert seen["status"] == "COURIER_ASSIGNED", seen
+    assert seen["status"] == before[1], seen
     # The same Idempotency-Key places nothing again and moves nothing back.
     again = await api.post("/orders", json=order_body(item_id, 1), headers=keyed)
     assert again.status_code == 202 and again.json()["status"] == "ALREADY_PLACED", again.text
@@ -86,5 +88,5 @@ async def test_a_flushed_cache_loses_no_order_step_or_courier(
 
     # Dispatch goes on: a new order gets a courier.
     after = await place(api, customer, order_body(item_id, 1))
-    await wait_status(api, customer, after, "COURIER_ASSIGNED")
+    await cooked(api, cook, customer, after)
     await api.post(f"/orders/{after}/cancel", headers=customer)  # frees the courier

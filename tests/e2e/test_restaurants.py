@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,66 +20,21 @@ from foodflow.platform.config import Settings
 from ..service_auth import as_caller
 from .conftest import E2E_ENV, wait_row, wait_stock
 from .test_gateway_orders import (
-    Headers,
+    DEFAULT_KITCHEN,
     carrying,
     courier_of,
-    log_in,
+    kitchen_staff,
     order_body,
     place,
     sign_up,
     staff,
     stock_of,
     wait_status,
+    wait_ticket,
 )
+from .test_gateway_orders import kitchen_step as step
 
 pytestmark = pytest.mark.e2e
-
-# Items no restaurant lists (each test's own) are cooked by the default kitchen.
-DEFAULT_KITCHEN = "central-kitchen"
-
-
-@pytest.fixture
-async def api(system: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    base = system.service_url(system.gateway_port)
-    async with httpx.AsyncClient(base_url=base, timeout=20.0) as client:
-        yield client
-
-
-async def kitchen_staff(api: httpx.AsyncClient, admin: Headers, restaurant_id: str) -> Headers:
-    """A staff account of `restaurant_id`, made by an operator, logged in."""
-    email = f"kitchen-{uuid.uuid4().hex[:10]}@example.com"
-    body = {
-        "email": email,
-        "name": "Cook",
-        "password": "staff password",
-        "restaurant_id": restaurant_id,
-    }
-    created = await api.post("/restaurants/accounts", json=body, headers=admin)
-    assert created.status_code == 201, created.text
-    return await log_in(api, email, "staff password")
-
-
-async def wait_ticket(
-    api: httpx.AsyncClient, cook: Headers, order_id: str, timeout: float = 30
-) -> dict[str, Any]:
-    """The order's ticket as the kitchen's staff list it, once it has arrived."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = await api.get("/restaurant/orders", headers=cook)
-        assert answer.status_code == 200, answer.text
-        for ticket in answer.json()["tickets"]:
-            if ticket["order_id"] == order_id:
-                return dict(ticket)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no ticket for order {order_id} after {timeout}s")
-
-
-async def step(
-    api: httpx.AsyncClient, cook: Headers, order_id: str, what: str, **body: Any
-) -> dict[str, Any]:
-    answer = await api.post(f"/restaurant/orders/{order_id}/{what}", json=body, headers=cook)
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json())
 
 
 async def payment_of(system: Settings, order_id: str) -> dict[str, Any]:

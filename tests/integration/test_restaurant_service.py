@@ -105,7 +105,7 @@ class Restaurants:
 
     async def take_in(self, order: OrderSnapshot) -> None:
         """What the consumer does with the order's CONFIRMED event."""
-        await services.order_events(self.ports, [(order.order_id, OrderStatus.CONFIRMED, True)])
+        await services.order_events(self.ports, [order.status_update()])
 
     async def order(self, order_id: UUID) -> OrderSnapshot:
         snapshot = await self.store.load_snapshot(order_id)

@@ -247,6 +247,38 @@ def test_the_new_checks_decide_the_verdict() -> None:
     # A repeated dead letter is excused by a crash between its publishing and its commit only.
     assert not report(repeated_letters=1).passed
     assert report(repeated_letters=1, crashes=1).passed
+    assert not report(courier_for_rejected=["o1"]).passed
+    assert not report(refunded_twice=["o1"]).passed
+
+
+def test_an_order_to_deliver_is_done_only_when_terminal() -> None:
+    kitchen = ["CONFIRMED", "RESTAURANT_ACCEPTED", "PREPARING", "READY_FOR_PICKUP"]
+    o = orders_observed(
+        final_statuses=frozenset(
+            {*kitchen, "COURIER_ASSIGNED", "DELIVERED", "FAILED", "CANCELLED"}
+        ),
+        postgres={"seed": "CONFIRMED", "cooking": "PREPARING", "delivered": "DELIVERED"},
+        state={"seed": "CONFIRMED", "cooking": "PREPARING", "delivered": "DELIVERED"},
+        to_deliver={"cooking", "delivered"},
+    )
+    # The seed's order (no address) ends CONFIRMED; one to deliver is not done while cooking.
+    assert checks.lost(o) == ["cooking"]
+    assert checks.stuck(o) == ["cooking"]
+    o.postgres["cooking"] = o.state["cooking"] = "CANCELLED"
+    assert checks.lost(o) == [] and checks.stuck(o) == []
+
+
+def test_a_courier_for_a_rejected_order_and_a_second_refund_are_caught() -> None:
+    o = orders_observed(
+        events={
+            "rejected": [(3, "CONFIRMED", None), (4, "RESTAURANT_REJECTED", "KITCHEN_BUSY")],
+            "sent": [(4, "RESTAURANT_REJECTED", "KITCHEN_BUSY"), (5, "COURIER_ASSIGNED", None)],
+            "delivered": [(4, "RESTAURANT_ACCEPTED", None), (5, "COURIER_ASSIGNED", None)],
+        },
+        refunds={"rejected": 1, "twice": 2},
+    )
+    assert checks.courier_for_rejected(o) == ["sent"]
+    assert checks.refunded_twice(o) == ["twice"]
 
 
 def test_each_poison_message_is_what_its_name_says() -> None:

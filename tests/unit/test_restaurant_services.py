@@ -347,7 +347,7 @@ async def test_a_rejection_at_intake_that_died_before_its_ticket_is_finished(
     assert world.order(order.order_id).status is OrderStatus.RESTAURANT_REJECTED
     # The CONFIRMED event comes back (its offset was not committed): the current state says
     # rejected, so the ticket is recorded and the rejection announced again.
-    await services.order_events(world.ports, [(order.order_id, OrderStatus.CONFIRMED, True)])
+    await services.order_events(world.ports, [order.status_update()])
     assert world.kitchens.tickets_by_id[order.order_id].state is TicketState.REJECTED
     assert world.announced.statuses() == [OrderStatus.RESTAURANT_REJECTED]
     assert world.order(order.order_id).version == 4
@@ -484,12 +484,14 @@ async def test_a_step_whose_announcement_failed_is_finished_by_its_repeat(world:
 async def test_cancelled_and_picked_up_events_close_tickets(world: World) -> None:
     cancelled, collected = await world.taken_in("ramen"), await world.taken_in("gyoza")
     await services.accept(world.ports, "tokyo-kitchen", collected.order_id, 5)
+    unknown = cancelled.model_copy(update={"order_id": uuid.uuid4()})
     await services.order_events(
         world.ports,
         [
-            (cancelled.order_id, OrderStatus.CANCELLED, True),
-            (collected.order_id, OrderStatus.PICKED_UP, True),
-            (uuid.uuid4(), OrderStatus.CANCELLED, True),  # no ticket: nothing
+            advance(cancelled, OrderStatus.CANCELLED).status_update(),
+            collected.model_copy(update={"status": OrderStatus.PICKED_UP}).status_update(),
+            advance(unknown, OrderStatus.CANCELLED).status_update(),  # no ticket: nothing
+            advance(collected, OrderStatus.RESTAURANT_REJECTED).status_update(),  # not ours
         ],
     )
     tickets = world.kitchens.tickets_by_id
@@ -498,9 +500,10 @@ async def test_cancelled_and_picked_up_events_close_tickets(world: World) -> Non
 
 
 async def test_a_confirmed_event_is_taken_in_from_the_current_state(world: World) -> None:
-    order = world.confirmed("ramen")
-    await services.order_events(world.ports, [(order.order_id, OrderStatus.CONFIRMED, True)])
+    order, seed = world.confirmed("ramen"), world.confirmed("ramen", address=False)
+    await services.order_events(world.ports, [order.status_update(), seed.status_update()])
     assert world.kitchens.tickets_by_id[order.order_id].state is TicketState.PENDING
+    assert seed.order_id not in world.kitchens.tickets_by_id
 
 
 # --- the timeout sweep -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from foodflow.contracts.inventory import ItemId
-from foodflow.contracts.text import Latitude, Longitude, Text
+from foodflow.contracts.text import Text
 
 RestaurantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 # How far ahead a kitchen may promise (or move) its ready-by time.
@@ -135,4 +135,3 @@ class Tickets(BaseModel):
 
 class Restaurants(BaseModel):
     restaurants: list[RestaurantView]
-

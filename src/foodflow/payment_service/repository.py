@@ -158,3 +158,16 @@ async def net_charges(
         [str(order_id) for order_id in order_ids],
     )
     return {row["id"]: row["net"] for row in rows}
+
+
+async def refund_counts(
+    db: asyncpg.Pool | asyncpg.Connection, order_ids: Collection[UUID | str]
+) -> dict[str, int]:
+    """How many REFUND operations the ledger holds for each of these orders that has one, by
+    order id (as str): an audit (`foodflow chaos`) that a refund happened once."""
+    rows = await db.fetch(
+        "SELECT order_id::text AS id, count(*) AS refunds FROM payment_ledger"
+        " WHERE order_id = ANY($1::uuid[]) AND operation = 'REFUND' GROUP BY order_id",
+        [str(order_id) for order_id in order_ids],
+    )
+    return {row["id"]: row["refunds"] for row in rows}

@@ -86,12 +86,6 @@ class Settings(BaseSettings):
     courier_wait_limit_seconds: float = Field(600.0, alias="COURIER_WAIT_LIMIT_SECONDS", gt=0)
     courier_speed_kmh: float = Field(20.0, alias="COURIER_SPEED_KMH", gt=0)
     dispatch_interval_seconds: float = Field(0.5, alias="DISPATCH_INTERVAL_SECONDS", gt=0)
-    # The courier simulator (`foodflow couriers simulate`, `foodflow.tools.couriers`): whether
-    # `foodflow up` runs it, supervised, for a local system's demo (false for a real
-    # deployment, where couriers report their own steps); the speed its couriers ride at, high
-    # so that a demo order is DELIVERED seconds after its courier is assigned (3,600 km/h: a
-    # 3 km ride takes 3 s; 20 is a bicycle); how often a courier asks for work (and, riding,
-    # whether the order is still theirs).
     # Restaurants: how long a restaurant has to accept or reject a confirmed order before it is
     # rejected for it (RESTAURANT_TIMEOUT: refunded, stock returned), and how often tickets are
     # looked at for it.
@@ -112,6 +106,12 @@ class Settings(BaseSettings):
     )
     kitchen_sim_reject_share: float = Field(0.0, alias="KITCHEN_SIM_REJECT_SHARE", ge=0, le=1)
     kitchen_sim_silent: str = Field("", alias="KITCHEN_SIM_SILENT", max_length=1000)
+    # The courier simulator (`foodflow couriers simulate`, `foodflow.tools.couriers`): whether
+    # `foodflow up` runs it, supervised, for a local system's demo (false for a real
+    # deployment, where couriers report their own steps); the speed its couriers ride at, high
+    # so that a demo order is DELIVERED seconds after its courier is assigned (3,600 km/h: a
+    # 3 km ride takes 3 s; 20 is a bicycle); how often a courier asks for work (and, riding,
+    # whether the order is still theirs).
     courier_simulator: bool = Field(True, alias="COURIER_SIMULATOR")
     courier_sim_speed_kmh: float = Field(3600.0, alias="COURIER_SIM_SPEED_KMH", gt=0, le=1e6)
     courier_sim_poll_seconds: float = Field(2.0, alias="COURIER_SIM_POLL_SECONDS", gt=0, le=60)

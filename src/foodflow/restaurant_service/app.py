@@ -239,15 +239,15 @@ def order_events(ports: services.RestaurantPorts) -> BatchHandler:
     not parse, are not this service's business."""
 
     async def handle(messages: list[Message]) -> None:
-        events = []
+        updates = []
         for msg in messages:
             try:
                 update = OrderStatusUpdate.model_validate_json(msg.value() or b"")
             except ValidationError:
                 continue
             if update.status in WATCHED:
-                events.append((update.order_id, update.status, update.delivery_address is not None))
-        await services.order_events(ports, events)
+                updates.append(update)
+        await services.order_events(ports, updates)
 
     return handle
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable
+from decimal import Decimal
 from uuid import UUID
 
 import asyncpg
@@ -239,3 +240,23 @@ class KitchenRepository:
             limit,
         )
         return [row["order_id"] for row in rows]
+
+
+async def put_on_menu(
+    db: asyncpg.Pool | asyncpg.Connection, entries: Iterable[tuple[str, str, float]]
+) -> None:
+    """Put items on kitchens' menus, as (item id, restaurant id, minutes of preparation),
+    available; an item on a menu already moves. For tools that bring items of their own
+    (`foodflow chaos --kitchens`); the seed menu is the migration's."""
+    rows = [(item, restaurant, Decimal(str(minutes))) for item, restaurant, minutes in entries]
+    await db.executemany(
+        "INSERT INTO kitchen_menu (item_id, restaurant_id, prep_minutes) VALUES ($1, $2, $3)"
+        " ON CONFLICT (item_id) DO UPDATE SET restaurant_id = EXCLUDED.restaurant_id,"
+        " prep_minutes = EXCLUDED.prep_minutes, available = true, updated_at = now()",
+        rows,
+    )
+
+
+async def take_off_menu(db: asyncpg.Pool | asyncpg.Connection, item_ids: Collection[str]) -> None:
+    """Take these items off every menu (`put_on_menu`'s undoing)."""
+    await db.execute("DELETE FROM kitchen_menu WHERE item_id = ANY($1::text[])", list(item_ids))

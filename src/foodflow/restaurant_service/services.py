@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
-from foodflow.contracts.orders import FailureReason, KitchenPlan, OrderSnapshot, OrderStatus
+from foodflow.contracts.orders import (
+    FailureReason,
+    KitchenPlan,
+    OrderSnapshot,
+    OrderStatus,
+    OrderStatusUpdate,
+    utcnow,
+)
 from foodflow.contracts.restaurant import (
     MenuEntry,
     OpeningChange,
@@ -111,10 +118,6 @@ class Catalogue(Protocol):
     async def set_availability(self, item_id: str, available: bool) -> object: ...
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class RestaurantPorts:
     """Everything the use cases work with; the app builds the real ones, tests pass fakes."""
@@ -123,7 +126,7 @@ class RestaurantPorts:
     statuses: OrderStatuses
     catalogue: Catalogue
     accept_timeout_seconds: float
-    clock: Callable[[], datetime] = field(default=_utcnow)
+    clock: Callable[[], datetime] = utcnow
 
 
 # --- intake ----------------------------------------------------------------------------------
@@ -197,14 +200,14 @@ async def _locked_kitchen(uow: UnitOfWork, restaurant_id: str) -> Kitchen:
     return kitchen
 
 
-async def order_events(
-    ports: RestaurantPorts, events: Iterable[tuple[UUID, OrderStatus, bool]]
-) -> None:
-    """What the order's own events mean to its ticket, in order: CONFIRMED with an address
-    (`bool`) takes it in (from its current state), CANCELLED and PICKED_UP close it."""
-    for order_id, status, has_address in events:
+async def order_events(ports: RestaurantPorts, updates: Iterable[OrderStatusUpdate]) -> None:
+    """What the orders' own events mean to their tickets, in order: CONFIRMED with an address
+    takes the order in (from its current state, not the event's), CANCELLED and PICKED_UP
+    close its ticket; any other event is not the kitchen's business."""
+    for update in updates:
+        order_id, status = update.order_id, update.status
         try:
-            if status is OrderStatus.CONFIRMED and has_address:
+            if status is OrderStatus.CONFIRMED and update.delivery_address is not None:
                 order = await ports.statuses.snapshot(order_id)
                 if order is not None:
                     await take_in(ports, order)

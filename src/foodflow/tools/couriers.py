@@ -244,6 +244,7 @@ class CourierRider:
                 answer.status,
                 answer.detail(),
             )
+            await asyncio.sleep(self.poll)
         else:
             raise Refused(
                 f"{move.step} of order {carried.order_id}: {answer.status} {answer.detail()}"

@@ -205,16 +205,20 @@ class KitchenStaff:
             reject_share=self.reject_share,
             seconds_per_minute=self.seconds_per_minute,
         )
-        for step in steps:
-            await self.take(step)
-        await asyncio.sleep(AFTER_STEPS_SECONDS if steps else next_look(tickets, now, self.poll))
+        taken = [await self.take(step) for step in steps]
+        if not steps:
+            await asyncio.sleep(next_look(tickets, now, self.poll))
+        else:  # a refused step is not tried again at once: the order may be moving on
+            await asyncio.sleep(AFTER_STEPS_SECONDS if all(taken) else self.poll)
 
-    async def take(self, step: KitchenStep) -> None:
+    async def take(self, step: KitchenStep) -> bool:
+        """Take one step; False when it was refused (404, 409: logged)."""
         path = f"/restaurant/orders/{step.order_id}/{step.step}"
         answer = await self.session.call("POST", path, step.body)
         if answer.status == 200:
             log.info("%s: %s order %s %s", self.name, step.step, step.order_id, step.body or "")
-        elif answer.status in (404, 409):
+            return True
+        if answer.status in (404, 409):
             # Cancelled, timed out, or moved on meanwhile: the next look tells what is left.
             log.info(
                 "%s: %s of order %s refused (%d: %s)",
@@ -224,10 +228,8 @@ class KitchenStaff:
                 answer.status,
                 answer.detail(),
             )
-        else:
-            raise Refused(
-                f"{step.step} of order {step.order_id}: {answer.status} {answer.detail()}"
-            )
+            return False
+        raise Refused(f"{step.step} of order {step.order_id}: {answer.status} {answer.detail()}")
 
 
 async def run_kitchens(gateway: Gateway, settings: Settings) -> None:

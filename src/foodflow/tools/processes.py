@@ -308,9 +308,10 @@ class SimulatorProcess:
     def restart_record(self) -> RestartRecord:
         return RestartRecord.load(self.restarts_file)
 
-    def start(self, timeout: float = 60.0) -> bool:
+    def start(self, timeout: float = 60.0, env: Mapping[str, str] | None = None) -> bool:
         """Start the supervisor, which starts the simulator; wait for its first heartbeat.
-        False when it runs already."""
+        False when it runs already. `env`: settings of its own over the caller's environment
+        (chaos: the kitchens' faults)."""
         if self.is_running():
             return False
         if self.supervised() and not self.restart_record().gave_up:
@@ -327,7 +328,7 @@ class SimulatorProcess:
         _start_supervised(
             self,
             SIMULATOR,
-            env={"PYTHONUNBUFFERED": "1"},
+            env={**(env or {}), "PYTHONUNBUFFERED": "1"},
             base_env=None,
             ready=self.is_running,
             what="its heartbeat",

@@ -23,6 +23,8 @@ from foodflow.contracts.orders import FailureReason, OrderStatus
 # Statuses in which an order holds its stock for good: it left the saga confirmed and was not
 # cancelled since (a cancellation gives the stock back).
 STOCK_TAKEN = frozenset(s.value for s in OrderStatus.LEFT_SAGA - OrderStatus.ABORTED)
+# Statuses after which nothing happens to an order.
+TERMINAL = frozenset(s.value for s in OrderStatus.TERMINAL)
 # Statuses in which an order must not have cost the customer anything.
 NOT_CHARGED = frozenset(s.value for s in OrderStatus.ABORTED)
 # Reasons an order fails because something it needed was away (or did not answer in time).
@@ -60,6 +62,10 @@ class Observed:
     sent_at: dict[str, float] = field(default_factory=dict)  # order → epoch s the broker took it
     final_at: dict[str, float] = field(default_factory=dict)  # order → first final event, epoch s
     partitions: dict[str, int] = field(default_factory=dict)  # order → its message's partition
+    # Orders sent with a delivery address (`--kitchens`): a kitchen and a courier take them on
+    # after CONFIRMED, and they are done only once DELIVERED, CANCELLED or FAILED.
+    to_deliver: set[str] = field(default_factory=set)
+    refunds: dict[str, int] = field(default_factory=dict)  # order → REFUND operations in the ledger
 
 
 @dataclass(frozen=True)
@@ -81,12 +87,20 @@ def all_orders(o: Observed) -> set[str]:
     return set(o.expected) | o.expected_invalid
 
 
+def done(o: Observed, oid: str, status: str | None) -> bool:
+    """Whether `status` is as far as the order goes: final for the run, and for an order to
+    deliver also terminal (a kitchen or a courier may still move one that left the saga)."""
+    if status not in o.final_statuses:
+        return False
+    return oid not in o.to_deliver or status in TERMINAL
+
+
 def lost(o: Observed) -> list[str]:
     """Invariant 1: every accepted order has a final state in `orders` and in `order_state`."""
     return sorted(
         oid
         for oid in all_orders(o)
-        if o.postgres.get(oid) not in o.final_statuses or o.state.get(oid) not in o.final_statuses
+        if not done(o, oid, o.postgres.get(oid)) or not done(o, oid, o.state.get(oid))
     )
 
 
@@ -109,7 +123,7 @@ def stuck(o: Observed) -> list[str]:
         oid
         for oid in all_orders(o)
         if any(
-            oid in where and where[oid] not in o.final_statuses
+            oid in where and not done(o, oid, where[oid])
             for where in (o.postgres, o.state, o.cache)
         )
     )
@@ -145,6 +159,23 @@ def stock_drift(o: Observed) -> dict[str, int]:
         for item, initial in o.initial_stock.items()
     }
     return {item: d for item, d in drift.items() if d != 0}
+
+
+def courier_for_rejected(o: Observed) -> list[str]:
+    """Invariant 8: no courier is sent for an order its restaurant rejected (or left
+    unanswered): an order with RESTAURANT_REJECTED among its events has no COURIER_ASSIGNED."""
+    rejected, assigned = OrderStatus.RESTAURANT_REJECTED.value, OrderStatus.COURIER_ASSIGNED.value
+    return sorted(
+        oid
+        for oid, events in o.events.items()
+        if {rejected, assigned} <= {status for _, status, _ in events}
+    )
+
+
+def refunded_twice(o: Observed) -> list[str]:
+    """Invariant 9: a refund happens once: at most one REFUND operation per order in the
+    payment ledger, however many times its cancellation was tried or resumed."""
+    return sorted(oid for oid, count in o.refunds.items() if count > 1)
 
 
 def invalid_not_failed(o: Observed) -> list[str]:

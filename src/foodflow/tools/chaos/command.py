@@ -103,6 +103,19 @@ def chaos(
     max_stall: float = typer.Option(
         15.0, help="Longest stall allowed: after any single fault, and in the whole run."
     ),
+    kitchens: bool = typer.Option(
+        False,
+        help="Restaurant faults: a share of orders carry an address (kitchens and couriers take"
+        " them on, played by the simulator); kitchens reject some, one never answers, and the"
+        " restaurant service is killed with the rest. Each such order must end DELIVERED or"
+        " CANCELLED, refunded once, with no courier sent for a rejected one.",
+    ),
+    delivered: float = typer.Option(
+        0.3, min=0, max=1, help="With --kitchens, the share of orders with an address."
+    ),
+    reject_share: float = typer.Option(
+        0.2, min=0, max=1, help="With --kitchens, the share of orders the kitchens reject."
+    ),
 ) -> None:
     """Drive orders while killing services, restarting and flushing Kafka, Redis and
     PostgreSQL, taking dependencies away and publishing poison messages; then check that no
@@ -156,6 +169,9 @@ def chaos(
         in_sync_within=in_sync_within,
         grace_seconds=grace,
         max_stall_seconds=max_stall,
+        kitchens=kitchens,
+        delivered_ratio=delivered,
+        kitchen_reject_share=reject_share,
     )
     planned = plan_faults(cfg, orders / rate, random.Random(seed))
     apart = max_stall + SETTLE_MARGIN_SECONDS
@@ -193,6 +209,8 @@ def print_report(r: ChaosReport) -> None:
         ("charged but not persisted", r.charged_not_persisted),
         ("FAILED by a short fault", r.failed_by_short_fault),
         ("not dead-lettered", r.not_dead_lettered),
+        ("a courier sent for a rejected order", r.courier_for_rejected),
+        ("refunded more than once", r.refunded_twice),
     ):
         if ids:
             console.print(f"  {name}: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}")
@@ -225,6 +243,11 @@ def print_report(r: ChaosReport) -> None:
         len(r.not_dead_lettered),
         not r.not_dead_lettered,
     )
+    if r.to_deliver:
+        row(f"orders to deliver (of {r.sent})", r.to_deliver)
+        rejected = r.courier_for_rejected
+        row("a courier sent for a rejected order", len(rejected), not rejected)
+        row("refunded more than once", len(r.refunded_twice), not r.refunded_twice)
     excuse = f" ({r.crashes} crashes)" if r.crashes else ""
     row(f"dead letters repeated{excuse}", r.repeated_letters, r.letters_once)
     row("messages dead-lettered (any source)", r.dead_letters)

@@ -23,11 +23,12 @@ from foodflow.contracts.money import to_cents
 from foodflow.contracts.orders import DeadLetter, OrderStatus
 from foodflow.inventory_service.repository import CatalogueItem, InventoryRepository
 from foodflow.orders import status_store
-from foodflow.payment_service.repository import net_charges
+from foodflow.payment_service.repository import net_charges, refund_counts
 from foodflow.platform.config import Settings
 from foodflow.platform.errors import InfraError
 from foodflow.platform.periodic import periodic_task
 from foodflow.platform.retry import retry_async
+from foodflow.restaurant_service import repository as kitchen_menu
 from foodflow.tools import processes, restore
 from foodflow.tools.chaos import checks
 from foodflow.tools.chaos.brokers import (
@@ -59,6 +60,10 @@ SCALED = "order_manager"
 CRASHES = ("kill", "kill_one_of", "restart", *BROKER_FAULTS)
 # Faults are this much longer apart than the longest stall allowed (see `inject_faults`).
 SETTLE_MARGIN_SECONDS = 5.0
+# With `kitchens`: the restaurant whose staff never answer, and where the customers live.
+SILENT_KITCHEN = "napoli-oven"
+BUSY_KITCHEN = "central-kitchen"
+CHAOS_ADDRESS = {"address": "Chaosstrasse 1, Berlin", "lat": 52.515, "lon": 13.40}
 
 
 @dataclass
@@ -92,6 +97,15 @@ class ChaosConfig:
     # so that a stall over the limit shows whole after its own fault. 0 packs faults closer
     # (each stall is then cut at the next fault: stalls are told less well).
     settle_seconds: float | None = None
+    # The restaurant faults: this share of orders carries a delivery address, so kitchens and
+    # couriers take them on; the simulator plays the kitchens and couriers, its kitchens
+    # reject `kitchen_reject_share` of them and the kitchen `silent_kitchen` (which cooks a
+    # quarter of the run's items) never answers (RESTAURANT_TIMEOUT). The restaurant service
+    # is among the services killed. Every such order must end DELIVERED or CANCELLED.
+    kitchens: bool = False
+    delivered_ratio: float = 0.3
+    kitchen_reject_share: float = 0.2
+    silent_kitchen: str = SILENT_KITCHEN
 
 
 @dataclass
@@ -116,6 +130,9 @@ class ChaosReport:
     bad_messages: int = 0  # malformed orders plus poison messages, each to be dead-lettered
     poison_sent: int = 0
     not_dead_lettered: list[str] = field(default_factory=list)
+    courier_for_rejected: list[str] = field(default_factory=list)
+    refunded_twice: list[str] = field(default_factory=list)
+    to_deliver: int = 0  # orders sent with an address (`kitchens`)
     repeated_letters: int = 0
     crashes: int = 0  # kills and restarts: each may repeat a dead letter once
     stalls: list[tuple[str, float]] = field(default_factory=list)  # (fault, longest stall s)
@@ -157,6 +174,8 @@ class ChaosReport:
             "charged but not persisted": self.charged_not_persisted,
             "FAILED by a short fault": self.failed_by_short_fault,
             "not dead-lettered": self.not_dead_lettered,
+            "a courier sent for a rejected order": self.courier_for_rejected,
+            "refunded more than once": self.refunded_twice,
             "dead letters repeated without a crash": not self.letters_once,
             f"stalls over {limit:g} s": [s for s in self.stalls if s[1] > limit],
             f"longest stall over {limit:g} s": self.longest_stall > limit,
@@ -246,6 +265,7 @@ class ChaosRun:
         self.sent_at: dict[str, float] = {}  # order → epoch s the broker took its message
         self.partitions: dict[str, int] = {}  # order → partition of its message
         self.bad_messages: list[checks.Coordinates] = []  # malformed or poison: dead letters
+        self.to_deliver: set[str] = set()  # orders sent with a delivery address
         # How each service ran before the run: what chaos starts one again from.
         self.before: dict[str, restore.Started] = {}
 
@@ -258,6 +278,16 @@ class ChaosRun:
             CatalogueItem(i, f"chaos item {i}", Decimal("5.00"), per_item, listed=False)
             for i in self.items
         )
+        if self.cfg.kitchens:
+            # A quarter of the items to the kitchen that never answers, the rest to one that
+            # does; one minute of cooking each (the simulator's minutes are short).
+            await kitchen_menu.put_on_menu(
+                conn,
+                [
+                    (item, self.cfg.silent_kitchen if n % 4 == 0 else BUSY_KITCHEN, 1.0)
+                    for n, item in enumerate(self.items)
+                ],
+            )
         return dict.fromkeys(self.items, per_item)
 
     async def remove_items(self) -> None:
@@ -265,6 +295,8 @@ class ChaosRun:
         conn = await connect_retrying(self.settings.postgres_dsn)
         try:
             await InventoryRepository(conn).remove_items(self.items)
+            if self.cfg.kitchens:
+                await kitchen_menu.take_off_menu(conn, self.items)
         finally:
             await conn.close()
 
@@ -290,12 +322,18 @@ class ChaosRun:
             "user_id": f"chaos-user-{n % 50}",
             "items": [{"item_id": i, "quantity": q} for i, q in items.items()],
         }
+        deliver = self.cfg.kitchens and self.rng.random() < self.cfg.delivered_ratio
+        if deliver:
+            body["delivery_address"] = CHAOS_ADDRESS
         if self.rng.random() < self.cfg.without_id_ratio:
-            return Outgoing(orjson.dumps(body), None, items)  # the seed's way: no key, no id
+            # The seed's way: no key, no id.
+            return Outgoing(orjson.dumps(body), None, items, deliver=deliver)
         order_id = str(uuid.uuid4())
         body["order_id"] = order_id
         self.expected[order_id] = items
-        return Outgoing(orjson.dumps(body), order_id, items, order_id)
+        if deliver:
+            self.to_deliver.add(order_id)
+        return Outgoing(orjson.dumps(body), order_id, items, order_id, deliver=deliver)
 
     async def send_orders(self, started: float) -> None:
         producer = tool_producer(
@@ -318,6 +356,8 @@ class ChaosRun:
             if out.items is not None and order_id is None:
                 order_id = str(derive_order_id(*where))
                 self.expected[order_id] = out.items
+                if out.deliver:
+                    self.to_deliver.add(order_id)
             if order_id is not None:
                 self.sent_at[order_id] = msg.timestamp()[1] / 1000
                 self.partitions[order_id] = where[1]
@@ -394,6 +434,8 @@ class ChaosRun:
             row["id"]: None if row["total"] is None else to_cents(row["total"]) for row in rows
         }
         o.charges = await net_charges(conn, ids)
+        if self.cfg.kitchens:
+            o.refunds = await refund_counts(conn, ids)
         # The current state's truth (order_state); Redis is only its cache and may be flushed.
         o.state = await status_store.stored_status_values(conn, ids)
         try:
@@ -453,10 +495,13 @@ class ChaosRun:
             if self.cfg.brokers:
                 await asyncio.to_thread(self.await_in_sync)
             scaled = await asyncio.to_thread(self.scale_for_kill2) if self.cfg.kill2 else []
+            simulator = await asyncio.to_thread(self.play_kitchens) if self.cfg.kitchens else None
             try:
                 return await self._run(initial)
             finally:
                 await asyncio.to_thread(self.scale_back, scaled)
+                if simulator is not None:
+                    await asyncio.to_thread(self.stop_playing, simulator)
         finally:
             # Once audited, or when the run fails or is interrupted: the items go either way.
             if not self.cfg.keep_items:
@@ -482,6 +527,26 @@ class ChaosRun:
                 started.append(extra)
         return started
 
+    def play_kitchens(self) -> bool:
+        """(Re)start the simulator with the run's kitchen faults; whether it ran before."""
+        simulator = processes.SimulatorProcess(self.settings)
+        was_running = simulator.is_running()
+        simulator.stop()
+        simulator.start(
+            env={
+                "KITCHEN_SIM_REJECT_SHARE": str(self.cfg.kitchen_reject_share),
+                "KITCHEN_SIM_SILENT": self.cfg.silent_kitchen,
+            }
+        )
+        return was_running
+
+    def stop_playing(self, was_running: bool) -> None:
+        """Stop the run's simulator; start the plain one again if it ran before the run."""
+        simulator = processes.SimulatorProcess(self.settings)
+        simulator.stop()
+        if was_running:
+            simulator.start()
+
     def scale_back(self, started: list[processes.ServiceProcess]) -> None:
         """Stop the instances the run started (the others ran before it and keep running)."""
         for extra in reversed(started):
@@ -503,6 +568,7 @@ class ChaosRun:
             initial_stock=initial,
             sent_at=self.sent_at,
             partitions=self.partitions,
+            to_deliver=self.to_deliver,
         )
         recovered_at = await self.wait_for_recovery(observed)
         observed_until = time.time()
@@ -542,6 +608,9 @@ class ChaosRun:
             bad_messages=len(self.bad_messages),
             poison_sent=sum(len(r.poisoned) for r in self.faults_done),
             not_dead_lettered=checks.not_dead_lettered(self.bad_messages, letters),
+            courier_for_rejected=checks.courier_for_rejected(observed),
+            refunded_twice=checks.refunded_twice(observed),
+            to_deliver=len(self.to_deliver),
             repeated_letters=checks.repeated_letters(self.bad_messages, letters),
             crashes=sum(1 for r in self.faults_done if r.fault.kind in CRASHES),
             stalls=self.stalls(observed, observed_until),
@@ -639,6 +708,7 @@ class Outgoing:
     items: dict[str, int] | None = None
     order_id: str | None = None
     bad: bool = False
+    deliver: bool = False  # sent with a delivery address
 
 
 async def stored_orders(conn: asyncpg.Connection, ids: list[str]) -> list[asyncpg.Record]:
