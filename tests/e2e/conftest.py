@@ -39,6 +39,9 @@ E2E_ENV = {
     # A kitchen that does not answer: long enough for a test's staff to act, short enough for
     # the timeout test to see it (RESTAURANT_TIMEOUT).
     "RESTAURANT_ACCEPT_TIMEOUT_SECONDS": "15",
+    # The dispatch plans rides at the speed the simulator's couriers ride (as `foodflow up`
+    # sets it when it runs the simulator), so that they reach the kitchen when it is ready.
+    "COURIER_SPEED_KMH": "3600",
 }
 
 

@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -28,10 +29,15 @@ from .test_gateway_orders import ADDRESS, Headers, sign_up, wait_status
 
 pytestmark = pytest.mark.e2e
 
-EVERY_STEP = ["RECEIVED", "PROCESSING", "CONFIRMED", "COURIER_ASSIGNED", "PICKED_UP", "DELIVERED"]
+# The kitchen's steps and the courier's: the courier is sent to reach the kitchen when the food
+# is ready, so COURIER_ASSIGNED falls anywhere after the acceptance and before the pickup.
+KITCHEN_STEPS = ["RESTAURANT_ACCEPTED", "PREPARING", "READY_FOR_PICKUP"]
+EVERY_STEP = ["RECEIVED", "PROCESSING", "CONFIRMED", *KITCHEN_STEPS, "PICKED_UP", "DELIVERED"]
 # Far below COURIER_WAIT_LIMIT_SECONDS (600): an order that waits for a courier that long is
 # an order no simulated courier came back for.
 DELIVERED_WITHIN_SECONDS = 120.0
+# Clocks, rounding and a busy machine, on top of the tolerance the settings give.
+ARRIVAL_SLACK_SECONDS = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -114,13 +120,20 @@ async def test_an_order_is_delivered_with_every_transition_in_postgresql(
         timeout=DELIVERED_WITHIN_SECONDS,
     )
     assert final["status"] == "DELIVERED", final
-    assert [t["status"] for t in final["timeline"]] == EVERY_STEP
+    steps = [t["status"] for t in final["timeline"]]
+    assert [s for s in steps if s != "COURIER_ASSIGNED"] == EVERY_STEP, steps
+    assert steps.count("COURIER_ASSIGNED") == 1
+    assert (
+        steps.index("RESTAURANT_ACCEPTED")
+        < steps.index("COURIER_ASSIGNED")
+        < steps.index("PICKED_UP")
+    )
     await stored_delivered(db, order_id)
-    assert await history(db, order_id) == list(enumerate(EVERY_STEP, start=1))
+    assert await history(db, order_id) == list(enumerate(steps, start=1))
     # Each step from the handover on went to the writer as it happened, not only with the end.
-    await written.until({order_id}, 4)
+    await written.until({order_id}, len(steps) - 2)
     sent = [json.loads(v)["status"] for v in written.values(order_id)]
-    assert sent == EVERY_STEP[2:]
+    assert sent == steps[2:]
     carrying = await db.fetchval(
         "SELECT count(*) FROM couriers WHERE current_order = $1", uuid.UUID(order_id)
     )
@@ -135,6 +148,35 @@ async def test_an_order_is_delivered_with_every_transition_in_postgresql(
         "SELECT role, courier_id FROM users WHERE email = $1", f"{courier}@foodflow.example"
     )
     assert account is not None and (account["role"], account["courier_id"]) == ("courier", courier)
+
+
+async def test_couriers_reach_the_kitchen_when_the_food_is_ready(
+    simulator: processes.SimulatorProcess,
+    api: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    stocked_item: str,
+) -> None:
+    """The dispatch is timed to the kitchen: each courier arrives at the restaurant within the
+    tolerance of the ready-by time the kitchen gave (early by up to DISPATCH_TOLERANCE_SECONDS,
+    late by no more than a dispatch round and a simulated courier's poll)."""
+    settings = Settings.model_validate(E2E_ENV)
+    early = settings.dispatch_tolerance_seconds + ARRIVAL_SLACK_SECONDS
+    late = settings.dispatch_interval_seconds + settings.courier_sim_poll_seconds
+    late += ARRIVAL_SLACK_SECONDS
+    customer = await sign_up(api)
+    orders = [await place(api, customer, stocked_item) for _ in range(3)]
+    for order_id in orders:
+        final = await wait_status(
+            api, customer, order_id, "DELIVERED", "CANCELLED", timeout=DELIVERED_WITHIN_SECONDS
+        )
+        assert final["status"] == "DELIVERED", final
+        ready_by = datetime.fromisoformat(final["kitchen"]["ready_by"])
+        arrived = await db.fetchval(
+            "SELECT arrived_at FROM deliveries WHERE order_id = $1", uuid.UUID(order_id)
+        )
+        assert arrived is not None, "the courier reported their arrival"
+        off = (arrived - ready_by).total_seconds()
+        assert -early <= off <= late, f"arrived {off:+.1f} s from the ready-by time"
 
 
 async def test_more_orders_than_couriers_are_all_delivered(
@@ -192,7 +234,9 @@ async def test_the_simulator_survives_a_gateway_restart(
     log_from = simulator.log.stat().st_size
     customer = await sign_up(api)
     order_id = await place(api, customer, stocked_item)
-    await wait_status(api, customer, order_id, "COURIER_ASSIGNED", "PICKED_UP", "DELIVERED")
+    await wait_status(
+        api, customer, order_id, "COURIER_ASSIGNED", "READY_FOR_PICKUP", "PICKED_UP", "DELIVERED"
+    )
 
     gateway = processes.ServiceProcess("gateway", system, E2E_ENV)
     killed = process.read_pid(gateway.pidfile)
