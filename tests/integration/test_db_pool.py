@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from foodflow.platform.config import Settings
 from foodflow.platform.db.pool import create_pool, database_ready
+from foodflow.platform.db.unit_of_work import PostgresTransaction, transaction_slots
 
 pytestmark = pytest.mark.integration
 
@@ -68,5 +71,46 @@ async def test_a_connection_given_back_is_not_reset_with_a_statement(settings: S
         async with pool.acquire() as connection:
             name = await connection.fetchval("SHOW application_name")
         assert name == "foodflow-pool-test"
+    finally:
+        await pool.close()
+
+
+async def _step_that_saves_on_the_pool_too(
+    pool: asyncpg.Pool, slots: asyncio.Semaphore | None, started: asyncio.Barrier
+) -> None:
+    """What a staff step of the restaurant service does (and a courier step of the delivery
+    service): a transaction on one connection, and inside it the order's state saved on
+    another connection of the same pool."""
+    async with PostgresTransaction(pool, slots) as uow:
+        await uow.connection.execute("SELECT 1")
+        await started.wait()
+        await pool.fetchval("SELECT 1")
+        await uow.commit()
+
+
+async def test_steps_that_need_two_connections_do_not_wedge_the_pool(settings: Settings) -> None:
+    pool = await create_pool(settings, max_size=2)
+    try:
+        # As many such steps at once as the pool has connections: each holds one and waits
+        # for another, forever (the reviewer's finding on issue 17; reproduced here).
+        wedged = asyncio.Barrier(2)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(3):
+                await asyncio.gather(
+                    *(_step_that_saves_on_the_pool_too(pool, None, wedged) for _ in range(2))
+                )
+    finally:
+        pool.terminate()
+    pool = await create_pool(settings, max_size=2)
+    try:
+        slots = transaction_slots(pool)
+        # With the slots, half the pool at most is held by such steps: all of them finish.
+        async with asyncio.timeout(10):
+            await asyncio.gather(
+                *(
+                    _step_that_saves_on_the_pool_too(pool, slots, asyncio.Barrier(1))
+                    for _ in range(8)
+                )
+            )
     finally:
         await pool.close()

@@ -76,6 +76,19 @@ class FakeDeliveries:
     async def exists(self, order_id: UUID) -> bool:
         return order_id in self.deliveries
 
+    async def unanswered(self, older_than_seconds: float, limit: int) -> list[UUID]:
+        since = now() - timedelta(seconds=older_than_seconds)
+        return sorted(
+            (
+                order_id
+                for order_id, d in self.deliveries.items()
+                if d.state is DeliveryState.WAITING
+                and d.kitchen is None
+                and self.waiting_since[order_id] < since
+            ),
+            key=lambda order_id: self.waiting_since[order_id],
+        )[:limit]
+
     async def waiting_for_courier(self, limit: int) -> list[Delivery]:
         planned = [
             d
@@ -494,6 +507,53 @@ async def test_a_delay_moves_the_eta_of_an_assigned_delivery() -> None:
     assert moved.eta_minutes is not None and moved.eta_minutes > first.eta_minutes + 20
     assert moved.courier_id == "c-near"  # the same courier, who now waits for the food
     assert world.status(order) is OrderStatus.PREPARING  # the kitchen's step, not ours
+
+
+async def test_an_assignment_that_died_after_the_orders_step_is_done_again() -> None:
+    """The reviewer's finding on issue 17: the order's COURIER_ASSIGNED was stored and the
+    process died before the delivery's own commit; every later round skipped the order (it
+    cannot go to COURIER_ASSIGNED again), and no courier ever came."""
+    world = World([])
+    order = await world.accepted(ready_in=timedelta(0))
+    assert world.state(order) is DeliveryState.WAITING  # no courier free yet
+    # What the dead assignment left: the order's step stored, the delivery still waiting.
+    stored = advance(world.statuses.orders[order.order_id], OrderStatus.COURIER_ASSIGNED)
+    world.statuses.orders[order.order_id] = stored
+    world.deliveries.couriers_by_id[NEAR.courier_id] = NEAR
+    assert await services.dispatch_round(world.ports) == 1
+    assert world.state(order) is DeliveryState.ASSIGNED
+    assert world.delivery(order).courier_id == NEAR.courier_id
+    assert world.statuses.orders[order.order_id].version == stored.version  # not moved twice
+
+
+async def test_an_order_no_kitchen_ever_answered_is_refunded_by_the_backstop() -> None:
+    """The reviewer's finding on issue 17: an order the restaurant service never made a
+    ticket of (its CONFIRMED event unreadable there) waited, charged, forever."""
+    world = World([NEAR])
+    forgotten, accepted = await world.order(), await world.order()
+    world.statuses.orders[accepted.order_id] = advance(
+        world.statuses.orders[accepted.order_id],
+        OrderStatus.RESTAURANT_ACCEPTED,
+        kitchen=KitchenPlan(
+            restaurant_id="tokyo-kitchen",
+            restaurant_name="Tokyo Kitchen",
+            lat=RESTAURANT.lat,
+            lon=RESTAURANT.lon,
+            ready_by=world.now + timedelta(hours=1),
+        ),
+    )  # its event not read here yet
+    for order in (forgotten, accepted):
+        world.deliveries.waiting_since[order.order_id] -= timedelta(hours=2)
+
+    await services.dispatch_round(world.ports)
+    assert world.status(forgotten) is OrderStatus.CANCELLED
+    assert world.statuses.orders[forgotten.order_id].reason is FailureReason.RESTAURANT_TIMEOUT
+    assert world.payment.refunded == [forgotten.order_id]
+    # The accepted one is followed as its event would have been: it waits for its courier.
+    assert world.status(accepted) is OrderStatus.RESTAURANT_ACCEPTED
+    assert world.delivery(accepted).kitchen is not None
+    await services.dispatch_round(world.ports)
+    assert world.payment.refunded == [forgotten.order_id]  # once
 
 
 async def test_without_a_free_courier_the_order_waits_and_nothing_changes() -> None:

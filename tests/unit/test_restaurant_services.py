@@ -478,6 +478,26 @@ async def test_a_step_whose_announcement_failed_is_finished_by_its_repeat(world:
     assert world.order(order.order_id).version == 4
 
 
+async def test_an_accept_retried_later_after_a_failed_announcement_keeps_its_first_time(
+    world: World,
+) -> None:
+    """The reviewer's finding on issue 17: the retry, a moment later, asked for a new ready-by
+    time, found the order RESTAURANT_ACCEPTED already and was refused (409) for good."""
+    order = await world.taken_in("ramen")
+    world.announced.failing = 1
+    with pytest.raises(ServiceUnavailable):
+        await services.accept(world.ports, "tokyo-kitchen", order.order_id, 5)
+    first = world.order(order.order_id).kitchen
+    assert first is not None
+    world.now += timedelta(seconds=20)
+    ticket = await services.accept(world.ports, "tokyo-kitchen", order.order_id, 8)
+    assert ticket.state is TicketState.ACCEPTED
+    assert ticket.ready_by == first.ready_by  # the order's plan stands
+    assert world.kitchens.tickets_by_id[order.order_id].ready_by == first.ready_by
+    assert world.order(order.order_id).version == 4
+    assert world.announced.statuses() == [OrderStatus.RESTAURANT_ACCEPTED]
+
+
 # --- the order's own events ------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Annotated, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from foodflow.contracts.inventory import ItemId
 from foodflow.contracts.pricing import PriceBreakdown, PromoCode
@@ -196,7 +196,7 @@ class KitchenPlan(BaseModel):
     restaurant_name: Text = Field(min_length=1, max_length=120)
     lat: Latitude
     lon: Longitude
-    ready_by: datetime
+    ready_by: AwareDatetime  # compared with the clock: a time without its zone is refused
 
 
 class OrderStatusUpdate(BaseModel):

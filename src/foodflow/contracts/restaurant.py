@@ -15,11 +15,24 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
 from foodflow.contracts.inventory import ItemId
 from foodflow.contracts.text import Text
 
+# A local wall-clock time of a restaurant's hours ("HH:MM", in its `timezone`). Not an RFC 3339
+# time: those carry an offset, and an opening hour is local (it moves with summer time).
+LocalTime = Annotated[
+    time,
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            "description": "a local wall-clock time, HH:MM, in the restaurant's time zone",
+        }
+    ),
+]
 RestaurantId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 # How far ahead a kitchen may promise (or move) its ready-by time.
 MAX_READY_IN_MINUTES = 240.0
@@ -57,8 +70,8 @@ class RestaurantView(BaseModel):
     lat: float
     lon: float
     timezone: str
-    opens_at: time
-    closes_at: time  # equal to opens_at: open all day; earlier: open past midnight
+    opens_at: LocalTime
+    closes_at: LocalTime  # equal to opens_at: open all day; earlier: open past midnight
     accepting: bool
     open_now: bool
     capacity: int  # tickets the kitchen takes at once (ACCEPTED or PREPARING)
@@ -125,8 +138,8 @@ class OpeningChange(BaseModel):
     """Staff pause or resume taking orders; hours change with both times given."""
 
     accepting: bool | None = None
-    opens_at: time | None = None
-    closes_at: time | None = None
+    opens_at: LocalTime | None = None
+    closes_at: LocalTime | None = None
 
 
 class Tickets(BaseModel):

@@ -59,6 +59,9 @@ from foodflow.platform.secrets import require
 
 log = logging.getLogger(__name__)
 SERVICE = "delivery_service"
+# The backstop for an order no kitchen answered waits this long past the restaurant service's
+# own timeout, which normally ends such an order first.
+KITCHEN_ANSWER_MARGIN_SECONDS = 60.0
 CONSUMER_GROUP = "delivery_service"
 MIGRATIONS = Path(__file__).parent / "migrations"
 CONSUMER_STOP_SECONDS = 30
@@ -199,6 +202,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 courier_wait_limit_seconds=settings.courier_wait_limit_seconds,
                 courier_speed_kmh=settings.courier_speed_kmh,
                 dispatch_tolerance_seconds=settings.dispatch_tolerance_seconds,
+                kitchen_answer_limit_seconds=settings.restaurant_accept_timeout_seconds
+                + KITCHEN_ANSWER_MARGIN_SECONDS,
             )
             consumer = BatchConsumer(
                 settings,

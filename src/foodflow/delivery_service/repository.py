@@ -19,7 +19,7 @@ from foodflow.contracts.delivery import (
     GeoPoint,
 )
 from foodflow.delivery_service.domain import Courier, Delivery, DeliveryState, Kitchen, Point
-from foodflow.platform.db.unit_of_work import PostgresTransaction
+from foodflow.platform.db.unit_of_work import PostgresTransaction, transaction_slots
 
 _DELIVERY_COLUMNS = (
     "d.order_id, d.user_id, d.state, d.restaurant_id, d.restaurant_name, d.pickup_lat,"
@@ -149,9 +149,11 @@ class DeliveryRepository:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # A unit of work here moves the order too, on a second connection of the pool.
+        self._slots = transaction_slots(pool)
 
     def unit_of_work(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._pool)
+        return PostgresUnitOfWork(self._pool, self._slots)
 
     async def add(self, delivery: Delivery) -> bool:
         """Record a new WAITING delivery; False when the order has one already."""
@@ -185,6 +187,18 @@ class DeliveryRepository:
             limit,
         )
         return [_delivery(row) for row in rows]
+
+    async def unanswered(self, older_than_seconds: float, limit: int) -> list[UUID]:
+        """Up to `limit` waiting deliveries with no kitchen plan for longer than
+        `older_than_seconds`, oldest first."""
+        rows = await self._pool.fetch(
+            "SELECT order_id FROM deliveries WHERE state = 'WAITING' AND ready_by IS NULL"
+            " AND waiting_since < now() - make_interval(secs => $1)"
+            " ORDER BY waiting_since LIMIT $2",
+            older_than_seconds,
+            limit,
+        )
+        return [row["order_id"] for row in rows]
 
     async def free_couriers(self) -> list[Courier]:
         """Available couriers, by id (no locks: a snapshot)."""

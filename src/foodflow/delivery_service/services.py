@@ -92,6 +92,7 @@ class Deliveries(Protocol):
     async def add(self, delivery: Delivery) -> bool: ...
     async def exists(self, order_id: UUID) -> bool: ...
     async def waiting_for_courier(self, limit: int) -> list[Delivery]: ...
+    async def unanswered(self, older_than_seconds: float, limit: int) -> list[UUID]: ...
     async def free_couriers(self) -> list[Courier]: ...
     async def stalled_cancellations(
         self, older_than_seconds: float, limit: int
@@ -141,6 +142,10 @@ class DeliveryPorts:
     courier_speed_kmh: float
     dispatch_tolerance_seconds: float
     clock: Callable[[], datetime] = utcnow
+    # How long a confirmed order may wait for any kitchen's answer before this service, as a
+    # backstop, cancels and refunds it (RESTAURANT_TIMEOUT): past the restaurant service's own
+    # timeout, for an order that service never saw (an event it could not read).
+    kitchen_answer_limit_seconds: float = 3600.0
 
 
 # --- intake and the kitchen ------------------------------------------------------------------
@@ -248,6 +253,7 @@ async def dispatch_round(ports: DeliveryPorts) -> int:
     cancellations, then send free couriers to the waiting orders that are due, earliest ready
     first. Returns how many waiting orders it handled (assigned, or abandoned because the order
     moved on)."""
+    await _expire_unanswered(ports)
     waiting = await ports.deliveries.waiting_for_courier(ROUND_BATCH)
     waiting = await _expire_waiting(ports, waiting)
     await _resume_cancelling(ports)
@@ -274,6 +280,29 @@ async def _expire_waiting(ports: DeliveryPorts, waiting: list[Delivery]) -> list
             # One order that cannot be cancelled now must not stop the round for the rest.
             log.exception("Order %s: cancelling for no courier failed; next round", order_id)
     return kept
+
+
+async def _expire_unanswered(ports: DeliveryPorts) -> None:
+    """The backstop for an order no kitchen answered: waiting with no kitchen plan for longer
+    than `kitchen_answer_limit_seconds`. Still CONFIRMED (the restaurant service never made it
+    a ticket): cancelled and refunded, RESTAURANT_TIMEOUT. At a kitchen step or rejected (an
+    event this service missed): followed now, as its event would have been."""
+    limit = ports.kitchen_answer_limit_seconds
+    for order_id in await ports.deliveries.unanswered(limit, ROUND_BATCH):
+        order = await ports.statuses.snapshot(order_id)
+        if order is None:
+            continue
+        try:
+            if order.status is OrderStatus.CONFIRMED:
+                log.warning("Order %s: no kitchen answered within %.0fs", order_id, limit)
+                await _cancel(ports, order_id, FailureReason.RESTAURANT_TIMEOUT)
+            else:
+                await _follow(ports, order)
+        except DeliveryError as exc:
+            log.info("Order %s not cancelled: %s", order_id, exc)
+        except Exception:
+            # One order that cannot be handled now must not stop the round for the rest.
+            log.exception("Order %s: the unanswered order's backstop failed; next round", order_id)
 
 
 async def _resume_cancelling(ports: DeliveryPorts) -> None:
@@ -340,7 +369,13 @@ async def _assign(ports: DeliveryPorts, order_id: UUID) -> tuple[_Dispatch, str 
             await uow.save(delivery.abandon(f"ORDER_{gone}"))
             await uow.commit()
             return _Dispatch.ABANDONED, None
-        if OrderStatus.COURIER_ASSIGNED not in ALLOWED_TRANSITIONS[order.status]:
+        # An order already COURIER_ASSIGNED with its delivery still WAITING is an assignment
+        # that stored the order's step and died before its own commit: do it again (the
+        # order's step is found done). Any other status a courier cannot follow waits.
+        if (
+            order.status is not OrderStatus.COURIER_ASSIGNED
+            and OrderStatus.COURIER_ASSIGNED not in ALLOWED_TRANSITIONS[order.status]
+        ):
             # Not at a kitchen step (a rejection being cancelled; an order confirmed before
             # there were kitchens): no courier for it; the waiting limit ends it if need be.
             return _Dispatch.NOT_NOW, None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -25,7 +25,7 @@ from foodflow.contracts.orders import (
     StatusChange,
 )
 from foodflow.contracts.pricing import PriceBreakdown, PromoCode
-from foodflow.contracts.restaurant import RestaurantId
+from foodflow.contracts.restaurant import LocalTime, RestaurantId
 from foodflow.contracts.text import Text
 from foodflow.gateway.board import BoardStats, OrderCard
 from foodflow.gateway.ops import OpsReport
@@ -213,8 +213,8 @@ class MenuRestaurant(BaseModel):
     name: str
     open_now: bool
     accepting: bool
-    opens_at: time
-    closes_at: time  # equal to opens_at: open all day; earlier: open past midnight
+    opens_at: LocalTime
+    closes_at: LocalTime  # equal to opens_at: open all day; earlier: open past midnight
     timezone: str
     items: list[MenuItem]
 

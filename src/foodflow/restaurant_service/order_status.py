@@ -53,9 +53,13 @@ class OrderOvertaken(TicketConflict):
 
 
 def taken_already(current: OrderSnapshot, target: OrderStatus, kitchen: KitchenPlan | None) -> bool:
-    """The order is at `target` already, with this kitchen plan when one is given (a delay
-    re-enters PREPARING with a new plan: that is a step still to take)."""
-    return current.status is target and (kitchen is None or current.kitchen == kitchen)
+    """The order is at `target` already. For PREPARING only with this kitchen plan: a delay
+    re-enters PREPARING with a new plan, a step still to take. An acceptance is taken once,
+    whatever time a retry asks for (the first one stands: the retry of an accept whose ticket
+    did not commit must find it done, not refused)."""
+    if current.status is not target:
+        return False
+    return target is not OrderStatus.PREPARING or kitchen is None or current.kitchen == kitchen
 
 
 class OrderStatusMover:

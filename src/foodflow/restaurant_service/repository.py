@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 
 from foodflow.contracts.restaurant import TicketState
-from foodflow.platform.db.unit_of_work import PostgresTransaction
+from foodflow.platform.db.unit_of_work import PostgresTransaction, transaction_slots
 from foodflow.restaurant_service.domain import ACTIVE, Kitchen, MenuLine, Ticket, TicketLine
 
 _KITCHEN_COLUMNS = (
@@ -171,9 +171,11 @@ class KitchenRepository:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # A unit of work here moves the order too, on a second connection of the pool.
+        self._slots = transaction_slots(pool)
 
     def unit_of_work(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._pool)
+        return PostgresUnitOfWork(self._pool, self._slots)
 
     async def kitchens(self) -> list[Kitchen]:
         rows = await self._pool.fetch(
@@ -218,11 +220,12 @@ class KitchenRepository:
     async def tickets(
         self, restaurant_id: str, states: Collection[TicketState], limit: int
     ) -> list[Ticket]:
-        """The restaurant's latest `limit` tickets in `states`, oldest first."""
+        """The restaurant's oldest `limit` tickets in `states`, oldest first: the orders waiting
+        longest are never hidden behind newer ones."""
         rows = await self._pool.fetch(
-            f"SELECT * FROM (SELECT {_TICKET_COLUMNS} FROM kitchen_tickets"
+            f"SELECT {_TICKET_COLUMNS} FROM kitchen_tickets"
             " WHERE restaurant_id = $1 AND state = ANY($2::text[])"
-            " ORDER BY received_at DESC LIMIT $3) AS latest ORDER BY received_at, order_id",
+            " ORDER BY received_at, order_id LIMIT $3",
             restaurant_id,
             [state.value for state in states],
             limit,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -289,42 +289,49 @@ async def _staff_step(
             raise TicketNotFound(f"no order {order_id} at {restaurant_id}")
         after = step(before)
         if after is not before:
-            await _move_order(ports, kitchen, after)
+            moved = await _move_order(ports, kitchen, after)
+            if moved is not None and moved.kitchen is not None:
+                # The order's plan is the truth: an acceptance retried after a crash keeps
+                # the ready-by time it was first taken with.
+                after = replace(after, ready_by=moved.kitchen.ready_by)
             await uow.save(after)
             await uow.commit()
             log.info("Ticket of order %s %s at %s", order_id, after.state, restaurant_id)
     return await get_ticket(ports, restaurant_id, order_id)
 
 
-async def _move_order(ports: RestaurantPorts, kitchen: Kitchen, ticket: Ticket) -> None:
-    """The order's step for the ticket's new state."""
+async def _move_order(
+    ports: RestaurantPorts, kitchen: Kitchen, ticket: Ticket
+) -> OrderSnapshot | None:
+    """The order's step for the ticket's new state; the order as it is then."""
     plan = kitchen_plan(kitchen, ticket.ready_by) if ticket.ready_by is not None else None
     order_id = ticket.order_id
     if ticket.state is TicketState.ACCEPTED:
-        await ports.statuses.move(
+        return await ports.statuses.move(
             order_id,
             OrderStatus.RESTAURANT_ACCEPTED,
             kitchen=plan,
             detail=f"{kitchen.name} accepted it, ready by {_clock_time(ticket.ready_by)}",
         )
-    elif ticket.state is TicketState.PREPARING:
-        await ports.statuses.move(
+    if ticket.state is TicketState.PREPARING:
+        return await ports.statuses.move(
             order_id,
             OrderStatus.PREPARING,
             kitchen=plan,
             detail=f"{kitchen.name}: ready by {_clock_time(ticket.ready_by)}",
         )
-    elif ticket.state is TicketState.READY:
-        await ports.statuses.move(
+    if ticket.state is TicketState.READY:
+        return await ports.statuses.move(
             order_id, OrderStatus.READY_FOR_PICKUP, via=OrderStatus.PREPARING, kitchen=plan
         )
-    elif ticket.state is TicketState.REJECTED:
-        await ports.statuses.move(
+    if ticket.state is TicketState.REJECTED:
+        return await ports.statuses.move(
             order_id,
             OrderStatus.RESTAURANT_REJECTED,
             reason=FailureReason(ticket.reason) if ticket.reason else None,
             detail=ticket.detail or f"{kitchen.name} rejected it ({ticket.reason})",
         )
+    return None
 
 
 def kitchen_plan(kitchen: Kitchen, ready: datetime) -> KitchenPlan:

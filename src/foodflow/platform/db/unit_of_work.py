@@ -6,6 +6,7 @@ see only the service's Protocol of it.
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -29,21 +30,40 @@ class Transaction(Protocol):
     async def commit(self) -> None: ...
 
 
-class PostgresTransaction:
-    """`async with uow: ... await uow.commit()`: commits only on `commit()`, else rolls back."""
+def transaction_slots(pool: asyncpg.Pool) -> asyncio.Semaphore:
+    """Slots for units of work that may need a second connection of the same pool while they
+    hold their own (an order's state is saved on the pool inside a delivery's or a ticket's
+    transaction): at most half the pool at once, so the second connection is always there.
+    Without the bound, as many such steps at once as the pool has connections would each hold
+    one and wait for another, forever."""
+    return asyncio.Semaphore(max(1, pool.get_max_size() // 2))
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+
+class PostgresTransaction:
+    """`async with uow: ... await uow.commit()`: commits only on `commit()`, else rolls back.
+    With `slots` (`transaction_slots`), a slot is taken before the connection and given back
+    after it."""
+
+    def __init__(self, pool: asyncpg.Pool, slots: asyncio.Semaphore | None = None) -> None:
         self._pool = pool
+        self._slots = slots
         self._connection: PoolConnectionProxy | None = None
         self._transaction: asyncpg.transaction.Transaction | None = None
 
     async def __aenter__(self) -> Self:
-        connection = await self._pool.acquire()
+        if self._slots is not None:
+            await self._slots.acquire()
         try:
-            transaction = connection.transaction()
-            await transaction.start()
+            connection = await self._pool.acquire()
+            try:
+                transaction = connection.transaction()
+                await transaction.start()
+            except BaseException:
+                await self._pool.release(connection)
+                raise
         except BaseException:
-            await self._pool.release(connection)
+            if self._slots is not None:
+                self._slots.release()
             raise
         self._connection = connection
         self._transaction = transaction
@@ -63,7 +83,11 @@ class PostgresTransaction:
             if connection.is_in_transaction():
                 await transaction.rollback()
         finally:
-            await self._pool.release(connection)
+            try:
+                await self._pool.release(connection)
+            finally:
+                if self._slots is not None:
+                    self._slots.release()
 
     @property
     def connection(self) -> PoolConnectionProxy:
