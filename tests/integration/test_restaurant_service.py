@@ -418,8 +418,8 @@ async def test_hostile_bodies_are_refused_with_422(
     mine = (await restaurants.client.get(f"/restaurants/{kitchen}")).json()
     assert [i["available"] for i in mine["items"]] == [True]
     assert (mine["opens_at"], mine["closes_at"], mine["accepting"]) == (
-        "00:00:00",
-        "00:00:00",
+        "00:00",
+        "00:00",
         True,
     )
 

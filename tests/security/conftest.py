@@ -18,8 +18,11 @@ from foodflow.tools.secrets import load_settings
 Client = Callable[[str], httpx.AsyncClient]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def gateway(infra: Settings) -> AsyncIterator[FastAPI]:
+    # For this package's tests only: its lifespan runs a Kafka producer and consumer in this
+    # process, which must not live on into the e2e tests that restart Kafka under them (a
+    # librdkafka client left running through chaos's restarts aborted the test process).
     app = create_app(load_settings(infra, "gateway"))
     async with app.router.lifespan_context(app):
         yield app

@@ -510,7 +510,10 @@ async def services(
     pricing = tool.load_settings(settings, "pricing_service").model_copy(
         update={"inventory_url_override": inventory_url}
     )
-    fast = settings.model_copy(update={"payment_delay_seconds": 0.0})
+    # An instance number of its own: its consumer joins the payment group with static
+    # membership, and one with the id of another live member (a payment service left running,
+    # another test's) would fence it and be fenced back, over and over.
+    fast = settings.model_copy(update={"payment_delay_seconds": 0.0, "instance": 41})
     async with (
         _running(create_inventory(settings)) as inventory,
         _running(create_pricing(pricing)) as pricing_client,
